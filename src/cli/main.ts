@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/** The `tunstack` command. */
+import { argv, exit, stdout, stderr } from 'node:process';
+
+const HELP = `tunstack: a userspace TCP/IP stack with a virtual /dev/net/tun
+
+Usage: tunstack <command> [options]
+
+Commands:
+  demo        two virtual hosts on a wire: ARP, ping, UDP; writes pcaps/demo.pcap
+  help        show this help
+
+Run "tunstack <command> --help" for a command's options.
+`;
+
+export async function main(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  switch (cmd) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      stdout.write(HELP);
+      return 0;
+    case 'demo': {
+      const { runDemoCommand } = await import('./demo.js');
+      return runDemoCommand(rest);
+    }
+    default:
+      stderr.write(`tunstack: unknown command "${cmd}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+main(argv.slice(2)).then(
+  (code) => exit(code),
+  (err: unknown) => {
+    stderr.write(`tunstack: ${err instanceof Error ? err.message : String(err)}\n`);
+    exit(1);
+  },
+);

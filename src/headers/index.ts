@@ -1,0 +1,3 @@
+export * from './checksum.js';
+export * from './address.js';
+export * from './ethernet.js';

@@ -1,0 +1,78 @@
+import type { PacketBuffer } from '../stack/packet.js';
+
+/**
+ * The link-layer interface between a NIC and whatever carries its packets (gVisor's
+ * stack.LinkEndpoint). Endpoints stack: e.g. NIC -> EthernetEndpoint -> SnifferEndpoint ->
+ * ChannelEndpoint. Each endpoint declares the `wireFormat` of the bytes it accepts in
+ * `writePackets` and delivers upward: raw IP packets, or Ethernet frames.
+ */
+
+export type WireFormat = 'ip' | 'ethernet';
+
+/** Capability bits. */
+export const LinkCapability = {
+  None: 0,
+  /** Transport checksums need not be computed on send (the link fills or ignores them). */
+  TxChecksumOffload: 1 << 0,
+  /** Received packets' transport checksums were verified by the link. */
+  RxChecksumOffload: 1 << 1,
+  /** Next-hop link addresses must be resolved (ARP/NDP) before sending. */
+  ResolutionRequired: 1 << 2,
+  /** The endpoint loops packets back to the sender (loopback). */
+  Loopback: 1 << 3,
+  /** The endpoint accepts GSO super-packets (pkt.gsoSize > 0). */
+  GSO: 1 << 4,
+} as const;
+
+/** What an endpoint delivers inbound packets to (a NIC, or an outer endpoint). */
+export interface NetworkDispatcher {
+  /**
+   * Deliver one inbound packet. `protocol` is the EtherType (0 when the link does not say; the
+   * receiver then looks at the IP version nibble). For Ethernet links `pkt.linkHeaderStart`
+   * points at the Ethernet header and `pkt.start` at the network header.
+   */
+  deliverNetworkPacket(protocol: number, pkt: PacketBuffer): void;
+}
+
+export interface LinkEndpoint {
+  /** Largest network-layer packet (no link header) the endpoint carries. */
+  readonly mtu: number;
+  /** Bytes of link header this endpoint (and those below it) prepend. */
+  readonly maxHeaderLength: number;
+  /** Link address (6-byte MAC for Ethernet, empty for IP-only links). */
+  readonly linkAddress: Uint8Array;
+  readonly capabilities: number;
+  readonly wireFormat: WireFormat;
+  /** Attach a dispatcher for inbound packets; null detaches. */
+  attach(dispatcher: NetworkDispatcher | null): void;
+  readonly isAttached: boolean;
+  /**
+   * Write outbound packets. Returns how many were accepted; the rest were dropped (and
+   * counted by the endpoint). Ownership of accepted packets passes to the endpoint.
+   */
+  writePackets(pkts: readonly PacketBuffer[]): number;
+  /** Release resources; inbound delivery stops. */
+  close(): void;
+}
+
+/** A convenient base: holds the dispatcher and forwards the common properties. */
+export abstract class BaseEndpoint implements LinkEndpoint {
+  protected dispatcher: NetworkDispatcher | null = null;
+  abstract readonly mtu: number;
+  abstract readonly linkAddress: Uint8Array;
+  abstract readonly capabilities: number;
+  abstract readonly wireFormat: WireFormat;
+  get maxHeaderLength(): number {
+    return 0;
+  }
+  attach(dispatcher: NetworkDispatcher | null): void {
+    this.dispatcher = dispatcher;
+  }
+  get isAttached(): boolean {
+    return this.dispatcher !== null;
+  }
+  abstract writePackets(pkts: readonly PacketBuffer[]): number;
+  close(): void {
+    this.dispatcher = null;
+  }
+}

@@ -1,0 +1,135 @@
+import { openSync, writeSync, closeSync } from 'node:fs';
+import { TunstackError } from '../errors.js';
+
+/** pcap link types (LINKTYPE_*). */
+export const LinkType = {
+  NULL: 0,
+  ETHERNET: 1,
+  RAW: 101,
+  LINUX_SLL: 113,
+  IPV4: 228,
+  IPV6: 229,
+} as const;
+
+export const PCAP_MAGIC_MICRO = 0xa1b2c3d4;
+export const PCAP_MAGIC_NANO = 0xa1b23c4d;
+
+export interface PcapWriterOptions {
+  /** LINKTYPE_* value; default Ethernet (1). */
+  linkType?: number;
+  /** Nanosecond timestamps (magic 0xa1b23c4d); default microseconds. */
+  nanosecond?: boolean;
+  /** Largest number of bytes stored per packet; default 262144. */
+  snapLength?: number;
+}
+
+/** Where a writer's bytes go. */
+export interface ByteSink {
+  write(bytes: Uint8Array): void;
+  close?(): void;
+}
+
+/**
+ * A classic pcap writer (little-endian, as libpcap writes on x86). Timestamps are wall-clock
+ * milliseconds (fractions allowed); each record stores the packet truncated to the snap length
+ * with its original length.
+ */
+export class PcapWriter {
+  readonly linkType: number;
+  readonly nanosecond: boolean;
+  readonly snapLength: number;
+  private readonly sink: ByteSink;
+  private readonly rec = new Uint8Array(16);
+  private readonly recView = new DataView(this.rec.buffer);
+  packets = 0;
+
+  constructor(sink: ByteSink, options: PcapWriterOptions = {}) {
+    this.sink = sink;
+    this.linkType = options.linkType ?? LinkType.ETHERNET;
+    this.nanosecond = options.nanosecond ?? false;
+    this.snapLength = options.snapLength ?? 262144;
+    if (!Number.isInteger(this.snapLength) || this.snapLength <= 0 || this.snapLength > 0x7fffffff) {
+      throw new TunstackError('EINVAL', `pcap snap length ${this.snapLength} out of range`);
+    }
+    if (!Number.isInteger(this.linkType) || this.linkType < 0 || this.linkType > 0xffff) {
+      throw new TunstackError('EINVAL', `pcap link type ${this.linkType} out of range`);
+    }
+    const h = new Uint8Array(24);
+    const v = new DataView(h.buffer);
+    v.setUint32(0, this.nanosecond ? PCAP_MAGIC_NANO : PCAP_MAGIC_MICRO, true);
+    v.setUint16(4, 2, true);
+    v.setUint16(6, 4, true);
+    v.setInt32(8, 0, true);
+    v.setUint32(12, 0, true);
+    v.setUint32(16, this.snapLength, true);
+    v.setUint32(20, this.linkType, true);
+    this.sink.write(h);
+  }
+
+  /** Open a file and write to it synchronously. */
+  static toFile(path: string, options: PcapWriterOptions = {}): PcapWriter {
+    return new PcapWriter(new FileSink(path), options);
+  }
+
+  /** Collect into memory (`bytes()` returns the file so far). */
+  static inMemory(options: PcapWriterOptions = {}): PcapWriter & { bytes(): Uint8Array } {
+    const sink = new MemorySink();
+    const w = new PcapWriter(sink, options) as PcapWriter & { bytes(): Uint8Array };
+    w.bytes = () => sink.bytes();
+    return w;
+  }
+
+  /** Append one packet captured at `timeMs` (wall-clock ms since the epoch). */
+  write(packet: Uint8Array, timeMs: number, originalLength = packet.length): void {
+    const sec = Math.floor(timeMs / 1000);
+    const frac = this.nanosecond
+      ? Math.round((timeMs - sec * 1000) * 1e6)
+      : Math.round((timeMs - sec * 1000) * 1e3);
+    const caplen = Math.min(packet.length, this.snapLength);
+    const v = this.recView;
+    v.setUint32(0, sec >>> 0, true);
+    v.setUint32(4, Math.min(frac, this.nanosecond ? 999_999_999 : 999_999), true);
+    v.setUint32(8, caplen, true);
+    v.setUint32(12, originalLength, true);
+    this.sink.write(this.rec);
+    this.sink.write(caplen === packet.length ? packet : packet.subarray(0, caplen));
+    this.packets++;
+  }
+
+  close(): void {
+    this.sink.close?.();
+  }
+}
+
+export class FileSink implements ByteSink {
+  private fd: number;
+  constructor(path: string) {
+    this.fd = openSync(path, 'w');
+  }
+  write(bytes: Uint8Array): void {
+    let off = 0;
+    while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off);
+  }
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+export class MemorySink implements ByteSink {
+  private chunks: Uint8Array[] = [];
+  private total = 0;
+  write(bytes: Uint8Array): void {
+    this.chunks.push(bytes.slice());
+    this.total += bytes.length;
+  }
+  bytes(): Uint8Array {
+    const out = new Uint8Array(this.total);
+    let o = 0;
+    for (const c of this.chunks) {
+      out.set(c, o);
+      o += c.length;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * PacketBuffer: one per packet. Bytes live in `data`, the packet is `data[start, end)`.
+ * Outbound packets are built back to front: the payload is placed after reserved headroom and each
+ * layer `prepend`s its header into that headroom, so nothing is copied between layers.
+ * Layer offsets are recorded as each layer parses or builds its header.
+ */
+
+/** Bytes reserved in front of an outbound payload: virtio_net_hdr + Ethernet/VLAN + IPv6 with
+ * extension headers + TCP with options, rounded up. */
+export const DEFAULT_HEADROOM = 192;
+
+/** How a received frame was addressed at the link layer (as Linux's PACKET_* types). */
+export const enum PacketType {
+  Host = 0,
+  Broadcast = 1,
+  Multicast = 2,
+  OtherHost = 3,
+  Outgoing = 4,
+}
+
+export class PacketBuffer {
+  data: Uint8Array;
+  start: number;
+  end: number;
+  /** EtherType of the network protocol (0x0800 IPv4, 0x86dd IPv6, 0x0806 ARP), 0 if unknown. */
+  networkProtocol = 0;
+  /** Offsets into `data`, -1 when the layer is absent or not yet parsed. */
+  linkHeaderStart = -1;
+  networkHeaderStart = -1;
+  networkHeaderLength = 0;
+  transportHeaderStart = -1;
+  transportHeaderLength = 0;
+  /** IP protocol number of the transport header, once known. */
+  transportProtocol = 0;
+  /** Inbound: how the link layer addressed the frame. */
+  packetType: PacketType = PacketType.Host;
+  /** Outbound: link address of the next hop (Ethernet destination), null for broadcast/none. */
+  remoteLinkAddress: Uint8Array | null = null;
+  /** Id of the NIC the packet arrived on (inbound) or leaves through (outbound), 0 if none. */
+  nicId = 0;
+  /** Offload: the transport checksum is left for the link to fill (outbound) / already
+   * verified by the link (inbound). */
+  checksumOffload = false;
+  /** Offload: a GSO super-packet to be segmented at `gsoSize` payload bytes; 0 = none. */
+  gsoSize = 0;
+
+  constructor(data: Uint8Array, start = 0, end = data.length) {
+    this.data = data;
+    this.start = start;
+    this.end = end;
+  }
+
+  /** Wrap received bytes without copying. */
+  static wrap(bytes: Uint8Array): PacketBuffer {
+    return new PacketBuffer(bytes, 0, bytes.length);
+  }
+
+  /**
+   * A new outbound packet of `payloadLength` bytes (zeroed) after `headroom` reserved bytes.
+   * The payload starts at `start`; write it with `data.set(..., pkt.start)`.
+   */
+  static alloc(payloadLength: number, headroom = DEFAULT_HEADROOM): PacketBuffer {
+    const data = new Uint8Array(headroom + payloadLength);
+    return new PacketBuffer(data, headroom, headroom + payloadLength);
+  }
+
+  /** A new outbound packet whose payload is a copy of `payload`. */
+  static fromPayload(payload: Uint8Array, headroom = DEFAULT_HEADROOM): PacketBuffer {
+    const pkt = PacketBuffer.alloc(payload.length, headroom);
+    pkt.data.set(payload, headroom);
+    return pkt;
+  }
+
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  /** Bytes of headroom still free in front of `start`. */
+  get headroom(): number {
+    return this.start;
+  }
+
+  /**
+   * Grow the packet at the front by `n` bytes and return the new `start`. When the headroom is
+   * too small, the bytes are moved into a larger buffer (once) and offsets are rebased.
+   */
+  prepend(n: number): number {
+    if (n > this.start) this.grow(n - this.start + DEFAULT_HEADROOM);
+    this.start -= n;
+    return this.start;
+  }
+
+  /** Drop `n` bytes from the front (after a layer consumed its header). */
+  consume(n: number): void {
+    if (n > this.length) throw new RangeError(`consume ${n} of ${this.length}`);
+    this.start += n;
+  }
+
+  /** Cut the packet to `len` bytes (e.g. drop Ethernet padding beyond IP total length). */
+  truncate(len: number): void {
+    if (len < this.length) this.end = this.start + len;
+  }
+
+  /** A view (no copy) of the packet's current bytes. */
+  view(): Uint8Array {
+    return this.data.subarray(this.start, this.end);
+  }
+
+  /** A copy of the packet's current bytes. */
+  toBytes(): Uint8Array {
+    return this.data.slice(this.start, this.end);
+  }
+
+  /** A deep copy (for links that must hand the same packet to more than one receiver). */
+  clone(): PacketBuffer {
+    const c = new PacketBuffer(this.data.slice(this.start, this.end), 0, this.length);
+    const shift = -this.start;
+    c.networkProtocol = this.networkProtocol;
+    c.linkHeaderStart = this.linkHeaderStart < 0 ? -1 : this.linkHeaderStart + shift;
+    c.networkHeaderStart = this.networkHeaderStart < 0 ? -1 : this.networkHeaderStart + shift;
+    c.networkHeaderLength = this.networkHeaderLength;
+    c.transportHeaderStart = this.transportHeaderStart < 0 ? -1 : this.transportHeaderStart + shift;
+    c.transportHeaderLength = this.transportHeaderLength;
+    c.transportProtocol = this.transportProtocol;
+    c.packetType = this.packetType;
+    c.remoteLinkAddress = this.remoteLinkAddress;
+    c.nicId = this.nicId;
+    c.checksumOffload = this.checksumOffload;
+    c.gsoSize = this.gsoSize;
+    return c;
+  }
+
+  private grow(extra: number): void {
+    const data = new Uint8Array(this.data.length + extra);
+    data.set(this.data.subarray(this.start, this.end), this.start + extra);
+    this.data = data;
+    this.start += extra;
+    this.end += extra;
+    if (this.linkHeaderStart >= 0) this.linkHeaderStart += extra;
+    if (this.networkHeaderStart >= 0) this.networkHeaderStart += extra;
+    if (this.transportHeaderStart >= 0) this.transportHeaderStart += extra;
+  }
+}
