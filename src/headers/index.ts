@@ -5,3 +5,4 @@ export * from './arp.js';
 export * from './ipv4.js';
 export * from './icmpv4.js';
 export * from './udp.js';
+export * from './tcp.js';
