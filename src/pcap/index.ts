@@ -1,1 +1,2 @@
 export * from './writer.js';
+export * from './reader.js';
