@@ -1,3 +1,5 @@
+import './defaults.js';
+
 export * from './errors.js';
 export * from './headers/index.js';
 export * from './pcap/index.js';
@@ -5,4 +7,14 @@ export { Random } from './stack/random.js';
 export { ManualClock, RealClock } from './stack/clock.js';
 export type { Clock, Timer } from './stack/clock.js';
 export { PacketBuffer, PacketType, DEFAULT_HEADROOM } from './stack/packet.js';
+export { Stack, type StackOptions } from './stack/stack.js';
+export { NIC, type NICOptions, type AddressInfo } from './stack/nic.js';
+export { Route, RouteTable, type RouteEntry, type RouteSpec } from './stack/route.js';
+export { NeighborCache, NeighborState, type NeighborConfig } from './stack/neighbor.js';
+export { TransportResult } from './stack/protocol.js';
+export type * from './stack/protocol.js';
+export { IPv4Protocol, ipv4Factory, type IPv4Stats, type PingOptions, type PingResult } from './network/ipv4.js';
+export { ArpProtocol, arpFactory, type ArpStats } from './network/arp.js';
+export { Reassembler, type ReassemblyConfig, type ReassemblyStats } from './network/reassembly.js';
+export { UdpProtocol, UdpEndpoint, udpFactory, type UdpMessage, type UdpStats } from './transport/udp.js';
 export * from './link/endpoint.js';

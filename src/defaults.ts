@@ -1,0 +1,10 @@
+/**
+ * The default protocol set (IPv4 + ARP, UDP). Registered here, at the package entry, so that the
+ * stack core (src/stack) does not name any protocol.
+ */
+import { arpFactory } from './network/arp.js';
+import { ipv4Factory } from './network/ipv4.js';
+import { setDefaultProtocols } from './stack/stack.js';
+import { udpFactory } from './transport/udp.js';
+
+setDefaultProtocols([ipv4Factory(), arpFactory()], [udpFactory()]);

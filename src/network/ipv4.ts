@@ -1,0 +1,810 @@
+import { TunstackError } from '../errors.js';
+import { BROADCAST_MAC, formatIPv4, ipv4ToU32, parseIPv4 } from '../headers/address.js';
+import { pseudoHeaderSumV4, sum } from '../headers/checksum.js';
+import { ETHERTYPE_IPV4 } from '../headers/ethernet.js';
+import {
+  ICMPV4_ADMIN_PROHIBITED,
+  ICMPV4_DEST_UNREACHABLE,
+  ICMPV4_ECHO_REPLY,
+  ICMPV4_ECHO_REQUEST,
+  ICMPV4_FRAG_NEEDED,
+  ICMPV4_HEADER_LENGTH,
+  ICMPV4_HOST_PROHIBITED,
+  ICMPV4_HOST_UNREACHABLE,
+  ICMPV4_NET_PROHIBITED,
+  ICMPV4_NET_UNREACHABLE,
+  ICMPV4_PARAMETER_PROBLEM,
+  ICMPV4_PORT_UNREACHABLE,
+  ICMPV4_PROTOCOL_UNREACHABLE,
+  ICMPV4_REASSEMBLY_TIMEOUT,
+  ICMPV4_TIME_EXCEEDED,
+  ICMPV4_TTL_EXCEEDED,
+  IcmpV4Header,
+} from '../headers/icmpv4.js';
+import { IPv4Header, IP_PROTO_ICMP, IPV4_MIN_HEADER, validateIPv4Options } from '../headers/ipv4.js';
+import type { NIC } from '../stack/nic.js';
+import { PacketBuffer, PacketType } from '../stack/packet.js';
+import type { NetworkInfo, NetworkProtocol, TransportError, WriteParams } from '../stack/protocol.js';
+import { TransportResult } from '../stack/protocol.js';
+import type { Route } from '../stack/route.js';
+import type { Stack } from '../stack/stack.js';
+import { Reassembler, type ReassemblyConfig } from './reassembly.js';
+import { TokenBucket } from '../stack/ratelimit.js';
+import type { ArpProtocol } from './arp.js';
+
+export interface IPv4Stats {
+  packetsReceived: number;
+  /** Dropped: shorter than a header, bad version/IHL/total length, bad options. */
+  malformedReceived: number;
+  invalidChecksum: number;
+  /** Dropped: source is broadcast/multicast (martian). */
+  invalidSource: number;
+  /** Dropped: not addressed to us and not forwarded. */
+  notForUs: number;
+  unknownProtocol: number;
+  delivered: number;
+  packetsSent: number;
+  /** Send failures: no route / link refused. */
+  outgoingDropped: number;
+  fragmentsCreated: number;
+  fragmentationFailed: number;
+  forwarded: number;
+  ttlExceeded: number;
+  icmp: IcmpV4Stats;
+}
+
+export interface IcmpV4Stats {
+  received: number;
+  sent: number;
+  malformed: number;
+  invalidChecksum: number;
+  echoRequestsReceived: number;
+  echoRepliesSent: number;
+  echoRepliesReceived: number;
+  errorsReceived: number;
+  destUnreachableSent: number;
+  timeExceededSent: number;
+  rateLimited: number;
+}
+
+export interface IPv4Options {
+  reassembly?: Partial<ReassemblyConfig>;
+  /** ICMP error messages per second and burst (Linux icmp_msgs_per_sec / icmp_msgs_burst). */
+  icmpRate?: number;
+  icmpBurst?: number;
+  /** Answer echo requests sent to a broadcast address (Linux default: ignore). */
+  echoReplyToBroadcast?: boolean;
+}
+
+export interface PingOptions {
+  /** ICMP payload bytes (default 56, as ping). */
+  size?: number;
+  id?: number;
+  seq?: number;
+  ttl?: number;
+  timeoutMs?: number;
+  /** Set DF (default false). */
+  dontFragment?: boolean;
+  nic?: number | string;
+}
+
+export interface PingResult {
+  from: string;
+  rttMs: number;
+  ttl: number;
+  bytes: number;
+  seq: number;
+}
+
+interface PendingPing {
+  resolve: (r: PingResult) => void;
+  reject: (e: Error) => void;
+  sentAt: number;
+  timer: { cancel(): void };
+  seq: number;
+}
+
+/** IPv4 (RFC 791/1122/1812) with ICMPv4 (RFC 792) handled inside. */
+export class IPv4Protocol implements NetworkProtocol {
+  readonly number = ETHERTYPE_IPV4;
+  readonly addressLength = 4;
+  readonly stats: IPv4Stats = {
+    packetsReceived: 0,
+    malformedReceived: 0,
+    invalidChecksum: 0,
+    invalidSource: 0,
+    notForUs: 0,
+    unknownProtocol: 0,
+    delivered: 0,
+    packetsSent: 0,
+    outgoingDropped: 0,
+    fragmentsCreated: 0,
+    fragmentationFailed: 0,
+    forwarded: 0,
+    ttlExceeded: 0,
+    icmp: {
+      received: 0,
+      sent: 0,
+      malformed: 0,
+      invalidChecksum: 0,
+      echoRequestsReceived: 0,
+      echoRepliesSent: 0,
+      echoRepliesReceived: 0,
+      errorsReceived: 0,
+      destUnreachableSent: 0,
+      timeExceededSent: 0,
+      rateLimited: 0,
+    },
+  };
+  readonly reassembler: Reassembler;
+  echoReplyToBroadcast: boolean;
+  /** Path MTU learned from ICMP fragmentation-needed, per destination (u32). */
+  private readonly pmtu = new Map<number, { mtu: number; expires: number }>();
+  private readonly hdr = new IPv4Header(new Uint8Array(0));
+  private readonly icmpHdr = new IcmpV4Header(new Uint8Array(0));
+  private readonly info: Ipv4NetworkInfo;
+  private readonly icmpBucket: TokenBucket;
+  private ident: number;
+  private readonly pings = new Map<number, PendingPing>();
+  private pingIdent: number;
+
+  constructor(
+    private readonly stack: Stack,
+    options: IPv4Options = {},
+  ) {
+    this.info = new Ipv4NetworkInfo();
+    this.ident = stack.random.below(0x10000);
+    this.pingIdent = stack.random.below(0x10000);
+    this.echoReplyToBroadcast = options.echoReplyToBroadcast ?? false;
+    this.icmpBucket = new TokenBucket(stack.clock, options.icmpRate ?? 1000, options.icmpBurst ?? 50);
+    this.reassembler = new Reassembler(
+      stack.clock,
+      { maxBytes: 4 << 20, maxDatagrams: 1024, maxFragments: 128, timeoutMs: 30_000, ...options.reassembly },
+      (first) => this.reassemblyTimedOut(first),
+    );
+  }
+
+  private get arp(): ArpProtocol | undefined {
+    return this.stack.networkProtocol(0x0806) as ArpProtocol | undefined;
+  }
+
+  close(): void {
+    this.reassembler.clear();
+    for (const p of this.pings.values()) {
+      p.timer.cancel();
+      p.reject(new TunstackError('ECONNABORTED', 'stack closed'));
+    }
+    this.pings.clear();
+  }
+
+  // ---------------------------------------------------------------- receive
+
+  handlePacket(nic: NIC, pkt: PacketBuffer): void {
+    const stats = this.stats;
+    stats.packetsReceived++;
+    const h = this.hdr.reset(pkt.data, pkt.start, pkt.end - pkt.start);
+    if (!h.isValid()) {
+      stats.malformedReceived++;
+      return;
+    }
+    const hl = h.headerLength;
+    if (!h.checksumValid()) {
+      stats.invalidChecksum++;
+      return;
+    }
+    if (hl > IPV4_MIN_HEADER && !validateIPv4Options(pkt.data, pkt.start + IPV4_MIN_HEADER, hl - IPV4_MIN_HEADER)) {
+      stats.malformedReceived++;
+      return;
+    }
+    // Drop link-layer padding beyond the total length.
+    pkt.truncate(h.totalLength);
+    const data = pkt.data;
+    const srcOff = pkt.start + 12;
+    const dstOff = pkt.start + 16;
+    const s0 = data[srcOff]!;
+    if (s0 >= 224 || (s0 === 0 && h.protocol !== 17)) {
+      // Multicast/broadcast/class-E sources are martians; 0.0.0.0 only for DHCP (UDP).
+      stats.invalidSource++;
+      return;
+    }
+    pkt.networkHeaderStart = pkt.start;
+    pkt.networkHeaderLength = hl;
+
+    const d0 = data[dstOff]!;
+    const limitedBroadcast = d0 === 255 && data[dstOff + 1] === 255 && data[dstOff + 2] === 255 && data[dstOff + 3] === 255;
+    const multicast = (d0 & 0xf0) === 0xe0;
+    let local = nic.hasAddress(data, dstOff, 4);
+    let broadcast = limitedBroadcast || (!local && nic.isSubnetBroadcast(data, dstOff));
+    if (!local && !broadcast && !multicast) {
+      if (this.stack.forwarding && pkt.packetType !== PacketType.OtherHost) {
+        this.forward(nic, pkt);
+        return;
+      }
+      // Weak host model (Linux): an address of another NIC of this stack is local too.
+      if (nicOwning(this.stack, data, dstOff) !== null || nic.promiscuous) local = true;
+      else {
+        stats.notForUs++;
+        return;
+      }
+    }
+    if (h.isFragment) {
+      const key = `${ipv4ToU32(data, srcOff)}/${ipv4ToU32(data, dstOff)}/${h.protocol}/${h.id}`;
+      const done = this.reassembler.add(
+        key,
+        data.subarray(pkt.start, pkt.start + hl),
+        data.subarray(pkt.start + hl, pkt.end),
+        h.fragmentOffset,
+        h.moreFragments,
+        data.subarray(pkt.start, pkt.end),
+      );
+      if (!done) return;
+      const whole = new Uint8Array(done.header.length + done.payload.length);
+      whole.set(done.header, 0);
+      whole.set(done.payload, done.header.length);
+      const rh = new IPv4Header(whole);
+      rh.totalLength = whole.length;
+      rh.flags = rh.flags & ~1; // clear MF
+      rh.fragmentOffsetRaw = 0;
+      rh.setChecksum();
+      const np = new PacketBuffer(whole, 0, whole.length);
+      np.nicId = pkt.nicId;
+      np.packetType = pkt.packetType;
+      np.networkProtocol = pkt.networkProtocol;
+      np.networkHeaderStart = 0;
+      np.networkHeaderLength = done.header.length;
+      this.deliver(nic, np, broadcast || multicast);
+      return;
+    }
+    broadcast ||= false;
+    this.deliver(nic, pkt, broadcast || multicast);
+  }
+
+  private deliver(nic: NIC, pkt: PacketBuffer, mcastOrBcast: boolean): void {
+    const data = pkt.data;
+    const ipStart = pkt.networkHeaderStart;
+    const hl = pkt.networkHeaderLength;
+    const protocol = data[ipStart + 9]!;
+    pkt.transportProtocol = protocol;
+    pkt.transportHeaderStart = ipStart + hl;
+    pkt.start = ipStart + hl;
+    if (protocol === IP_PROTO_ICMP) {
+      this.handleIcmp(nic, pkt, mcastOrBcast);
+      return;
+    }
+    const tp = this.stack.transportProtocol(protocol);
+    const info = this.info.set(nic, data, ipStart, mcastOrBcast);
+    if (!tp) {
+      this.stats.unknownProtocol++;
+      if (!mcastOrBcast) this.sendIcmpError(nic, pkt, ICMPV4_DEST_UNREACHABLE, ICMPV4_PROTOCOL_UNREACHABLE, 0);
+      return;
+    }
+    this.stats.delivered++;
+    const r = tp.handlePacket(info, pkt);
+    if (r === TransportResult.PortUnreachable && !mcastOrBcast) {
+      this.sendIcmpError(nic, pkt, ICMPV4_DEST_UNREACHABLE, ICMPV4_PORT_UNREACHABLE, 0);
+    }
+  }
+
+  // ---------------------------------------------------------------- forward
+
+  private forward(inNic: NIC, pkt: PacketBuffer): void {
+    const data = pkt.data;
+    const ipStart = pkt.start;
+    const ttl = data[ipStart + 8]!;
+    if (ttl <= 1) {
+      this.stats.ttlExceeded++;
+      this.sendIcmpError(inNic, pkt, ICMPV4_TIME_EXCEEDED, ICMPV4_TTL_EXCEEDED, 0);
+      return;
+    }
+    const dst = data.slice(ipStart + 16, ipStart + 20);
+    let route: Route;
+    try {
+      route = this.stack.findRoute(dst);
+    } catch {
+      this.stats.outgoingDropped++;
+      this.sendIcmpError(inNic, pkt, ICMPV4_DEST_UNREACHABLE, ICMPV4_NET_UNREACHABLE, 0);
+      return;
+    }
+    // Decrement TTL with an incremental checksum update (RFC 1624).
+    const h = this.hdr.reset(data, ipStart, pkt.end - ipStart);
+    h.decrementTtl();
+    const total = pkt.end - ipStart;
+    if (total > route.nic.mtu) {
+      if (h.dontFragment) {
+        this.sendIcmpError(inNic, pkt, ICMPV4_DEST_UNREACHABLE, ICMPV4_FRAG_NEEDED, route.nic.mtu);
+        this.stats.fragmentationFailed++;
+        return;
+      }
+      this.stats.forwarded++;
+      this.fragmentAndSend(route, pkt, ipStart, h.headerLength);
+      return;
+    }
+    this.stats.forwarded++;
+    pkt.linkHeaderStart = -1;
+    pkt.packetType = PacketType.Host;
+    this.transmitTo(route, pkt);
+  }
+
+  // ---------------------------------------------------------------- send
+
+  /** Prepend an IPv4 header to the transport packet at pkt.start and send it along the route. */
+  writePacket(route: Route, pkt: PacketBuffer, params: WriteParams): void {
+    const payloadLength = pkt.end - pkt.start;
+    const total = payloadLength + IPV4_MIN_HEADER;
+    const mtu = route.nic.mtu;
+    if (total > 65535) throw new TunstackError('EMSGSIZE', `datagram of ${total} bytes exceeds 65535`);
+    if (total > mtu && params.dontFragment) {
+      throw new TunstackError('EMSGSIZE', `packet of ${total} bytes exceeds MTU ${mtu}`);
+    }
+    const start = pkt.prepend(IPV4_MIN_HEADER);
+    const b = pkt.data;
+    const id = this.nextIdent();
+    b[start] = 0x45;
+    b[start + 1] = params.tos;
+    b[start + 2] = total >>> 8;
+    b[start + 3] = total & 0xff;
+    b[start + 4] = id >>> 8;
+    b[start + 5] = id & 0xff;
+    b[start + 6] = params.dontFragment ? 0x40 : 0;
+    b[start + 7] = 0;
+    b[start + 8] = params.ttl;
+    b[start + 9] = params.protocol;
+    b[start + 10] = 0;
+    b[start + 11] = 0;
+    const src = route.localAddress;
+    const dst = route.remoteAddress;
+    b[start + 12] = src[0]!;
+    b[start + 13] = src[1]!;
+    b[start + 14] = src[2]!;
+    b[start + 15] = src[3]!;
+    b[start + 16] = dst[0]!;
+    b[start + 17] = dst[1]!;
+    b[start + 18] = dst[2]!;
+    b[start + 19] = dst[3]!;
+    const c = ~sum(b, start, IPV4_MIN_HEADER) & 0xffff;
+    b[start + 10] = c >>> 8;
+    b[start + 11] = c & 0xff;
+    pkt.networkHeaderStart = start;
+    pkt.networkHeaderLength = IPV4_MIN_HEADER;
+    pkt.networkProtocol = ETHERTYPE_IPV4;
+    pkt.transportProtocol = params.protocol;
+    this.stats.packetsSent++;
+    if (total > mtu) {
+      this.fragmentAndSend(route, pkt, start, IPV4_MIN_HEADER);
+      return;
+    }
+    this.transmitTo(route, pkt);
+  }
+
+  /** Split the datagram at `ipStart` into fragments that fit the route's MTU (RFC 791). */
+  private fragmentAndSend(route: Route, pkt: PacketBuffer, ipStart: number, hl: number): void {
+    const data = pkt.data;
+    const mtu = route.nic.mtu;
+    const chunk = (mtu - hl) & ~7;
+    if (chunk < 8) {
+      this.stats.fragmentationFailed++;
+      return;
+    }
+    const payloadStart = ipStart + hl;
+    const payloadLength = pkt.end - payloadStart;
+    const origOffsetUnits = ((data[ipStart + 6]! & 0x1f) << 8) | data[ipStart + 7]!;
+    const origMF = (data[ipStart + 6]! & 0x20) !== 0;
+    for (let off = 0; off < payloadLength; off += chunk) {
+      const len = Math.min(chunk, payloadLength - off);
+      const last = off + len >= payloadLength;
+      const frag = PacketBuffer.alloc(hl + len);
+      const fs = frag.start;
+      const fb = frag.data;
+      fb.set(data.subarray(ipStart, ipStart + hl), fs);
+      fb.set(data.subarray(payloadStart + off, payloadStart + off + len), fs + hl);
+      const tl = hl + len;
+      fb[fs + 2] = tl >>> 8;
+      fb[fs + 3] = tl & 0xff;
+      const units = origOffsetUnits + (off >>> 3);
+      const mf = !last || origMF;
+      fb[fs + 6] = (data[ipStart + 6]! & 0x40) | (mf ? 0x20 : 0) | ((units >>> 8) & 0x1f);
+      fb[fs + 7] = units & 0xff;
+      fb[fs + 10] = 0;
+      fb[fs + 11] = 0;
+      const c = ~sum(fb, fs, hl) & 0xffff;
+      fb[fs + 10] = c >>> 8;
+      fb[fs + 11] = c & 0xff;
+      frag.networkProtocol = ETHERTYPE_IPV4;
+      frag.networkHeaderStart = fs;
+      frag.networkHeaderLength = hl;
+      this.stats.fragmentsCreated++;
+      this.transmitTo(route, frag);
+    }
+  }
+
+  /** Hand a finished IPv4 packet to the link: loopback, broadcast, multicast or resolved unicast. */
+  private transmitTo(route: Route, pkt: PacketBuffer): void {
+    const nic = route.nic;
+    const dst = route.remoteAddress;
+    if (nicOwning(this.stack, dst, 0) !== null && !route.broadcast) {
+      // Destination is this stack: loop back without touching a link.
+      this.loopback(nicOwning(this.stack, dst, 0)!, pkt);
+      return;
+    }
+    if (!nic.needsResolution) {
+      nic.transmit(pkt);
+      return;
+    }
+    if (route.broadcast) {
+      pkt.remoteLinkAddress = BROADCAST_MAC;
+      nic.transmit(pkt);
+      return;
+    }
+    if (route.multicast) {
+      pkt.remoteLinkAddress = Uint8Array.of(0x01, 0x00, 0x5e, dst[1]! & 0x7f, dst[2]!, dst[3]!);
+      nic.transmit(pkt);
+      return;
+    }
+    const arp = this.arp;
+    if (!arp) {
+      this.stats.outgoingDropped++;
+      return;
+    }
+    arp.resolveAndSend(nic, route.nextHop, pkt);
+  }
+
+  private loopQueue: Array<[NIC, PacketBuffer]> = [];
+  private looping = false;
+
+  /** Deliver a packet to ourselves, trampolined so replies do not recurse. */
+  private loopback(nic: NIC, pkt: PacketBuffer): void {
+    if (this.loopQueue.length >= 1024) {
+      this.stats.outgoingDropped++;
+      return;
+    }
+    const copy = PacketBuffer.wrap(pkt.toBytes());
+    copy.networkProtocol = ETHERTYPE_IPV4;
+    this.loopQueue.push([nic, copy]);
+    if (this.looping) return;
+    this.looping = true;
+    try {
+      while (this.loopQueue.length > 0) {
+        const [n, p] = this.loopQueue.shift()!;
+        n.deliverNetworkPacket(ETHERTYPE_IPV4, p);
+      }
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  /** Called by ARP when resolution failed for queued packets: report EHOSTUNREACH to senders. */
+  resolutionFailed(nic: NIC, dropped: PacketBuffer[]): void {
+    for (const p of dropped) {
+      this.stats.outgoingDropped++;
+      if (p.networkHeaderStart < 0) continue;
+      this.localError(nic, p, { kind: 'host-unreachable', mtu: 0, from: new Uint8Array(4) });
+    }
+  }
+
+  private nextIdent(): number {
+    this.ident = (this.ident + 1) & 0xffff;
+    return this.ident;
+  }
+
+  /** The path MTU towards `dst` (from ICMP frag-needed), or the NIC MTU. */
+  pathMtu(dst: Uint8Array, nicMtu: number): number {
+    const e = this.pmtu.get(ipv4ToU32(dst));
+    if (!e) return nicMtu;
+    if (e.expires <= this.stack.clock.now()) {
+      this.pmtu.delete(ipv4ToU32(dst));
+      return nicMtu;
+    }
+    return Math.min(e.mtu, nicMtu);
+  }
+
+  // ---------------------------------------------------------------- ICMP
+
+  private handleIcmp(nic: NIC, pkt: PacketBuffer, mcastOrBcast: boolean): void {
+    const st = this.stats.icmp;
+    st.received++;
+    const data = pkt.data;
+    const icmp = this.icmpHdr.reset(data, pkt.start, pkt.end - pkt.start);
+    if (!icmp.isValid()) {
+      st.malformed++;
+      return;
+    }
+    if (!pkt.checksumOffload && !icmp.checksumValid()) {
+      st.invalidChecksum++;
+      return;
+    }
+    const ipStart = pkt.networkHeaderStart;
+    switch (icmp.type) {
+      case ICMPV4_ECHO_REQUEST: {
+        st.echoRequestsReceived++;
+        if (mcastOrBcast && !this.echoReplyToBroadcast) return;
+        this.replyToEcho(nic, pkt, ipStart);
+        return;
+      }
+      case ICMPV4_ECHO_REPLY: {
+        st.echoRepliesReceived++;
+        const id = icmp.ident;
+        const seq = icmp.sequence;
+        const p = this.pings.get((id << 16) | seq);
+        if (p) {
+          this.pings.delete((id << 16) | seq);
+          p.timer.cancel();
+          p.resolve({
+            from: formatIPv4(data, ipStart + 12),
+            rttMs: this.stack.clock.now() - p.sentAt,
+            ttl: data[ipStart + 8]!,
+            bytes: pkt.end - pkt.start,
+            seq,
+          });
+        }
+        this.stack.transportProtocol(IP_PROTO_ICMP)?.handlePacket(this.info.set(nic, data, ipStart, mcastOrBcast), pkt);
+        return;
+      }
+      case ICMPV4_DEST_UNREACHABLE:
+      case ICMPV4_TIME_EXCEEDED:
+      case ICMPV4_PARAMETER_PROBLEM:
+        st.errorsReceived++;
+        this.handleIcmpError(nic, pkt, icmp.type, icmp.code, icmp.mtu, ipStart);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private replyToEcho(nic: NIC, pkt: PacketBuffer, ipStart: number): void {
+    const data = pkt.data;
+    const icmpLen = pkt.end - pkt.start;
+    const reply = PacketBuffer.alloc(icmpLen);
+    const rb = reply.data;
+    rb.set(data.subarray(pkt.start, pkt.end), reply.start);
+    rb[reply.start] = ICMPV4_ECHO_REPLY;
+    rb[reply.start + 2] = 0;
+    rb[reply.start + 3] = 0;
+    const c = ~sum(rb, reply.start, icmpLen) & 0xffff;
+    rb[reply.start + 2] = c >>> 8;
+    rb[reply.start + 3] = c & 0xff;
+    const remote = data.slice(ipStart + 12, ipStart + 16);
+    const ourDst = data.slice(ipStart + 16, ipStart + 20);
+    let route: Route;
+    try {
+      route = this.stack.findRoute(remote, { local: nic.hasAddress(ourDst) ? ourDst : null, nic: nic.id });
+    } catch {
+      this.stats.outgoingDropped++;
+      return;
+    }
+    this.stats.icmp.echoRepliesSent++;
+    this.stats.icmp.sent++;
+    this.writePacket(route, reply, { protocol: IP_PROTO_ICMP, ttl: this.stack.defaultTtl, tos: data[ipStart + 1]! });
+  }
+
+  private handleIcmpError(nic: NIC, pkt: PacketBuffer, type: number, code: number, mtu: number, ipStart: number): void {
+    const data = pkt.data;
+    const innerStart = pkt.start + ICMPV4_HEADER_LENGTH;
+    // The quoted header must be at least complete, with 8 bytes of the transport after it.
+    if (pkt.end - innerStart < IPV4_MIN_HEADER || (data[innerStart]! >>> 4) !== 4) return;
+    const ihl = (data[innerStart]! & 0x0f) * 4;
+    if (ihl < IPV4_MIN_HEADER || innerStart + ihl + 8 > pkt.end) return;
+    let kind: TransportError['kind'];
+    if (type === ICMPV4_DEST_UNREACHABLE) {
+      switch (code) {
+        case ICMPV4_NET_UNREACHABLE:
+          kind = 'net-unreachable';
+          break;
+        case ICMPV4_HOST_UNREACHABLE:
+          kind = 'host-unreachable';
+          break;
+        case ICMPV4_PROTOCOL_UNREACHABLE:
+          kind = 'proto-unreachable';
+          break;
+        case ICMPV4_PORT_UNREACHABLE:
+          kind = 'port-unreachable';
+          break;
+        case ICMPV4_FRAG_NEEDED:
+          kind = 'frag-needed';
+          break;
+        case ICMPV4_NET_PROHIBITED:
+        case ICMPV4_HOST_PROHIBITED:
+        case ICMPV4_ADMIN_PROHIBITED:
+          kind = 'admin-prohibited';
+          break;
+        default:
+          kind = 'host-unreachable';
+      }
+    } else if (type === ICMPV4_TIME_EXCEEDED) {
+      kind = code === ICMPV4_REASSEMBLY_TIMEOUT ? 'reassembly-timeout' : 'ttl-exceeded';
+    } else {
+      kind = 'param-problem';
+    }
+    if (kind === 'frag-needed') {
+      // RFC 1191: a zero MTU field (old routers) means use the next lower plateau; keep >= 68.
+      const dst = ipv4ToU32(data, innerStart + 16);
+      const quotedLen = (data[innerStart + 2]! << 8) | data[innerStart + 3]!;
+      const m = mtu >= 68 ? mtu : plateauBelow(quotedLen);
+      this.pmtu.set(dst, { mtu: Math.max(68, m), expires: this.stack.clock.now() + 600_000 });
+      mtu = Math.max(68, m);
+    }
+    const protocol = data[innerStart + 9]!;
+    const tp = this.stack.transportProtocol(protocol);
+    if (!tp?.handleError) return;
+    // Present the quoted packet's addresses as the network info (src = us, dst = remote).
+    const info = this.info.set(nic, data, innerStart, false);
+    tp.handleError(info, { kind, mtu, from: data.slice(ipStart + 12, ipStart + 16) }, data, innerStart + ihl);
+  }
+
+  /** Report an error for a packet we failed to send (no ICMP on the wire). */
+  private localError(nic: NIC, pkt: PacketBuffer, err: TransportError): void {
+    const data = pkt.data;
+    const ipStart = pkt.networkHeaderStart;
+    const ihl = (data[ipStart]! & 0x0f) * 4;
+    if (ipStart + ihl + 8 > pkt.end) return;
+    const tp = this.stack.transportProtocol(data[ipStart + 9]!);
+    if (!tp?.handleError) return;
+    const info = this.info.set(nic, data, ipStart, false);
+    tp.handleError(info, err, data, ipStart + ihl);
+  }
+
+  /**
+   * Send an ICMP error about `pkt` (whose IP header is at pkt.networkHeaderStart) to its source.
+   * Never about ICMP errors, fragments other than the first, or broadcast/multicast (RFC 1122).
+   */
+  sendIcmpError(nic: NIC, pkt: PacketBuffer, type: number, code: number, rest: number): void {
+    const data = pkt.data;
+    const ipStart = pkt.networkHeaderStart >= 0 ? pkt.networkHeaderStart : pkt.start;
+    const ihl = (data[ipStart]! & 0x0f) * 4;
+    const fragOff = ((data[ipStart + 6]! & 0x1f) << 8) | data[ipStart + 7]!;
+    if (fragOff !== 0) return;
+    if (data[ipStart + 9] === IP_PROTO_ICMP) {
+      const t = data[ipStart + ihl];
+      if (t !== ICMPV4_ECHO_REQUEST && t !== ICMPV4_ECHO_REPLY && t !== 13 && t !== 14) return;
+    }
+    const s0 = data[ipStart + 12]!;
+    if (s0 === 0 || s0 >= 224 || s0 === 127) return;
+    if (pkt.packetType === PacketType.Broadcast || pkt.packetType === PacketType.Multicast) return;
+    if (!this.icmpBucket.take()) {
+      this.stats.icmp.rateLimited++;
+      return;
+    }
+    const ipEnd = Math.min(pkt.end, ipStart + ((data[ipStart + 2]! << 8) | data[ipStart + 3]!));
+    const quote = Math.min(ipEnd - ipStart, 576 - IPV4_MIN_HEADER - ICMPV4_HEADER_LENGTH);
+    const msg = PacketBuffer.alloc(ICMPV4_HEADER_LENGTH + quote);
+    const mb = msg.data;
+    const ms = msg.start;
+    mb[ms] = type;
+    mb[ms + 1] = code;
+    mb[ms + 4] = type === ICMPV4_PARAMETER_PROBLEM ? rest : 0;
+    mb[ms + 6] = type === ICMPV4_DEST_UNREACHABLE ? (rest >>> 8) & 0xff : 0;
+    mb[ms + 7] = type === ICMPV4_DEST_UNREACHABLE ? rest & 0xff : 0;
+    mb.set(data.subarray(ipStart, ipStart + quote), ms + ICMPV4_HEADER_LENGTH);
+    const c = ~sum(mb, ms, ICMPV4_HEADER_LENGTH + quote) & 0xffff;
+    mb[ms + 2] = c >>> 8;
+    mb[ms + 3] = c & 0xff;
+    const remote = data.slice(ipStart + 12, ipStart + 16);
+    const origDst = data.subarray(ipStart + 16, ipStart + 20);
+    let route: Route;
+    try {
+      route = this.stack.findRoute(remote, { local: nic.hasAddress(origDst) ? origDst.slice() : null });
+    } catch {
+      return;
+    }
+    if (type === ICMPV4_DEST_UNREACHABLE) this.stats.icmp.destUnreachableSent++;
+    if (type === ICMPV4_TIME_EXCEEDED) this.stats.icmp.timeExceededSent++;
+    this.stats.icmp.sent++;
+    this.writePacket(route, msg, { protocol: IP_PROTO_ICMP, ttl: this.stack.defaultTtl, tos: 0xc0 });
+  }
+
+  private reassemblyTimedOut(first: Uint8Array | null): void {
+    if (!first) return;
+    const p = PacketBuffer.wrap(first);
+    p.networkHeaderStart = 0;
+    const nic = this.stack.nicForAddress(first.subarray(16, 20));
+    if (!nic) return;
+    this.sendIcmpError(nic, p, ICMPV4_TIME_EXCEEDED, ICMPV4_REASSEMBLY_TIMEOUT, 0);
+  }
+
+  /**
+   * Send an ICMP echo request and resolve with the reply (rejects ETIMEDOUT, or the send error).
+   */
+  ping(host: string | Uint8Array, options: PingOptions = {}): Promise<PingResult> {
+    const dst = typeof host === 'string' ? parseIPv4(host) : host;
+    const size = options.size ?? 56;
+    if (!Number.isInteger(size) || size < 0 || size > 65507) {
+      return Promise.reject(new TunstackError('EINVAL', `ping size ${size} out of range`));
+    }
+    const id = options.id ?? this.pingIdent;
+    const seq = options.seq ?? (this.pingSeq = (this.pingSeq + 1) & 0xffff);
+    const key = (id << 16) | seq;
+    if (this.pings.has(key)) return Promise.reject(new TunstackError('EBUSY', `ping ${id}/${seq} in flight`));
+    let route: Route;
+    try {
+      route = this.stack.findRoute(dst, options.nic !== undefined ? { nic: options.nic } : {});
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    const pkt = PacketBuffer.alloc(ICMPV4_HEADER_LENGTH + size);
+    const b = pkt.data;
+    const s = pkt.start;
+    b[s] = ICMPV4_ECHO_REQUEST;
+    b[s + 4] = id >>> 8;
+    b[s + 5] = id & 0xff;
+    b[s + 6] = seq >>> 8;
+    b[s + 7] = seq & 0xff;
+    for (let i = 0; i < size; i++) b[s + 8 + i] = (i + 0x10) & 0xff;
+    const c = ~sum(b, s, ICMPV4_HEADER_LENGTH + size) & 0xffff;
+    b[s + 2] = c >>> 8;
+    b[s + 3] = c & 0xff;
+    return new Promise<PingResult>((resolve, reject) => {
+      const timer = this.stack.clock.setTimeout(() => {
+        this.pings.delete(key);
+        reject(new TunstackError('ETIMEDOUT', `no echo reply from ${formatIPv4(dst)}`, 'ping'));
+      }, options.timeoutMs ?? 1000);
+      this.pings.set(key, { resolve, reject, sentAt: this.stack.clock.now(), timer, seq });
+      try {
+        this.stats.icmp.sent++;
+        this.writePacket(route, pkt, {
+          protocol: IP_PROTO_ICMP,
+          ttl: options.ttl ?? this.stack.defaultTtl,
+          tos: 0,
+          dontFragment: options.dontFragment ?? false,
+        });
+      } catch (e) {
+        timer.cancel();
+        this.pings.delete(key);
+        reject(e as Error);
+      }
+    });
+  }
+  private pingSeq = 0;
+
+  /** @internal For error reports on a pending ping (host unreachable). */
+  failPing(id: number, seq: number, err: Error): void {
+    const key = (id << 16) | seq;
+    const p = this.pings.get(key);
+    if (!p) return;
+    this.pings.delete(key);
+    p.timer.cancel();
+    p.reject(err);
+  }
+}
+
+/** RFC 1191 section 7 plateau table. */
+const PLATEAUS = [65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68];
+function plateauBelow(len: number): number {
+  for (const p of PLATEAUS) if (p < len) return p;
+  return 68;
+}
+
+function nicOwning(stack: Stack, buf: Uint8Array, off: number): NIC | null {
+  for (const n of stack.nics) if (n.hasAddress(buf, off, 4)) return n;
+  return null;
+}
+
+/** The reusable per-packet NetworkInfo for IPv4. */
+class Ipv4NetworkInfo implements NetworkInfo {
+  readonly family = 4 as const;
+  nic!: NIC;
+  data: Uint8Array = new Uint8Array(0);
+  srcOffset = 0;
+  dstOffset = 0;
+  ttl = 0;
+  tos = 0;
+  multicastOrBroadcast = false;
+
+  set(nic: NIC, data: Uint8Array, ipStart: number, mcast: boolean): this {
+    this.nic = nic;
+    this.data = data;
+    this.srcOffset = ipStart + 12;
+    this.dstOffset = ipStart + 16;
+    this.ttl = data[ipStart + 8]!;
+    this.tos = data[ipStart + 1]!;
+    this.multicastOrBroadcast = mcast;
+    return this;
+  }
+
+  pseudoHeaderSum(protocol: number, length: number): number {
+    return pseudoHeaderSumV4(this.data, this.srcOffset, this.data, this.dstOffset, protocol, length);
+  }
+}
+
+export function ipv4Factory(options: IPv4Options = {}): (stack: Stack) => IPv4Protocol {
+  return (stack) => new IPv4Protocol(stack, options);
+}
+

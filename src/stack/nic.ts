@@ -1,0 +1,267 @@
+import { EventEmitter } from 'eventemitter3';
+import { TunstackError } from '../errors.js';
+import { addrEqual, formatIP, parseCIDR, prefixMatch } from '../headers/address.js';
+import { LinkCapability, type LinkEndpoint, type NetworkDispatcher } from '../link/endpoint.js';
+import { NeighborCache, type NeighborConfig, type NeighborProber } from './neighbor.js';
+import type { PacketBuffer } from './packet.js';
+import type { NicEvent } from './protocol.js';
+import { newNicStats, type NicStats } from './stats.js';
+import type { Stack } from './stack.js';
+
+export interface NICOptions {
+  /** Interface name (unique in the stack); default `nic<id>`. */
+  name?: string;
+  endpoint: LinkEndpoint;
+  /** Start enabled (default true). */
+  enabled?: boolean;
+  /** Accept packets for any destination address (needed for a sandbox's NAT). */
+  promiscuous?: boolean;
+  /** Allow sending from any source address, not only assigned ones. */
+  spoofing?: boolean;
+  /** Override the endpoint's MTU (lower only). */
+  mtu?: number;
+  /** Tag for the subsystem that owns the NIC (the virtual tun device uses 'tun'). */
+  kind?: string;
+  /** Neighbour cache tuning. */
+  neighbor?: Partial<NeighborConfig>;
+}
+
+export interface AddressInfo {
+  address: Uint8Array;
+  prefixLength: number;
+}
+
+interface NicEvents {
+  enabled: [];
+  disabled: [];
+  removed: [];
+  'address-added': [AddressInfo];
+  'address-removed': [AddressInfo];
+}
+
+/**
+ * A network interface: a link endpoint plus addresses, state, statistics and a neighbour cache
+ * per resolving network protocol. It is the endpoint's dispatcher for inbound packets.
+ */
+export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
+  readonly id: number;
+  readonly name: string;
+  readonly endpoint: LinkEndpoint;
+  readonly stack: Stack;
+  readonly kind: string;
+  readonly stats: NicStats = newNicStats();
+  promiscuous: boolean;
+  spoofing: boolean;
+  private _enabled = false;
+  private _mtu: number | undefined;
+  private readonly _addresses: AddressInfo[] = [];
+  private readonly neighborCaches = new Map<number, NeighborCache>();
+  private readonly neighborConfig: Partial<NeighborConfig>;
+  private writing = 0;
+  private readonly one: PacketBuffer[] = [];
+
+  constructor(stack: Stack, id: number, options: NICOptions) {
+    super();
+    this.stack = stack;
+    this.id = id;
+    this.name = options.name ?? `nic${id}`;
+    this.endpoint = options.endpoint;
+    this.kind = options.kind ?? 'generic';
+    this.promiscuous = options.promiscuous ?? false;
+    this.spoofing = options.spoofing ?? false;
+    this.neighborConfig = options.neighbor ?? {};
+    if (options.mtu !== undefined) this.mtu = options.mtu;
+  }
+
+  get enabled(): boolean {
+    return this._enabled;
+  }
+
+  get mtu(): number {
+    return this._mtu ?? this.endpoint.mtu;
+  }
+
+  /** Set the MTU (68 ..= endpoint MTU); EINVAL outside that range. */
+  set mtu(v: number) {
+    if (!Number.isInteger(v) || v < 68 || v > this.endpoint.mtu) {
+      throw new TunstackError('EINVAL', `MTU ${v} outside 68..${this.endpoint.mtu}`);
+    }
+    this._mtu = v;
+  }
+
+  get linkAddress(): Uint8Array {
+    return this.endpoint.linkAddress;
+  }
+
+  /** Whether next hops need link-address resolution (Ethernet) before sending. */
+  get needsResolution(): boolean {
+    return (this.endpoint.capabilities & LinkCapability.ResolutionRequired) !== 0;
+  }
+
+  get addresses(): readonly AddressInfo[] {
+    return this._addresses;
+  }
+
+  enable(): void {
+    if (this._enabled) return;
+    this._enabled = true;
+    this.endpoint.attach(this);
+    this.notify({ type: 'enabled' });
+    this.emit('enabled');
+  }
+
+  disable(): void {
+    if (!this._enabled) return;
+    this._enabled = false;
+    for (const c of this.neighborCaches.values()) c.clear();
+    this.notify({ type: 'disabled' });
+    this.emit('disabled');
+  }
+
+  /** Add "10.0.0.1/24" or an AddressInfo. A connected route for the prefix is added too. */
+  addAddress(addr: string | AddressInfo, options: { route?: boolean } = {}): AddressInfo {
+    const info = typeof addr === 'string' ? parseCIDR(addr) : { address: addr.address.slice(), prefixLength: addr.prefixLength };
+    if (info.address.length !== 4 && info.address.length !== 16) {
+      throw new TunstackError('EINVAL', 'address must be IPv4 or IPv6');
+    }
+    if (this.hasAddress(info.address)) {
+      throw new TunstackError('EEXIST', `${formatIP(info.address)} already on ${this.name}`);
+    }
+    this._addresses.push(info);
+    if (options.route !== false && info.prefixLength < info.address.length * 8) {
+      this.stack.addConnectedRoute(this, info);
+    }
+    this.notify({ type: 'address-added', address: info.address, prefixLength: info.prefixLength });
+    this.emit('address-added', info);
+    return info;
+  }
+
+  removeAddress(addr: string | Uint8Array): void {
+    const bytes = typeof addr === 'string' ? parseCIDR(addr).address : addr;
+    const i = this._addresses.findIndex((a) => a.address.length === bytes.length && addrEqual(a.address, bytes));
+    if (i < 0) throw new TunstackError('EADDRNOTAVAIL', `${formatIP(bytes)} is not on ${this.name}`);
+    const [info] = this._addresses.splice(i, 1);
+    this.stack.removeConnectedRoute(this, info!);
+    this.notify({ type: 'address-removed', address: info!.address, prefixLength: info!.prefixLength });
+    this.emit('address-removed', info!);
+  }
+
+  /** True if `addr` (at `off` in `buf`, `len` bytes) is assigned to this NIC. */
+  hasAddress(buf: Uint8Array, off = 0, len = buf.length - off): boolean {
+    for (const a of this._addresses) {
+      if (a.address.length === len && addrEqual(a.address, buf, off)) return true;
+    }
+    return false;
+  }
+
+  /** True if `addr` is the directed broadcast address of one of this NIC's IPv4 subnets. */
+  isSubnetBroadcast(buf: Uint8Array, off = 0): boolean {
+    for (const a of this._addresses) {
+      if (a.address.length !== 4 || a.prefixLength >= 31) continue;
+      let match = true;
+      for (let i = 0; i < 4 && match; i++) {
+        const bits = Math.min(8, Math.max(0, a.prefixLength - i * 8));
+        const mask = (0xff << (8 - bits)) & 0xff;
+        if ((buf[off + i]! & mask) !== (a.address[i]! & mask)) match = false;
+        else if ((buf[off + i]! | mask) !== 0xff) match = false;
+      }
+      if (match) return true;
+    }
+    return false;
+  }
+
+  /**
+   * The source address to use towards `remote`: an address of the same family whose prefix
+   * covers `remote` (or `nextHop`), else the first of the family; null when there is none.
+   */
+  primaryAddress(family: 4 | 6, remote?: Uint8Array): Uint8Array | null {
+    const len = family === 4 ? 4 : 16;
+    let first: Uint8Array | null = null;
+    for (const a of this._addresses) {
+      if (a.address.length !== len) continue;
+      if (remote && prefixMatch(a.address, remote, a.prefixLength)) return a.address;
+      first ??= a.address;
+    }
+    return first;
+  }
+
+  /** The neighbour cache for a resolving network protocol on this NIC (created on first use). */
+  neighborCache(protocolNumber: number, prober: () => NeighborProber): NeighborCache {
+    let c = this.neighborCaches.get(protocolNumber);
+    if (!c) {
+      c = new NeighborCache(this.stack.clock, this.stack.random, prober(), this.neighborConfig);
+      this.neighborCaches.set(protocolNumber, c);
+    }
+    return c;
+  }
+
+  /** Inbound from the link endpoint. Never throws. */
+  deliverNetworkPacket(protocol: number, pkt: PacketBuffer): void {
+    const stats = this.stats;
+    stats.rxPackets++;
+    stats.rxBytes += pkt.end - (pkt.linkHeaderStart >= 0 ? pkt.linkHeaderStart : pkt.start);
+    if (!this._enabled) {
+      stats.rxDroppedDisabled++;
+      return;
+    }
+    if (protocol === 0) {
+      const v = pkt.end > pkt.start ? pkt.data[pkt.start]! >>> 4 : 0;
+      protocol = v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
+    }
+    const proto = this.stack.networkProtocol(protocol);
+    if (proto === undefined) {
+      stats.rxDroppedUnknownProtocol++;
+      return;
+    }
+    pkt.nicId = this.id;
+    pkt.networkProtocol = protocol;
+    try {
+      proto.handlePacket(this, pkt);
+    } catch (err) {
+      // A protocol bug must not take the stack down: count it and keep going.
+      this.stack.reportInternalError(err);
+    }
+  }
+
+  /** Hand a packet with its network header at pkt.start to the link (after resolution). */
+  transmit(pkt: PacketBuffer): boolean {
+    const stats = this.stats;
+    if (!this._enabled) {
+      stats.txDroppedDisabled++;
+      return false;
+    }
+    pkt.nicId = this.id;
+    const bytes = pkt.end - pkt.start;
+    let batch = this.one;
+    if (this.writing > 0) batch = [pkt];
+    else batch[0] = pkt;
+    this.writing++;
+    let n: number;
+    try {
+      n = this.endpoint.writePackets(batch);
+    } finally {
+      this.writing--;
+      if (batch === this.one) this.one.length = 0;
+    }
+    if (n === 1) {
+      stats.txPackets++;
+      stats.txBytes += bytes;
+      return true;
+    }
+    stats.txDropped++;
+    return false;
+  }
+
+  /** @internal Called by the stack when the NIC is removed. */
+  destroy(): void {
+    this.disable();
+    this.notify({ type: 'removed' });
+    this.endpoint.attach(null);
+    this.emit('removed');
+    this.removeAllListeners();
+  }
+
+  private notify(ev: NicEvent): void {
+    this.stack.notifyProtocols(this, ev);
+  }
+}

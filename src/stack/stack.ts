@@ -1,0 +1,314 @@
+import { EventEmitter } from 'eventemitter3';
+import { TunstackError } from '../errors.js';
+import { addrEqual, formatIP, maskAddress, parseIP } from '../headers/address.js';
+import { RealClock, type Clock } from './clock.js';
+import { NIC, type AddressInfo, type NICOptions } from './nic.js';
+import { PortManager } from './ports.js';
+import type {
+  NetworkProtocol,
+  NetworkProtocolFactory,
+  NicEvent,
+  TransportProtocol,
+  TransportProtocolFactory,
+} from './protocol.js';
+import { Random } from './random.js';
+import { Route, RouteTable, parseRouteSpec, type RouteEntry, type RouteSpec } from './route.js';
+// Type-only: the convenience methods below look protocols up by number at run time.
+import type { IPv4Protocol, PingOptions, PingResult } from '../network/ipv4.js';
+import type { UdpEndpoint, UdpEndpointOptions, UdpProtocol } from '../transport/udp.js';
+
+export interface StackOptions {
+  /** Default: a RealClock. Tests pass a ManualClock. */
+  clock?: Clock;
+  /** Seed for every random number the stack uses; default: random. */
+  seed?: number;
+  /** Network protocols (default IPv4 + ARP, set by the package entry point). */
+  networkProtocols?: NetworkProtocolFactory[];
+  /** Transport protocols (default UDP, set by the package entry point). */
+  transportProtocols?: TransportProtocolFactory[];
+  /** Route packets between NICs (default false). */
+  forwarding?: boolean;
+  /** Default IPv4 TTL / IPv6 hop limit (default 64, as Linux). */
+  defaultTtl?: number;
+}
+
+interface StackEvents {
+  'nic-added': [NIC];
+  'nic-removed': [NIC];
+  /** A protocol threw on input: a bug, counted in stats.internalErrors. */
+  'internal-error': [unknown];
+}
+
+/** Defaults registered by the package entry (keeps this core free of protocol names). */
+let defaultNetwork: NetworkProtocolFactory[] = [];
+let defaultTransport: TransportProtocolFactory[] = [];
+
+/** @internal Called once by src/index.ts (and tests through it). */
+export function setDefaultProtocols(network: NetworkProtocolFactory[], transport: TransportProtocolFactory[]): void {
+  defaultNetwork = network;
+  defaultTransport = transport;
+}
+
+/**
+ * The network stack: NICs, routing, protocols, ports, clock and random source.
+ */
+export class Stack extends EventEmitter<StackEvents> {
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly ports: PortManager;
+  readonly routes = new RouteTable();
+  forwarding: boolean;
+  defaultTtl: number;
+  readonly stats = { internalErrors: 0 };
+  private readonly nicsById = new Map<number, NIC>();
+  private readonly nicsByName = new Map<string, NIC>();
+  private readonly netProtos = new Map<number, NetworkProtocol>();
+  private readonly transProtos = new Map<number, TransportProtocol>();
+  private nextNicId = 1;
+  private closed = false;
+
+  constructor(options: StackOptions = {}) {
+    super();
+    this.clock = options.clock ?? new RealClock();
+    this.random = new Random(options.seed);
+    this.ports = new PortManager(this.random.fork());
+    this.forwarding = options.forwarding ?? false;
+    this.defaultTtl = options.defaultTtl ?? 64;
+    for (const f of options.networkProtocols ?? defaultNetwork) {
+      const p = f(this);
+      this.netProtos.set(p.number, p);
+    }
+    for (const f of options.transportProtocols ?? defaultTransport) {
+      const p = f(this);
+      this.transProtos.set(p.number, p);
+    }
+  }
+
+  networkProtocol(number: number): NetworkProtocol | undefined {
+    return this.netProtos.get(number);
+  }
+
+  transportProtocol(number: number): TransportProtocol | undefined {
+    return this.transProtos.get(number);
+  }
+
+  /** Typed access to a protocol implementation, EPROTONOSUPPORT when absent. */
+  requireTransport<T extends TransportProtocol>(number: number): T {
+    const p = this.transProtos.get(number);
+    if (!p) throw new TunstackError('EPROTONOSUPPORT', `transport protocol ${number} not registered`);
+    return p as T;
+  }
+
+  requireNetwork<T extends NetworkProtocol>(number: number): T {
+    const p = this.netProtos.get(number);
+    if (!p) throw new TunstackError('EAFNOSUPPORT', `network protocol 0x${number.toString(16)} not registered`);
+    return p as T;
+  }
+
+  // ---- NICs ----
+
+  createNIC(options: NICOptions): NIC {
+    this.assertOpen();
+    if (options.name !== undefined) validateName(options.name);
+    if (options.name !== undefined && this.nicsByName.has(options.name)) {
+      throw new TunstackError('EEXIST', `a NIC named "${options.name}" exists`);
+    }
+    const id = this.nextNicId++;
+    const nic = new NIC(this, id, options);
+    if (this.nicsByName.has(nic.name)) {
+      throw new TunstackError('EEXIST', `a NIC named "${nic.name}" exists`);
+    }
+    this.nicsById.set(id, nic);
+    this.nicsByName.set(nic.name, nic);
+    if (options.enabled !== false) nic.enable();
+    this.emit('nic-added', nic);
+    return nic;
+  }
+
+  removeNIC(idOrName: number | string): void {
+    const nic = this.getNIC(idOrName);
+    this.routes.remove((e) => e.nicId === nic.id);
+    nic.destroy();
+    this.nicsById.delete(nic.id);
+    this.nicsByName.delete(nic.name);
+    this.emit('nic-removed', nic);
+  }
+
+  /** The NIC with this id or name, or undefined. */
+  nic(idOrName: number | string): NIC | undefined {
+    return typeof idOrName === 'number' ? this.nicsById.get(idOrName) : this.nicsByName.get(idOrName);
+  }
+
+  /** The NIC with this id or name; ENODEV when there is none. */
+  getNIC(idOrName: number | string): NIC {
+    const nic = this.nic(idOrName);
+    if (!nic) throw new TunstackError('ENODEV', `no NIC ${JSON.stringify(idOrName)}`);
+    return nic;
+  }
+
+  get nics(): NIC[] {
+    return [...this.nicsById.values()];
+  }
+
+  /** The NIC that has `addr` assigned, or null. */
+  nicForAddress(addr: Uint8Array): NIC | null {
+    for (const nic of this.nicsById.values()) if (nic.hasAddress(addr)) return nic;
+    return null;
+  }
+
+  // ---- routes ----
+
+  addRoute(spec: RouteSpec): void {
+    const nic = this.getNIC(spec.nic);
+    const { destination, prefixLength, gateway } = parseRouteSpec(spec);
+    this.routes.add({ destination, prefixLength, gateway, nicId: nic.id, metric: spec.metric ?? 0, connected: false });
+  }
+
+  removeRoute(spec: RouteSpec): void {
+    const nic = this.getNIC(spec.nic);
+    const { destination, prefixLength, gateway } = parseRouteSpec(spec);
+    const dest = maskAddress(destination, prefixLength);
+    const n = this.routes.remove(
+      (e) =>
+        e.nicId === nic.id &&
+        e.prefixLength === prefixLength &&
+        e.destination.length === dest.length &&
+        addrEqual(e.destination, dest) &&
+        (gateway === null || (e.gateway !== null && addrEqual(e.gateway, gateway))),
+    );
+    if (n === 0) throw new TunstackError('ENOENT', `no route ${spec.destination}`);
+  }
+
+  /** @internal */
+  addConnectedRoute(nic: NIC, info: AddressInfo): void {
+    const entry: RouteEntry = {
+      destination: maskAddress(info.address, info.prefixLength),
+      prefixLength: info.prefixLength,
+      gateway: null,
+      nicId: nic.id,
+      metric: 0,
+      connected: true,
+    };
+    try {
+      this.routes.add(entry);
+    } catch {
+      // Two addresses in one subnet share the connected route.
+    }
+  }
+
+  /** @internal */
+  removeConnectedRoute(nic: NIC, info: AddressInfo): void {
+    const dest = maskAddress(info.address, info.prefixLength);
+    const stillCovered = nic.addresses.some(
+      (a) => a.address.length === dest.length && a.prefixLength === info.prefixLength && addrEqual(maskAddress(a.address, a.prefixLength), dest),
+    );
+    if (stillCovered) return;
+    this.routes.remove(
+      (e) => e.connected && e.nicId === nic.id && e.prefixLength === info.prefixLength && e.destination.length === dest.length && addrEqual(e.destination, dest),
+    );
+  }
+
+  /**
+   * Find how to reach `remote`. `local` pins the source address (EADDRNOTAVAIL if not ours and
+   * the NIC does not allow spoofing); `nic` pins the interface. Throws ENETUNREACH when no route
+   * matches and EADDRNOTAVAIL when the chosen NIC has no address of the family.
+   */
+  findRoute(remote: Uint8Array | string, options: { local?: Uint8Array | null; nic?: number | string } = {}): Route {
+    const dst = typeof remote === 'string' ? parseIP(remote) : remote;
+    const family = dst.length === 4 ? 4 : 6;
+    const netProto = this.netProtos.get(family === 4 ? 0x0800 : 0x86dd);
+    if (!netProto) throw new TunstackError('EAFNOSUPPORT', `IPv${family} is not enabled on this stack`);
+    let pinned = options.nic !== undefined ? this.getNIC(options.nic) : null;
+    const local = options.local ?? null;
+    if (local && isUnspecified(local)) {
+      return this.findRoute(dst, { ...(options.nic !== undefined ? { nic: options.nic } : {}) });
+    }
+    if (local && !pinned) {
+      const owner = this.nicForAddress(local);
+      if (owner) pinned = owner;
+    }
+    const limitedBroadcast = family === 4 && dst[0] === 255 && dst[1] === 255 && dst[2] === 255 && dst[3] === 255;
+    const multicast = family === 4 ? (dst[0]! & 0xf0) === 0xe0 : dst[0] === 0xff;
+    let nic: NIC;
+    let nextHop: Uint8Array = dst;
+    if ((limitedBroadcast || multicast) && pinned) {
+      nic = pinned;
+    } else {
+      const entry = this.routes.lookup(dst, pinned?.id ?? 0, (id) => this.nicsById.get(id)?.enabled === true);
+      if (!entry) {
+        if (limitedBroadcast || multicast) {
+          const any = [...this.nicsById.values()].find((n) => n.enabled && n.primaryAddress(family) !== null);
+          if (!any) throw new TunstackError('ENETUNREACH', `no route to ${formatIP(dst)}`, 'connect');
+          nic = any;
+        } else {
+          throw new TunstackError('ENETUNREACH', `no route to ${formatIP(dst)}`, 'connect');
+        }
+      } else {
+        nic = this.nicsById.get(entry.nicId)!;
+        if (entry.gateway) nextHop = entry.gateway;
+      }
+    }
+    let src: Uint8Array | null;
+    if (local) {
+      if (!nic.hasAddress(local) && !nic.spoofing && !this.nicForAddress(local)) {
+        throw new TunstackError('EADDRNOTAVAIL', `${formatIP(local)} is not a local address`, 'bind');
+      }
+      src = local;
+    } else {
+      src = nic.primaryAddress(family, nextHop);
+    }
+    if (!src) throw new TunstackError('EADDRNOTAVAIL', `${nic.name} has no IPv${family} address`, 'connect');
+    const broadcast = limitedBroadcast || (family === 4 && nic.isSubnetBroadcast(dst));
+    return new Route(nic, netProto, src, dst, nextHop, broadcast, multicast);
+  }
+
+  // ---- conveniences over registered protocols ----
+
+  /** ICMP echo to an IPv4 address; resolves with the reply, rejects ETIMEDOUT / routing errors. */
+  ping(host: string | Uint8Array, options: PingOptions = {}): Promise<PingResult> {
+    return this.requireNetwork<IPv4Protocol>(0x0800).ping(host, options);
+  }
+
+  /** A new UDP endpoint (bind/connect/send/recv). */
+  udp(options: UdpEndpointOptions = {}): UdpEndpoint {
+    return this.requireTransport<UdpProtocol>(17).createEndpoint(options);
+  }
+
+  // ---- protocol plumbing ----
+
+  /** @internal */
+  notifyProtocols(nic: NIC, ev: NicEvent): void {
+    for (const p of this.netProtos.values()) p.onNicEvent?.(nic, ev);
+  }
+
+  /** @internal A protocol threw on input; the packet is dropped and the error counted. */
+  reportInternalError(err: unknown): void {
+    this.stats.internalErrors++;
+    if (this.listenerCount('internal-error') > 0) this.emit('internal-error', err);
+  }
+
+  /** Remove every NIC and stop every protocol timer. */
+  close(): void {
+    if (this.closed) return;
+    for (const p of this.transProtos.values()) p.close?.();
+    for (const p of this.netProtos.values()) p.close?.();
+    for (const nic of [...this.nicsById.values()]) this.removeNIC(nic.id);
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new TunstackError('EBADF', 'stack is closed');
+  }
+}
+
+function isUnspecified(a: Uint8Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== 0) return false;
+  return true;
+}
+
+/** Linux interface names: 1..15 bytes, no '/', ':' or whitespace. */
+export function validateName(name: string): void {
+  if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > 15 || /[\s/:]/.test(name) || name === '.' || name === '..') {
+    throw new TunstackError('EINVAL', `invalid interface name ${JSON.stringify(name)}`);
+  }
+}

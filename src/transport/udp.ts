@@ -1,0 +1,419 @@
+import { EventEmitter } from 'eventemitter3';
+import { TunstackError } from '../errors.js';
+import { addrEqual, formatIP, parseIP } from '../headers/address.js';
+import { pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../headers/checksum.js';
+import { IP_PROTO_UDP } from '../headers/ipv4.js';
+import { UDP_HEADER_LENGTH } from '../headers/udp.js';
+import { PacketBuffer } from '../stack/packet.js';
+import type { NetworkInfo, TransportError, TransportProtocol } from '../stack/protocol.js';
+import { TransportResult } from '../stack/protocol.js';
+import type { Route } from '../stack/route.js';
+import type { Stack } from '../stack/stack.js';
+
+export interface UdpStats {
+  /** Linux UDP MIB names: InDatagrams, NoPorts, InErrors, OutDatagrams, RcvbufErrors, InCsumErrors. */
+  inDatagrams: number;
+  noPorts: number;
+  inErrors: number;
+  inCsumErrors: number;
+  rcvbufErrors: number;
+  outDatagrams: number;
+}
+
+/** Linux net.core.rmem_default. */
+export const DEFAULT_UDP_RCVBUF = 212992;
+
+export interface UdpMessage {
+  data: Uint8Array;
+  address: string;
+  port: number;
+  family: 4 | 6;
+  /** Local address the datagram was sent to. */
+  localAddress: string;
+  nicId: number;
+}
+
+interface UdpEndpointEvents {
+  /** The receive queue went from empty to non-empty. */
+  readable: [];
+  /** An asynchronous error (ICMP port unreachable on a connected socket: ECONNREFUSED). */
+  error: [TunstackError];
+}
+
+export interface UdpEndpointOptions {
+  family?: 4 | 6;
+  /** Receive queue limit in bytes (SO_RCVBUF); default 212992. */
+  receiveBufferSize?: number;
+  reuseAddress?: boolean;
+}
+
+/**
+ * A UDP endpoint: the stack-side socket (bind, connect, send, a bounded receive queue). Node's
+ * dgram-like surface is built on it in src/adapters.
+ */
+export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
+  readonly family: 4 | 6;
+  localAddress: Uint8Array | null = null;
+  localPort = 0;
+  remoteAddress: Uint8Array | null = null;
+  remotePort = 0;
+  broadcast = false;
+  ttl: number;
+  tos = 0;
+  /** Bound to one NIC (SO_BINDTODEVICE), or 0. */
+  bindNic = 0;
+  receiveBufferSize: number;
+  reuseAddress: boolean;
+  readonly stats = { received: 0, dropped: 0, sent: 0 };
+  private queue: UdpMessage[] = [];
+  private queuedBytes = 0;
+  private closed = false;
+  private route: Route | null = null;
+  /** @internal the first pending asynchronous error (SO_ERROR). */
+  pendingError: TunstackError | null = null;
+
+  constructor(
+    private readonly proto: UdpProtocol,
+    options: UdpEndpointOptions = {},
+  ) {
+    super();
+    this.family = options.family ?? 4;
+    this.ttl = proto.stack.defaultTtl;
+    this.receiveBufferSize = options.receiveBufferSize ?? DEFAULT_UDP_RCVBUF;
+    this.reuseAddress = options.reuseAddress ?? false;
+  }
+
+  get isBound(): boolean {
+    return this.localPort !== 0;
+  }
+
+  get isConnected(): boolean {
+    return this.remoteAddress !== null;
+  }
+
+  get queuedMessages(): number {
+    return this.queue.length;
+  }
+
+  /** Bind to an address ('' / undefined = any) and port (0 = ephemeral). EADDRINUSE, EADDRNOTAVAIL. */
+  bind(address?: string | Uint8Array | null, port = 0): void {
+    this.assertOpen();
+    if (this.isBound) throw new TunstackError('EINVAL', 'socket is already bound', 'bind');
+    let addr = typeof address === 'string' ? (address === '' ? null : parseIP(address)) : (address ?? null);
+    if (addr && isUnspecified(addr)) addr = null;
+    if (addr && addr.length !== (this.family === 4 ? 4 : 16)) {
+      throw new TunstackError('EAFNOSUPPORT', `address family does not match udp${this.family}`, 'bind');
+    }
+    if (addr && !isBroadcastOrMulticast(addr) && this.proto.stack.nicForAddress(addr) === null) {
+      throw new TunstackError('EADDRNOTAVAIL', `${formatIP(addr)} is not a local address`, 'bind');
+    }
+    this.localPort = this.proto.stack.ports.reserve(IP_PROTO_UDP, addr, port, this, this.reuseAddress);
+    this.localAddress = addr ? addr.slice() : null;
+    this.proto.register(this);
+  }
+
+  /** Set the default destination; datagrams from others are then filtered out. */
+  connect(address: string | Uint8Array, port: number): void {
+    this.assertOpen();
+    checkPort(port, 'connect');
+    const addr = typeof address === 'string' ? parseIP(address) : address.slice();
+    if (addr.length !== (this.family === 4 ? 4 : 16)) {
+      throw new TunstackError('EAFNOSUPPORT', 'address family mismatch', 'connect');
+    }
+    const route = this.proto.stack.findRoute(addr, this.routeOptions());
+    if (!this.isBound) this.bind(null, 0);
+    this.remoteAddress = addr;
+    this.remotePort = port;
+    this.route = route;
+    this.proto.reindex(this);
+  }
+
+  disconnect(): void {
+    if (!this.isConnected) throw new TunstackError('ENOTCONN', 'socket is not connected', 'disconnect');
+    this.remoteAddress = null;
+    this.remotePort = 0;
+    this.route = null;
+    this.proto.reindex(this);
+  }
+
+  /**
+   * Send one datagram. Unconnected sockets need `address` and `port`. Throws EMSGSIZE, EACCES
+   * (broadcast without setBroadcast), ENETUNREACH, EDESTADDRREQ, EISCONN (connected and a
+   * different destination given).
+   */
+  send(data: Uint8Array, port?: number, address?: string | Uint8Array): number {
+    this.assertOpen();
+    let route: Route;
+    let dstPort: number;
+    if (address === undefined || port === undefined) {
+      if (!this.isConnected || !this.route) throw new TunstackError('EDESTADDRREQ', 'no destination address', 'send');
+      route = this.route;
+      dstPort = this.remotePort;
+    } else {
+      checkPort(port, 'send');
+      const addr = typeof address === 'string' ? parseIP(address) : address;
+      if (addr.length !== (this.family === 4 ? 4 : 16)) {
+        throw new TunstackError('EAFNOSUPPORT', 'address family mismatch', 'send');
+      }
+      if (port === 0) throw new TunstackError('EINVAL', 'destination port 0', 'send');
+      route = this.proto.stack.findRoute(addr, this.routeOptions());
+      dstPort = port;
+    }
+    if (route.broadcast && !this.broadcast) {
+      throw new TunstackError('EACCES', 'broadcast needs setBroadcast(true)', 'send');
+    }
+    const maxPayload = 65535 - UDP_HEADER_LENGTH - (this.family === 4 ? 20 : 40);
+    if (data.length > maxPayload) {
+      throw new TunstackError('EMSGSIZE', `datagram of ${data.length} bytes is too long`, 'send');
+    }
+    if (!this.isBound) this.bind(null, 0);
+    const pkt = PacketBuffer.fromPayload(data);
+    const start = pkt.prepend(UDP_HEADER_LENGTH);
+    const b = pkt.data;
+    const len = data.length + UDP_HEADER_LENGTH;
+    b[start] = this.localPort >>> 8;
+    b[start + 1] = this.localPort & 0xff;
+    b[start + 2] = dstPort >>> 8;
+    b[start + 3] = dstPort & 0xff;
+    b[start + 4] = len >>> 8;
+    b[start + 5] = len & 0xff;
+    b[start + 6] = 0;
+    b[start + 7] = 0;
+    const src = route.localAddress;
+    const dst = route.remoteAddress;
+    const ps = this.family === 4
+      ? pseudoHeaderSumV4(src, 0, dst, 0, IP_PROTO_UDP, len)
+      : pseudoHeaderSumV6(src, 0, dst, 0, IP_PROTO_UDP, len);
+    let c = ~sum(b, start, len, ps) & 0xffff;
+    if (c === 0) c = 0xffff;
+    b[start + 6] = c >>> 8;
+    b[start + 7] = c & 0xff;
+    pkt.transportHeaderStart = start;
+    pkt.transportHeaderLength = UDP_HEADER_LENGTH;
+    route.send(pkt, { protocol: IP_PROTO_UDP, ttl: this.ttl, tos: this.tos });
+    this.stats.sent++;
+    this.proto.stats.outDatagrams++;
+    return data.length;
+  }
+
+  /** The next queued datagram, or null (EAGAIN semantics without throwing). */
+  recv(): UdpMessage | null {
+    const m = this.queue.shift();
+    if (!m) return null;
+    this.queuedBytes -= m.data.length;
+    return m;
+  }
+
+  /** Take and clear the pending asynchronous error (SO_ERROR). */
+  takeError(): TunstackError | null {
+    const e = this.pendingError;
+    this.pendingError = null;
+    return e;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.proto.unregister(this);
+    if (this.localPort !== 0) this.proto.stack.ports.release(IP_PROTO_UDP, this.localPort, this);
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.removeAllListeners();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** @internal */
+  deliver(msg: UdpMessage): void {
+    if (this.queuedBytes + msg.data.length > this.receiveBufferSize) {
+      this.stats.dropped++;
+      this.proto.stats.rcvbufErrors++;
+      return;
+    }
+    this.stats.received++;
+    this.queue.push(msg);
+    this.queuedBytes += msg.data.length;
+    if (this.queue.length === 1) this.emit('readable');
+  }
+
+  /** @internal */
+  fail(err: TunstackError): void {
+    this.pendingError = err;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  private routeOptions(): { local?: Uint8Array | null; nic?: number } {
+    const o: { local?: Uint8Array | null; nic?: number } = {};
+    if (this.localAddress && !isBroadcastOrMulticast(this.localAddress)) o.local = this.localAddress;
+    if (this.bindNic) o.nic = this.bindNic;
+    return o;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new TunstackError('EBADF', 'socket is closed');
+  }
+}
+
+/** UDP (RFC 768) with Linux-like demultiplexing. */
+export class UdpProtocol implements TransportProtocol {
+  readonly number = IP_PROTO_UDP;
+  readonly stats: UdpStats = { inDatagrams: 0, noPorts: 0, inErrors: 0, inCsumErrors: 0, rcvbufErrors: 0, outDatagrams: 0 };
+  private readonly byPort = new Map<number, UdpEndpoint[]>();
+
+  constructor(readonly stack: Stack) {}
+
+  /** A new unbound endpoint. */
+  createEndpoint(options: UdpEndpointOptions = {}): UdpEndpoint {
+    return new UdpEndpoint(this, options);
+  }
+
+  /** @internal */
+  register(ep: UdpEndpoint): void {
+    const list = this.byPort.get(ep.localPort);
+    if (list) list.push(ep);
+    else this.byPort.set(ep.localPort, [ep]);
+  }
+
+  /** @internal */
+  unregister(ep: UdpEndpoint): void {
+    const list = this.byPort.get(ep.localPort);
+    if (!list) return;
+    const i = list.indexOf(ep);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.byPort.delete(ep.localPort);
+  }
+
+  /** @internal connected endpoints sort first so they win the demux. */
+  reindex(ep: UdpEndpoint): void {
+    const list = this.byPort.get(ep.localPort);
+    if (list) list.sort((a, b) => score(b) - score(a));
+  }
+
+  handlePacket(net: NetworkInfo, pkt: PacketBuffer): TransportResult {
+    const data = pkt.data;
+    const start = pkt.start;
+    const avail = pkt.end - start;
+    if (avail < UDP_HEADER_LENGTH) {
+      this.stats.inErrors++;
+      return TransportResult.Malformed;
+    }
+    const len = (data[start + 4]! << 8) | data[start + 5]!;
+    if (len < UDP_HEADER_LENGTH || len > avail) {
+      this.stats.inErrors++;
+      return TransportResult.Malformed;
+    }
+    pkt.end = start + len;
+    const stored = (data[start + 6]! << 8) | data[start + 7]!;
+    if (!pkt.checksumOffload && (stored !== 0 || net.family === 6)) {
+      if (stored === 0 || sum(data, start, len, net.pseudoHeaderSum(IP_PROTO_UDP, len)) !== 0xffff) {
+        this.stats.inCsumErrors++;
+        this.stats.inErrors++;
+        return TransportResult.Malformed;
+      }
+    }
+    pkt.transportHeaderStart = start;
+    pkt.transportHeaderLength = UDP_HEADER_LENGTH;
+    const dstPort = (data[start + 2]! << 8) | data[start + 3]!;
+    const srcPort = (data[start]! << 8) | data[start + 1]!;
+    const list = this.byPort.get(dstPort);
+    if (!list || list.length === 0) {
+      this.stats.noPorts++;
+      return TransportResult.PortUnreachable;
+    }
+    const alen = net.family === 4 ? 4 : 16;
+    let delivered = false;
+    let msg: UdpMessage | null = null;
+    for (const ep of list) {
+      if (ep.family !== net.family) continue;
+      if (ep.bindNic !== 0 && ep.bindNic !== net.nic.id) continue;
+      if (ep.localAddress && !addrEqual(ep.localAddress, data, net.dstOffset, 0, alen)) continue;
+      if (ep.remoteAddress) {
+        if (ep.remotePort !== srcPort || !addrEqual(ep.remoteAddress, data, net.srcOffset, 0, alen)) continue;
+      }
+      msg ??= {
+        data: data.slice(start + UDP_HEADER_LENGTH, start + len),
+        address: formatIP(data.slice(net.srcOffset, net.srcOffset + alen)),
+        port: srcPort,
+        family: net.family,
+        localAddress: formatIP(data.slice(net.dstOffset, net.dstOffset + alen)),
+        nicId: net.nic.id,
+      };
+      // A multicast/broadcast datagram goes to every matching socket; unicast to the best one.
+      ep.deliver(delivered ? { ...msg, data: msg.data.slice() } : msg);
+      delivered = true;
+      if (!net.multicastOrBroadcast) break;
+    }
+    if (!delivered) {
+      this.stats.noPorts++;
+      return TransportResult.PortUnreachable;
+    }
+    this.stats.inDatagrams++;
+    return TransportResult.Handled;
+  }
+
+  handleError(net: NetworkInfo, error: TransportError, quoted: Uint8Array, off: number): void {
+    // The quoted datagram was sent by us: its source port is our local port.
+    const localPort = (quoted[off]! << 8) | quoted[off + 1]!;
+    const remotePort = (quoted[off + 2]! << 8) | quoted[off + 3]!;
+    const list = this.byPort.get(localPort);
+    if (!list) return;
+    const alen = net.family === 4 ? 4 : 16;
+    for (const ep of list) {
+      // Linux reports ICMP errors only to connected sockets (without IP_RECVERR).
+      if (!ep.remoteAddress || ep.remotePort !== remotePort) continue;
+      if (!addrEqual(ep.remoteAddress, net.data, net.dstOffset, 0, alen)) continue;
+      ep.fail(errorFor(error));
+    }
+  }
+
+  close(): void {
+    for (const list of [...this.byPort.values()]) for (const ep of [...list]) ep.close();
+  }
+}
+
+function score(ep: UdpEndpoint): number {
+  return (ep.remoteAddress ? 2 : 0) + (ep.localAddress ? 1 : 0);
+}
+
+/** The errno a socket sees for an ICMP error (Linux icmp_err_convert). */
+export function errorFor(e: TransportError): TunstackError {
+  switch (e.kind) {
+    case 'port-unreachable':
+      return new TunstackError('ECONNREFUSED', 'port unreachable', 'recv');
+    case 'net-unreachable':
+      return new TunstackError('ENETUNREACH', 'network unreachable', 'recv');
+    case 'proto-unreachable':
+      return new TunstackError('ENOPROTOOPT', 'protocol unreachable', 'recv');
+    case 'frag-needed':
+    case 'packet-too-big':
+      return new TunstackError('EMSGSIZE', `message too long (path MTU ${e.mtu})`, 'recv');
+    case 'admin-prohibited':
+      return new TunstackError('EACCES', 'communication administratively prohibited', 'recv');
+    case 'param-problem':
+      return new TunstackError('EPROTO', 'parameter problem', 'recv');
+    default:
+      return new TunstackError('EHOSTUNREACH', 'host unreachable', 'recv');
+  }
+}
+
+function checkPort(port: number, syscall: string): void {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new TunstackError('EINVAL', `port ${port} out of range`, syscall);
+  }
+}
+
+function isUnspecified(a: Uint8Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== 0) return false;
+  return true;
+}
+
+function isBroadcastOrMulticast(a: Uint8Array): boolean {
+  if (a.length === 4) return (a[0]! & 0xf0) === 0xe0 || (a[0] === 255 && a[1] === 255 && a[2] === 255 && a[3] === 255);
+  return a[0] === 0xff;
+}
+
+export function udpFactory(): (stack: Stack) => UdpProtocol {
+  return (stack) => new UdpProtocol(stack);
+}
