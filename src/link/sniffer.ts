@@ -1,0 +1,137 @@
+import { TunstackError } from '../errors.js';
+import { LinkType, PcapWriter } from '../pcap/writer.js';
+import { RealClock, type Clock } from '../stack/clock.js';
+import type { PacketBuffer } from '../stack/packet.js';
+import type { LinkEndpoint, NetworkDispatcher, WireFormat } from './endpoint.js';
+
+/**
+ * SnifferEndpoint: wraps any endpoint and records every packet written through it (outbound) and
+ * delivered up through it (inbound) to a pcap file, timestamped with the clock's wallNow(). The
+ * pcap link type follows the wrapped endpoint's wire format: Ethernet (1) or raw IP (101).
+ *
+ * Packets pass through untouched (bytes, offsets and metadata). Outbound packets are captured
+ * when offered, before the wrapped endpoint sees them, so a packet the wrapped endpoint then
+ * drops (queue full) still appears in the capture.
+ */
+
+export type SniffDirection = 'both' | 'inbound' | 'outbound';
+
+export interface SnifferOptions {
+  /** Timestamps come from clock.wallNow(); default a RealClock. */
+  clock?: Clock;
+  /** Write to this writer (its link type must match the wire format)... */
+  writer?: PcapWriter;
+  /** ...or create a pcap file at this path (closed with the endpoint). */
+  path?: string;
+  /** Largest number of bytes stored per packet when creating the file; default 262144. */
+  snapLength?: number;
+  /** Nanosecond timestamps when creating the file; default microseconds. */
+  nanosecond?: boolean;
+  /** Which packets to record; default 'both'. */
+  direction?: SniffDirection;
+}
+
+export interface SnifferStats {
+  inbound: number;
+  outbound: number;
+}
+
+/** The pcap LINKTYPE for a wire format. */
+export function linkTypeFor(format: WireFormat): number {
+  return format === 'ethernet' ? LinkType.ETHERNET : LinkType.RAW;
+}
+
+export class SnifferEndpoint implements LinkEndpoint, NetworkDispatcher {
+  readonly writer: PcapWriter;
+  readonly stats: SnifferStats = { inbound: 0, outbound: 0 };
+  private readonly clock: Clock;
+  private readonly ownsWriter: boolean;
+  private readonly captureIn: boolean;
+  private readonly captureOut: boolean;
+  private upper: NetworkDispatcher | null = null;
+  private closed = false;
+
+  constructor(
+    readonly inner: LinkEndpoint,
+    options: SnifferOptions = {},
+  ) {
+    this.clock = options.clock ?? new RealClock();
+    const linkType = linkTypeFor(inner.wireFormat);
+    if (options.writer !== undefined) {
+      if (options.writer.linkType !== linkType) {
+        throw new TunstackError(
+          'EINVAL',
+          `pcap writer link type ${options.writer.linkType} does not match wire format ${inner.wireFormat} (${linkType})`,
+        );
+      }
+      this.writer = options.writer;
+      this.ownsWriter = false;
+    } else if (options.path !== undefined) {
+      const o: { linkType: number; snapLength?: number; nanosecond?: boolean } = { linkType };
+      if (options.snapLength !== undefined) o.snapLength = options.snapLength;
+      if (options.nanosecond !== undefined) o.nanosecond = options.nanosecond;
+      this.writer = PcapWriter.toFile(options.path, o);
+      this.ownsWriter = true;
+    } else {
+      throw new TunstackError('EINVAL', 'SnifferEndpoint needs a writer or a path');
+    }
+    const dir = options.direction ?? 'both';
+    this.captureIn = dir !== 'outbound';
+    this.captureOut = dir !== 'inbound';
+  }
+
+  get mtu(): number {
+    return this.inner.mtu;
+  }
+  get maxHeaderLength(): number {
+    return this.inner.maxHeaderLength;
+  }
+  get linkAddress(): Uint8Array {
+    return this.inner.linkAddress;
+  }
+  get capabilities(): number {
+    return this.inner.capabilities;
+  }
+  get wireFormat(): WireFormat {
+    return this.inner.wireFormat;
+  }
+  get isAttached(): boolean {
+    return this.upper !== null;
+  }
+
+  attach(dispatcher: NetworkDispatcher | null): void {
+    this.upper = this.closed ? null : dispatcher;
+    this.inner.attach(this.upper === null ? null : this);
+  }
+
+  writePackets(pkts: readonly PacketBuffer[]): number {
+    if (this.captureOut && !this.closed) {
+      const t = this.clock.wallNow();
+      for (let i = 0; i < pkts.length; i++) {
+        const p = pkts[i]!;
+        this.writer.write(p.data.subarray(p.start, p.end), t);
+      }
+      this.stats.outbound += pkts.length;
+    }
+    return this.inner.writePackets(pkts);
+  }
+
+  deliverNetworkPacket(protocol: number, pkt: PacketBuffer): void {
+    const up = this.upper;
+    if (up === null) return;
+    if (this.captureIn) {
+      this.writer.write(pkt.data.subarray(pkt.start, pkt.end), this.clock.wallNow());
+      this.stats.inbound++;
+    }
+    up.deliverNetworkPacket(protocol, pkt);
+  }
+
+  /** Close the wrapped endpoint, and the pcap file if this endpoint created it. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.upper = null;
+    this.inner.close();
+    if (this.ownsWriter) this.writer.close();
+  }
+}
