@@ -144,3 +144,102 @@ export const WTAP_ENCAP: Record<number, { encap: number; name: string }> = {
   1: { encap: 1, name: 'ether' },
   101: { encap: 7, name: 'rawip' },
 };
+
+// ---------------------------------------------------------------------------------------------
+// Building small pcap/pcapng files byte by byte, for reader tests (independent of our writer).
+
+function put16(b: Uint8Array, p: number, v: number, le: boolean): void {
+  new DataView(b.buffer, b.byteOffset, b.byteLength).setUint16(p, v, le);
+}
+function put32(b: Uint8Array, p: number, v: number, le: boolean): void {
+  new DataView(b.buffer, b.byteOffset, b.byteLength).setUint32(p, v >>> 0, le);
+}
+
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** One pcapng option (code, value), padded to 4 bytes. */
+export function ngOption(code: number, value: Uint8Array, le: boolean): Uint8Array {
+  const out = new Uint8Array(4 + ((value.length + 3) & ~3));
+  put16(out, 0, code, le);
+  put16(out, 2, value.length, le);
+  out.set(value, 4);
+  return out;
+}
+
+/** A pcapng block: type, total length, body (padded to 4), total length. */
+export function ngBlock(type: number, body: Uint8Array, le: boolean): Uint8Array {
+  const padded = (body.length + 3) & ~3;
+  const total = 12 + padded;
+  const out = new Uint8Array(total);
+  put32(out, 0, type, le);
+  put32(out, 4, total, le);
+  out.set(body, 8);
+  put32(out, total - 4, total, le);
+  return out;
+}
+
+export function ngSectionHeader(le: boolean, options: Uint8Array[] = [], version: [number, number] = [1, 0]): Uint8Array {
+  const body = new Uint8Array(16);
+  put32(body, 0, 0x1a2b3c4d, le);
+  put16(body, 4, version[0], le);
+  put16(body, 6, version[1], le);
+  put32(body, 8, 0xffffffff, le);
+  put32(body, 12, 0xffffffff, le);
+  return ngBlock(0x0a0d0d0a, concat(body, ...options), le);
+}
+
+export function ngInterface(le: boolean, linkType: number, snapLength: number, options: Uint8Array[] = []): Uint8Array {
+  const body = new Uint8Array(8);
+  put16(body, 0, linkType, le);
+  put32(body, 4, snapLength, le);
+  const opts = options.length > 0 ? [...options, new Uint8Array(4)] : [];
+  return ngBlock(1, concat(body, ...opts), le);
+}
+
+export function ngEnhancedPacket(le: boolean, ifid: number, ticks: bigint, data: Uint8Array, originalLength = data.length): Uint8Array {
+  const body = new Uint8Array(20 + ((data.length + 3) & ~3));
+  put32(body, 0, ifid, le);
+  put32(body, 4, Number(ticks >> 32n), le);
+  put32(body, 8, Number(ticks & 0xffffffffn), le);
+  put32(body, 12, data.length, le);
+  put32(body, 16, originalLength, le);
+  body.set(data, 20);
+  return ngBlock(6, body, le);
+}
+
+export function ngSimplePacket(le: boolean, data: Uint8Array, originalLength = data.length): Uint8Array {
+  const body = new Uint8Array(4 + data.length);
+  put32(body, 0, originalLength, le);
+  body.set(data, 4);
+  return ngBlock(3, body, le);
+}
+
+/** A classic pcap file header. */
+export function pcapHeader(le: boolean, nano: boolean, snapLength: number, linkType: number, version: [number, number] = [2, 4]): Uint8Array {
+  const h = new Uint8Array(24);
+  put32(h, 0, nano ? 0xa1b23c4d : 0xa1b2c3d4, le);
+  put16(h, 4, version[0], le);
+  put16(h, 6, version[1], le);
+  put32(h, 16, snapLength, le);
+  put32(h, 20, linkType, le);
+  return h;
+}
+
+/** A classic pcap record (header and data). */
+export function pcapRecord(le: boolean, sec: number, frac: number, data: Uint8Array, originalLength = data.length): Uint8Array {
+  const r = new Uint8Array(16 + data.length);
+  put32(r, 0, sec, le);
+  put32(r, 4, frac, le);
+  put32(r, 8, data.length, le);
+  put32(r, 12, originalLength, le);
+  r.set(data, 16);
+  return r;
+}
