@@ -81,14 +81,36 @@ export class PcapWriter {
 
   /** Append one packet captured at `timeMs` (wall-clock ms since the epoch). */
   write(packet: Uint8Array, timeMs: number, originalLength = packet.length): void {
-    const sec = Math.floor(timeMs / 1000);
-    const frac = this.nanosecond
-      ? Math.round((timeMs - sec * 1000) * 1e6)
-      : Math.round((timeMs - sec * 1000) * 1e3);
+    let sec = Math.floor(timeMs / 1000);
+    const units = this.nanosecond ? 1e9 : 1e6;
+    let frac = Math.round((timeMs - sec * 1000) * (units / 1000));
+    if (frac >= units) {
+      // The fraction rounded up to a whole second: carry it.
+      sec += 1;
+      frac -= units;
+    } else if (frac < 0) {
+      // timeMs / 1000 rounded up to the next integer in floating point.
+      sec -= 1;
+      frac += units;
+    }
+    this.record(packet, sec, frac, originalLength);
+  }
+
+  /**
+   * Append one packet captured at `timeNs` (nanoseconds since the epoch), exactly: a microsecond
+   * file keeps the whole microseconds (the nanoseconds are dropped, as libpcap does).
+   */
+  writeNs(packet: Uint8Array, timeNs: bigint, originalLength = packet.length): void {
+    const sec = timeNs / 1_000_000_000n;
+    const ns = Number(timeNs - sec * 1_000_000_000n);
+    this.record(packet, Number(sec), this.nanosecond ? ns : Math.floor(ns / 1000), originalLength);
+  }
+
+  private record(packet: Uint8Array, sec: number, frac: number, originalLength: number): void {
     const caplen = Math.min(packet.length, this.snapLength);
     const v = this.recView;
     v.setUint32(0, sec >>> 0, true);
-    v.setUint32(4, Math.min(frac, this.nanosecond ? 999_999_999 : 999_999), true);
+    v.setUint32(4, frac, true);
     v.setUint32(8, caplen, true);
     v.setUint32(12, originalLength, true);
     this.sink.write(this.rec);
