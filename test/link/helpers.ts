@@ -50,7 +50,10 @@ export function ipv4Bytes(id: number, payloadLength = 32): Uint8Array {
   b[5] = id & 0xff;
   b[8] = 64;
   b[9] = 17;
-  b.set([10, 0, 0, 1, 10, 0, 0, 2], 12);
+  b[12] = 10;
+  b[15] = 1;
+  b[16] = 10;
+  b[19] = 2;
   const c = checksum(b, 0, 20);
   b[10] = c >>> 8;
   b[11] = c & 0xff;

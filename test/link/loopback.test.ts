@@ -41,7 +41,13 @@ describe('LoopbackEndpoint', () => {
       maxDepth = Math.max(maxDepth, depth);
       const id = ipId(pkt.view());
       if (order.length < 20) order.push(id);
-      if (d.count < 100_000) lo.writePackets([ipv4Packet((id + 1) & 0xffff, 0)]);
+      if (d.count < 100_000) {
+        // Send the received packet back out (it is ours now), with the next id.
+        const next = (id + 1) & 0xffff;
+        pkt.data[pkt.start + 4] = next >>> 8;
+        pkt.data[pkt.start + 5] = next & 0xff;
+        lo.writePackets([pkt]);
+      }
       depth--;
     };
     lo.attach(d);
