@@ -8,3 +8,4 @@ import { setDefaultProtocols } from './stack/stack.js';
 import { udpFactory } from './transport/udp.js';
 
 setDefaultProtocols([ipv4Factory(), arpFactory()], [udpFactory()]);
+import './adapters/index.js';

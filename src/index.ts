@@ -18,3 +18,4 @@ export { ArpProtocol, arpFactory, type ArpStats } from './network/arp.js';
 export { Reassembler, type ReassemblyConfig, type ReassemblyStats } from './network/reassembly.js';
 export { UdpProtocol, UdpEndpoint, udpFactory, type UdpMessage, type UdpStats } from './transport/udp.js';
 export * from './link/endpoint.js';
+export { DgramModule, DgramSocket, NetModule, Server, Socket, type RemoteInfo, type SocketConnectOpts, type ListenOptions } from './adapters/index.js';

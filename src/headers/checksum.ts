@@ -39,9 +39,9 @@ function viewOf(buf: Uint8Array): DataView {
 
 /**
  * Partial (folded, uncomplemented) sum of `len` bytes at `off`, starting from `initial`.
- * `odd` handling: a trailing byte is padded with zero as the high byte of a word.
- * Note: a region starting at an odd position of a larger checksummed area must be summed with
- * `swapped` (see `sumAt`); this function treats `off` as the start of a 16-bit word.
+ * A trailing odd byte is padded with zero as the high byte of a word. `off` is treated as the
+ * start of a 16-bit word: to add a region that starts at an odd position of a larger checksummed
+ * area, byte-swap its partial sum before combining.
  */
 export function sum(buf: Uint8Array, off = 0, len = buf.length - off, initial = 0): number {
   if (off < 0 || len < 0 || off + len > buf.length) {

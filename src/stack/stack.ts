@@ -16,6 +16,7 @@ import { Route, RouteTable, parseRouteSpec, type RouteEntry, type RouteSpec } fr
 // Type-only: the convenience methods below look protocols up by number at run time.
 import type { IPv4Protocol, PingOptions, PingResult } from '../network/ipv4.js';
 import type { UdpEndpoint, UdpEndpointOptions, UdpProtocol } from '../transport/udp.js';
+import type { TunDevice } from '../tundev/device.js';
 
 export interface StackOptions {
   /** Default: a RealClock. Tests pass a ManualClock. */
@@ -42,6 +43,12 @@ interface StackEvents {
 /** Defaults registered by the package entry (keeps this core free of protocol names). */
 let defaultNetwork: NetworkProtocolFactory[] = [];
 let defaultTransport: TransportProtocolFactory[] = [];
+let tunFactory: ((stack: Stack) => TunDevice) | null = null;
+
+/** @internal Called once by src/index.ts: how `stack.openTun()` makes a device. */
+export function setTunFactory(f: (stack: Stack) => TunDevice): void {
+  tunFactory = f;
+}
 
 /** @internal Called once by src/index.ts (and tests through it). */
 export function setDefaultProtocols(network: NetworkProtocolFactory[], transport: TransportProtocolFactory[]): void {
@@ -272,6 +279,13 @@ export class Stack extends EventEmitter<StackEvents> {
   /** A new UDP endpoint (bind/connect/send/recv). */
   udp(options: UdpEndpointOptions = {}): UdpEndpoint {
     return this.requireTransport<UdpProtocol>(17).createEndpoint(options);
+  }
+
+  /** Open the virtual /dev/net/tun: a new device object, not yet attached (call setIff). */
+  openTun(): TunDevice {
+    this.assertOpen();
+    if (!tunFactory) throw new TunstackError('ENOSYS', 'the tun device is not registered (import tunstack, not src/stack)');
+    return tunFactory(this);
   }
 
   // ---- protocol plumbing ----

@@ -1,0 +1,40 @@
+/**
+ * Installs `stack.net` and `stack.dgram` (Node-compatible surfaces) on every Stack. Imported by the
+ * package entry; the stack core itself knows nothing of adapters.
+ */
+import { Stack } from '../stack/stack.js';
+import { DgramModule } from './dgram.js';
+import { NetModule } from './net.js';
+
+declare module '../stack/stack.js' {
+  interface Stack {
+    /** Node's `net` bound to this stack: createServer, connect/createConnection, Socket, httpAgent. */
+    readonly net: NetModule;
+    /** Node's `dgram` bound to this stack: createSocket('udp4' | 'udp6'). */
+    readonly dgram: DgramModule;
+  }
+}
+
+const nets = new WeakMap<Stack, NetModule>();
+const dgrams = new WeakMap<Stack, DgramModule>();
+
+Object.defineProperty(Stack.prototype, 'net', {
+  configurable: true,
+  get(this: Stack): NetModule {
+    let m = nets.get(this);
+    if (!m) nets.set(this, (m = new NetModule(this)));
+    return m;
+  },
+});
+
+Object.defineProperty(Stack.prototype, 'dgram', {
+  configurable: true,
+  get(this: Stack): DgramModule {
+    let m = dgrams.get(this);
+    if (!m) dgrams.set(this, (m = new DgramModule(this)));
+    return m;
+  },
+});
+
+export { DgramModule, DgramSocket, type RemoteInfo } from './dgram.js';
+export { NetModule, Server, Socket, type SocketConnectOpts, type ListenOptions } from './net.js';
