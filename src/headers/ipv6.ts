@@ -454,7 +454,10 @@ export const IPV6_WALK_BAD_HEADER = 1;
 export const IPV6_WALK_TRUNCATED = 2;
 /** A Hop-by-Hop header anywhere but right after the fixed header (ICMP code 1). */
 export const IPV6_WALK_HOP_BY_HOP_NOT_FIRST = 3;
-/** An option's TLV overruns its header, or a Router Alert is not 2 bytes. Dropped silently. */
+/**
+ * An option's TLV overruns its header, or a Router Alert is not 2 bytes; `problemOffset` is the
+ * option's type byte. Dropped silently.
+ */
 export const IPV6_WALK_BAD_OPTION = 4;
 /** An unrecognised option whose action says discard (see `optionAction`, `icmpCode`). */
 export const IPV6_WALK_UNKNOWN_OPTION = 5;
@@ -464,7 +467,7 @@ export const IPV6_WALK_ROUTING = 6;
 export const IPV6_WALK_BAD_FRAGMENT = 7;
 /** A first fragment without the whole header chain through the upper-layer header (code 3). */
 export const IPV6_WALK_INCOMPLETE_CHAIN = 8;
-/** More extension headers than `maxHeaders`. Dropped silently. */
+/** More extension headers than `maxHeaders` (problemOffset: the Next Header naming one too many). Dropped silently. */
 export const IPV6_WALK_TOO_MANY_HEADERS = 9;
 
 /** Default bound on the number of extension headers in one chain. */
@@ -616,7 +619,7 @@ export function walkIPv6Extensions(
           // RFC 8200 4.1: only right after the fixed header; otherwise "unrecognized Next Header".
           return fail(r, IPV6_WALK_HOP_BY_HOP_NOT_FIRST, nhField, 1);
         }
-        if (++r.headerCount > r.maxHeaders) return fail(r, IPV6_WALK_TOO_MANY_HEADERS, p, -1);
+        if (++r.headerCount > r.maxHeaders) return fail(r, IPV6_WALK_TOO_MANY_HEADERS, nhField, -1);
         if (p + 8 > end) return fail(r, IPV6_WALK_TRUNCATED, nhField, -1);
         const hl = (buf[p + 1]! + 1) << 3;
         if (p + hl > end) return fail(r, IPV6_WALK_TRUNCATED, p + 1, -1);
@@ -627,7 +630,7 @@ export function walkIPv6Extensions(
           const t = it.type;
           if (t === IPV6_OPTION_PAD1 || t === IPV6_OPTION_PADN) continue;
           if (hbh && t === IPV6_OPTION_ROUTER_ALERT) {
-            if (it.dataLength !== 2) return fail(r, IPV6_WALK_BAD_OPTION, it.optionOffset + 1, -1);
+            if (it.dataLength !== 2) return fail(r, IPV6_WALK_BAD_OPTION, it.optionOffset, -1);
             r.routerAlert = (buf[it.dataOffset]! << 8) | buf[it.dataOffset + 1]!;
             continue;
           }
@@ -644,7 +647,7 @@ export function walkIPv6Extensions(
         }
         if (it.status !== IPV6_OPTIONS_END) {
           // The option at optionOffset claims more bytes than its header has.
-          return fail(r, IPV6_WALK_BAD_OPTION, it.optionOffset + 1, -1);
+          return fail(r, IPV6_WALK_BAD_OPTION, it.optionOffset, -1);
         }
         nhField = p;
         nh = buf[p]!;
@@ -652,7 +655,7 @@ export function walkIPv6Extensions(
         continue;
       }
       case IPV6_NEXT_HEADER_ROUTING: {
-        if (++r.headerCount > r.maxHeaders) return fail(r, IPV6_WALK_TOO_MANY_HEADERS, p, -1);
+        if (++r.headerCount > r.maxHeaders) return fail(r, IPV6_WALK_TOO_MANY_HEADERS, nhField, -1);
         if (p + 8 > end) return fail(r, IPV6_WALK_TRUNCATED, nhField, -1);
         const hl = (buf[p + 1]! + 1) << 3;
         if (p + hl > end) return fail(r, IPV6_WALK_TRUNCATED, p + 1, -1);
@@ -668,7 +671,7 @@ export function walkIPv6Extensions(
         continue;
       }
       case IPV6_NEXT_HEADER_FRAGMENT: {
-        if (++r.headerCount > r.maxHeaders) return fail(r, IPV6_WALK_TOO_MANY_HEADERS, p, -1);
+        if (++r.headerCount > r.maxHeaders) return fail(r, IPV6_WALK_TOO_MANY_HEADERS, nhField, -1);
         if (p + IPV6_FRAGMENT_HEADER_LENGTH > end) return fail(r, IPV6_WALK_TRUNCATED, nhField, -1);
         const w = (buf[p + 2]! << 8) | buf[p + 3]!;
         r.fragmentHeaderOffset = p;
