@@ -421,9 +421,9 @@ export class IPv4Protocol implements NetworkProtocol {
   private transmitTo(route: Route, pkt: PacketBuffer): void {
     const nic = route.nic;
     const dst = route.remoteAddress;
-    if (nicOwning(this.stack, dst, 0) !== null && !route.broadcast) {
+    if (route.localDelivery !== null) {
       // Destination is this stack: loop back without touching a link.
-      this.loopback(nicOwning(this.stack, dst, 0)!, pkt);
+      this.loopback(route.localDelivery, pkt);
       return;
     }
     if (!nic.needsResolution) {

@@ -18,6 +18,28 @@ export const enum PacketType {
   Outgoing = 4,
 }
 
+/**
+ * Small packets are carved out of shared 64 KiB slabs (as Node's Buffer pool does): allocating an
+ * ArrayBuffer per packet is the costliest step of a small packet's life, and a shared backing store
+ * also lets checksum code reuse its views. Regions are never reused, so they start zeroed.
+ */
+const SLAB_SIZE = 64 * 1024;
+const SLAB_MAX_ALLOC = 4096;
+let slab = new Uint8Array(SLAB_SIZE);
+let slabUsed = 0;
+
+function slabAlloc(size: number): Uint8Array {
+  if (size > SLAB_MAX_ALLOC) return new Uint8Array(size);
+  const rounded = (size + 7) & ~7;
+  if (slabUsed + rounded > SLAB_SIZE) {
+    slab = new Uint8Array(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + size);
+  slabUsed += rounded;
+  return out;
+}
+
 export class PacketBuffer {
   data: Uint8Array;
   start: number;
@@ -60,7 +82,7 @@ export class PacketBuffer {
    * The payload starts at `start`; write it with `data.set(..., pkt.start)`.
    */
   static alloc(payloadLength: number, headroom = DEFAULT_HEADROOM): PacketBuffer {
-    const data = new Uint8Array(headroom + payloadLength);
+    const data = slabAlloc(headroom + payloadLength);
     return new PacketBuffer(data, headroom, headroom + payloadLength);
   }
 

@@ -97,6 +97,8 @@ export class Route {
     /** Sent as link-layer broadcast (limited or subnet broadcast). */
     readonly broadcast: boolean,
     readonly multicast: boolean,
+    /** The NIC of this stack that owns `remoteAddress` (traffic to ourselves), or null. */
+    readonly localDelivery: NIC | null = null,
   ) {}
 
   get family(): 4 | 6 {

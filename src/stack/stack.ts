@@ -266,7 +266,8 @@ export class Stack extends EventEmitter<StackEvents> {
     }
     if (!src) throw new TunstackError('EADDRNOTAVAIL', `${nic.name} has no IPv${family} address`, 'connect');
     const broadcast = limitedBroadcast || (family === 4 && nic.isSubnetBroadcast(dst));
-    return new Route(nic, netProto, src, dst, nextHop, broadcast, multicast);
+    const localDelivery = broadcast || multicast ? null : this.nicForAddress(dst);
+    return new Route(nic, netProto, src, dst, nextHop, broadcast, multicast, localDelivery);
   }
 
   // ---- conveniences over registered protocols ----

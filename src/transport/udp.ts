@@ -259,6 +259,9 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
 /** UDP (RFC 768) with Linux-like demultiplexing. */
 export class UdpProtocol implements TransportProtocol {
   readonly number = IP_PROTO_UDP;
+  /** Text forms of the last source/destination seen, reused while they repeat (no string per datagram). */
+  private readonly srcText = new AddressText();
+  private readonly dstText = new AddressText();
   readonly stats: UdpStats = { inDatagrams: 0, noPorts: 0, inErrors: 0, inCsumErrors: 0, rcvbufErrors: 0, outDatagrams: 0 };
   private readonly byPort = new Map<number, UdpEndpoint[]>();
 
@@ -334,10 +337,10 @@ export class UdpProtocol implements TransportProtocol {
       }
       msg ??= {
         data: data.slice(start + UDP_HEADER_LENGTH, start + len),
-        address: formatIP(data.slice(net.srcOffset, net.srcOffset + alen)),
+        address: this.srcText.of(data, net.srcOffset, alen),
         port: srcPort,
         family: net.family,
-        localAddress: formatIP(data.slice(net.dstOffset, net.dstOffset + alen)),
+        localAddress: this.dstText.of(data, net.dstOffset, alen),
         nicId: net.nic.id,
       };
       // A multicast/broadcast datagram goes to every matching socket; unicast to the best one.
@@ -370,6 +373,31 @@ export class UdpProtocol implements TransportProtocol {
 
   close(): void {
     for (const list of [...this.byPort.values()]) for (const ep of [...list]) ep.close();
+  }
+}
+
+/** Caches the text of the last address formatted. */
+class AddressText {
+  private readonly last = new Uint8Array(16);
+  private lastLen = 0;
+  private text = '';
+
+  of(data: Uint8Array, off: number, len: number): string {
+    const last = this.last;
+    if (len === this.lastLen) {
+      let same = true;
+      for (let i = 0; i < len; i++) {
+        if (last[i] !== data[off + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.text;
+    }
+    last.set(data.subarray(off, off + len));
+    this.lastLen = len;
+    this.text = formatIP(data.slice(off, off + len));
+    return this.text;
   }
 }
 
