@@ -3,7 +3,13 @@
  *
  * `sum` returns the folded but not complemented 16-bit partial sum, so partial sums over several
  * regions (pseudo-header, header, payload) can be combined with `combine` and complemented once
- * with `finish`. The inner loop adds 32-bit words read through a DataView, four bytes per step.
+ * with `finish`.
+ *
+ * The inner loop adds whole 32-bit words read in the host's byte order from an aligned
+ * Uint32Array, one addition per word into doubles (exact below 2^53), and folds at the end. The
+ * one's-complement sum does not depend on byte order except for a final byte swap (RFC 1071
+ * section 2(B)), which is applied according to where the aligned run starts relative to `off`.
+ * Big-endian hosts use a DataView loop instead.
  */
 
 /** Fold a (possibly > 16-bit) sum into 16 bits with end-around carry. */
@@ -26,13 +32,30 @@ export function finish(partial: number): number {
   return ~partial & 0xffff;
 }
 
-const viewCache = new WeakMap<ArrayBufferLike, DataView>();
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function viewOf(buf: Uint8Array): DataView {
-  let v = viewCache.get(buf.buffer);
-  if (v === undefined) {
+/** Largest number of 32-bit words summed before folding (keeps the double sum exact). */
+const WORDS_PER_FOLD = 1 << 20;
+
+const wordViews = new WeakMap<ArrayBufferLike, Uint32Array>();
+
+/** A Uint32Array over the whole of `ab` (cached; renewed if the buffer has grown). */
+function wordsOf(ab: ArrayBufferLike, needWords: number): Uint32Array {
+  let v = wordViews.get(ab);
+  if (v === undefined || v.length < needWords) {
+    v = new Uint32Array(ab, 0, ab.byteLength >>> 2);
+    wordViews.set(ab, v);
+  }
+  return v;
+}
+
+const dataViews = new WeakMap<ArrayBufferLike, DataView>();
+
+function dataViewOf(buf: Uint8Array): DataView {
+  let v = dataViews.get(buf.buffer);
+  if (v === undefined || v.byteLength < buf.byteOffset + buf.length) {
     v = new DataView(buf.buffer);
-    viewCache.set(buf.buffer, v);
+    dataViews.set(buf.buffer, v);
   }
   return v;
 }
@@ -47,39 +70,68 @@ export function sum(buf: Uint8Array, off = 0, len = buf.length - off, initial = 
   if (off < 0 || len < 0 || off + len > buf.length) {
     throw new RangeError(`checksum: region ${off}+${len} outside buffer of ${buf.length}`);
   }
-  const dv = viewOf(buf);
+  if (!LITTLE_ENDIAN_HOST) return sumDataView(buf, off, len, initial);
+  let acc = initial;
+  let p = off;
+  const end = off + len;
+  const base = buf.byteOffset;
+  // Leading bytes up to a 4-byte aligned address: a byte at an even distance from `off` is the
+  // high byte of its word.
+  while (p < end && ((base + p) & 3) !== 0) {
+    acc += ((p - off) & 1) === 0 ? buf[p]! << 8 : buf[p]!;
+    p++;
+  }
+  let words = (end - p) >>> 2;
+  if (words > 0) {
+    let i = (base + p) >>> 2;
+    const u = wordsOf(buf.buffer, i + words);
+    // Little-endian words hold each 16-bit pair byte-swapped when the run starts at an even
+    // distance from `off`, and in network order when it starts at an odd one.
+    const swap = ((p - off) & 1) === 0;
+    p += words << 2;
+    while (words > 0) {
+      const n = words < WORDS_PER_FOLD ? words : WORDS_PER_FOLD;
+      const iend = i + n;
+      const i8 = i + (n & ~7);
+      // Two independent sums, so that additions of consecutive steps can overlap.
+      let s = 0;
+      let t = 0;
+      while (i < i8) {
+        s += u[i]! + u[i + 1]! + u[i + 2]! + u[i + 3]!;
+        t += u[i + 4]! + u[i + 5]! + u[i + 6]! + u[i + 7]!;
+        i += 8;
+      }
+      while (i < iend) s += u[i++]!;
+      let f = fold(s + t);
+      if (swap) f = ((f & 0xff) << 8) | (f >>> 8);
+      acc += f;
+      words -= n;
+    }
+  }
+  while (p < end) {
+    acc += ((p - off) & 1) === 0 ? buf[p]! << 8 : buf[p]!;
+    p++;
+  }
+  return fold(acc);
+}
+
+/** The same sum through big-endian DataView reads (for big-endian hosts). */
+function sumDataView(buf: Uint8Array, off: number, len: number, initial: number): number {
+  const dv = dataViewOf(buf);
   let p = buf.byteOffset + off;
   const end = p + len;
   const end4 = p + (len & ~3);
-  // Accumulate 32-bit words as two 16-bit halves to stay within safe integers.
   let acc = initial;
-  let hi = 0;
-  let lo = 0;
-  // Unrolled by 4 words (16 bytes).
-  const end16 = p + (len & ~15);
-  while (p < end16) {
-    const a = dv.getUint32(p);
-    const b = dv.getUint32(p + 4);
-    const c = dv.getUint32(p + 8);
-    const d = dv.getUint32(p + 12);
-    hi += (a >>> 16) + (b >>> 16) + (c >>> 16) + (d >>> 16);
-    lo += (a & 0xffff) + (b & 0xffff) + (c & 0xffff) + (d & 0xffff);
-    p += 16;
-  }
   while (p < end4) {
     const a = dv.getUint32(p);
-    hi += a >>> 16;
-    lo += a & 0xffff;
+    acc += (a >>> 16) + (a & 0xffff);
     p += 4;
   }
   if (end - p >= 2) {
-    hi += dv.getUint16(p);
+    acc += dv.getUint16(p);
     p += 2;
   }
-  if (p < end) {
-    lo += dv.getUint8(p) << 8;
-  }
-  acc += hi + lo;
+  if (p < end) acc += dv.getUint8(p) << 8;
   return fold(acc);
 }
 
