@@ -4,8 +4,10 @@
  */
 import { arpFactory } from './network/arp.js';
 import { ipv4Factory } from './network/ipv4.js';
-import { setDefaultProtocols } from './stack/stack.js';
+import { setDefaultProtocols, setTunFactory } from './stack/stack.js';
+import { TunDevice } from './tundev/device.js';
 import { udpFactory } from './transport/udp.js';
 
 setDefaultProtocols([ipv4Factory(), arpFactory()], [udpFactory()]);
 import './adapters/index.js';
+setTunFactory((stack) => new TunDevice(stack));

@@ -19,3 +19,4 @@ export { Reassembler, type ReassemblyConfig, type ReassemblyStats } from './netw
 export { UdpProtocol, UdpEndpoint, udpFactory, type UdpMessage, type UdpStats } from './transport/udp.js';
 export * from './link/endpoint.js';
 export { DgramModule, DgramSocket, NetModule, Server, Socket, type RemoteInfo, type SocketConnectOpts, type ListenOptions } from './adapters/index.js';
+export * from './tundev/index.js';
