@@ -6,3 +6,7 @@ export * from './ipv4.js';
 export * from './icmpv4.js';
 export * from './udp.js';
 export * from './tcp.js';
+export * from './ipv6.js';
+export * from './icmpv6.js';
+export * from './tunpi.js';
+export * from './virtio.js';
