@@ -86,6 +86,13 @@ export class PacketBuffer {
     return new PacketBuffer(data, headroom, headroom + payloadLength);
   }
 
+  /** A copy of received bytes (from a pooled slab: no ArrayBuffer per packet). */
+  static copyOf(bytes: Uint8Array): PacketBuffer {
+    const data = slabAlloc(bytes.length);
+    data.set(bytes);
+    return new PacketBuffer(data, 0, bytes.length);
+  }
+
   /** A new outbound packet whose payload is a copy of `payload`. */
   static fromPayload(payload: Uint8Array, headroom = DEFAULT_HEADROOM): PacketBuffer {
     const pkt = PacketBuffer.alloc(payload.length, headroom);

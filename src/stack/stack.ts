@@ -1,6 +1,6 @@
 import { EventEmitter } from 'eventemitter3';
 import { TunstackError } from '../errors.js';
-import { addrEqual, formatIP, maskAddress, parseIP } from '../headers/address.js';
+import { addrEqual, formatIP, ipv4ToU32, maskAddress, parseIP } from '../headers/address.js';
 import { RealClock, type Clock } from './clock.js';
 import { NIC, type AddressInfo, type NICOptions } from './nic.js';
 import { PortManager } from './ports.js';
@@ -73,6 +73,11 @@ export class Stack extends EventEmitter<StackEvents> {
   private readonly transProtos = new Map<number, TransportProtocol>();
   private nextNicId = 1;
   private closed = false;
+  /** Bumped on every NIC, address or route change; cached routes from older generations are stale. */
+  private generation = 0;
+  private routeCacheGeneration = 0;
+  /** IPv4 route cache (as Linux's dst cache): destination -> routes computed for it, per pinning. */
+  private readonly routeCache = new Map<number, CachedRoute[]>();
 
   constructor(options: StackOptions = {}) {
     super();
@@ -127,6 +132,7 @@ export class Stack extends EventEmitter<StackEvents> {
     }
     this.nicsById.set(id, nic);
     this.nicsByName.set(nic.name, nic);
+    this.generation++;
     if (options.enabled !== false) nic.enable();
     this.emit('nic-added', nic);
     return nic;
@@ -138,6 +144,7 @@ export class Stack extends EventEmitter<StackEvents> {
     nic.destroy();
     this.nicsById.delete(nic.id);
     this.nicsByName.delete(nic.name);
+    this.generation++;
     this.emit('nic-removed', nic);
   }
 
@@ -169,6 +176,7 @@ export class Stack extends EventEmitter<StackEvents> {
     const nic = this.getNIC(spec.nic);
     const { destination, prefixLength, gateway } = parseRouteSpec(spec);
     this.routes.add({ destination, prefixLength, gateway, nicId: nic.id, metric: spec.metric ?? 0, connected: false });
+    this.generation++;
   }
 
   removeRoute(spec: RouteSpec): void {
@@ -184,6 +192,7 @@ export class Stack extends EventEmitter<StackEvents> {
         (gateway === null || (e.gateway !== null && addrEqual(e.gateway, gateway))),
     );
     if (n === 0) throw new TunstackError('ENOENT', `no route ${spec.destination}`);
+    this.generation++;
   }
 
   /** @internal */
@@ -222,13 +231,37 @@ export class Stack extends EventEmitter<StackEvents> {
    */
   findRoute(remote: Uint8Array | string, options: { local?: Uint8Array | null; nic?: number | string } = {}): Route {
     const dst = typeof remote === 'string' ? parseIP(remote) : remote;
+    const local = options.local ?? null;
+    if (dst.length !== 4 || (local !== null && local.length !== 4) || typeof options.nic === 'string') {
+      return this.computeRoute(dst, options);
+    }
+    if (this.routeCacheGeneration !== this.generation) {
+      this.routeCache.clear();
+      this.routeCacheGeneration = this.generation;
+    }
+    const key = ipv4ToU32(dst);
+    const nicPin = options.nic ?? 0;
+    const localKey = local === null ? -1 : ipv4ToU32(local);
+    const list = this.routeCache.get(key);
+    if (list !== undefined) {
+      for (const c of list) if (c.nic === nicPin && c.local === localKey) return c.route;
+    }
+    const route = this.computeRoute(dst, options);
+    if (this.routeCache.size >= 4096) this.routeCache.clear();
+    const entry: CachedRoute = { nic: nicPin, local: localKey, route };
+    if (list !== undefined) list.push(entry);
+    else this.routeCache.set(key, [entry]);
+    return route;
+  }
+
+  private computeRoute(dst: Uint8Array, options: { local?: Uint8Array | null; nic?: number | string }): Route {
     const family = dst.length === 4 ? 4 : 6;
     const netProto = this.netProtos.get(family === 4 ? 0x0800 : 0x86dd);
     if (!netProto) throw new TunstackError('EAFNOSUPPORT', `IPv${family} is not enabled on this stack`);
     let pinned = options.nic !== undefined ? this.getNIC(options.nic) : null;
     const local = options.local ?? null;
     if (local && isUnspecified(local)) {
-      return this.findRoute(dst, { ...(options.nic !== undefined ? { nic: options.nic } : {}) });
+      return this.computeRoute(dst, { ...(options.nic !== undefined ? { nic: options.nic } : {}) });
     }
     if (local && !pinned) {
       const owner = this.nicForAddress(local);
@@ -293,6 +326,7 @@ export class Stack extends EventEmitter<StackEvents> {
 
   /** @internal */
   notifyProtocols(nic: NIC, ev: NicEvent): void {
+    this.generation++;
     for (const p of this.netProtos.values()) p.onNicEvent?.(nic, ev);
   }
 
@@ -314,6 +348,12 @@ export class Stack extends EventEmitter<StackEvents> {
   private assertOpen(): void {
     if (this.closed) throw new TunstackError('EBADF', 'stack is closed');
   }
+}
+
+interface CachedRoute {
+  nic: number;
+  local: number;
+  route: Route;
 }
 
 function isUnspecified(a: Uint8Array): boolean {

@@ -514,13 +514,12 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
         return total;
       }
     }
-    const copy = bytes.slice(off, total);
+    const pkt = PacketBuffer.copyOf(bytes.subarray(off, total));
     if (vh !== null && vh.needsCsum) {
-      if (!completePartialChecksum(copy, 0, copy.length, l2, vh.csumStart, vh.csumOffset)) {
+      if (!completePartialChecksum(pkt.data, 0, pkt.end, l2, vh.csumStart, vh.csumOffset)) {
         return this.frameError(ep, 'csum_start/csum_offset beyond the packet');
       }
     }
-    const pkt = PacketBuffer.wrap(copy);
     if (vh !== null && !vh.needsCsum && vh.dataValid) pkt.checksumOffload = true;
     ep.inject(protocol, pkt);
     return total;
