@@ -1,6 +1,6 @@
 import { TunstackError } from '../errors.js';
 import { BROADCAST_MAC, formatIPv4, ipv4ToU32, parseIPv4 } from '../headers/address.js';
-import { pseudoHeaderSumV4, sum } from '../headers/checksum.js';
+import { pseudoHeaderSumV4, sum, updateChecksum16 } from '../headers/checksum.js';
 import { ETHERTYPE_IPV4 } from '../headers/ethernet.js';
 import {
   ICMPV4_ADMIN_PROHIBITED,
@@ -555,15 +555,15 @@ export class IPv4Protocol implements NetworkProtocol {
     const icmpLen = pkt.end - pkt.start;
     const reply = PacketBuffer.alloc(icmpLen);
     const rb = reply.data;
-    rb.set(data.subarray(pkt.start, pkt.end), reply.start);
-    rb[reply.start] = ICMPV4_ECHO_REPLY;
-    rb[reply.start + 2] = 0;
-    rb[reply.start + 3] = 0;
-    const c = ~sum(rb, reply.start, icmpLen) & 0xffff;
-    rb[reply.start + 2] = c >>> 8;
-    rb[reply.start + 3] = c & 0xff;
-    const remote = data.slice(ipStart + 12, ipStart + 16);
-    const ourDst = data.slice(ipStart + 16, ipStart + 20);
+    const rs = reply.start;
+    rb.set(data.subarray(pkt.start, pkt.end), rs);
+    // Only the type changes (8 -> 0): update the checksum incrementally (RFC 1624).
+    rb[rs] = ICMPV4_ECHO_REPLY;
+    const c = updateChecksum16((rb[rs + 2]! << 8) | rb[rs + 3]!, ICMPV4_ECHO_REQUEST << 8, ICMPV4_ECHO_REPLY << 8);
+    rb[rs + 2] = c >>> 8;
+    rb[rs + 3] = c & 0xff;
+    const remote = data.subarray(ipStart + 12, ipStart + 16);
+    const ourDst = data.subarray(ipStart + 16, ipStart + 20);
     let route: Route;
     try {
       route = this.stack.findRoute(remote, { local: nic.hasAddress(ourDst) ? ourDst : null, nic: nic.id });

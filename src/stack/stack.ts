@@ -254,7 +254,9 @@ export class Stack extends EventEmitter<StackEvents> {
     return route;
   }
 
-  private computeRoute(dst: Uint8Array, options: { local?: Uint8Array | null; nic?: number | string }): Route {
+  private computeRoute(remote: Uint8Array, options: { local?: Uint8Array | null; nic?: number | string }): Route {
+    // Copies: callers may pass views into packets.
+    const dst = remote.slice();
     const family = dst.length === 4 ? 4 : 6;
     const netProto = this.netProtos.get(family === 4 ? 0x0800 : 0x86dd);
     if (!netProto) throw new TunstackError('EAFNOSUPPORT', `IPv${family} is not enabled on this stack`);
@@ -293,7 +295,7 @@ export class Stack extends EventEmitter<StackEvents> {
       if (!nic.hasAddress(local) && !nic.spoofing && !this.nicForAddress(local)) {
         throw new TunstackError('EADDRNOTAVAIL', `${formatIP(local)} is not a local address`, 'bind');
       }
-      src = local;
+      src = local.slice();
     } else {
       src = nic.primaryAddress(family, nextHop);
     }
