@@ -17,6 +17,6 @@ export { IPv4Protocol, ipv4Factory, type IPv4Stats, type PingOptions, type PingR
 export { ArpProtocol, arpFactory, type ArpStats } from './network/arp.js';
 export { Reassembler, type ReassemblyConfig, type ReassemblyStats } from './network/reassembly.js';
 export { UdpProtocol, UdpEndpoint, udpFactory, type UdpMessage, type UdpStats } from './transport/udp.js';
-export * from './link/endpoint.js';
+export * from './link/index.js';
 export { DgramModule, DgramSocket, NetModule, Server, Socket, type RemoteInfo, type SocketConnectOpts, type ListenOptions } from './adapters/index.js';
 export * from './tundev/index.js';
