@@ -52,8 +52,8 @@ function templates(): Uint8Array[] {
 
 function arpRequest(mac: Uint8Array): Uint8Array {
   return buildEthernet(
-    { destination: Uint8Array.of(255, 255, 255, 255, 255, 255), source: PEER_MAC, etherType: 0x0806 },
-    buildArp({ op: ARP_OP_REQUEST, senderHardwareAddress: PEER_MAC, senderProtocolAddress: parseIPv4('10.0.0.2'), targetProtocolAddress: parseIPv4('10.0.0.1') }),
+    { destination: mac, source: PEER_MAC, etherType: 0x0806 },
+    buildArp({ op: ARP_OP_REQUEST, senderHardwareAddress: PEER_MAC, senderProtocolAddress: parseIPv4('10.0.1.2'), targetProtocolAddress: parseIPv4('10.0.1.1') }),
   );
 }
 
