@@ -26,9 +26,26 @@ export interface NICOptions {
   neighbor?: Partial<NeighborConfig>;
 }
 
+/**
+ * IPv6 address states (RFC 4862): a `tentative` address is undergoing duplicate address detection
+ * and is not usable yet; `dadfailed` found a duplicate; `deprecated` is usable but not chosen as a
+ * source for new traffic. IPv4 addresses are always `preferred`.
+ */
+export type AddressState = 'tentative' | 'preferred' | 'deprecated' | 'dadfailed';
+
 export interface AddressInfo {
   address: Uint8Array;
   prefixLength: number;
+  /** Absent means 'preferred'. Only preferred and deprecated addresses are usable. */
+  state?: AddressState;
+  /** Skip duplicate address detection for this address (Linux `ip addr add ... nodad`). */
+  nodad?: boolean;
+}
+
+/** Sees every packet a NIC receives or transmits (packet taps, src/transport/raw.ts). */
+export interface NicPacketObserver {
+  /** `pkt.start` is at the network header; do not keep or modify the packet. */
+  observe(nic: NIC, outbound: boolean, pkt: PacketBuffer): void;
 }
 
 interface NicEvents {
@@ -37,6 +54,8 @@ interface NicEvents {
   removed: [];
   'address-added': [AddressInfo];
   'address-removed': [AddressInfo];
+  /** An address changed state (IPv6 DAD finished or failed, lifetime ran out). */
+  'address-state': [AddressInfo];
 }
 
 /**
@@ -59,6 +78,7 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
   private readonly neighborConfig: Partial<NeighborConfig>;
   private writing = 0;
   private readonly one: PacketBuffer[] = [];
+  private observers: NicPacketObserver[] = [];
 
   constructor(stack: Stack, id: number, options: NICOptions) {
     super();
@@ -118,13 +138,17 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
     this.emit('disabled');
   }
 
-  /** Add "10.0.0.1/24" or an AddressInfo. A connected route for the prefix is added too. */
-  addAddress(addr: string | AddressInfo, options: { route?: boolean } = {}): AddressInfo {
-    const info = typeof addr === 'string' ? parseCIDR(addr) : { address: addr.address.slice(), prefixLength: addr.prefixLength };
+  /**
+   * Add "10.0.0.1/24" or an AddressInfo. A connected route for the prefix is added too.
+   * `nodad`: an IPv6 address is usable at once, without duplicate address detection.
+   */
+  addAddress(addr: string | AddressInfo, options: { route?: boolean; nodad?: boolean } = {}): AddressInfo {
+    const info: AddressInfo = typeof addr === 'string' ? parseCIDR(addr) : { address: addr.address.slice(), prefixLength: addr.prefixLength };
     if (info.address.length !== 4 && info.address.length !== 16) {
       throw new TunstackError('EINVAL', 'address must be IPv4 or IPv6');
     }
-    if (this.hasAddress(info.address)) {
+    if (options.nodad === true || (typeof addr !== 'string' && addr.nodad === true)) info.nodad = true;
+    if (this.addressInfo(info.address) !== undefined) {
       throw new TunstackError('EEXIST', `${formatIP(info.address)} already on ${this.name}`);
     }
     this._addresses.push(info);
@@ -146,12 +170,38 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
     this.emit('address-removed', info!);
   }
 
-  /** True if `addr` (at `off` in `buf`, `len` bytes) is assigned to this NIC. */
+  /** True if `addr` (at `off` in `buf`, `len` bytes) is assigned to this NIC and usable. */
   hasAddress(buf: Uint8Array, off = 0, len = buf.length - off): boolean {
     for (const a of this._addresses) {
-      if (a.address.length === len && addrEqual(a.address, buf, off)) return true;
+      if (a.address.length === len && addrEqual(a.address, buf, off)) return usable(a);
     }
     return false;
+  }
+
+  /** The assigned address `addr` in any state (tentative and dadfailed included), or undefined. */
+  addressInfo(buf: Uint8Array, off = 0, len = buf.length - off): AddressInfo | undefined {
+    for (const a of this._addresses) {
+      if (a.address.length === len && addrEqual(a.address, buf, off)) return a;
+    }
+    return undefined;
+  }
+
+  /** Change an address's state (used by IPv6 DAD and address lifetimes); emits 'address-state'. */
+  setAddressState(addr: Uint8Array, state: AddressState): void {
+    const a = this.addressInfo(addr);
+    if (a === undefined || (a.state ?? 'preferred') === state) return;
+    if (state === 'preferred') delete a.state;
+    else a.state = state;
+    this.emit('address-state', a);
+  }
+
+  /** Start passing every packet in and out to `o` (see NicPacketObserver). */
+  addObserver(o: NicPacketObserver): void {
+    if (!this.observers.includes(o)) this.observers = [...this.observers, o];
+  }
+
+  removeObserver(o: NicPacketObserver): void {
+    this.observers = this.observers.filter((x) => x !== o);
   }
 
   /** True if `addr` is the directed broadcast address of one of this NIC's IPv4 subnets. */
@@ -175,14 +225,38 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
    * covers `remote` (or `nextHop`), else the first of the family; null when there is none.
    */
   primaryAddress(family: 4 | 6, remote?: Uint8Array): Uint8Array | null {
-    const len = family === 4 ? 4 : 16;
+    if (family === 6) return this.selectSourceV6(remote);
     let first: Uint8Array | null = null;
     for (const a of this._addresses) {
-      if (a.address.length !== len) continue;
+      if (a.address.length !== 4) continue;
       if (remote && prefixMatch(a.address, remote, a.prefixLength)) return a.address;
       first ??= a.address;
     }
     return first;
+  }
+
+  /**
+   * IPv6 source address selection (RFC 6724, the rules that apply to one interface): usable
+   * addresses only; prefer the destination's scope (rule 2: link-local for link-local
+   * destinations, global for global ones), then not deprecated (rule 3), then the longest
+   * matching prefix (rule 8).
+   */
+  private selectSourceV6(remote: Uint8Array | undefined): Uint8Array | null {
+    let best: AddressInfo | null = null;
+    let bestScore = -1;
+    const rscope = remote && remote.length === 16 ? scopeV6(remote) : 0xe;
+    for (const a of this._addresses) {
+      if (a.address.length !== 16 || !usable(a)) continue;
+      const s = scopeV6(a.address);
+      let score = s === rscope ? 1 << 12 : s > rscope ? 1 << 11 : 0;
+      if (a.state !== 'deprecated') score += 1 << 10;
+      if (remote && remote.length === 16) score += commonPrefixLength(a.address, remote);
+      if (score > bestScore) {
+        best = a;
+        bestScore = score;
+      }
+    }
+    return best ? best.address : null;
   }
 
   /** The neighbour cache for a resolving network protocol on this NIC (created on first use). */
@@ -208,6 +282,7 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
       const v = pkt.end > pkt.start ? pkt.data[pkt.start]! >>> 4 : 0;
       protocol = v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
     }
+    if (this.observers.length !== 0) this.notifyObservers(false, pkt, protocol);
     const proto = this.stack.networkProtocol(protocol);
     if (proto === undefined) {
       stats.rxDroppedUnknownProtocol++;
@@ -231,6 +306,7 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
       return false;
     }
     pkt.nicId = this.id;
+    if (this.observers.length !== 0) this.notifyObservers(true, pkt, pkt.networkProtocol);
     const bytes = pkt.end - pkt.start;
     let batch = this.one;
     if (this.writing > 0) batch = [pkt];
@@ -264,4 +340,44 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
   private notify(ev: NicEvent): void {
     this.stack.notifyProtocols(this, ev);
   }
+
+  private notifyObservers(outbound: boolean, pkt: PacketBuffer, protocol: number): void {
+    if (protocol !== 0 && pkt.networkProtocol === 0) pkt.networkProtocol = protocol;
+    for (const o of this.observers) {
+      try {
+        o.observe(this, outbound, pkt);
+      } catch (err) {
+        this.stack.reportInternalError(err);
+      }
+    }
+  }
+}
+
+function usable(a: AddressInfo): boolean {
+  return a.state === undefined || a.state === 'preferred' || a.state === 'deprecated';
+}
+
+/** The scope of an IPv6 address (RFC 4007 values): 1 interface, 2 link, 5 site, 0xe global. */
+export function scopeV6(a: Uint8Array, off = 0): number {
+  const b0 = a[off]!;
+  if (b0 === 0xff) return a[off + 1]! & 0x0f;
+  if (b0 === 0xfe && (a[off + 1]! & 0xc0) === 0x80) return 2;
+  if (b0 === 0xfe && (a[off + 1]! & 0xc0) === 0xc0) return 5;
+  let zero = true;
+  for (let i = 0; i < 15 && zero; i++) if (a[off + i] !== 0) zero = false;
+  if (zero && a[off + 15] === 1) return 1; // ::1
+  return 0xe;
+}
+
+function commonPrefixLength(a: Uint8Array, b: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < 16; i++) {
+    const x = a[i]! ^ b[i]!;
+    if (x === 0) {
+      n += 8;
+      continue;
+    }
+    return n + Math.clz32(x) - 24;
+  }
+  return n;
 }

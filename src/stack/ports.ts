@@ -6,6 +6,14 @@ export const EPHEMERAL_LOW = 32768;
 export const EPHEMERAL_HIGH = 60999;
 
 /**
+ * What a wildcard (null address) reservation covers: every address of both families ('any',
+ * the default and a dual-stack IPv6 socket), only IPv4 ('v4': an IPv4 socket) or only IPv6
+ * ('v6': an IPV6_V6ONLY socket). A reservation with an address covers that address only (pass
+ * IPv4-mapped IPv6 addresses as their 4-byte IPv4 form).
+ */
+export type PortScope = 'any' | 'v4' | 'v6';
+
+/**
  * Port reservations per transport protocol (gVisor's PortManager, simplified). A reservation is
  * (protocol, local address or any, port). Binding the same port twice conflicts when either side
  * is a wildcard or the addresses are equal, unless both set reuseAddress.
@@ -19,23 +27,23 @@ export class PortManager {
    * Reserve `port` (0 = pick an ephemeral port from the seeded source). Returns the port.
    * Throws EADDRINUSE on conflict, EAGAIN when no ephemeral port is free.
    */
-  reserve(protocol: number, address: Uint8Array | null, port: number, owner: object, reuseAddress = false): number {
+  reserve(protocol: number, address: Uint8Array | null, port: number, owner: object, reuseAddress = false, scope: PortScope = 'any'): number {
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new TunstackError('EINVAL', `port ${port} out of range`);
     }
     if (port !== 0) {
-      if (!this.isFree(protocol, address, port, reuseAddress)) {
+      if (!this.isFree(protocol, address, port, reuseAddress, scope)) {
         throw new TunstackError('EADDRINUSE', `port ${port} is in use`, 'bind');
       }
-      this.add(protocol, address, port, owner, reuseAddress);
+      this.add(protocol, address, port, owner, reuseAddress, scope);
       return port;
     }
     const span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1;
     const startAt = this.random.below(span);
     for (let i = 0; i < span; i++) {
       const p = EPHEMERAL_LOW + ((startAt + i) % span);
-      if (this.isFree(protocol, address, p, false)) {
-        this.add(protocol, address, p, owner, reuseAddress);
+      if (this.isFree(protocol, address, p, false, scope)) {
+        this.add(protocol, address, p, owner, reuseAddress, scope);
         return p;
       }
     }
@@ -51,21 +59,30 @@ export class PortManager {
     else this.table.set(key, rest);
   }
 
-  isFree(protocol: number, address: Uint8Array | null, port: number, reuseAddress: boolean): boolean {
+  isFree(protocol: number, address: Uint8Array | null, port: number, reuseAddress: boolean, scope: PortScope = 'any'): boolean {
     const list = this.table.get(`${protocol}/${port}`);
     if (!list) return true;
     for (const r of list) {
       if (reuseAddress && r.reuseAddress) continue;
-      if (r.address === null || address === null) return false;
+      if (r.address === null && address === null) {
+        if (r.scope === 'any' || scope === 'any' || r.scope === scope) return false;
+        continue;
+      }
+      if (r.address === null || address === null) {
+        const wild = r.address === null ? r.scope : scope;
+        const len = (r.address ?? address)!.length;
+        if (wild === 'any' || (wild === 'v4') === (len === 4)) return false;
+        continue;
+      }
       if (r.address.length === address.length && r.address.every((b, i) => b === address[i])) return false;
     }
     return true;
   }
 
-  private add(protocol: number, address: Uint8Array | null, port: number, owner: object, reuseAddress: boolean): void {
+  private add(protocol: number, address: Uint8Array | null, port: number, owner: object, reuseAddress: boolean, scope: PortScope): void {
     const key = `${protocol}/${port}`;
     const list = this.table.get(key) ?? [];
-    list.push({ address: address ? address.slice() : null, owner, reuseAddress });
+    list.push({ address: address ? address.slice() : null, owner, reuseAddress, scope });
     this.table.set(key, list);
   }
 }
@@ -74,4 +91,5 @@ interface Reservation {
   address: Uint8Array | null;
   owner: object;
   reuseAddress: boolean;
+  scope: PortScope;
 }

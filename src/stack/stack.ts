@@ -17,6 +17,15 @@ import { Route, RouteTable, parseRouteSpec, type RouteEntry, type RouteSpec } fr
 import type { IPv4Protocol, PingOptions, PingResult } from '../network/ipv4.js';
 import type { UdpEndpoint, UdpEndpointOptions, UdpProtocol } from '../transport/udp.js';
 import type { TunDevice } from '../tundev/device.js';
+import type { IPv6Protocol } from '../network/ipv6.js';
+import type {
+  PacketTap,
+  PacketTapOptions,
+  PingSocket,
+  PingSocketOptions,
+  RawSocket,
+  RawSocketOptions,
+} from '../transport/raw.js';
 
 export interface StackOptions {
   /** Default: a RealClock. Tests pass a ManualClock. */
@@ -44,6 +53,26 @@ interface StackEvents {
 let defaultNetwork: NetworkProtocolFactory[] = [];
 let defaultTransport: TransportProtocolFactory[] = [];
 let tunFactory: ((stack: Stack) => TunDevice) | null = null;
+
+/** @internal How `stack.raw()`, `stack.pingSocket()` and `stack.packetTap()` make objects. */
+export interface RawFactories {
+  raw(stack: Stack, options: RawSocketOptions): RawSocket;
+  ping(stack: Stack, options: PingSocketOptions): PingSocket;
+  tap(stack: Stack, options: PacketTapOptions): PacketTap;
+}
+let rawFactories: RawFactories | null = null;
+
+/** @internal Called once by src/defaults.ts. */
+export function setRawFactories(f: RawFactories): void {
+  rawFactories = f;
+}
+
+/**
+ * @internal Raw sockets' input: every IP datagram delivered locally (after reassembly) is offered
+ * here, its network header at `ipStart`; true if a raw socket took a copy. Set by
+ * src/transport/raw.ts while raw sockets are open.
+ */
+export type RawInputHook = (family: 4 | 6, protocol: number, nic: NIC, data: Uint8Array, ipStart: number, end: number) => boolean;
 
 /** @internal Called once by src/index.ts: how `stack.openTun()` makes a device. */
 export function setTunFactory(f: (stack: Stack) => TunDevice): void {
@@ -297,7 +326,8 @@ export class Stack extends EventEmitter<StackEvents> {
       }
       src = local.slice();
     } else {
-      src = nic.primaryAddress(family, nextHop);
+      // IPv6 source selection looks at the destination's scope (RFC 6724), not the next hop's.
+      src = nic.primaryAddress(family, family === 6 ? dst : nextHop);
     }
     if (!src) throw new TunstackError('EADDRNOTAVAIL', `${nic.name} has no IPv${family} address`, 'connect');
     const broadcast = limitedBroadcast || (family === 4 && nic.isSubnetBroadcast(dst));
@@ -307,9 +337,40 @@ export class Stack extends EventEmitter<StackEvents> {
 
   // ---- conveniences over registered protocols ----
 
-  /** ICMP echo to an IPv4 address; resolves with the reply, rejects ETIMEDOUT / routing errors. */
+  /** ICMP or ICMPv6 echo (by the address family); resolves with the reply, rejects ETIMEDOUT / routing errors. */
   ping(host: string | Uint8Array, options: PingOptions = {}): Promise<PingResult> {
-    return this.requireNetwork<IPv4Protocol>(0x0800).ping(host, options);
+    let dst: Uint8Array;
+    try {
+      dst = typeof host === 'string' ? parseIP(host) : host;
+      if (dst.length === 16) return this.requireNetwork<IPv6Protocol>(0x86dd).ping(dst, options);
+      return this.requireNetwork<IPv4Protocol>(0x0800).ping(dst, options);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+  }
+
+  /** @internal See RawInputHook. */
+  rawInput: RawInputHook | null = null;
+
+  /** A raw IP socket for one protocol (IP_HDRINCL-like: whole datagrams in and out). */
+  raw(options: RawSocketOptions): RawSocket {
+    this.assertOpen();
+    if (!rawFactories) throw new TunstackError('ENOSYS', 'raw sockets are not registered (import tunstack, not src/stack)');
+    return rawFactories.raw(this, options);
+  }
+
+  /** An unprivileged ICMP echo socket (Linux's SOCK_DGRAM/IPPROTO_ICMP{,V6}). */
+  pingSocket(options: PingSocketOptions = {}): PingSocket {
+    this.assertOpen();
+    if (!rawFactories) throw new TunstackError('ENOSYS', 'ping sockets are not registered (import tunstack, not src/stack)');
+    return rawFactories.ping(this, options);
+  }
+
+  /** A packet tap (AF_PACKET-like): every frame in and out of one NIC, or of all NICs. */
+  packetTap(options: PacketTapOptions = {}): PacketTap {
+    this.assertOpen();
+    if (!rawFactories) throw new TunstackError('ENOSYS', 'packet taps are not registered (import tunstack, not src/stack)');
+    return rawFactories.tap(this, options);
   }
 
   /** A new UDP endpoint (bind/connect/send/recv). */

@@ -89,7 +89,7 @@ describe('ARP', () => {
     );
   });
 
-  it.skipIf(!haveTshark())('is dissected by tshark as built (tshark missing: skipped)', () => {
+  it.skipIf(!haveTshark())('is dissected by tshark as built', () => {
     const cases: ArpFields[] = [
       { op: ARP_OP_REQUEST, senderHardwareAddress: macA, senderProtocolAddress: A, targetProtocolAddress: B },
       { op: ARP_OP_REPLY, senderHardwareAddress: macB, senderProtocolAddress: B, targetHardwareAddress: macA, targetProtocolAddress: A },

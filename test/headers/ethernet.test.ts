@@ -52,7 +52,7 @@ describe('Ethernet', () => {
     );
   });
 
-  it.skipIf(!haveTshark())('is dissected by tshark as built (tshark missing: skipped)', () => {
+  it.skipIf(!haveTshark())('is dissected by tshark as built', () => {
     const payload = new Uint8Array(46).fill(0xab);
     const frames = [
       buildEthernet({ destination: dst, source: src, etherType: 0x88b5 }, payload),

@@ -216,7 +216,7 @@ describe('ICMPv6', () => {
   });
 });
 
-describe.skipIf(!haveTshark())('ICMPv6 dissected by tshark (tshark missing: skipped)', () => {
+describe.skipIf(!haveTshark())('ICMPv6 dissected by tshark', () => {
   it('decodes echo and every error as built, with good checksums', () => {
     const msgs: IcmpV6Message[] = [
       { kind: 'echoRequest', identifier: 0x1234, sequence: 77, data: new Uint8Array(20).fill(1) },

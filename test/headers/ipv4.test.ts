@@ -247,7 +247,7 @@ describe('IPv4 header', () => {
     );
   });
 
-  it.skipIf(!haveTshark())('is dissected by tshark as built (tshark missing: skipped)', () => {
+  it.skipIf(!haveTshark())('is dissected by tshark as built', () => {
     const cases: IPv4Fields[] = [
       { src: A, dst: B, protocol: PROTO_EXP, ttl: 64, id: 1, dontFragment: true },
       { src: B, dst: A, protocol: PROTO_EXP, ttl: 1, id: 0xffff, tos: (46 << 2) | 2 },

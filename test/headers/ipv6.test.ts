@@ -441,7 +441,7 @@ describe('IPv6 under fast-check', () => {
   });
 });
 
-describe.skipIf(!haveTshark())('IPv6 dissected by tshark (tshark missing: skipped)', () => {
+describe.skipIf(!haveTshark())('IPv6 dissected by tshark', () => {
   it('decodes each extension header and a chain of several as built', () => {
     const e = echo();
     const mk = (exts: IPv6Extension[], extra: Partial<IPv6BuildFields> = {}): Uint8Array =>

@@ -434,7 +434,7 @@ describe('MLDv2', () => {
   });
 });
 
-describe.skipIf(!haveTshark())('NDP and MLD dissected by tshark (tshark missing: skipped)', () => {
+describe.skipIf(!haveTshark())('NDP and MLD dissected by tshark', () => {
   it('decodes every NDP message and option as built', () => {
     const packets = ndpMessages.map((x) => buildIcmpV6Packet(x.m, { source: x.src, destination: x.dst }));
     const d = dissect(

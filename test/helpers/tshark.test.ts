@@ -4,7 +4,7 @@ import { buildEthernet } from '../../src/headers/ethernet.js';
 import { checksum } from '../../src/headers/checksum.js';
 
 // The judge itself must be able to fail: a bad IPv4 checksum and a truncated header are reported.
-describe.skipIf(!haveTshark())('tshark helper (tshark missing: skipped)', () => {
+describe.skipIf(!haveTshark())('tshark helper', () => {
   const mac = new Uint8Array([2, 0, 0, 0, 0, 1]);
   const ip = Uint8Array.from([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 0, 2, 0, 8, 0, 0]);
   it('reports a bad IP checksum as an expert error', () => {

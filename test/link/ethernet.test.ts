@@ -191,7 +191,7 @@ describe('EthernetEndpoint', () => {
     expect(da.received[0]!.packetType).toBe(PacketType.Broadcast);
   });
 
-  it.skipIf(!haveTshark())('writes headers tshark agrees with (captured by a sniffer below; tshark missing: skipped)', () => {
+  it.skipIf(!haveTshark())('writes headers tshark agrees with (captured by a sniffer below)', () => {
     const clock = new ManualClock();
     const ch = new ChannelEndpoint({ wireFormat: 'ethernet' });
     const writer = PcapWriter.inMemory({ linkType: LinkType.ETHERNET });

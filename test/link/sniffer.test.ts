@@ -114,7 +114,7 @@ describe('SnifferEndpoint', () => {
     },
   );
 
-  it.skipIf(!haveTshark())('truncates to the snap length and records Ethernet frames as Ethernet (tshark missing: skipped)', () => {
+  it.skipIf(!haveTshark())('truncates to the snap length and records Ethernet frames as Ethernet', () => {
     const clock = new ManualClock();
     const ch = new ChannelEndpoint({ wireFormat: 'ethernet' });
     const path = join(dir, 'eth.pcap');

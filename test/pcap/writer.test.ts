@@ -66,7 +66,7 @@ describe('PcapWriter', () => {
       for (const p of packets) w.writeNs(p.data, p.ns);
       w.close();
 
-      it.skipIf(!haveTshark())(`${label}: tshark reads what was written (skipped without tshark)`, () => {
+      it.skipIf(!haveTshark())(`${label}: tshark reads what was written`, () => {
         const ts = tsharkRead(path);
         expect(ts.status, ts.stderr).toBe(0);
         expect(ts.frames.length).toBe(packets.length);

@@ -114,7 +114,7 @@ describe('tun device: virtio_net_hdr on write', () => {
     expect(joined).toEqual([...data]);
   });
 
-  it.skipIf(!haveTshark())('produces TCPv4 and TCPv6 segments tshark finds valid (tshark missing: skipped)', () => {
+  it.skipIf(!haveTshark())('produces TCPv4 and TCPv6 segments tshark finds valid', () => {
     const segs: PacketBuffer[] = [];
     const sp4 = tcpSuper(payload(3000), TCP_ACK | TCP_PSH);
     expect(segmentGso(sp4, 0, sp4.length, 0, 0, VIRTIO_NET_HDR_GSO_TCPV4, 1000, segs)).toBe(3);
