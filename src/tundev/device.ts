@@ -580,9 +580,11 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
     let o = off;
     if (pi) {
       const proto = this.isTap ? (frameLen >= 14 ? (d[start + 12]! << 8) | d[start + 13]! : 0) : ipProtocol(pkt);
+      // struct tun_pi { __u16 flags; __be16 proto; }: the kernel writes flags in host byte order
+      // (little-endian on x86-64 and arm64), so a truncated read shows 01 00, as on Linux.
       const fl = copyLen < frameLen ? TUN_PKT_STRIP : 0;
-      buf[o] = fl >>> 8;
-      buf[o + 1] = fl & 0xff;
+      buf[o] = fl & 0xff;
+      buf[o + 1] = fl >>> 8;
       buf[o + 2] = proto >>> 8;
       buf[o + 3] = proto & 0xff;
       o += PI_LENGTH;

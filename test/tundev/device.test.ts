@@ -417,7 +417,7 @@ describe('tun device: framing', () => {
     expect(tun.queue!.length).toBe(3);
     const cut = tun.read(24);
     expect(cut.length).toBe(24);
-    expect([...cut.subarray(0, 4)]).toEqual([0x00, 0x01, 0x08, 0x00]); // TUN_PKT_STRIP, big-endian flags
+    expect([...cut.subarray(0, 4)]).toEqual([0x01, 0x00, 0x08, 0x00]); // TUN_PKT_STRIP in host (x86 little-endian) order, as the kernel
     expect(cut[4]).toBe(0x45);
     expect(errno(() => tun.read(3))).toBe('EINVAL');
     expect(tun.queue!.length).toBe(0 + 1);
