@@ -7,7 +7,8 @@ import { ipv4Factory } from './network/ipv4.js';
 import { setDefaultProtocols, setTunFactory } from './stack/stack.js';
 import { TunDevice } from './tundev/device.js';
 import { udpFactory } from './transport/udp.js';
+import { tcpFactory } from './transport/tcp/protocol.js';
 
-setDefaultProtocols([ipv4Factory(), arpFactory()], [udpFactory()]);
+setDefaultProtocols([ipv4Factory(), arpFactory()], [udpFactory(), tcpFactory()]);
 import './adapters/index.js';
 setTunFactory((stack) => new TunDevice(stack));

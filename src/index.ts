@@ -20,3 +20,17 @@ export { UdpProtocol, UdpEndpoint, udpFactory, type UdpMessage, type UdpStats } 
 export * from './link/index.js';
 export { DgramModule, DgramSocket, NetModule, Server, Socket, type RemoteInfo, type SocketConnectOpts, type ListenOptions } from './adapters/index.js';
 export * from './tundev/index.js';
+export {
+  TcpProtocol,
+  TcpEndpoint,
+  TimeWaitRecord,
+  tcpFactory,
+  Cubic,
+  Reno,
+  type TcpEndpointEvents,
+  type TcpState,
+  type TcpStats,
+  type TcpInfo,
+  type TcpEndpointOptions,
+  type CongestionControlName,
+} from './transport/tcp/index.js';

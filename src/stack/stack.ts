@@ -16,6 +16,7 @@ import { Route, RouteTable, parseRouteSpec, type RouteEntry, type RouteSpec } fr
 // Type-only: the convenience methods below look protocols up by number at run time.
 import type { IPv4Protocol, PingOptions, PingResult } from '../network/ipv4.js';
 import type { UdpEndpoint, UdpEndpointOptions, UdpProtocol } from '../transport/udp.js';
+import type { TcpEndpoint, TcpEndpointOptions, TcpProtocol } from '../transport/tcp/index.js';
 import type { TunDevice } from '../tundev/device.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
 import type {
@@ -376,6 +377,11 @@ export class Stack extends EventEmitter<StackEvents> {
   /** A new UDP endpoint (bind/connect/send/recv). */
   udp(options: UdpEndpointOptions = {}): UdpEndpoint {
     return this.requireTransport<UdpProtocol>(17).createEndpoint(options);
+  }
+
+  /** A new TCP endpoint (bind/listen/accept or connect; read/write/shutdown/close). */
+  tcp(options: TcpEndpointOptions = {}): TcpEndpoint {
+    return this.requireTransport<TcpProtocol>(6).createEndpoint(options);
   }
 
   /** Open the virtual /dev/net/tun: a new device object, not yet attached (call setIff). */

@@ -1,0 +1,466 @@
+/**
+ * TCP's byte stores: the send buffer (fixed-size chunks from a shared pool, no concatenation per
+ * write), the in-order receive queue (zero-copy views of segment payloads), the out-of-order
+ * queue (bounded, overlap-trimmed, merged into the receive queue as holes fill) and the SACK
+ * scoreboard of the sender (RFC 6675).
+ */
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
+
+/** Bytes per send-buffer chunk. */
+export const CHUNK_SIZE = 16384;
+/** Chunks kept for reuse, shared by every send buffer of the process. */
+const POOL_MAX = 256;
+const pool: Uint8Array[] = [];
+
+function takeChunk(): Uint8Array {
+  return pool.pop() ?? new Uint8Array(CHUNK_SIZE);
+}
+
+function giveChunk(c: Uint8Array): void {
+  if (pool.length < POOL_MAX) pool.push(c);
+}
+
+/**
+ * Bytes written by the application and not yet acknowledged, as a list of CHUNK_SIZE chunks.
+ * Positions are stream offsets (bytes since the first written byte), which never wrap.
+ */
+export class SendBuffer {
+  private chunks: Uint8Array[] = [];
+  /** Index in `chunks` of the first live chunk. */
+  private head = 0;
+  /** Stream offset of chunks[head][0]. */
+  private headStream = 0;
+  /** Stream offset of the first unacknowledged byte. */
+  ackedStream = 0;
+  /** Stream offset after the last written byte. */
+  endStream = 0;
+
+  /** Bytes held (written, not yet acknowledged). */
+  get length(): number {
+    return this.endStream - this.ackedStream;
+  }
+
+  /** Append `len` bytes of `src` at `off`. */
+  write(src: Uint8Array, off: number, len: number): void {
+    while (len > 0) {
+      const used = this.endStream - this.headStream - (this.chunks.length - this.head - 1) * CHUNK_SIZE;
+      let tail: Uint8Array;
+      let fill: number;
+      if (this.chunks.length === this.head || used >= CHUNK_SIZE) {
+        tail = takeChunk();
+        if (this.chunks.length === this.head) {
+          // Empty: restart the list at this stream position.
+          this.chunks.length = 0;
+          this.head = 0;
+          this.headStream = this.endStream;
+        }
+        this.chunks.push(tail);
+        fill = 0;
+      } else {
+        tail = this.chunks[this.chunks.length - 1]!;
+        fill = used;
+      }
+      const n = Math.min(len, CHUNK_SIZE - fill);
+      tail.set(n === src.length && off === 0 ? src : src.subarray(off, off + n), fill);
+      this.endStream += n;
+      off += n;
+      len -= n;
+    }
+  }
+
+  /** Copy `len` bytes starting at stream offset `pos` into `dst` at `dstOff`. */
+  copyOut(pos: number, dst: Uint8Array, dstOff: number, len: number): void {
+    const rel = pos - this.headStream;
+    let idx = this.head + Math.floor(rel / CHUNK_SIZE);
+    let o = rel - (idx - this.head) * CHUNK_SIZE;
+    while (len > 0) {
+      const c = this.chunks[idx]!;
+      const n = Math.min(len, CHUNK_SIZE - o);
+      dst.set(c.subarray(o, o + n), dstOff);
+      dstOff += n;
+      len -= n;
+      idx++;
+      o = 0;
+    }
+  }
+
+  /** Drop everything before stream offset `pos` (acknowledged). */
+  ackTo(pos: number): void {
+    if (pos > this.endStream) pos = this.endStream;
+    if (pos <= this.ackedStream) return;
+    this.ackedStream = pos;
+    while (this.head < this.chunks.length && this.headStream + CHUNK_SIZE <= pos) {
+      giveChunk(this.chunks[this.head]!);
+      this.chunks[this.head] = EMPTY;
+      this.head++;
+      this.headStream += CHUNK_SIZE;
+    }
+    if (this.ackedStream === this.endStream && this.head < this.chunks.length) {
+      // Nothing left: return the partly used tail chunk too.
+      for (let i = this.head; i < this.chunks.length; i++) giveChunk(this.chunks[i]!);
+      this.chunks.length = 0;
+      this.head = 0;
+      this.headStream = this.endStream;
+    } else if (this.head > 64 && this.head * 2 > this.chunks.length) {
+      this.chunks.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Release every chunk. */
+  clear(): void {
+    for (let i = this.head; i < this.chunks.length; i++) giveChunk(this.chunks[i]!);
+    this.chunks.length = 0;
+    this.head = 0;
+    this.headStream = this.endStream;
+    this.ackedStream = this.endStream;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** The in-order receive queue: views of payloads, read front to back. */
+export class RecvQueue {
+  private items: Uint8Array[] = [];
+  private head = 0;
+  /** Bytes queued. */
+  bytes = 0;
+
+  get count(): number {
+    return this.items.length - this.head;
+  }
+
+  push(v: Uint8Array): void {
+    this.items.push(v);
+    this.bytes += v.length;
+  }
+
+  peek(): Uint8Array | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): Uint8Array | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const v = this.items[this.head]!;
+    this.items[this.head] = EMPTY;
+    this.head++;
+    this.bytes -= v.length;
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items.splice(0, this.head);
+      this.head = 0;
+    }
+    return v;
+  }
+
+  /** Replace the head with its tail after `n` bytes were taken from it. */
+  trimHead(n: number): void {
+    const v = this.items[this.head]!;
+    this.items[this.head] = v.subarray(n);
+    this.bytes -= n;
+  }
+
+  clear(): void {
+    this.items.length = 0;
+    this.head = 0;
+    this.bytes = 0;
+  }
+}
+
+/**
+ * Out-of-order segments, sorted by sequence number, never overlapping. A new segment replaces the
+ * ones it covers completely and is trimmed against partial overlaps, so no byte is kept twice.
+ */
+export class OooQueue {
+  readonly seqs: number[] = [];
+  readonly data: Uint8Array[] = [];
+  /** Payload bytes held. */
+  bytes = 0;
+  /** Sequence numbers (starts) of the most recently received segments, newest first (SACK order). */
+  readonly recent: number[] = [];
+
+  get count(): number {
+    return this.seqs.length;
+  }
+
+  /**
+   * Insert `v` at `seq` (seq is after rcvNxt). Returns the bytes newly stored (0 for a complete
+   * duplicate). `maxSegs` bounds the number of entries: a segment that would exceed it is dropped
+   * unless it lies before the last entry (then the last entry is dropped instead).
+   */
+  insert(seq: number, v: Uint8Array, maxSegs: number): number {
+    let s = seq;
+    let e = seqAdd(seq, v.length);
+    const seqs = this.seqs;
+    const data = this.data;
+    // First entry whose end is after s.
+    let i = 0;
+    let lo = 0;
+    let hi = seqs.length;
+    while (lo < hi) {
+      const m = (lo + hi) >>> 1;
+      if (seqLe(seqAdd(seqs[m]!, data[m]!.length), s)) lo = m + 1;
+      else hi = m;
+    }
+    i = lo;
+    // Trim against a predecessor overlapping our start.
+    if (i < seqs.length && seqLe(seqs[i]!, s)) {
+      const pe = seqAdd(seqs[i]!, data[i]!.length);
+      if (seqGe(pe, e)) {
+        this.noteRecent(seqs[i]!);
+        return 0; // fully covered
+      }
+      const cut = seqDiff(pe, s);
+      v = v.subarray(cut);
+      s = pe;
+      i++;
+    }
+    // Remove entries we cover completely.
+    let j = i;
+    while (j < seqs.length && seqLe(seqAdd(seqs[j]!, data[j]!.length), e)) {
+      this.bytes -= data[j]!.length;
+      j++;
+    }
+    if (j > i) {
+      seqs.splice(i, j - i);
+      data.splice(i, j - i);
+    }
+    // Trim our end against a successor.
+    if (i < seqs.length && seqLt(seqs[i]!, e)) {
+      v = v.subarray(0, seqDiff(seqs[i]!, s));
+      e = seqs[i]!;
+    }
+    if (v.length === 0) return 0;
+    if (seqs.length >= maxSegs) {
+      if (i >= seqs.length) return 0;
+      const last = seqs.length - 1;
+      this.bytes -= data[last]!.length;
+      seqs.pop();
+      data.pop();
+    }
+    seqs.splice(i, 0, s);
+    data.splice(i, 0, v);
+    this.bytes += v.length;
+    this.noteRecent(s);
+    return v.length;
+  }
+
+  private noteRecent(s: number): void {
+    const r = this.recent;
+    const k = r.indexOf(s);
+    if (k === 0) return;
+    if (k > 0) r.splice(k, 1);
+    r.unshift(s);
+    if (r.length > 4) r.length = 4;
+  }
+
+  /**
+   * Move every entry that starts at or before `rcvNxt` into `out` (trimming bytes already
+   * received). Returns the new rcvNxt.
+   */
+  drainInto(rcvNxt: number, out: RecvQueue): number {
+    const seqs = this.seqs;
+    const data = this.data;
+    let n = 0;
+    while (n < seqs.length && seqLe(seqs[n]!, rcvNxt)) {
+      const s = seqs[n]!;
+      let v = data[n]!;
+      this.bytes -= v.length;
+      const e = seqAdd(s, v.length);
+      if (seqGt(e, rcvNxt)) {
+        if (s !== rcvNxt) v = v.subarray(seqDiff(rcvNxt, s));
+        out.push(v);
+        rcvNxt = e;
+      }
+      n++;
+    }
+    if (n > 0) {
+      seqs.splice(0, n);
+      data.splice(0, n);
+      if (seqs.length === 0) this.recent.length = 0;
+    }
+    return rcvNxt;
+  }
+
+  /**
+   * Write SACK blocks (RFC 2018) into `out` as [left, right, ...]: the block holding the most
+   * recently received segment first, then other recent ones, then the rest in order.
+   * Returns the number of blocks (at most `max`).
+   */
+  sackBlocks(out: Uint32Array, max: number): number {
+    const seqs = this.seqs;
+    const data = this.data;
+    let n = 0;
+    if (seqs.length === 0 || max <= 0) return 0;
+    // Recent blocks first.
+    for (let r = 0; r < this.recent.length && n < max; r++) {
+      const idx = this.indexOf(this.recent[r]!);
+      if (idx < 0) continue;
+      n = this.pushBlock(idx, out, n);
+    }
+    for (let i = 0; i < seqs.length && n < max; ) {
+      n = this.pushBlock(i, out, n);
+      // Skip to the end of this contiguous run.
+      let k = i;
+      while (k + 1 < seqs.length && seqAdd(seqs[k]!, data[k]!.length) === seqs[k + 1]) k++;
+      i = k + 1;
+    }
+    return n;
+  }
+
+  private indexOf(s: number): number {
+    const seqs = this.seqs;
+    for (let i = 0; i < seqs.length; i++) if (seqs[i] === s) return i;
+    return -1;
+  }
+
+  /** Append the block containing entry `idx` unless already present. */
+  private pushBlock(idx: number, out: Uint32Array, n: number): number {
+    const seqs = this.seqs;
+    const data = this.data;
+    let a = idx;
+    while (a > 0 && seqAdd(seqs[a - 1]!, data[a - 1]!.length) === seqs[a]) a--;
+    let b = idx;
+    while (b + 1 < seqs.length && seqAdd(seqs[b]!, data[b]!.length) === seqs[b + 1]) b++;
+    const left = seqs[a]!;
+    const right = seqAdd(seqs[b]!, data[b]!.length);
+    for (let k = 0; k < n; k++) if (out[2 * k] === left) return n;
+    out[2 * n] = left;
+    out[2 * n + 1] = right;
+    return n + 1;
+  }
+
+  clear(): void {
+    this.seqs.length = 0;
+    this.data.length = 0;
+    this.recent.length = 0;
+    this.bytes = 0;
+  }
+}
+
+/**
+ * The sender's record of SACKed ranges above SND.UNA (RFC 6675 scoreboard): sorted, merged,
+ * bounded. Sequence numbers are unsigned 32-bit.
+ */
+export class Scoreboard {
+  readonly starts: number[] = [];
+  readonly ends: number[] = [];
+  /** Bytes covered by the ranges. */
+  sacked = 0;
+  static readonly MAX_RANGES = 256;
+
+  get count(): number {
+    return this.starts.length;
+  }
+
+  /** Record [left, right) (already clipped to (una, max]). Returns true if new bytes were SACKed. */
+  add(left: number, right: number): boolean {
+    if (!seqLt(left, right)) return false;
+    const st = this.starts;
+    const en = this.ends;
+    // First range whose end >= left.
+    let i = 0;
+    while (i < st.length && seqLt(en[i]!, left)) i++;
+    let l = left;
+    let r = right;
+    let j = i;
+    let covered = 0;
+    while (j < st.length && seqLe(st[j]!, r)) {
+      if (seqLt(st[j]!, l)) l = st[j]!;
+      if (seqGt(en[j]!, r)) r = en[j]!;
+      covered += seqDiff(en[j]!, st[j]!);
+      j++;
+    }
+    const added = seqDiff(r, l) - covered;
+    if (j === i + 1 && st[i] === l && en[i] === r) return false;
+    if (j > i) {
+      st.splice(i, j - i, l);
+      en.splice(i, j - i, r);
+    } else {
+      if (st.length >= Scoreboard.MAX_RANGES) return false;
+      st.splice(i, 0, l);
+      en.splice(i, 0, r);
+    }
+    this.sacked += added;
+    return added > 0;
+  }
+
+  /** Forget everything at or below `una`. */
+  ackTo(una: number): void {
+    const st = this.starts;
+    const en = this.ends;
+    let n = 0;
+    while (n < st.length && seqLe(en[n]!, una)) {
+      this.sacked -= seqDiff(en[n]!, st[n]!);
+      n++;
+    }
+    if (n > 0) {
+      st.splice(0, n);
+      en.splice(0, n);
+    }
+    if (st.length > 0 && seqLt(st[0]!, una)) {
+      this.sacked -= seqDiff(una, st[0]!);
+      st[0] = una;
+    }
+  }
+
+  /** Bytes SACKed in [a, b). */
+  sackedIn(a: number, b: number): number {
+    const st = this.starts;
+    const en = this.ends;
+    let s = 0;
+    for (let i = 0; i < st.length; i++) {
+      const l = seqGt(st[i]!, a) ? st[i]! : a;
+      const r = seqLt(en[i]!, b) ? en[i]! : b;
+      if (seqLt(l, r)) s += seqDiff(r, l);
+    }
+    return s;
+  }
+
+  /**
+   * RFC 6675 IsLost boundary: holes below the returned sequence number have more than
+   * (dupThresh - 1) * mss bytes SACKed above them. Returns `una` when nothing is lost.
+   */
+  lossBoundary(una: number, mss: number, dupThresh: number): number {
+    const st = this.starts;
+    const en = this.ends;
+    let cum = 0;
+    const need = (dupThresh - 1) * mss;
+    for (let i = st.length - 1; i >= 0; i--) {
+      cum += seqDiff(en[i]!, st[i]!);
+      if (cum > need) return st[i]!;
+    }
+    return una;
+  }
+
+  /** If `seq` lies in a SACKed range, the end of that range; else -1. */
+  sackedEnd(seq: number): number {
+    const st = this.starts;
+    const en = this.ends;
+    for (let i = 0; i < st.length; i++) {
+      if (seqLt(seq, st[i]!)) return -1;
+      if (seqLt(seq, en[i]!)) return en[i]!;
+    }
+    return -1;
+  }
+
+  /** The start of the first SACKed range after `seq`, or -1. */
+  nextSackedStart(seq: number): number {
+    const st = this.starts;
+    for (let i = 0; i < st.length; i++) if (seqGt(st[i]!, seq)) return st[i]!;
+    return -1;
+  }
+
+  /** The highest SACKed sequence number (end of the last range), or -1. */
+  get highest(): number {
+    return this.ends.length > 0 ? this.ends[this.ends.length - 1]! : -1;
+  }
+
+  clear(): void {
+    this.starts.length = 0;
+    this.ends.length = 0;
+    this.sacked = 0;
+  }
+}
