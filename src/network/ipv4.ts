@@ -623,6 +623,14 @@ export class IPv4Protocol implements NetworkProtocol {
       mtu = Math.max(68, m);
     }
     const protocol = data[innerStart + 9]!;
+    if (protocol === IP_PROTO_ICMP && data[innerStart + ihl] === ICMPV4_ECHO_REQUEST) {
+      // An error about one of our echo requests: fail that ping, as ping(8) reports it.
+      const q = innerStart + ihl;
+      const from = formatIPv4(data, ipStart + 12);
+      const what = kind === 'ttl-exceeded' ? 'time to live exceeded' : kind.replace(/-/g, ' ');
+      const code = kind === 'net-unreachable' ? 'ENETUNREACH' : kind === 'frag-needed' ? 'EMSGSIZE' : 'EHOSTUNREACH';
+      this.failPing((data[q + 4]! << 8) | data[q + 5]!, (data[q + 6]! << 8) | data[q + 7]!, new TunstackError(code, `${what} (from ${from})`, 'ping'));
+    }
     const tp = this.stack.transportProtocol(protocol);
     if (!tp?.handleError) return;
     // Present the quoted packet's addresses as the network info (src = us, dst = remote).
@@ -636,6 +644,11 @@ export class IPv4Protocol implements NetworkProtocol {
     const ipStart = pkt.networkHeaderStart;
     const ihl = (data[ipStart]! & 0x0f) * 4;
     if (ipStart + ihl + 8 > pkt.end) return;
+    const q = ipStart + ihl;
+    if (data[ipStart + 9] === IP_PROTO_ICMP && data[q] === ICMPV4_ECHO_REQUEST) {
+      const to = formatIPv4(data, ipStart + 16);
+      this.failPing((data[q + 4]! << 8) | data[q + 5]!, (data[q + 6]! << 8) | data[q + 7]!, new TunstackError('EHOSTUNREACH', `destination host ${to} unreachable`, 'ping'));
+    }
     const tp = this.stack.transportProtocol(data[ipStart + 9]!);
     if (!tp?.handleError) return;
     const info = this.info.set(nic, data, ipStart, false);

@@ -104,7 +104,9 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     if (addr && addr.length !== (this.family === 4 ? 4 : 16)) {
       throw new TunstackError('EAFNOSUPPORT', `address family does not match udp${this.family}`, 'bind');
     }
-    if (addr && !isBroadcastOrMulticast(addr) && this.proto.stack.nicForAddress(addr) === null) {
+    if (addr && !isBroadcastOrMulticast(addr) && this.proto.stack.nicForAddress(addr) === null
+      && !this.proto.stack.nics.some((n) => n.spoofing)) {
+      // A NIC in spoofing mode may send from any address (as gVisor's): then any bind is allowed.
       throw new TunstackError('EADDRNOTAVAIL', `${formatIP(addr)} is not a local address`, 'bind');
     }
     this.localPort = this.proto.stack.ports.reserve(IP_PROTO_UDP, addr, port, this, this.reuseAddress);

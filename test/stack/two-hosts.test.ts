@@ -40,14 +40,27 @@ describe('two stacks on a wire', () => {
     expect((await p2).rttMs).toBe(10); // b learned a's MAC from a's request
   });
 
-  it('times out after ARP retries with EHOSTUNREACH-like failure and ETIMEDOUT for ping', async () => {
-    const { clock, a } = twoHosts();
-    const p = a.ping('10.0.0.99', { timeoutMs: 5000 });
-    const res = p.catch((e: { code: string }) => e.code);
-    clock.advance(10_000);
-    expect(await res).toBe('ETIMEDOUT');
+  it('fails a ping with EHOSTUNREACH after three unanswered ARP requests one second apart', async () => {
+    const { clock, a, nicA } = twoHosts();
+    const p = a.ping('10.0.0.99', { timeoutMs: 10_000 });
+    let outcome = 'pending';
+    p.then(() => (outcome = 'replied'), (e: { code: string }) => (outcome = e.code));
+    // Linux: mcast_solicit=3 probes, retrans_time 1 s, then "Destination Host Unreachable".
+    clock.advance(2999);
+    await Promise.resolve();
+    expect(outcome).toBe('pending');
+    clock.advance(1);
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(outcome).toBe('EHOSTUNREACH');
     const arp = a.networkProtocol(0x0806) as ArpProtocol;
     expect(arp.stats.requestsSent).toBe(3);
+    expect(arp.cache(nicA).stats.failed).toBe(1);
+    // A ping to a silent but resolvable host still times out.
+    const p2 = a.ping('10.0.0.2', { timeoutMs: 500 });
+    const r2 = p2.then(() => 'replied', (e: { code: string }) => e.code);
+    clock.advance(1000);
+    expect(await r2).toBe('replied');
   });
 
   it('sends UDP both ways and reports port unreachable to a connected socket', () => {
