@@ -76,3 +76,54 @@ export abstract class BaseEndpoint implements LinkEndpoint {
     this.dispatcher = null;
   }
 }
+
+/**
+ * Base for endpoints that wrap another (Ethernet framing, sniffer, fault link): it holds the inner
+ * endpoint and the upper dispatcher, forwards the link properties, and attaches itself below as
+ * the inner endpoint's dispatcher. Subclasses implement the two directions and override what
+ * they change.
+ */
+export abstract class WrappingEndpoint implements LinkEndpoint, NetworkDispatcher {
+  protected upper: NetworkDispatcher | null = null;
+  protected closed = false;
+
+  constructor(readonly inner: LinkEndpoint) {}
+
+  get mtu(): number {
+    return this.inner.mtu;
+  }
+  get maxHeaderLength(): number {
+    return this.inner.maxHeaderLength;
+  }
+  get linkAddress(): Uint8Array {
+    return this.inner.linkAddress;
+  }
+  get capabilities(): number {
+    return this.inner.capabilities;
+  }
+  get wireFormat(): WireFormat {
+    return this.inner.wireFormat;
+  }
+  get isAttached(): boolean {
+    return this.upper !== null;
+  }
+
+  attach(dispatcher: NetworkDispatcher | null): void {
+    this.upper = this.closed ? null : dispatcher;
+    this.inner.attach(this.upper === null ? null : this);
+  }
+
+  abstract writePackets(pkts: readonly PacketBuffer[]): number;
+  abstract deliverNetworkPacket(protocol: number, pkt: PacketBuffer): void;
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.upper = null;
+    this.onClose();
+    this.inner.close();
+  }
+
+  /** Release the wrapper's own resources (before the inner endpoint is closed). */
+  protected onClose(): void {}
+}

@@ -6,7 +6,7 @@ import {
   EthernetHeader,
 } from '../headers/ethernet.js';
 import { PacketType, type PacketBuffer } from '../stack/packet.js';
-import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from './endpoint.js';
+import { LinkCapability, WrappingEndpoint, type LinkEndpoint, type WireFormat } from './endpoint.js';
 
 /**
  * EthernetEndpoint: presents an IP link on top of an endpoint that carries Ethernet frames (a
@@ -60,8 +60,7 @@ export interface EthernetStats {
 
 const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
 
-export class EthernetEndpoint implements LinkEndpoint, NetworkDispatcher {
-  readonly wireFormat: WireFormat = 'ip';
+export class EthernetEndpoint extends WrappingEndpoint {
   readonly stats: EthernetStats = {
     txPackets: 0,
     txBytes: 0,
@@ -80,15 +79,11 @@ export class EthernetEndpoint implements LinkEndpoint, NetworkDispatcher {
   private mac: Uint8Array;
   private readonly vlanFilter: ((vlanId: number) => boolean) | null;
   private readonly rx = new EthernetHeader(new Uint8Array(0));
-  private upper: NetworkDispatcher | null = null;
-  private closed = false;
   private readonly lens: number[] = [];
   private lensBusy = false;
 
-  constructor(
-    readonly inner: LinkEndpoint,
-    options: EthernetEndpointOptions = {},
-  ) {
+  constructor(inner: LinkEndpoint, options: EthernetEndpointOptions = {}) {
+    super(inner);
     if (inner.wireFormat !== 'ethernet') {
       throw new TunstackError('EINVAL', `EthernetEndpoint needs an Ethernet link below, got '${inner.wireFormat}'`);
     }
@@ -98,7 +93,12 @@ export class EthernetEndpoint implements LinkEndpoint, NetworkDispatcher {
     this.vlanFilter = options.vlanFilter ?? null;
   }
 
-  get linkAddress(): Uint8Array {
+  /** What the NIC hands this endpoint: IP packets (it frames them). */
+  override get wireFormat(): WireFormat {
+    return 'ip';
+  }
+
+  override get linkAddress(): Uint8Array {
     return this.mac;
   }
 
@@ -107,25 +107,12 @@ export class EthernetEndpoint implements LinkEndpoint, NetworkDispatcher {
     this.mac = checkMac(mac);
   }
 
-  get mtu(): number {
-    return this.inner.mtu;
-  }
-
-  get maxHeaderLength(): number {
+  override get maxHeaderLength(): number {
     return this.inner.maxHeaderLength + ETHERNET_HEADER_LENGTH;
   }
 
-  get capabilities(): number {
+  override get capabilities(): number {
     return this.inner.capabilities | LinkCapability.ResolutionRequired;
-  }
-
-  get isAttached(): boolean {
-    return this.upper !== null;
-  }
-
-  attach(dispatcher: NetworkDispatcher | null): void {
-    this.upper = this.closed ? null : dispatcher;
-    this.inner.attach(this.upper === null ? null : this);
   }
 
   writePackets(pkts: readonly PacketBuffer[]): number {
@@ -248,12 +235,6 @@ export class EthernetEndpoint implements LinkEndpoint, NetworkDispatcher {
     up.deliverNetworkPacket(type, pkt);
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.upper = null;
-    this.inner.close();
-  }
 }
 
 function checkMac(mac: Uint8Array): Uint8Array {

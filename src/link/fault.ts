@@ -2,7 +2,7 @@ import { TunstackError } from '../errors.js';
 import type { Clock, Timer } from '../stack/clock.js';
 import { PacketBuffer } from '../stack/packet.js';
 import { Random } from '../stack/random.js';
-import type { LinkEndpoint, NetworkDispatcher, WireFormat } from './endpoint.js';
+import { WrappingEndpoint, type LinkEndpoint } from './endpoint.js';
 
 /**
  * FaultEndpoint: a link impairment (what netem does in the kernel), wrapping any endpoint. The
@@ -158,23 +158,6 @@ export function gilbertElliottMeanLoss(c: GilbertElliottConfig): number {
   return (1 - piBad) * good + piBad * bad;
 }
 
-/** A copy of a packet with its own bytes (headroom kept) and the same metadata. */
-export function copyPacket(p: PacketBuffer): PacketBuffer {
-  const c = new PacketBuffer(p.data.slice(), p.start, p.end);
-  c.networkProtocol = p.networkProtocol;
-  c.linkHeaderStart = p.linkHeaderStart;
-  c.networkHeaderStart = p.networkHeaderStart;
-  c.networkHeaderLength = p.networkHeaderLength;
-  c.transportHeaderStart = p.transportHeaderStart;
-  c.transportHeaderLength = p.transportHeaderLength;
-  c.transportProtocol = p.transportProtocol;
-  c.packetType = p.packetType;
-  c.remoteLinkAddress = p.remoteLinkAddress;
-  c.nicId = p.nicId;
-  c.checksumOffload = p.checksumOffload;
-  c.gsoSize = p.gsoSize;
-  return c;
-}
 
 /** A binary min-heap of (due, seq) -> (packet, protocol), bounded, grown by doubling. */
 class TimedHeap {
@@ -376,12 +359,12 @@ export class FaultDirection {
     let dup: PacketBuffer | null = null;
     if (c.duplicate > 0 && rnd.float() < c.duplicate) {
       st.duplicated++;
-      dup = copyPacket(input);
+      dup = input.clone();
     }
     let pkt = input;
     if (c.corrupt > 0 && rnd.float() < c.corrupt && pkt.length > 0) {
       st.corrupted++;
-      pkt = copyPacket(input);
+      pkt = input.clone();
       const bit = rnd.below(pkt.length * 8);
       pkt.data[pkt.start + (bit >>> 3)]! ^= 1 << (bit & 7);
     }
@@ -476,17 +459,13 @@ export class FaultDirection {
   };
 }
 
-export class FaultEndpoint implements LinkEndpoint, NetworkDispatcher {
+export class FaultEndpoint extends WrappingEndpoint {
   readonly outbound: FaultDirection;
   readonly inbound: FaultDirection;
-  private upper: NetworkDispatcher | null = null;
-  private closed = false;
   private readonly one: PacketBuffer[] = [];
 
-  constructor(
-    readonly inner: LinkEndpoint,
-    options: FaultEndpointOptions,
-  ) {
+  constructor(inner: LinkEndpoint, options: FaultEndpointOptions) {
+    super(inner);
     const random = options.random ?? new Random(options.seed);
     this.outbound = new FaultDirection(this, true, options, options.clock, random.fork());
     this.inbound = new FaultDirection(this, false, options.inbound ?? {}, options.clock, random.fork());
@@ -495,30 +474,6 @@ export class FaultEndpoint implements LinkEndpoint, NetworkDispatcher {
   /** Outbound statistics. */
   get stats(): FaultStats {
     return this.outbound.stats;
-  }
-
-  get mtu(): number {
-    return this.inner.mtu;
-  }
-  get maxHeaderLength(): number {
-    return this.inner.maxHeaderLength;
-  }
-  get linkAddress(): Uint8Array {
-    return this.inner.linkAddress;
-  }
-  get capabilities(): number {
-    return this.inner.capabilities;
-  }
-  get wireFormat(): WireFormat {
-    return this.inner.wireFormat;
-  }
-  get isAttached(): boolean {
-    return this.upper !== null;
-  }
-
-  attach(dispatcher: NetworkDispatcher | null): void {
-    this.upper = this.closed ? null : dispatcher;
-    this.inner.attach(this.upper === null ? null : this);
   }
 
   writePackets(pkts: readonly PacketBuffer[]): number {
@@ -545,12 +500,8 @@ export class FaultEndpoint implements LinkEndpoint, NetworkDispatcher {
     return true;
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.upper = null;
+  protected override onClose(): void {
     this.outbound.clear();
     this.inbound.clear();
-    this.inner.close();
   }
 }

@@ -2,7 +2,7 @@ import { TunstackError } from '../errors.js';
 import { LinkType, PcapWriter } from '../pcap/writer.js';
 import { RealClock, type Clock } from '../stack/clock.js';
 import type { PacketBuffer } from '../stack/packet.js';
-import type { LinkEndpoint, NetworkDispatcher, WireFormat } from './endpoint.js';
+import { WrappingEndpoint, type LinkEndpoint, type WireFormat } from './endpoint.js';
 
 /**
  * SnifferEndpoint: wraps any endpoint and records every packet written through it (outbound) and
@@ -41,20 +41,16 @@ export function linkTypeFor(format: WireFormat): number {
   return format === 'ethernet' ? LinkType.ETHERNET : LinkType.RAW;
 }
 
-export class SnifferEndpoint implements LinkEndpoint, NetworkDispatcher {
+export class SnifferEndpoint extends WrappingEndpoint {
   readonly writer: PcapWriter;
   readonly stats: SnifferStats = { inbound: 0, outbound: 0 };
   private readonly clock: Clock;
   private readonly ownsWriter: boolean;
   private readonly captureIn: boolean;
   private readonly captureOut: boolean;
-  private upper: NetworkDispatcher | null = null;
-  private closed = false;
 
-  constructor(
-    readonly inner: LinkEndpoint,
-    options: SnifferOptions = {},
-  ) {
+  constructor(inner: LinkEndpoint, options: SnifferOptions = {}) {
+    super(inner);
     this.clock = options.clock ?? new RealClock();
     const linkType = linkTypeFor(inner.wireFormat);
     if (options.writer !== undefined) {
@@ -80,30 +76,6 @@ export class SnifferEndpoint implements LinkEndpoint, NetworkDispatcher {
     this.captureOut = dir !== 'inbound';
   }
 
-  get mtu(): number {
-    return this.inner.mtu;
-  }
-  get maxHeaderLength(): number {
-    return this.inner.maxHeaderLength;
-  }
-  get linkAddress(): Uint8Array {
-    return this.inner.linkAddress;
-  }
-  get capabilities(): number {
-    return this.inner.capabilities;
-  }
-  get wireFormat(): WireFormat {
-    return this.inner.wireFormat;
-  }
-  get isAttached(): boolean {
-    return this.upper !== null;
-  }
-
-  attach(dispatcher: NetworkDispatcher | null): void {
-    this.upper = this.closed ? null : dispatcher;
-    this.inner.attach(this.upper === null ? null : this);
-  }
-
   writePackets(pkts: readonly PacketBuffer[]): number {
     if (this.captureOut && !this.closed) {
       const t = this.clock.wallNow();
@@ -127,11 +99,7 @@ export class SnifferEndpoint implements LinkEndpoint, NetworkDispatcher {
   }
 
   /** Close the wrapped endpoint, and the pcap file if this endpoint created it. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.upper = null;
-    this.inner.close();
+  protected override onClose(): void {
     if (this.ownsWriter) this.writer.close();
   }
 }

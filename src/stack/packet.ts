@@ -140,15 +140,17 @@ export class PacketBuffer {
     return this.data.slice(this.start, this.end);
   }
 
-  /** A deep copy (for links that must hand the same packet to more than one receiver). */
+  /**
+   * A deep copy with its own bytes (headroom included, so offsets stay valid) and the same
+   * metadata: for links that hand one packet to more than one receiver, or must alter a copy.
+   */
   clone(): PacketBuffer {
-    const c = new PacketBuffer(this.data.slice(this.start, this.end), 0, this.length);
-    const shift = -this.start;
+    const c = new PacketBuffer(this.data.slice(), this.start, this.end);
     c.networkProtocol = this.networkProtocol;
-    c.linkHeaderStart = this.linkHeaderStart < 0 ? -1 : this.linkHeaderStart + shift;
-    c.networkHeaderStart = this.networkHeaderStart < 0 ? -1 : this.networkHeaderStart + shift;
+    c.linkHeaderStart = this.linkHeaderStart;
+    c.networkHeaderStart = this.networkHeaderStart;
     c.networkHeaderLength = this.networkHeaderLength;
-    c.transportHeaderStart = this.transportHeaderStart < 0 ? -1 : this.transportHeaderStart + shift;
+    c.transportHeaderStart = this.transportHeaderStart;
     c.transportHeaderLength = this.transportHeaderLength;
     c.transportProtocol = this.transportProtocol;
     c.packetType = this.packetType;
