@@ -54,13 +54,14 @@ export interface Dissection {
 export function dissect(
   packets: Uint8Array[],
   fieldNames: string[],
-  options: { linkType?: number; decodeAs?: string[] } = {},
+  options: { linkType?: number; decodeAs?: string[]; /** extra preferences, e.g. 'tcp.relative_sequence_numbers:FALSE' */ prefs?: string[] } = {},
 ): Dissection {
   const { path, cleanup } = writePcapFile(packets, options.linkType ?? LinkType.ETHERNET);
   try {
     const decode = (options.decodeAs ?? []).flatMap((d) => ['-d', d]);
+    const prefs = (options.prefs ?? []).flatMap((p) => ['-o', p]);
     const names = ['frame.protocols', '_ws.malformed', '_ws.expert.severity', '_ws.expert.message', ...fieldNames];
-    const args = ['-n', '-r', path, ...CHECKSUM_PREFS, ...decode, '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=a', '-E', 'aggregator=,'];
+    const args = ['-n', '-r', path, ...CHECKSUM_PREFS, ...prefs, ...decode, '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=a', '-E', 'aggregator=,'];
     for (const f of names) args.push('-e', f);
     const out = execFileSync('tshark', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const lines = out.split('\n').filter((l) => l.length > 0);
