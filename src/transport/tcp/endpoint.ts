@@ -103,6 +103,11 @@ const EV_CLOSE = 32;
 const RTX_RTO = 0;
 const RTX_PERSIST = 1;
 
+// What sendRange advances.
+const ADV_NONE = 0;
+const ADV_NXT = 1;
+const ADV_HOLE = 2;
+
 // What the keepalive timer is doing.
 const KT_KEEPALIVE = 0;
 const KT_FIN_WAIT_2 = 1;
@@ -444,10 +449,12 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.st = SYN_SENT;
     this.firstSynTime = stack.clock.now();
     this.proto.stats.activeOpens++;
-    this.sendSyn(false);
+    // State first: on a zero-latency link the SYN-ACK arrives before sendSyn returns.
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndMax = this.sndNxt;
     this.armRtx(RTX_RTO, this.rtoBase);
+    this.sendSyn(false);
+    this.flushEvents();
   }
 
   read(max = Infinity): Uint8Array | null {
@@ -1080,7 +1087,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
    * Send the data (and FIN) at `seq`, at most `maxLen` data bytes. Returns sequence space used
    * (0 when there was nothing to send there).
    */
-  private sendRange(seq: number, maxLen: number, rtx: boolean): number {
+  private sendRange(seq: number, maxLen: number, rtx: boolean, mode: number): number {
     const dataEnd = this.dataEndSeq();
     let len = seqDiff(dataEnd, seq);
     if (len > maxLen) len = maxLen;
@@ -1106,8 +1113,18 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       }
     }
     this.lastSendTime = now;
+    const used = len + (fin ? 1 : 0);
+    // Sequence bookkeeping and the RTO before the segment leaves (its ACK may come back at once).
+    const nx = seqAdd(seq, used);
+    if (mode === ADV_NXT) {
+      this.sndNxt = nx;
+      if (seqGt(nx, this.sndMax)) this.sndMax = nx;
+    } else if (mode === ADV_HOLE) {
+      if (seqGt(nx, this.highRxt)) this.highRxt = nx;
+    }
+    if (this.rtxTimer === null || !this.rtxTimer.pending || this.rtxKind !== RTX_RTO) this.armRtx(RTX_RTO, this.currentRto());
     this.xmit(seq, flags, len > 0 ? this.streamOf(seq) : 0, len);
-    return len + (fin ? 1 : 0);
+    return used;
   }
 
   /** Send what the windows allow (reentrancy-safe: a nested call only asks for another pass). */
@@ -1156,9 +1173,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
         if (hole >= 0) {
           let lim = seqDiff(this.holeEnd, hole);
           if (lim > maxPl) lim = maxPl;
-          const n = this.sendRange(hole, lim, true);
-          if (n === 0) return;
-          if (seqGt(seqAdd(hole, n), this.highRxt)) this.highRxt = seqAdd(hole, n);
+          if (this.sendRange(hole, lim, true, ADV_HOLE) === 0) return;
           continue;
         }
       }
@@ -1183,12 +1198,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
           if (ns >= 0 && seqLt(ns, this.sndMax)) lim = seqDiff(ns, seq);
         }
         if (lim > maxPl) lim = maxPl;
-        const n = this.sendRange(seq, lim, true);
-        if (n === 0) {
-          this.sndNxt = this.sndMax;
-          continue;
-        }
-        this.sndNxt = seqAdd(seq, n);
+        if (this.sendRange(seq, lim, true, ADV_NXT) === 0) this.sndNxt = this.sndMax;
         continue;
       }
       const dataEnd = this.dataEndSeq();
@@ -1210,12 +1220,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
           return;
         }
       }
-      const n = this.sendRange(seq, len, false);
-      if (n === 0) return;
-      const nx = seqAdd(seq, n);
-      this.sndNxt = nx;
-      if (seqGt(nx, this.sndMax)) this.sndMax = nx;
-      if (this.rtxTimer === null || !this.rtxTimer.pending || this.rtxKind !== RTX_RTO) this.armRtx(RTX_RTO, this.currentRto());
+      if (this.sendRange(seq, len, false, ADV_NXT) === 0) return;
     }
   }
 
@@ -1328,8 +1333,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       this.synRetransmitted = true;
       proto.stats.retransSegs++;
       this.totalRetrans++;
-      this.sendSyn(st === SYN_RECEIVED);
       this.armRtx(RTX_RTO, this.currentRto());
+      this.sendSyn(st === SYN_RECEIVED);
       this.flushEvents();
       return;
     }
@@ -1385,14 +1390,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const wndAvail = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
     if (wndAvail > 0) {
       // Part of the window opened: send what fits (Linux tcp_write_wakeup).
-      const seq = this.sndNxt;
-      const n = this.sendRange(seq, Math.min(wndAvail, this.maxPayload()), false);
-      if (n > 0) {
-        this.sndNxt = seqAdd(seq, n);
-        if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
-        this.armRtx(RTX_RTO, this.currentRto());
-        return;
-      }
+      if (this.sendRange(this.sndNxt, Math.min(wndAvail, this.maxPayload()), false, ADV_NXT) > 0) return;
     }
     proto.stats.zeroWindowProbes++;
     this.probesOut++;
@@ -1526,14 +1524,19 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       return;
     }
     if (syn) {
-      if (this.st === SYN_RECEIVED && seq === this.irs) {
-        // The peer retransmitted its SYN: retransmit the SYN-ACK.
-        this.sendSyn(true);
+      const simOpenSynAck =
+        this.st === SYN_RECEIVED && (flags & TCP_ACK) !== 0 && seq === this.irs && seg.ack === this.sndNxt && seg.plLen === 0;
+      if (!simOpenSynAck) {
+        if (this.st === SYN_RECEIVED && seq === this.irs && (flags & TCP_ACK) === 0) {
+          // The peer retransmitted its SYN: retransmit the SYN-ACK.
+          this.sendSyn(true);
+          return;
+        }
+        // RFC 5961 4.2: a SYN in a synchronized state gets a challenge ACK.
+        this.challengeAck();
         return;
       }
-      // RFC 5961 4.2: a SYN in a synchronized state gets a challenge ACK.
-      this.challengeAck();
-      return;
+      // Simultaneous open: the peer's SYN-ACK completes our handshake (RFC 9293 figure 8).
     }
     if ((flags & TCP_ACK) === 0) return;
     const ack = seg.ack;
@@ -1570,7 +1573,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
           this.destroy(true);
           return;
         }
-        this.processData(seg, seq, now);
+        this.processData(seg, syn ? seqAdd(seq, 1) : seq, now);
         if (!this.hashed) return;
       } else if (seqLt(seq, this.rcvNxt) || seg.plLen > 0) {
         // Retransmission after the peer's FIN: re-ACK.
@@ -1609,8 +1612,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (!ackOn) {
       // Simultaneous open (RFC 9293 3.5, figure 8).
       this.setState(SYN_RECEIVED);
-      this.sendSyn(true);
       this.armRtx(RTX_RTO, this.currentRto());
+      this.sendSyn(true);
       return;
     }
     this.sndUna = seg.ack;
@@ -1667,7 +1670,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     }
     const now = this.proto.stack.clock.now();
     this.sndUna = seg.ack;
-    this.sndWnd = seg.wnd << this.sndWscale;
+    this.sndWnd = (seg.flags & TCP_SYN) !== 0 ? seg.wnd : seg.wnd << this.sndWscale;
     this.maxSndWnd = this.sndWnd;
     this.sndWl1 = seg.seq;
     this.sndWl2 = seg.ack;
@@ -1696,10 +1699,10 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.tsOffset = this.proto.tsOffsetFor(this.laddr!, this.raddr!, this.lport, this.rport);
     this.st = SYN_RECEIVED;
     this.firstSynTime = now;
-    this.sendSyn(true);
     this.sndNxt = seqAdd(iss, 1);
     this.sndMax = this.sndNxt;
     this.armRtx(RTX_RTO, this.rtoBase);
+    this.sendSyn(true);
   }
 
   /** @internal Child created from a valid SYN cookie: straight to ESTABLISHED. */
@@ -1743,7 +1746,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     // Send window update (RFC 9293 SND.WL1 / SND.WL2 rule).
     let windowChanged = false;
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
-      const w = seg.wnd << this.sndWscale;
+      const w = (seg.flags & TCP_SYN) !== 0 ? seg.wnd : seg.wnd << this.sndWscale;
       if (w !== this.sndWnd) {
         windowChanged = true;
         if (w > this.sndWnd) this.persistBackoff = 0;
@@ -1804,11 +1807,11 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
           this.exitRecovery();
         } else if (sb === null) {
           // NewReno partial ACK (RFC 6582 3.2 step 3): retransmit the next hole, deflate.
-          this.sendRange(ack, this.maxPayload(), true);
+          this.armRtx(RTX_RTO, this.currentRto());
+          this.sendRange(ack, this.maxPayload(), true, ADV_NONE);
           this.cwnd -= dataAcked;
           if (dataAcked >= this.sndMss) this.cwnd += this.sndMss;
           if (this.cwnd < this.sndMss) this.cwnd = this.sndMss;
-          this.armRtx(RTX_RTO, this.currentRto());
         }
       } else if (ca === CA_LOSS) {
         if (seqGe(ack, this.recoveryPoint)) this.caState = CA_OPEN;
@@ -1890,9 +1893,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       const ns = this.sb.nextSackedStart(this.sndUna);
       if (ns >= 0 && seqDiff(ns, this.sndUna) < lim) lim = seqDiff(ns, this.sndUna);
     }
-    const n = this.sendRange(this.sndUna, lim, true);
-    if (n > 0) this.highRxt = seqAdd(this.sndUna, n);
     this.armRtx(RTX_RTO, this.currentRto());
+    this.sendRange(this.sndUna, lim, true, ADV_HOLE);
   }
 
   private exitRecovery(): void {
