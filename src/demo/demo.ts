@@ -14,7 +14,7 @@ import { Stack } from '../stack/stack.js';
 import type { UdpProtocol } from '../transport/udp.js';
 import { IFF_NO_PI, IFF_TAP } from '../tundev/constants.js';
 import type { TunDevice } from '../tundev/device.js';
-import { DNS_TYPE_A, decodeFirstAddress, decodeQuestion, encodeAnswer, encodeQuery } from './dns.js';
+import { DNS_TYPE_A, decodeFirstAddress, decodeQuestion, encodeAnswer, encodeQuery } from '../headers/dns.js';
 
 /**
  * The demo scenario: two virtual hosts on a Wire. "alpha" is a plain stack NIC; "beta" is reached

@@ -69,29 +69,44 @@ export function decodeQuestion(msg: Uint8Array): DnsQuestion & { end: number; re
   };
 }
 
-/** A response to `query` with one address record (4 bytes A, 16 bytes AAAA), or NXDOMAIN. */
-export function encodeAnswer(query: Uint8Array, address: Uint8Array | null, ttl = 60): Uint8Array {
+export const DNS_RCODE_NOERROR = 0;
+export const DNS_RCODE_SERVFAIL = 2;
+export const DNS_RCODE_NXDOMAIN = 3;
+
+/**
+ * A response to `query` with address records (4-byte A, 16-byte AAAA). With no addresses: `rcode`
+ * (default NXDOMAIN; NOERROR means "the name exists but has no such record").
+ */
+export function encodeAnswer(query: Uint8Array, address: Uint8Array | readonly Uint8Array[] | null, ttl = 60, rcode?: number): Uint8Array {
   const q = decodeQuestion(query);
   const question = query.subarray(12, q.end);
-  const rr = address ? 12 + address.length : 0;
-  const out = new Uint8Array(12 + question.length + rr);
+  const addrs = address === null ? [] : address instanceof Uint8Array ? [address] : [...address];
+  const rrBytes = addrs.reduce((n, a) => n + 12 + a.length, 0);
+  const out = new Uint8Array(12 + question.length + rrBytes);
   const v = new DataView(out.buffer);
   v.setUint16(0, q.id);
-  v.setUint16(2, 0x8180 | (address ? 0 : 3)); // QR, RD, RA; RCODE NXDOMAIN when no address
+  const code = addrs.length > 0 ? DNS_RCODE_NOERROR : (rcode ?? DNS_RCODE_NXDOMAIN);
+  v.setUint16(2, 0x8180 | (code & 0xf)); // QR, RD, RA, RCODE
   v.setUint16(4, 1);
-  v.setUint16(6, address ? 1 : 0);
+  v.setUint16(6, addrs.length);
   out.set(question, 12);
-  if (address) {
-    let p = 12 + question.length;
+  let p = 12 + question.length;
+  for (const a of addrs) {
     v.setUint16(p, 0xc00c); // pointer to the question's name
-    v.setUint16(p + 2, address.length === 4 ? DNS_TYPE_A : DNS_TYPE_AAAA);
+    v.setUint16(p + 2, a.length === 4 ? DNS_TYPE_A : DNS_TYPE_AAAA);
     v.setUint16(p + 4, CLASS_IN);
     v.setUint32(p + 6, ttl);
-    v.setUint16(p + 10, address.length);
-    p += 12;
-    out.set(address, p);
+    v.setUint16(p + 10, a.length);
+    out.set(a, p + 12);
+    p += 12 + a.length;
   }
   return out;
+}
+
+/** The RCODE of a response. */
+export function responseCode(msg: Uint8Array): number {
+  if (msg.length < 4) throw new TunstackError('EBADMSG', 'DNS message shorter than its header');
+  return msg[3]! & 0x0f;
 }
 
 /** The first address record of a response, or null. */
