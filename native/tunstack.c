@@ -1,0 +1,979 @@
+/*
+ * tunstack's native shim: the few Linux system calls a userspace stack needs to use a real
+ * TUN/TAP device, exposed to JavaScript over Node-API (NAPI_VERSION 8).
+ *
+ * Conventions:
+ * - Every call that reaches the kernel returns a number: >= 0 on success, -errno on failure. The
+ *   TypeScript side (src/host/native.ts) turns -errno into a TunstackError with the errno name.
+ *   Only wrong argument types from JavaScript throw (TypeError), since those are bugs.
+ * - No libuv thread pool: every call is a non-blocking system call on the caller's thread, and
+ *   packet readiness comes from a uv_poll_t on the loop. A poller in batch mode reads packets until
+ *   EAGAIN (or until its buffer is full) into one JS-owned buffer and calls JavaScript once per batch
+ *   with the packet count; the offsets and lengths are in a JS-owned Int32Array.
+ * - Interface configuration uses SIOC* ioctls on a throwaway AF_INET datagram socket, and
+ *   rtnetlink (RTM_NEWADDR / RTM_DELADDR / RTM_GETADDR) for addresses of either family. All of it
+ *   applies to the network namespace the process is in.
+ */
+#define _GNU_SOURCE
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#include <node_api.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sockios.h>
+
+#ifndef TUNSETVNETHDRSZ
+#define TUNSETVNETHDRSZ _IOW('T', 216, int)
+#endif
+#ifndef TUNGETVNETHDRSZ
+#define TUNGETVNETHDRSZ _IOR('T', 215, int)
+#endif
+#ifndef TUNSETQUEUE
+#define TUNSETQUEUE _IOW('T', 217, int)
+#endif
+#ifndef IFA_F_NODAD
+#define IFA_F_NODAD 0x02
+#endif
+
+/* ------------------------------------------------------------------ argument helpers */
+
+#define CHECK(call)                                                   \
+  do {                                                                \
+    if ((call) != napi_ok) {                                          \
+      napi_throw_error(env, NULL, "tunstack native: " #call " failed"); \
+      return NULL;                                                    \
+    }                                                                 \
+  } while (0)
+
+static napi_value num(napi_env env, double v) {
+  napi_value r;
+  napi_create_double(env, v, &r);
+  return r;
+}
+
+static int get_i32(napi_env env, napi_value v, int32_t *out) {
+  if (napi_get_value_int32(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a number");
+    return -1;
+  }
+  return 0;
+}
+
+static int get_u32(napi_env env, napi_value v, uint32_t *out) {
+  if (napi_get_value_uint32(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a number");
+    return -1;
+  }
+  return 0;
+}
+
+/* A string into `buf` (NUL-terminated). Returns its byte length, -1 (thrown) if not a string,
+ * or -2 when it does not fit `size - 1` bytes. */
+static ssize_t get_str(napi_env env, napi_value v, char *buf, size_t size) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a string");
+    return -1;
+  }
+  if (len >= size) return -2;
+  napi_get_value_string_utf8(env, v, buf, size, &len);
+  return (ssize_t)len;
+}
+
+/* A Uint8Array (or other TypedArray) as bytes. */
+static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  bool is;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) {
+    napi_throw_type_error(env, NULL, "expected a Uint8Array");
+    return -1;
+  }
+  napi_typedarray_type type;
+  size_t count;
+  void *p;
+  napi_value ab;
+  size_t boff;
+  if (napi_get_typedarray_info(env, v, &type, &count, &p, &ab, &boff) != napi_ok) return -1;
+  size_t elem = 1;
+  switch (type) {
+    case napi_int16_array: case napi_uint16_array: elem = 2; break;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: elem = 4; break;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: elem = 8; break;
+    default: elem = 1;
+  }
+  *data = (uint8_t *)p;
+  *len = count * elem;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ tun file */
+
+/* open(path) -> fd | -errno. O_RDWR | O_NONBLOCK | O_CLOEXEC. */
+static napi_value t_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[4096];
+  ssize_t n = get_str(env, argv[0], path, sizeof path);
+  if (n == -1) return NULL;
+  if (n == -2) return num(env, -ENAMETOOLONG);
+  int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  return num(env, fd < 0 ? -errno : fd);
+}
+
+/* close(fd) -> 0 | -errno */
+static napi_value t_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  return num(env, close(fd) < 0 ? -errno : 0);
+}
+
+/* setIff(fd, name, flags) -> [name, flags] | -errno. The kernel fills in the name for "" or "%d". */
+static napi_value t_setiff(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, flags;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ssize_t n = get_str(env, argv[1], ifr.ifr_name, IFNAMSIZ);
+  if (n == -1) return NULL;
+  if (n == -2) return num(env, -EINVAL);
+  if (get_i32(env, argv[2], &flags)) return NULL;
+  ifr.ifr_flags = (short)flags;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) return num(env, -errno);
+  napi_value out, s, f;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  ifr.ifr_name[IFNAMSIZ - 1] = 0;
+  CHECK(napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &s));
+  f = num(env, (uint16_t)ifr.ifr_flags);
+  napi_set_element(env, out, 0, s);
+  napi_set_element(env, out, 1, f);
+  return out;
+}
+
+/* getIff(fd) -> [name, flags] | -errno (TUNGETIFF). */
+static napi_value t_getiff(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0) return num(env, -errno);
+  napi_value out, s;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  ifr.ifr_name[IFNAMSIZ - 1] = 0;
+  CHECK(napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &s));
+  napi_set_element(env, out, 0, s);
+  napi_set_element(env, out, 1, num(env, (uint16_t)ifr.ifr_flags));
+  return out;
+}
+
+/*
+ * tunIoctl(fd, request, arg) -> value | -errno, for the tun requests that take or return one
+ * integer. Requests that pass the integer by value, by pointer, or inside an ifreq are told apart
+ * here; any other request number is refused with -ENOTTY (no arbitrary pointers from JS).
+ */
+static napi_value t_ioctl(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t req;
+  int32_t arg = 0;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  if (get_u32(env, argv[1], &req)) return NULL;
+  if (argc > 2) {
+    napi_valuetype t;
+    napi_typeof(env, argv[2], &t);
+    if (t == napi_number && get_i32(env, argv[2], &arg)) return NULL;
+  }
+  int r;
+  switch (req) {
+    case TUNSETPERSIST:
+    case TUNSETOWNER:
+    case TUNSETGROUP:
+    case TUNSETOFFLOAD:
+      r = ioctl(fd, req, (unsigned long)(uint32_t)arg);
+      return num(env, r < 0 ? -errno : 0);
+    case TUNSETVNETHDRSZ:
+    case TUNSETSNDBUF: {
+      int v = arg;
+      r = ioctl(fd, req, &v);
+      return num(env, r < 0 ? -errno : 0);
+    }
+    case TUNGETFEATURES: {
+      unsigned int v = 0;
+      r = ioctl(fd, req, &v);
+      return num(env, r < 0 ? -errno : (double)v);
+    }
+    case TUNGETVNETHDRSZ:
+    case TUNGETSNDBUF: {
+      int v = 0;
+      r = ioctl(fd, req, &v);
+      return num(env, r < 0 ? -errno : (double)v);
+    }
+    case TUNSETQUEUE: {
+      struct ifreq ifr;
+      memset(&ifr, 0, sizeof ifr);
+      ifr.ifr_flags = (short)arg;
+      r = ioctl(fd, req, &ifr);
+      return num(env, r < 0 ? -errno : 0);
+    }
+    default:
+      return num(env, -ENOTTY);
+  }
+}
+
+/* ------------------------------------------------------------------ packet I/O */
+
+/* read(fd, buf, off, len) -> bytes | -errno */
+static napi_value t_read(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t off, len;
+  uint8_t *p;
+  size_t blen;
+  if (get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &p, &blen)) return NULL;
+  if (get_u32(env, argv[2], &off) || get_u32(env, argv[3], &len)) return NULL;
+  if ((size_t)off > blen || (size_t)len > blen - off) return num(env, -EFAULT);
+  ssize_t n = read(fd, p + off, len);
+  return num(env, n < 0 ? -errno : (double)n);
+}
+
+/* write(fd, buf, off, len) -> bytes | -errno */
+static napi_value t_write(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t off, len;
+  uint8_t *p;
+  size_t blen;
+  if (get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &p, &blen)) return NULL;
+  if (get_u32(env, argv[2], &off) || get_u32(env, argv[3], &len)) return NULL;
+  if ((size_t)off > blen || (size_t)len > blen - off) return num(env, -EFAULT);
+  ssize_t n = write(fd, p + off, len);
+  return num(env, n < 0 ? -errno : (double)n);
+}
+
+/*
+ * writeBatch(fd, hdr, hdrLen, views, starts, ends, count, result) -> packets handled | -errno
+ *
+ * Writes packet i as one writev(2): `hdrLen` bytes of `hdr` at i * hdrLen (the per-packet
+ * virtio_net_hdr, or nothing when hdrLen is 0) followed by views[i][starts[i], ends[i]). No packet
+ * bytes are copied. Stops at the first EAGAIN (those packets are not handled); any other error
+ * counts the packet as handled-but-failed. result (Int32Array(3)): [written, failed, last errno].
+ * Returns the number handled; -errno when the very first write failed with EAGAIN or EBADF.
+ */
+static napi_value t_write_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint8_t *hdr = NULL, *sp, *ep, *rp;
+  size_t hdrBytes = 0, sl, el, rl;
+  uint32_t hdrLen, count;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  napi_valuetype ht;
+  napi_typeof(env, argv[1], &ht);
+  if (ht != napi_null && ht != napi_undefined && get_bytes(env, argv[1], &hdr, &hdrBytes)) return NULL;
+  if (get_u32(env, argv[2], &hdrLen)) return NULL;
+  if (get_bytes(env, argv[4], &sp, &sl) || get_bytes(env, argv[5], &ep, &el)) return NULL;
+  if (get_u32(env, argv[6], &count) || get_bytes(env, argv[7], &rp, &rl)) return NULL;
+  if (rl < 12 || sl < (size_t)count * 4 || el < (size_t)count * 4) return num(env, -EFAULT);
+  if (hdrLen > 0 && (hdr == NULL || hdrBytes < (size_t)hdrLen * count)) return num(env, -EFAULT);
+  uint32_t *starts = (uint32_t *)sp, *ends = (uint32_t *)ep;
+  int32_t *res = (int32_t *)rp;
+  int32_t written = 0, failed = 0, lastErr = 0;
+  uint32_t i;
+  for (i = 0; i < count; i++) {
+    napi_value v;
+    uint8_t *data;
+    size_t dlen;
+    if (napi_get_element(env, argv[3], i, &v) != napi_ok || get_bytes(env, v, &data, &dlen)) return NULL;
+    uint32_t s = starts[i], e = ends[i];
+    if (s > e || (size_t)e > dlen) {
+      failed++;
+      lastErr = EFAULT;
+      continue;
+    }
+    struct iovec iov[2];
+    int n = 0;
+    if (hdrLen > 0) {
+      iov[n].iov_base = hdr + (size_t)i * hdrLen;
+      iov[n].iov_len = hdrLen;
+      n++;
+    }
+    iov[n].iov_base = data + s;
+    iov[n].iov_len = e - s;
+    n++;
+    ssize_t w = writev(fd, iov, n);
+    if (w < 0) {
+      int er = errno;
+      if (er == EINTR) {
+        i--;
+        continue;
+      }
+      if (er == EAGAIN || er == EBADF) {
+        if (i == 0) {
+          res[0] = 0;
+          res[1] = 0;
+          res[2] = er;
+          return num(env, -er);
+        }
+        lastErr = er;
+        break;
+      }
+      failed++;
+      lastErr = er;
+      continue;
+    }
+    written++;
+  }
+  res[0] = written;
+  res[1] = failed;
+  res[2] = lastErr;
+  return num(env, (double)i);
+}
+
+/* poll(fd, events) -> revents | -errno (zero timeout) */
+static napi_value t_poll(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, events;
+  if (get_i32(env, argv[0], &fd) || get_i32(env, argv[1], &events)) return NULL;
+  struct pollfd p = {.fd = fd, .events = (short)events, .revents = 0};
+  int r = poll(&p, 1, 0);
+  if (r < 0) return num(env, -errno);
+  return num(env, r == 0 ? 0 : p.revents);
+}
+
+/* ------------------------------------------------------------------ poller */
+
+/*
+ * A uv_poll_t on one fd. Mode 0 (notify): on readiness call cb(-1, revents), JS reads. Mode 1
+ * (batch): read packets into `buf` one after another until EAGAIN, `maxPackets`, or less than
+ * `maxPacket` bytes of room, recording [offset, length] pairs in `meta`, then cb(count, errno)
+ * once (errno: what stopped the batch if not EAGAIN/full, else 0). One batch per readiness
+ * event: the poll is level-triggered, so packets left behind raise the next event.
+ */
+typedef struct poller {
+  uv_poll_t handle;
+  napi_env env;
+  napi_ref cb;
+  napi_ref bufRef;
+  napi_ref metaRef;
+  napi_async_context actx;
+  uint8_t *buf;
+  size_t bufLen;
+  int32_t *meta;
+  size_t metaLen; /* in int32 elements */
+  uint32_t maxPacket;
+  uint32_t maxPackets;
+  int fd;
+  int mode;
+  int active;
+  int closing;
+  int refed;
+} poller_t;
+
+static void poller_call(poller_t *p, double a, double b) {
+  napi_env env = p->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, argv[2], result;
+  if (napi_get_reference_value(env, p->cb, &cb) == napi_ok && cb != NULL) {
+    napi_get_global(env, &recv);
+    argv[0] = num(env, a);
+    argv[1] = num(env, b);
+    napi_status st = napi_make_callback(env, p->actx, recv, cb, 2, argv, &result);
+    if (st == napi_pending_exception) {
+      napi_value exc;
+      if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  poller_t *p = (poller_t *)h->data;
+  if (p->closing) return;
+  if (status < 0) {
+    poller_call(p, -2, -status);
+    return;
+  }
+  if (p->mode == 0) {
+    poller_call(p, -1, events);
+    return;
+  }
+  size_t pos = 0;
+  uint32_t count = 0;
+  int stop = 0;
+  uint32_t maxCount = p->maxPackets;
+  if ((size_t)maxCount * 2 > p->metaLen) maxCount = (uint32_t)(p->metaLen / 2);
+  while (count < maxCount && p->bufLen - pos >= p->maxPacket) {
+    ssize_t n = read(p->fd, p->buf + pos, p->maxPacket);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) stop = errno;
+      break;
+    }
+    p->meta[count * 2] = (int32_t)pos;
+    p->meta[count * 2 + 1] = (int32_t)n;
+    count++;
+    pos += ((size_t)n + 7) & ~(size_t)7;
+  }
+  if (count > 0 || stop != 0) poller_call(p, count, stop);
+}
+
+static void poller_free_refs(poller_t *p) {
+  if (p->cb) napi_delete_reference(p->env, p->cb);
+  if (p->bufRef) napi_delete_reference(p->env, p->bufRef);
+  if (p->metaRef) napi_delete_reference(p->env, p->metaRef);
+  if (p->actx) napi_async_destroy(p->env, p->actx);
+  p->cb = p->bufRef = p->metaRef = NULL;
+  p->actx = NULL;
+}
+
+static void on_close(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void poller_close(poller_t *p) {
+  if (p->closing) return;
+  p->closing = 1;
+  if (p->active) uv_poll_stop(&p->handle);
+  p->active = 0;
+  poller_free_refs(p);
+  uv_close((uv_handle_t *)&p->handle, on_close);
+}
+
+static void cleanup_hook(void *arg) {
+  poller_t *p = (poller_t *)arg;
+  if (!p->closing) {
+    p->closing = 1;
+    if (p->active) uv_poll_stop(&p->handle);
+    p->active = 0;
+    /* The environment is going away: references die with it. */
+    uv_close((uv_handle_t *)&p->handle, on_close);
+  }
+}
+
+static void finalize_external(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  (void)hint;
+}
+
+/* pollerCreate(fd, mode, cb, buf, meta, maxPacket, maxPackets) -> handle | -errno */
+static napi_value t_poller_create(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, mode;
+  uint32_t maxPacket = 0, maxPackets = 0;
+  if (get_i32(env, argv[0], &fd) || get_i32(env, argv[1], &mode)) return NULL;
+  napi_valuetype t;
+  napi_typeof(env, argv[2], &t);
+  if (t != napi_function) {
+    napi_throw_type_error(env, NULL, "expected a function");
+    return NULL;
+  }
+  uint8_t *buf = NULL, *meta = NULL;
+  size_t bufLen = 0, metaLen = 0;
+  if (mode == 1) {
+    if (get_bytes(env, argv[3], &buf, &bufLen) || get_bytes(env, argv[4], &meta, &metaLen)) return NULL;
+    if (get_u32(env, argv[5], &maxPacket) || get_u32(env, argv[6], &maxPackets)) return NULL;
+    if (maxPacket == 0 || bufLen < maxPacket || metaLen < 8) return num(env, -EINVAL);
+  }
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  poller_t *p = (poller_t *)calloc(1, sizeof *p);
+  if (p == NULL) return num(env, -ENOMEM);
+  int r = uv_poll_init(loop, &p->handle, fd);
+  if (r < 0) {
+    free(p);
+    return num(env, r);
+  }
+  p->handle.data = p;
+  p->env = env;
+  p->fd = fd;
+  p->mode = mode;
+  p->buf = buf;
+  p->bufLen = bufLen;
+  p->meta = (int32_t *)meta;
+  p->metaLen = metaLen / 4;
+  p->maxPacket = maxPacket;
+  p->maxPackets = maxPackets;
+  p->refed = 1;
+  napi_create_reference(env, argv[2], 1, &p->cb);
+  if (mode == 1) {
+    napi_create_reference(env, argv[3], 1, &p->bufRef);
+    napi_create_reference(env, argv[4], 1, &p->metaRef);
+  }
+  napi_value name;
+  napi_create_string_utf8(env, "tunstack:TapPoll", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &p->actx);
+  napi_add_env_cleanup_hook(env, cleanup_hook, p);
+  napi_value ext;
+  CHECK(napi_create_external(env, p, finalize_external, NULL, &ext));
+  return ext;
+}
+
+static poller_t *get_poller(napi_env env, napi_value v) {
+  void *data = NULL;
+  if (napi_get_value_external(env, v, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, NULL, "expected a poller handle");
+    return NULL;
+  }
+  return (poller_t *)data;
+}
+
+/* pollerStart(h, events) -> 0 | -errno; events: 1 readable, 4 writable */
+static napi_value t_poller_start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  poller_t *p = get_poller(env, argv[0]);
+  int32_t events = UV_READABLE;
+  if (p == NULL) return NULL;
+  if (argc > 1 && get_i32(env, argv[1], &events)) return NULL;
+  if (p->closing) return num(env, -EBADF);
+  int uvev = ((events & 1) ? UV_READABLE : 0) | ((events & 4) ? UV_WRITABLE : 0);
+  int r = uv_poll_start(&p->handle, uvev, on_poll);
+  if (r < 0) return num(env, r);
+  p->active = 1;
+  return num(env, 0);
+}
+
+static napi_value t_poller_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  poller_t *p = get_poller(env, argv[0]);
+  if (p == NULL) return NULL;
+  if (!p->closing && p->active) uv_poll_stop(&p->handle);
+  p->active = 0;
+  return num(env, 0);
+}
+
+/* pollerRef(h, on): keep (or stop keeping) the event loop alive while polling. */
+static napi_value t_poller_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  poller_t *p = get_poller(env, argv[0]);
+  if (p == NULL) return NULL;
+  bool on = true;
+  napi_get_value_bool(env, argv[1], &on);
+  if (p->closing) return num(env, 0);
+  if (on) uv_ref((uv_handle_t *)&p->handle);
+  else uv_unref((uv_handle_t *)&p->handle);
+  p->refed = on;
+  return num(env, 0);
+}
+
+static napi_value t_poller_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  poller_t *p = get_poller(env, argv[0]);
+  if (p == NULL) return NULL;
+  if (!p->closing) {
+    napi_remove_env_cleanup_hook(env, cleanup_hook, p);
+    poller_close(p);
+  }
+  return num(env, 0);
+}
+
+/* ------------------------------------------------------------------ interface configuration */
+
+static int ctl_socket(void) {
+  return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+}
+
+/* ifreq ioctl on a control socket; returns 0 or -errno. */
+static int ifr_ioctl(unsigned long req, struct ifreq *ifr) {
+  int s = ctl_socket();
+  if (s < 0) return -errno;
+  int r = ioctl(s, req, ifr);
+  int e = errno;
+  close(s);
+  return r < 0 ? -e : 0;
+}
+
+/* Fills ifr.ifr_name from argv; returns 0, or -EINVAL for a name too long, -1 when thrown. */
+static int set_ifname(napi_env env, napi_value v, struct ifreq *ifr) {
+  memset(ifr, 0, sizeof *ifr);
+  ssize_t n = get_str(env, v, ifr->ifr_name, IFNAMSIZ);
+  if (n == -1) return -1;
+  if (n == -2 || n == 0) return -EINVAL;
+  return 0;
+}
+
+/*
+ * ifGet(name, what) -> value | -errno, what: 0 mtu, 1 flags, 2 txqueuelen, 3 ifindex.
+ * ifSet(name, what, value) -> 0 | -errno, what: 0 mtu, 1 flags, 2 txqueuelen.
+ */
+static napi_value t_if_get(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct ifreq ifr;
+  int r = set_ifname(env, argv[0], &ifr);
+  if (r == -1) return NULL;
+  if (r < 0) return num(env, r);
+  int32_t what;
+  if (get_i32(env, argv[1], &what)) return NULL;
+  switch (what) {
+    case 0:
+      r = ifr_ioctl(SIOCGIFMTU, &ifr);
+      return num(env, r < 0 ? r : ifr.ifr_mtu);
+    case 1:
+      r = ifr_ioctl(SIOCGIFFLAGS, &ifr);
+      return num(env, r < 0 ? r : (uint16_t)ifr.ifr_flags);
+    case 2:
+      r = ifr_ioctl(SIOCGIFTXQLEN, &ifr);
+      return num(env, r < 0 ? r : ifr.ifr_qlen);
+    case 3:
+      r = ifr_ioctl(SIOCGIFINDEX, &ifr);
+      return num(env, r < 0 ? r : ifr.ifr_ifindex);
+    default:
+      return num(env, -EINVAL);
+  }
+}
+
+static napi_value t_if_set(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct ifreq ifr;
+  int r = set_ifname(env, argv[0], &ifr);
+  if (r == -1) return NULL;
+  if (r < 0) return num(env, r);
+  int32_t what, value;
+  if (get_i32(env, argv[1], &what) || get_i32(env, argv[2], &value)) return NULL;
+  switch (what) {
+    case 0:
+      ifr.ifr_mtu = value;
+      return num(env, ifr_ioctl(SIOCSIFMTU, &ifr));
+    case 1:
+      ifr.ifr_flags = (short)value;
+      return num(env, ifr_ioctl(SIOCSIFFLAGS, &ifr));
+    case 2:
+      ifr.ifr_qlen = value;
+      return num(env, ifr_ioctl(SIOCSIFTXQLEN, &ifr));
+    default:
+      return num(env, -EINVAL);
+  }
+}
+
+/* ifGetMac(name, out6) -> 0 | -errno ; ifSetMac(name, mac6) -> 0 | -errno */
+static napi_value t_if_get_mac(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct ifreq ifr;
+  int r = set_ifname(env, argv[0], &ifr);
+  if (r == -1) return NULL;
+  if (r < 0) return num(env, r);
+  uint8_t *out;
+  size_t len;
+  if (get_bytes(env, argv[1], &out, &len)) return NULL;
+  if (len < 6) return num(env, -EFAULT);
+  r = ifr_ioctl(SIOCGIFHWADDR, &ifr);
+  if (r < 0) return num(env, r);
+  memcpy(out, ifr.ifr_hwaddr.sa_data, 6);
+  return num(env, ifr.ifr_hwaddr.sa_family);
+}
+
+static napi_value t_if_set_mac(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct ifreq ifr;
+  int r = set_ifname(env, argv[0], &ifr);
+  if (r == -1) return NULL;
+  if (r < 0) return num(env, r);
+  uint8_t *mac;
+  size_t len;
+  if (get_bytes(env, argv[1], &mac, &len)) return NULL;
+  if (len != 6) return num(env, -EINVAL);
+  ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+  memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+  return num(env, ifr_ioctl(SIOCSIFHWADDR, &ifr));
+}
+
+/* ifRename(old, new) -> 0 | -errno (the interface must be down) */
+static napi_value t_if_rename(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct ifreq ifr;
+  int r = set_ifname(env, argv[0], &ifr);
+  if (r == -1) return NULL;
+  if (r < 0) return num(env, r);
+  ssize_t n = get_str(env, argv[1], ifr.ifr_newname, IFNAMSIZ);
+  if (n == -1) return NULL;
+  if (n == -2 || n == 0) return num(env, -EINVAL);
+  return num(env, ifr_ioctl(SIOCSIFNAME, &ifr));
+}
+
+/* ---- rtnetlink */
+
+struct nlreq {
+  struct nlmsghdr nh;
+  struct ifaddrmsg ifa;
+  char attrs[128];
+};
+
+static void add_attr(struct nlmsghdr *nh, unsigned short type, const void *data, size_t len) {
+  struct rtattr *rta = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
+  rta->rta_type = type;
+  rta->rta_len = (unsigned short)RTA_LENGTH(len);
+  memcpy(RTA_DATA(rta), data, len);
+  nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(rta->rta_len);
+}
+
+static int nl_open(void) {
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (s < 0) return -errno;
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  if (bind(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno;
+    close(s);
+    return -e;
+  }
+  /* Replies come at once; never hang the loop on a lost one. */
+  struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return s;
+}
+
+/* Send one request with NLM_F_ACK and wait for its ack: 0 or -errno. */
+static int nl_transact(struct nlmsghdr *nh) {
+  int s = nl_open();
+  if (s < 0) return s;
+  static uint32_t seq = 1;
+  nh->nlmsg_seq = ++seq;
+  nh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+  struct sockaddr_nl to;
+  memset(&to, 0, sizeof to);
+  to.nl_family = AF_NETLINK;
+  if (sendto(s, nh, nh->nlmsg_len, 0, (struct sockaddr *)&to, sizeof to) < 0) {
+    int e = errno;
+    close(s);
+    return -e;
+  }
+  char buf[8192];
+  for (;;) {
+    ssize_t n = recv(s, buf, sizeof buf, 0);
+    if (n < 0) {
+      int e = errno;
+      if (e == EINTR) continue;
+      close(s);
+      return -(e == EAGAIN ? ETIMEDOUT : e);
+    }
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_seq != nh->nlmsg_seq) continue;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = (struct nlmsgerr *)NLMSG_DATA(h);
+        close(s);
+        return e->error; /* 0 (ack) or -errno */
+      }
+    }
+  }
+}
+
+/*
+ * addrChange(ifindex, add, addrBytes (4 or 16), prefixLength, flags) -> 0 | -errno.
+ * RTM_NEWADDR (NLM_F_CREATE | NLM_F_EXCL) or RTM_DELADDR. flags: IFA_F_* (e.g. NODAD).
+ * IPv4 addresses get the subnet's broadcast address, as `ip addr add ... brd +` does.
+ */
+static napi_value t_addr_change(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t ifindex, prefix, flags;
+  bool add;
+  uint8_t *addr;
+  size_t alen;
+  if (get_i32(env, argv[0], &ifindex)) return NULL;
+  if (napi_get_value_bool(env, argv[1], &add) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a boolean");
+    return NULL;
+  }
+  if (get_bytes(env, argv[2], &addr, &alen)) return NULL;
+  if (get_i32(env, argv[3], &prefix) || get_i32(env, argv[4], &flags)) return NULL;
+  if (alen != 4 && alen != 16) return num(env, -EINVAL);
+  if (prefix < 0 || prefix > (int)(alen * 8)) return num(env, -EINVAL);
+  struct nlreq req;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+  req.nh.nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR;
+  req.nh.nlmsg_flags = add ? (NLM_F_CREATE | NLM_F_EXCL) : 0;
+  req.ifa.ifa_family = alen == 4 ? AF_INET : AF_INET6;
+  req.ifa.ifa_prefixlen = (unsigned char)prefix;
+  req.ifa.ifa_flags = (unsigned char)(flags & 0xff);
+  req.ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+  req.ifa.ifa_index = (unsigned)ifindex;
+  add_attr(&req.nh, IFA_LOCAL, addr, alen);
+  add_attr(&req.nh, IFA_ADDRESS, addr, alen);
+  if (alen == 4 && add && prefix < 31) {
+    uint32_t a;
+    memcpy(&a, addr, 4);
+    uint32_t mask = prefix == 0 ? 0 : htonl(~((1u << (32 - prefix)) - 1));
+    uint32_t brd = a | ~mask;
+    add_attr(&req.nh, IFA_BROADCAST, &brd, 4);
+  }
+  if (flags > 0xff) {
+    uint32_t f = (uint32_t)flags;
+    add_attr(&req.nh, IFA_FLAGS, &f, 4);
+  }
+  return num(env, nl_transact(&req.nh));
+}
+
+/*
+ * addrList(ifindex) -> [[familyBytes(Uint8Array), prefixLength, flags], ...] | -errno
+ * (RTM_GETADDR dump filtered to one interface).
+ */
+static napi_value t_addr_list(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t ifindex;
+  if (get_i32(env, argv[0], &ifindex)) return NULL;
+  int s = nl_open();
+  if (s < 0) return num(env, s);
+  struct {
+    struct nlmsghdr nh;
+    struct ifaddrmsg ifa;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+  req.nh.nlmsg_type = RTM_GETADDR;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nh.nlmsg_seq = 1;
+  req.ifa.ifa_family = AF_UNSPEC;
+  if (send(s, &req, req.nh.nlmsg_len, 0) < 0) {
+    int e = errno;
+    close(s);
+    return num(env, -e);
+  }
+  napi_value out;
+  CHECK(napi_create_array(env, &out));
+  uint32_t idx = 0;
+  char buf[16384];
+  int done = 0;
+  while (!done) {
+    ssize_t n = recv(s, buf, sizeof buf, 0);
+    if (n < 0) {
+      int e = errno;
+      if (e == EINTR) continue;
+      close(s);
+      return num(env, -(e == EAGAIN ? ETIMEDOUT : e));
+    }
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = 1;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = (struct nlmsgerr *)NLMSG_DATA(h);
+        close(s);
+        return num(env, e->error);
+      }
+      if (h->nlmsg_type != RTM_NEWADDR) continue;
+      struct ifaddrmsg *ifa = (struct ifaddrmsg *)NLMSG_DATA(h);
+      if ((int)ifa->ifa_index != ifindex) continue;
+      int rlen = (int)IFA_PAYLOAD(h);
+      const void *local = NULL, *address = NULL;
+      uint32_t flags = ifa->ifa_flags;
+      for (struct rtattr *rta = IFA_RTA(ifa); RTA_OK(rta, rlen); rta = RTA_NEXT(rta, rlen)) {
+        if (rta->rta_type == IFA_LOCAL) local = RTA_DATA(rta);
+        else if (rta->rta_type == IFA_ADDRESS) address = RTA_DATA(rta);
+        else if (rta->rta_type == IFA_FLAGS) memcpy(&flags, RTA_DATA(rta), 4);
+      }
+      const void *a = local != NULL ? local : address;
+      size_t alen = ifa->ifa_family == AF_INET ? 4 : ifa->ifa_family == AF_INET6 ? 16 : 0;
+      if (a == NULL || alen == 0) continue;
+      napi_value entry, ab, bytes;
+      void *dst;
+      napi_create_array_with_length(env, 3, &entry);
+      napi_create_arraybuffer(env, alen, &dst, &ab);
+      memcpy(dst, a, alen);
+      napi_create_typedarray(env, napi_uint8_array, alen, ab, 0, &bytes);
+      napi_set_element(env, entry, 0, bytes);
+      napi_set_element(env, entry, 1, num(env, ifa->ifa_prefixlen));
+      napi_set_element(env, entry, 2, num(env, flags));
+      napi_set_element(env, out, idx++, entry);
+    }
+  }
+  close(s);
+  return out;
+}
+
+/* ------------------------------------------------------------------ module */
+
+#define EXPORT(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      EXPORT("open", t_open),
+      EXPORT("close", t_close),
+      EXPORT("setIff", t_setiff),
+      EXPORT("getIff", t_getiff),
+      EXPORT("tunIoctl", t_ioctl),
+      EXPORT("read", t_read),
+      EXPORT("write", t_write),
+      EXPORT("writeBatch", t_write_batch),
+      EXPORT("poll", t_poll),
+      EXPORT("pollerCreate", t_poller_create),
+      EXPORT("pollerStart", t_poller_start),
+      EXPORT("pollerStop", t_poller_stop),
+      EXPORT("pollerRef", t_poller_ref),
+      EXPORT("pollerClose", t_poller_close),
+      EXPORT("ifGet", t_if_get),
+      EXPORT("ifSet", t_if_set),
+      EXPORT("ifGetMac", t_if_get_mac),
+      EXPORT("ifSetMac", t_if_set_mac),
+      EXPORT("ifRename", t_if_rename),
+      EXPORT("addrChange", t_addr_change),
+      EXPORT("addrList", t_addr_list),
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  napi_value v;
+  napi_create_uint32(env, 1, &v);
+  napi_set_named_property(env, exports, "version", v);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,167 @@
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ERRNO, TunstackError, type ErrnoCode } from '../errors.js';
+
+/**
+ * Loading the optional native shim (native/tunstack.c, built by `npm install` into
+ * native/build/Release/tunstack.node) and turning its -errno results into TunstackErrors.
+ *
+ * The addon is optional: when it is missing (not built, not Linux) or disabled
+ * (TUNSTACK_NATIVE=0 in the environment, or `setNativeBinding(null)` in tests), `requireNative()`
+ * throws ENOSYS naming the reason, and nothing else in tunstack is affected.
+ */
+
+/** What the addon exports. Every call returns >= 0 (or a value) on success, -errno on failure. */
+export interface NativeBinding {
+  readonly version: number;
+  open(path: string): number;
+  close(fd: number): number;
+  /** TUNSETIFF: [name chosen by the kernel, flags] or -errno. */
+  setIff(fd: number, name: string, flags: number): [string, number] | number;
+  /** TUNGETIFF: [name, flags] or -errno. */
+  getIff(fd: number): [string, number] | number;
+  /** The tun ioctls with one integer argument or result; other requests -ENOTTY. */
+  tunIoctl(fd: number, request: number, arg: number): number;
+  read(fd: number, buf: Uint8Array, off: number, len: number): number;
+  write(fd: number, buf: Uint8Array, off: number, len: number): number;
+  /**
+   * One writev per packet: header i (hdrLen bytes of hdr at i * hdrLen) then
+   * views[i][starts[i], ends[i]). result: [written, failed, last errno]. Returns packets handled
+   * (stops at EAGAIN), or -errno when the first write failed with EAGAIN/EBADF.
+   */
+  writeBatch(
+    fd: number,
+    hdr: Uint8Array | null,
+    hdrLen: number,
+    views: readonly Uint8Array[],
+    starts: Uint32Array,
+    ends: Uint32Array,
+    count: number,
+    result: Int32Array,
+  ): number;
+  /** poll(2) with a zero timeout: revents, or -errno. */
+  poll(fd: number, events: number): number;
+  /**
+   * A uv_poll on fd. mode 0: cb(-1, revents) on readiness. mode 1: cb(count, errno) with packet i
+   * at buf[meta[2i], meta[2i] + meta[2i+1]). cb(-2, errno) on a poll error. Returns a handle or -errno.
+   */
+  pollerCreate(
+    fd: number,
+    mode: number,
+    cb: (a: number, b: number) => void,
+    buf: Uint8Array | null,
+    meta: Int32Array | null,
+    maxPacket: number,
+    maxPackets: number,
+  ): PollerHandle | number;
+  pollerStart(h: PollerHandle, events: number): number;
+  pollerStop(h: PollerHandle): number;
+  pollerRef(h: PollerHandle, on: boolean): number;
+  pollerClose(h: PollerHandle): number;
+  /** what: 0 mtu, 1 flags, 2 txqueuelen, 3 ifindex. */
+  ifGet(name: string, what: number): number;
+  ifSet(name: string, what: number, value: number): number;
+  /** Writes the 6-byte hardware address into out; returns its ARPHRD type or -errno. */
+  ifGetMac(name: string, out: Uint8Array): number;
+  ifSetMac(name: string, mac: Uint8Array): number;
+  ifRename(from: string, to: string): number;
+  addrChange(ifindex: number, add: boolean, addr: Uint8Array, prefixLength: number, flags: number): number;
+  addrList(ifindex: number): Array<[Uint8Array, number, number]> | number;
+}
+
+/** Opaque uv_poll handle. */
+export type PollerHandle = { readonly __poller: unique symbol };
+
+let binding: NativeBinding | null | undefined;
+let reason = '';
+
+function packageRoot(): string {
+  // src/host/native.ts and dist/host/native.js are both two levels below the package root.
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+/** Where the built addon is looked for. */
+export function nativeAddonPath(): string {
+  return join(packageRoot(), 'native', 'build', 'Release', 'tunstack.node');
+}
+
+function load(): void {
+  binding = null;
+  if (process.env.TUNSTACK_NATIVE === '0') {
+    reason = 'the native host bridge is disabled (TUNSTACK_NATIVE=0)';
+    return;
+  }
+  if (process.platform !== 'linux') {
+    reason = `the native host bridge needs Linux (this is ${process.platform})`;
+    return;
+  }
+  const path = nativeAddonPath();
+  if (!existsSync(path)) {
+    reason = `the native host bridge is not built (${path} missing; run \`node native/build.mjs\`)`;
+    return;
+  }
+  try {
+    const req = createRequire(import.meta.url);
+    binding = req(path) as NativeBinding;
+  } catch (e) {
+    reason = `the native host bridge failed to load: ${(e as Error).message}`;
+    binding = null;
+  }
+}
+
+/** The addon, or null when it is not available (see `nativeUnavailableReason`). */
+export function nativeBinding(): NativeBinding | null {
+  if (binding === undefined) load();
+  return binding ?? null;
+}
+
+/** Why the addon is unavailable ('' when it is loaded). */
+export function nativeUnavailableReason(): string {
+  if (binding === undefined) load();
+  return binding === null ? reason : '';
+}
+
+/** The addon; ENOSYS (with the reason) when it is unavailable. */
+export function requireNative(syscall?: string): NativeBinding {
+  const b = nativeBinding();
+  if (b === null) throw new TunstackError('ENOSYS', reason, syscall);
+  return b;
+}
+
+/**
+ * Replace the binding (tests): null simulates a missing addon, an object a fake one; undefined
+ * goes back to loading the real one.
+ */
+export function setNativeBinding(b: NativeBinding | null | undefined, why = 'the native host bridge is disabled (test)'): void {
+  binding = b;
+  reason = b === null ? why : '';
+}
+
+const errnoNames = new Map<number, string>();
+for (const [name, n] of Object.entries(osConstants.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name);
+// Linux aliases: EWOULDBLOCK is EAGAIN, ENOTSUP is EOPNOTSUPP; prefer the names tunstack uses.
+for (const [name, n] of Object.entries(ERRNO)) errnoNames.set(n, name);
+
+/** The errno name for a (positive or negative) errno number ('EUNKNOWN' when unknown). */
+export function errnoName(n: number): string {
+  return errnoNames.get(Math.abs(n)) ?? 'EUNKNOWN';
+}
+
+/**
+ * A TunstackError for a -errno result. Errnos outside tunstack's ErrnoCode set are reported as
+ * EIO with the real name in the message.
+ */
+export function errnoToError(negErrno: number, message: string, syscall?: string): TunstackError {
+  const name = errnoName(negErrno);
+  if (name in ERRNO) return new TunstackError(name as ErrnoCode, message, syscall);
+  return new TunstackError('EIO', `${message} (${name}, errno ${Math.abs(negErrno)})`, syscall);
+}
+
+/** Throw for a negative result; return it otherwise. */
+export function check(r: number, message: string, syscall?: string): number {
+  if (r < 0) throw errnoToError(r, message, syscall);
+  return r;
+}
