@@ -34,3 +34,31 @@ export {
   type TcpEndpointOptions,
   type CongestionControlName,
 } from './transport/tcp/index.js';
+export {
+  IPv6Protocol,
+  ipv6Factory,
+  linkLocalFromMac,
+  solicitedNode,
+  multicastMac,
+  eui64,
+  type IPv6Stats,
+  type IPv6Options,
+} from './network/ipv6.js';
+export { Ndp, type NdpOptions, type NdpStats, type RouterConfig, type RouterPrefix } from './network/ndp.js';
+export { Mld, type MldOptions, type MldStats } from './network/mld.js';
+export { Icmpv6, icmpv6Errno, type Icmpv6Options, type Icmpv6Stats } from './network/icmpv6.js';
+export {
+  RawSocket,
+  PingSocket,
+  PingProtocol,
+  PacketTap,
+  pingFactory,
+  type RawSocketOptions,
+  type RawMessage,
+  type PingSocketOptions,
+  type PingMessage,
+  type PacketTapOptions,
+  type TappedFrame,
+} from './transport/raw.js';
+export type { AddressState, NicPacketObserver } from './stack/nic.js';
+export type { PortScope } from './stack/ports.js';

@@ -21,12 +21,12 @@ import {
   ICMPV4_TTL_EXCEEDED,
   IcmpV4Header,
 } from '../headers/icmpv4.js';
-import { IPv4Header, IP_PROTO_ICMP, IPV4_MIN_HEADER, validateIPv4Options } from '../headers/ipv4.js';
+import { IPv4Header, IPv4OptionWalker, IP_PROTO_ICMP, IPV4_MIN_HEADER, validateIPv4Options } from '../headers/ipv4.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer, PacketType } from '../stack/packet.js';
 import type { NetworkInfo, NetworkProtocol, TransportError, WriteParams } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
-import type { Route } from '../stack/route.js';
+import { Route } from '../stack/route.js';
 import type { Stack } from '../stack/stack.js';
 import { Reassembler, type ReassemblyConfig } from './reassembly.js';
 import { TokenBucket } from '../stack/ratelimit.js';
@@ -49,6 +49,8 @@ export interface IPv4Stats {
   fragmentsCreated: number;
   fragmentationFailed: number;
   forwarded: number;
+  /** Forwarding refused: not link-layer unicast, martian or link-local address, directed broadcast, no route. */
+  forwardDropped: number;
   ttlExceeded: number;
   icmp: IcmpV4Stats;
 }
@@ -121,6 +123,7 @@ export class IPv4Protocol implements NetworkProtocol {
     fragmentsCreated: 0,
     fragmentationFailed: 0,
     forwarded: 0,
+    forwardDropped: 0,
     ttlExceeded: 0,
     icmp: {
       received: 0,
@@ -216,7 +219,8 @@ export class IPv4Protocol implements NetworkProtocol {
     let local = nic.hasAddress(data, dstOff, 4);
     let broadcast = limitedBroadcast || (!local && nic.isSubnetBroadcast(data, dstOff));
     if (!local && !broadcast && !multicast) {
-      if (this.stack.forwarding && pkt.packetType !== PacketType.OtherHost) {
+      // Addresses of our other NICs are local (weak host), not forwarded.
+      if (this.stack.forwarding && pkt.packetType !== PacketType.OtherHost && nicOwning(this.stack, data, dstOff) === null) {
         this.forward(nic, pkt);
         return;
       }
@@ -267,6 +271,8 @@ export class IPv4Protocol implements NetworkProtocol {
     pkt.transportProtocol = protocol;
     pkt.transportHeaderStart = ipStart + hl;
     pkt.start = ipStart + hl;
+    const raw = this.stack.rawInput;
+    if (raw !== null) raw(4, protocol, nic, data, ipStart, pkt.end);
     if (protocol === IP_PROTO_ICMP) {
       this.handleIcmp(nic, pkt, mcastOrBcast);
       return;
@@ -287,43 +293,114 @@ export class IPv4Protocol implements NetworkProtocol {
 
   // ---------------------------------------------------------------- forward
 
+  /**
+   * Route a datagram that is not ours to the next hop, as Linux's ip_forward (RFC 1812): only
+   * datagrams received as link-layer unicast; never from or to 0/8, loopback, link-local
+   * (169.254/16, RFC 3927) or our own addresses, nor to a subnet broadcast address; no route:
+   * Destination Unreachable (network); TTL 1: Time Exceeded; bigger than the next hop's MTU:
+   * Fragmentation Needed with the MTU when DF is set, else fragmented (options without the
+   * copied flag become NOPs after the first fragment). TTL is decremented with an incremental
+   * checksum update. No redirects are sent.
+   */
   private forward(inNic: NIC, pkt: PacketBuffer): void {
+    const st = this.stats;
     const data = pkt.data;
     const ipStart = pkt.start;
-    const ttl = data[ipStart + 8]!;
-    if (ttl <= 1) {
+    const srcOff = ipStart + 12;
+    const dstOff = ipStart + 16;
+    if (pkt.packetType !== PacketType.Host) {
+      st.forwardDropped++;
+      return;
+    }
+    const s0 = data[srcOff]!;
+    const d0 = data[dstOff]!;
+    if (
+      s0 === 0 || s0 === 127 || d0 === 0 || d0 === 127 ||
+      (s0 === 169 && data[srcOff + 1] === 254) ||
+      (d0 === 169 && data[dstOff + 1] === 254) ||
+      nicOwning(this.stack, data, srcOff) !== null
+    ) {
+      st.forwardDropped++;
+      return;
+    }
+    const dst = this.fwdDst;
+    dst[0] = d0;
+    dst[1] = data[dstOff + 1]!;
+    dst[2] = data[dstOff + 2]!;
+    dst[3] = data[dstOff + 3]!;
+    const entry = this.stack.routes.lookup(dst, 0, this.nicUsable);
+    if (entry === null) {
+      st.forwardDropped++;
+      this.sendIcmpError(inNic, pkt, ICMPV4_DEST_UNREACHABLE, ICMPV4_NET_UNREACHABLE, 0);
+      return;
+    }
+    const out = this.stack.nic(entry.nicId)!;
+    if (entry.gateway === null && out.isSubnetBroadcast(dst)) {
+      // Directed broadcasts are not forwarded (Linux bc_forwarding=0).
+      st.forwardDropped++;
+      return;
+    }
+    if (data[ipStart + 8]! <= 1) {
       this.stats.ttlExceeded++;
       this.sendIcmpError(inNic, pkt, ICMPV4_TIME_EXCEEDED, ICMPV4_TTL_EXCEEDED, 0);
       return;
     }
-    const dst = data.slice(ipStart + 16, ipStart + 20);
-    let route: Route;
-    try {
-      route = this.stack.findRoute(dst);
-    } catch {
-      this.stats.outgoingDropped++;
-      this.sendIcmpError(inNic, pkt, ICMPV4_DEST_UNREACHABLE, ICMPV4_NET_UNREACHABLE, 0);
-      return;
-    }
-    // Decrement TTL with an incremental checksum update (RFC 1624).
     const h = this.hdr.reset(data, ipStart, pkt.end - ipStart);
-    h.decrementTtl();
-    const total = pkt.end - ipStart;
-    if (total > route.nic.mtu) {
-      if (h.dontFragment) {
-        this.sendIcmpError(inNic, pkt, ICMPV4_DEST_UNREACHABLE, ICMPV4_FRAG_NEEDED, route.nic.mtu);
-        this.stats.fragmentationFailed++;
-        return;
-      }
-      this.stats.forwarded++;
-      this.fragmentAndSend(route, pkt, ipStart, h.headerLength);
+    const hl = h.headerLength;
+    const mtu = out.mtu;
+    const tooBig = pkt.end - ipStart > mtu;
+    if (tooBig && h.dontFragment) {
+      // The error quotes the datagram as received (before the TTL decrement), as Linux does.
+      st.fragmentationFailed++;
+      this.sendIcmpError(inNic, pkt, ICMPV4_DEST_UNREACHABLE, ICMPV4_FRAG_NEEDED, mtu);
       return;
     }
-    this.stats.forwarded++;
+    h.decrementTtl();
+    st.forwarded++;
     pkt.linkHeaderStart = -1;
-    pkt.packetType = PacketType.Host;
+    pkt.remoteLinkAddress = null;
+    const nextHop = entry.gateway ?? dst;
+    if (tooBig) {
+      const route = new Route(out, this, data.slice(srcOff, srcOff + 4), dst.slice(), nextHop.slice(), false, false, null);
+      this.fragmentAndSend(route, pkt, ipStart, hl);
+      return;
+    }
+    if (!out.needsResolution) {
+      out.transmit(pkt);
+      return;
+    }
+    const arp = this.arp;
+    if (!arp) {
+      st.outgoingDropped++;
+      return;
+    }
+    arp.resolveAndSend(out, nextHop, pkt);
+  }
+
+  private readonly fwdDst = new Uint8Array(4);
+  private readonly nicUsable = (id: number): boolean => this.stack.nic(id)?.enabled === true;
+
+  /**
+   * @internal Send a finished datagram (IP header at pkt.start, checksum set) along a route
+   * without fragmenting it: raw sockets with IP_HDRINCL.
+   */
+  sendDatagram(route: Route, pkt: PacketBuffer): void {
+    this.stats.packetsSent++;
     this.transmitTo(route, pkt);
   }
+
+  /** The header of the fragments after the first: options without the copied flag become NOPs (RFC 791). */
+  private laterFragmentHeader(data: Uint8Array, ipStart: number, hl: number): Uint8Array {
+    const h = data.slice(ipStart, ipStart + hl);
+    if (hl === IPV4_MIN_HEADER) return h;
+    const w = this.optWalker.reset(h, IPV4_MIN_HEADER, hl - IPV4_MIN_HEADER);
+    while (w.next()) {
+      if ((w.type & 0x80) === 0 && w.type !== 1) h.fill(1, w.offset, w.offset + w.length);
+    }
+    return h;
+  }
+
+  private readonly optWalker = new IPv4OptionWalker();
 
   // ---------------------------------------------------------------- send
 
@@ -389,13 +466,15 @@ export class IPv4Protocol implements NetworkProtocol {
     const payloadLength = pkt.end - payloadStart;
     const origOffsetUnits = ((data[ipStart + 6]! & 0x1f) << 8) | data[ipStart + 7]!;
     const origMF = (data[ipStart + 6]! & 0x20) !== 0;
+    const later = hl > IPV4_MIN_HEADER ? this.laterFragmentHeader(data, ipStart, hl) : null;
     for (let off = 0; off < payloadLength; off += chunk) {
       const len = Math.min(chunk, payloadLength - off);
       const last = off + len >= payloadLength;
       const frag = PacketBuffer.alloc(hl + len);
       const fs = frag.start;
       const fb = frag.data;
-      fb.set(data.subarray(ipStart, ipStart + hl), fs);
+      if (off > 0 && later !== null) fb.set(later, fs);
+      else fb.set(data.subarray(ipStart, ipStart + hl), fs);
       fb.set(data.subarray(payloadStart + off, payloadStart + off + len), fs + hl);
       const tl = hl + len;
       fb[fs + 2] = tl >>> 8;
@@ -477,6 +556,11 @@ export class IPv4Protocol implements NetworkProtocol {
     for (const p of dropped) {
       this.stats.outgoingDropped++;
       if (p.networkHeaderStart < 0) continue;
+      if (nicOwning(this.stack, p.data, p.networkHeaderStart + 12) === null) {
+        // A forwarded datagram: tell its source (RFC 1812 4.3.3.1).
+        this.sendIcmpError(nic, p, ICMPV4_DEST_UNREACHABLE, ICMPV4_HOST_UNREACHABLE, 0);
+        continue;
+      }
       this.localError(nic, p, { kind: 'host-unreachable', mtu: 0, from: new Uint8Array(4) });
     }
   }

@@ -45,6 +45,12 @@ export interface UdpEndpointOptions {
   /** Receive queue limit in bytes (SO_RCVBUF); default 212992. */
   receiveBufferSize?: number;
   reuseAddress?: boolean;
+  /**
+   * IPV6_V6ONLY for a udp6 endpoint (default false): without it, an endpoint bound to :: (or to an
+   * IPv4-mapped address) also receives IPv4, reported with IPv4-mapped addresses
+   * (::ffff:a.b.c.d) as Node does, and can send to IPv4-mapped destinations.
+   */
+  v6Only?: boolean;
 }
 
 /**
@@ -64,6 +70,8 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   bindNic = 0;
   receiveBufferSize: number;
   reuseAddress: boolean;
+  /** IPV6_V6ONLY (udp6 only; set before binding). */
+  v6Only: boolean;
   readonly stats = { received: 0, dropped: 0, sent: 0 };
   private queue: UdpMessage[] = [];
   private queuedBytes = 0;
@@ -81,6 +89,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     this.ttl = proto.stack.defaultTtl;
     this.receiveBufferSize = options.receiveBufferSize ?? DEFAULT_UDP_RCVBUF;
     this.reuseAddress = options.reuseAddress ?? false;
+    this.v6Only = this.family === 6 && (options.v6Only ?? false);
   }
 
   get isBound(): boolean {
@@ -104,12 +113,17 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     if (addr && addr.length !== (this.family === 4 ? 4 : 16)) {
       throw new TunstackError('EAFNOSUPPORT', `address family does not match udp${this.family}`, 'bind');
     }
-    if (addr && !isBroadcastOrMulticast(addr) && this.proto.stack.nicForAddress(addr) === null
+    const mapped = addr !== null && addr.length === 16 && isV4MappedAddr(addr);
+    if (mapped && this.v6Only) throw new TunstackError('EINVAL', 'IPv4-mapped address on an IPV6_V6ONLY socket', 'bind');
+    // The address as the network layer sees it (an IPv4-mapped one is IPv4).
+    const netAddr = mapped ? addr!.slice(12) : addr;
+    if (netAddr && !isBroadcastOrMulticast(netAddr) && this.proto.stack.nicForAddress(netAddr) === null
       && !this.proto.stack.nics.some((n) => n.spoofing)) {
       // A NIC in spoofing mode may send from any address (as gVisor's): then any bind is allowed.
-      throw new TunstackError('EADDRNOTAVAIL', `${formatIP(addr)} is not a local address`, 'bind');
+      throw new TunstackError('EADDRNOTAVAIL', `${formatIP(addr!)} is not a local address`, 'bind');
     }
-    this.localPort = this.proto.stack.ports.reserve(IP_PROTO_UDP, addr, port, this, this.reuseAddress);
+    const scope = this.family === 4 ? 'v4' : this.v6Only ? 'v6' : 'any';
+    this.localPort = this.proto.stack.ports.reserve(IP_PROTO_UDP, netAddr, port, this, this.reuseAddress, scope);
     this.localAddress = addr ? addr.slice() : null;
     this.proto.register(this);
   }
@@ -122,7 +136,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     if (addr.length !== (this.family === 4 ? 4 : 16)) {
       throw new TunstackError('EAFNOSUPPORT', 'address family mismatch', 'connect');
     }
-    const route = this.proto.stack.findRoute(addr, this.routeOptions());
+    const route = this.proto.stack.findRoute(this.netRemote(addr, 'connect'), this.routeOptions(addr));
     if (!this.isBound) this.bind(null, 0);
     this.remoteAddress = addr;
     this.remotePort = port;
@@ -158,13 +172,14 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
         throw new TunstackError('EAFNOSUPPORT', 'address family mismatch', 'send');
       }
       if (port === 0) throw new TunstackError('EINVAL', 'destination port 0', 'send');
-      route = this.proto.stack.findRoute(addr, this.routeOptions());
+      route = this.proto.stack.findRoute(this.netRemote(addr, 'send'), this.routeOptions(addr));
       dstPort = port;
     }
     if (route.broadcast && !this.broadcast) {
       throw new TunstackError('EACCES', 'broadcast needs setBroadcast(true)', 'send');
     }
-    const maxPayload = 65535 - UDP_HEADER_LENGTH - (this.family === 4 ? 20 : 40);
+    const v4 = route.localAddress.length === 4;
+    const maxPayload = 65535 - UDP_HEADER_LENGTH - (v4 ? 20 : 40);
     if (data.length > maxPayload) {
       throw new TunstackError('EMSGSIZE', `datagram of ${data.length} bytes is too long`, 'send');
     }
@@ -183,7 +198,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     b[start + 7] = 0;
     const src = route.localAddress;
     const dst = route.remoteAddress;
-    const ps = this.family === 4
+    const ps = v4
       ? pseudoHeaderSumV4(src, 0, dst, 0, IP_PROTO_UDP, len)
       : pseudoHeaderSumV6(src, 0, dst, 0, IP_PROTO_UDP, len);
     let c = ~sum(b, start, len, ps) & 0xffff;
@@ -246,9 +261,29 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
-  private routeOptions(): { local?: Uint8Array | null; nic?: number } {
+  /** The destination as the network layer sees it: an IPv4-mapped one is IPv4 (dual stack). */
+  private netRemote(addr: Uint8Array, syscall: string): Uint8Array {
+    if (addr.length !== 16 || !isV4MappedAddr(addr)) {
+      if (this.localAddress !== null && this.localAddress.length === 16 && isV4MappedAddr(this.localAddress)) {
+        throw new TunstackError('EINVAL', 'an IPv4-mapped socket can only reach IPv4', syscall);
+      }
+      return addr;
+    }
+    // Linux udpv6_sendmsg: an IPV6_V6ONLY socket cannot reach IPv4.
+    if (this.v6Only) throw new TunstackError('ENETUNREACH', 'IPv4-mapped destination on an IPV6_V6ONLY socket', syscall);
+    if (this.localAddress !== null && !isV4MappedAddr(this.localAddress)) {
+      throw new TunstackError('EINVAL', 'an IPv6-bound socket cannot reach IPv4', syscall);
+    }
+    return addr.slice(12);
+  }
+
+  private routeOptions(dst?: Uint8Array): { local?: Uint8Array | null; nic?: number } {
     const o: { local?: Uint8Array | null; nic?: number } = {};
-    if (this.localAddress && !isBroadcastOrMulticast(this.localAddress)) o.local = this.localAddress;
+    const l = this.localAddress;
+    if (l && !isBroadcastOrMulticast(l)) {
+      const mapped = l.length === 16 && isV4MappedAddr(l);
+      if (!mapped || dst === undefined || isV4MappedAddr(dst)) o.local = mapped ? l.slice(12) : l;
+    }
     if (this.bindNic) o.nic = this.bindNic;
     return o;
   }
@@ -331,11 +366,12 @@ export class UdpProtocol implements TransportProtocol {
     let delivered = false;
     let msg: UdpMessage | null = null;
     for (const ep of list) {
-      if (ep.family !== net.family) continue;
+      // A dual-stack udp6 endpoint takes IPv4 too (IPv4-mapped addresses).
+      if (ep.family !== net.family && (net.family === 6 || ep.v6Only)) continue;
       if (ep.bindNic !== 0 && ep.bindNic !== net.nic.id) continue;
-      if (ep.localAddress && !addrEqual(ep.localAddress, data, net.dstOffset, 0, alen)) continue;
+      if (ep.localAddress && !sameAddr(ep.localAddress, data, net.dstOffset, alen)) continue;
       if (ep.remoteAddress) {
-        if (ep.remotePort !== srcPort || !addrEqual(ep.remoteAddress, data, net.srcOffset, 0, alen)) continue;
+        if (ep.remotePort !== srcPort || !sameAddr(ep.remoteAddress, data, net.srcOffset, alen)) continue;
       }
       msg ??= {
         data: data.slice(start + UDP_HEADER_LENGTH, start + len),
@@ -345,8 +381,10 @@ export class UdpProtocol implements TransportProtocol {
         localAddress: this.dstText.of(data, net.dstOffset, alen),
         nicId: net.nic.id,
       };
+      let m = delivered ? { ...msg, data: msg.data.slice() } : msg;
+      if (ep.family !== net.family) m = { ...m, address: `::ffff:${m.address}`, localAddress: `::ffff:${m.localAddress}`, family: 6 };
       // A multicast/broadcast datagram goes to every matching socket; unicast to the best one.
-      ep.deliver(delivered ? { ...msg, data: msg.data.slice() } : msg);
+      ep.deliver(m);
       delivered = true;
       if (!net.multicastOrBroadcast) break;
     }
@@ -368,7 +406,7 @@ export class UdpProtocol implements TransportProtocol {
     for (const ep of list) {
       // Linux reports ICMP errors only to connected sockets (without IP_RECVERR).
       if (!ep.remoteAddress || ep.remotePort !== remotePort) continue;
-      if (!addrEqual(ep.remoteAddress, net.data, net.dstOffset, 0, alen)) continue;
+      if (!sameAddr(ep.remoteAddress, net.data, net.dstOffset, alen)) continue;
       ep.fail(errorFor(error));
     }
   }
@@ -401,6 +439,19 @@ class AddressText {
     this.text = formatIP(data.slice(off, off + len));
     return this.text;
   }
+}
+
+/** Is `a` (4 bytes, or 16 possibly IPv4-mapped) the address of `alen` bytes at `off`? */
+function sameAddr(a: Uint8Array, data: Uint8Array, off: number, alen: number): boolean {
+  if (a.length === alen) return addrEqual(a, data, off, 0, alen);
+  // An IPv4-mapped address of a dual-stack endpoint against an IPv4 packet.
+  return alen === 4 && isV4MappedAddr(a) && addrEqual(a, data, off, 12, 4);
+}
+
+function isV4MappedAddr(a: Uint8Array): boolean {
+  if (a.length !== 16) return false;
+  for (let i = 0; i < 10; i++) if (a[i] !== 0) return false;
+  return a[10] === 0xff && a[11] === 0xff;
 }
 
 function score(ep: UdpEndpoint): number {
