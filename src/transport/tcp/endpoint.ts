@@ -1188,7 +1188,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
         // Go-back-N after a timeout, skipping what the peer SACKed.
         const sb = this.sb;
         let lim = seqDiff(this.sndMax, seq);
-        if (sb !== null && sb.count > 0) {
+        // The left edge is resent even if SACKed (RFC 2018 8: the receiver may have reneged).
+        if (sb !== null && sb.count > 0 && seq !== this.sndUna) {
           const e = sb.sackedEnd(seq);
           if (e >= 0) {
             this.sndNxt = seqLt(e, this.sndMax) ? e : this.sndMax;
@@ -1763,12 +1764,15 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const sb = this.sb;
     const opts = seg.opts;
     if (sb !== null && opts.sackCount > 0) {
+      // Blocks are clipped at the later of this ACK and SND.UNA (an old, reordered ACK may carry
+      // blocks below SND.UNA).
+      const floor = seqMax(ack, this.sndUna);
       for (let i = 0; i < opts.sackCount; i++) {
         let l = opts.sackLeft(i);
         let r = opts.sackRight(i);
         if (!seqLt(l, r)) continue;
-        if (seqLe(r, ack) || seqGt(r, this.sndMax)) continue; // D-SACK or bogus
-        if (seqLt(l, ack)) l = ack;
+        if (seqLe(r, floor) || seqGt(r, this.sndMax)) continue; // D-SACK, old or bogus
+        if (seqLt(l, floor)) l = floor;
         if (seqGt(r, this.sndMax)) r = this.sndMax;
         if (sb.add(l, r)) newSack = true;
       }

@@ -59,7 +59,7 @@ export function connectPair(p: Pair, port = 80): { client: TcpEndpoint; server: 
   const client = p.a.tcp();
   client.connect('10.0.0.2', port);
   let server: TcpEndpoint | null = null;
-  for (let i = 0; i < 1000 && server === null; i++) {
+  for (let i = 0; i < 60_000 && server === null; i++) {
     server = listener.accept();
     if (server === null) p.clock.advance(1);
   }
