@@ -123,21 +123,22 @@ export class Cubic implements CongestionControl {
     }
   }
 
-  private reduce(h: CcHost): number {
+  /** RFC 9438 4.6: W_max from cwnd (with fast convergence, 4.7), ssthresh = flight * beta. */
+  private reduce(h: CcHost, flight: number): number {
     const cwndSeg = h.cwnd / h.sndMss;
     this.epochStart = -1;
-    // Fast convergence (4.7).
     if (this.fastConvergence && cwndSeg < this.wMax) this.wMax = (cwndSeg * (1 + CUBIC_BETA)) / 2;
     else this.wMax = cwndSeg;
-    return Math.max(h.cwnd * CUBIC_BETA, 2 * h.sndMss);
+    const base = flight > 0 ? flight : h.cwnd;
+    return Math.max(base * CUBIC_BETA, 2 * h.sndMss);
   }
 
-  onLoss(h: CcHost): number {
-    return this.reduce(h);
+  onLoss(h: CcHost, flight = h.cwnd): number {
+    return this.reduce(h, flight);
   }
 
-  onRto(h: CcHost): number {
-    return this.reduce(h);
+  onRto(h: CcHost, flight = h.cwnd): number {
+    return this.reduce(h, flight);
   }
 
   onIdle(idleMs: number): void {

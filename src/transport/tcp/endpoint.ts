@@ -227,6 +227,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   private dupAcks = 0;
   private sb: Scoreboard | null = null;
   private cwndLimited = false;
+  /** cwnd when the last loss recovery or timeout began. */
+  private priorCwnd = 0;
   /** Time the last data segment was sent (for restart after idle). */
   private lastSendTime = 0;
 
@@ -645,6 +647,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       probes: Math.max(this.probesOut, this.kaProbes),
       cwnd: Math.floor(this.cwnd),
       ssthresh: Math.floor(Math.min(this.ssthresh, 0x7fffffff)),
+      priorCwnd: Math.floor(this.priorCwnd),
       mss: this.sndMss,
       advMss: this.advMss,
       rcvMss: this.rcvMss,
@@ -1159,6 +1162,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
         this.cc.onIdle(idle);
       }
     }
+    // Set again below only if the loop stops because of the congestion window.
+    this.cwndLimited = false;
     for (;;) {
       const st = this.st;
       if (st !== ESTABLISHED && st !== CLOSE_WAIT && st !== FIN_WAIT_1 && st !== CLOSING && st !== LAST_ACK) return;
@@ -1356,7 +1361,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const now = proto.stack.clock.now();
     if (this.firstRtxTime < 0) this.firstRtxTime = now;
     if (this.caState !== CA_LOSS || this.retries === 0) {
-      this.ssthresh = this.cc.onRto(this, this.pipe(), now);
+      this.priorCwnd = this.cwnd;
+      this.ssthresh = this.cc.onRto(this, seqDiff(this.sndMax, this.sndUna), now);
     }
     this.cwnd = this.sndMss;
     this.caState = CA_LOSS;
@@ -1823,7 +1829,10 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       } else {
         this.dupAcks = 0;
         this.caState = sb !== null && sb.count > 0 ? CA_DISORDER : CA_OPEN;
-        const limited = this.cwndLimited || inflightBefore + this.sndMss >= this.cwnd;
+        // Grow only when the window was the limit (RFC 7661 spirit; Linux tcp_is_cwnd_limited:
+        // in slow start, flight at least half of cwnd).
+        const limited =
+          this.cwndLimited || (this.cwnd < this.ssthresh ? 2 * inflightBefore >= this.cwnd : inflightBefore + this.sndMss >= this.cwnd);
         if (limited) this.cc.onAck(this, dataAcked, now);
       }
       // Timers: restart RTO while data is out (RFC 6298 5.3), else stop.
@@ -1877,7 +1886,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   private enterRecovery(now: number): void {
     const proto = this.proto;
-    const flight = this.pipe();
+    // FlightSize (RFC 5681): data outstanding, SACKed or not.
+    const flight = seqDiff(this.sndMax, this.sndUna);
+    this.priorCwnd = this.cwnd;
     this.ssthresh = this.cc.onLoss(this, flight, now);
     this.recoveryPoint = this.sndMax;
     this.caState = CA_RECOVERY;

@@ -158,6 +158,8 @@ export interface TcpInfo {
   probes: number;
   cwnd: number;
   ssthresh: number;
+  /** cwnd when the last loss recovery or retransmission timeout began. */
+  priorCwnd: number;
   /** Sender MSS (payload bytes per segment, timestamp option excluded). */
   mss: number;
   /** MSS we announced. */
