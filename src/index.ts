@@ -62,3 +62,13 @@ export {
 } from './transport/raw.js';
 export type { AddressState, NicPacketObserver } from './stack/nic.js';
 export type { PortScope } from './stack/ports.js';
+export {
+  HostTap,
+  OFFLOAD_PREFERENCES,
+  type HostTapOptions,
+  type HostTapEvents,
+  type BatchOptions,
+  type BatchHandler,
+} from './host/tap.js';
+export { nativeBinding, nativeUnavailableReason, nativeAddonPath, setNativeBinding, errnoName, type NativeBinding } from './host/native.js';
+export { FdEndpoint, fdNicEndpoint, type FdEndpointOptions, type FdEndpointStats } from './link/fd.js';

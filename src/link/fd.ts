@@ -1,0 +1,563 @@
+import { randomFillSync } from 'node:crypto';
+import { TunstackError } from '../errors.js';
+import {
+  VIRTIO_NET_HDR_F_DATA_VALID,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_ECN,
+  VIRTIO_NET_HDR_GSO_NONE,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_TCPV6,
+  VIRTIO_NET_HDR_GSO_UDP_L4,
+} from '../headers/virtio.js';
+import { buildSuperPacket, canFollow, GRO_MAX_IP_LENGTH, TcpSegment, writeVnetHeader } from '../host/gro.js';
+import type { BatchOptions, HostTap } from '../host/tap.js';
+import { PacketBuffer } from '../stack/packet.js';
+import { IFF_NO_PI, IFF_VNET_HDR } from '../tundev/constants.js';
+import { completePartialChecksum, segmentGso } from '../tundev/gso.js';
+import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from './endpoint.js';
+import { EthernetEndpoint } from './ethernet.js';
+
+/**
+ * FdEndpoint: a link endpoint over a kernel TUN/TAP device (a HostTap), so that a tunstack NIC
+ * talks to the Linux kernel (gVisor's fdbased endpoint). wireFormat is 'ethernet' for a TAP (put
+ * an EthernetEndpoint above it, or use `hostNicEndpoint`) and 'ip' for a TUN.
+ *
+ * Inbound: the device is read in batches by the native poller (no thread pool, one JS call per
+ * batch). With IFF_VNET_HDR the kernel's offloads are turned on (TUNSETOFFLOAD: partial
+ * checksums, TSO4/6, USO where the kernel has it): TSO/USO super-packets are split into segments
+ * (src/tundev/gso.ts) and packets whose checksum the kernel marked as not needing a check
+ * (NEEDS_CSUM, DATA_VALID) skip verification.
+ *
+ * Outbound: packets are queued and written at the end of the current tick in one native call
+ * (one writev per packet, no copies but for coalescing). With IFF_VNET_HDR, TCP transmit
+ * checksums are left to the kernel (LinkCapability.TxChecksumOffload, NEEDS_CSUM), and bursts of
+ * TCP segments of one flow are coalesced into 64 KiB GSO super-packets (src/host/gro.ts).
+ *
+ * Backpressure: `pause()` stops reading the device (the kernel queues, then drops, as a NIC
+ * ring would); `resume()` starts again. Writes that meet EAGAIN are dropped and counted.
+ */
+
+export interface FdEndpointOptions {
+  /** The MTU (network layer); default the interface's MTU when it can be read, else 1500. */
+  mtu?: number;
+  /** TAP: this endpoint's MAC (the stack's end of the wire); default random, locally administered. */
+  mac?: Uint8Array;
+  /**
+   * With IFF_VNET_HDR: turn on the kernel's offloads and use them (default true). Without the
+   * vnet header nothing is offloaded whatever this says.
+   */
+  offload?: boolean;
+  /** Coalesce outbound TCP into GSO super-packets (default: `offload`). */
+  gro?: boolean;
+  /** Leave TCP transmit checksums to the kernel (default: `offload`). */
+  txChecksumOffload?: boolean;
+  /** Write at the end of the tick in one batch (default true); false writes on every writePackets. */
+  deferWrites?: boolean;
+  /** Outbound packets held until the flush (default 4096; more are dropped and counted). */
+  maxPending?: number;
+  /** Read batching (buffer size, packets per batch). */
+  batch?: BatchOptions;
+  /** Close the HostTap when the endpoint is closed (default true). */
+  closeTap?: boolean;
+}
+
+export interface FdEndpointStats {
+  /** Packets delivered up (segments counted once each), and their bytes. */
+  rxPackets: number;
+  rxBytes: number;
+  /** Batches read (one native callback each). */
+  rxBatches: number;
+  /** GSO super-packets read from the kernel, and the segments they were split into. */
+  rxGsoPackets: number;
+  rxGsoSegments: number;
+  /** Packets read that could not be used (bad vnet header, unsplittable GSO, too short). */
+  rxErrors: number;
+  /** Packets read while nothing was attached. */
+  rxNoDispatcher: number;
+  /** Packets written to the kernel (a super-packet counts once), and their bytes. */
+  txPackets: number;
+  txBytes: number;
+  /** Native write batches. */
+  txBatches: number;
+  /** Super-packets written, and the segments merged into them. */
+  txGroPackets: number;
+  txGroSegments: number;
+  /** Outbound packets dropped: pending queue full, EAGAIN, closed. */
+  txDropped: number;
+  /** Writes the kernel refused (EINVAL, EIO when the interface is down, ...). */
+  txErrors: number;
+  /** The errno of the last refused write (0 none). */
+  lastTxErrno: number;
+}
+
+const ETH_HLEN = 14;
+const MAX_GRO_RUN = 64;
+
+export class FdEndpoint implements LinkEndpoint {
+  readonly tap: HostTap;
+  readonly wireFormat: WireFormat;
+  readonly linkAddress: Uint8Array;
+  readonly capabilities: number;
+  readonly maxHeaderLength = 0;
+  readonly stats: FdEndpointStats = {
+    rxPackets: 0,
+    rxBytes: 0,
+    rxBatches: 0,
+    rxGsoPackets: 0,
+    rxGsoSegments: 0,
+    rxErrors: 0,
+    rxNoDispatcher: 0,
+    txPackets: 0,
+    txBytes: 0,
+    txBatches: 0,
+    txGroPackets: 0,
+    txGroSegments: 0,
+    txDropped: 0,
+    txErrors: 0,
+    lastTxErrno: 0,
+  };
+  /** The offload flags set on the device (TUNSETOFFLOAD), 0 when none. */
+  readonly offloadFlags: number;
+  private _mtu: number;
+  private dispatcher: NetworkDispatcher | null = null;
+  private closed = false;
+  private reading = false;
+  private readonly l2: number;
+  private readonly pi: boolean;
+  private readonly vnet: boolean;
+  private readonly vnetSize: number;
+  private readonly gro: boolean;
+  private readonly defer: boolean;
+  private readonly maxPending: number;
+  private readonly closeTap: boolean;
+  private readonly batchOptions: BatchOptions;
+  private pending: PacketBuffer[] = [];
+  private spare: PacketBuffer[] = [];
+  private flushScheduled = false;
+  private readonly flushTask = (): void => this.flush();
+  private readonly onBatch = (buf: Uint8Array, meta: Int32Array, count: number): void => this.receiveBatch(buf, meta, count);
+  // flush scratch
+  private views: Uint8Array[] = [];
+  private starts = new Uint32Array(256);
+  private ends = new Uint32Array(256);
+  private hdr = new Uint8Array(256 * 16);
+  private readonly segA = new TcpSegment();
+  private readonly run: TcpSegment[] = [];
+  private readonly runPool: TcpSegment[] = [];
+  private readonly segments: PacketBuffer[] = [];
+
+  constructor(tap: HostTap, options: FdEndpointOptions = {}) {
+    if (!tap.attached) throw new TunstackError('EBADFD', 'the HostTap is not attached (TUNSETIFF first)');
+    this.tap = tap;
+    const flags = tap.flags;
+    const isTap = tap.isTap;
+    this.wireFormat = isTap ? 'ethernet' : 'ip';
+    this.l2 = isTap ? ETH_HLEN : 0;
+    this.pi = (flags & IFF_NO_PI) === 0;
+    this.vnet = (flags & IFF_VNET_HDR) !== 0;
+    this.vnetSize = tap.vnetHdrSize;
+    const offload = this.vnet && options.offload !== false;
+    this.offloadFlags = offload ? tap.enableOffloads() : 0;
+    this.gro = offload && (options.gro ?? true);
+    const txCsum = offload && (options.txChecksumOffload ?? true);
+    this.capabilities = txCsum ? LinkCapability.TxChecksumOffload : LinkCapability.None;
+    this.defer = options.deferWrites ?? true;
+    this.maxPending = options.maxPending ?? 4096;
+    this.closeTap = options.closeTap ?? true;
+    this.batchOptions = options.batch ?? {};
+    let mtu = options.mtu;
+    if (mtu === undefined) {
+      try {
+        mtu = tap.mtu;
+      } catch {
+        mtu = 1500;
+      }
+    }
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new TunstackError('EINVAL', `MTU ${mtu} out of range`);
+    this._mtu = mtu;
+    if (isTap) {
+      const mac = options.mac ?? randomMac();
+      if (!(mac instanceof Uint8Array) || mac.length !== 6) throw new TunstackError('EINVAL', 'MAC must be 6 bytes');
+      this.linkAddress = mac.slice();
+    } else {
+      this.linkAddress = new Uint8Array(0);
+    }
+  }
+
+  get mtu(): number {
+    return this._mtu;
+  }
+
+  /** Change the MTU this endpoint reports (the kernel interface's MTU is the HostTap's business). */
+  setMTU(mtu: number): void {
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new TunstackError('EINVAL', `MTU ${mtu} out of range`);
+    this._mtu = mtu;
+  }
+
+  get isAttached(): boolean {
+    return this.dispatcher !== null;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Outbound packets waiting for the end-of-tick flush. */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  attach(dispatcher: NetworkDispatcher | null): void {
+    if (this.closed) return;
+    this.dispatcher = dispatcher;
+    if (dispatcher !== null && !this.reading) {
+      this.reading = true;
+      this.tap.startBatches(this.onBatch, this.batchOptions);
+    }
+  }
+
+  /** Stop reading the device (backpressure). */
+  pause(): void {
+    this.tap.pause();
+  }
+
+  resume(): void {
+    this.tap.resume();
+  }
+
+  get isPaused(): boolean {
+    return this.tap.isPaused;
+  }
+
+  /** Let the process exit while the device is being read. */
+  unref(): this {
+    this.tap.unref();
+    return this;
+  }
+
+  ref(): this {
+    this.tap.ref();
+    return this;
+  }
+
+  // ---------------------------------------------------------------- outbound
+
+  writePackets(pkts: readonly PacketBuffer[]): number {
+    if (this.closed) {
+      this.stats.txDropped += pkts.length;
+      return 0;
+    }
+    let accepted = 0;
+    const pending = this.pending;
+    for (let i = 0; i < pkts.length; i++) {
+      if (pending.length >= this.maxPending) {
+        this.stats.txDropped++;
+        continue;
+      }
+      pending.push(pkts[i]!);
+      accepted++;
+    }
+    if (!this.defer) this.flush();
+    else if (!this.flushScheduled && pending.length > 0) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushTask);
+    }
+    return accepted;
+  }
+
+  /** Write every pending packet now (normally done at the end of the tick). */
+  flush(): void {
+    this.flushScheduled = false;
+    const pkts = this.pending;
+    const n = pkts.length;
+    if (n === 0) return;
+    // Swap lists first: a write cannot call back into us, but keep re-entrancy harmless anyway.
+    this.pending = this.spare;
+    this.spare = pkts;
+    if (this.closed) {
+      this.stats.txDropped += n;
+      pkts.length = 0;
+      return;
+    }
+    const hs = this.vnet ? this.vnetSize : 0;
+    const hdrStride = hs + (this.pi ? 4 : 0);
+    this.ensureCapacity(n, hdrStride);
+    const views = this.views;
+    const starts = this.starts;
+    const ends = this.ends;
+    const hdr = this.hdr;
+    let k = 0;
+    let i = 0;
+    while (i < n) {
+      const p = pkts[i]!;
+      const ho = k * hdrStride;
+      if (hdrStride > 0) hdr.fill(0, ho, ho + hdrStride);
+      if (this.pi) {
+        const proto = this.etherTypeOf(p);
+        hdr[ho + 2] = proto >>> 8;
+        hdr[ho + 3] = proto & 0xff;
+      }
+      const vo = ho + (this.pi ? 4 : 0);
+      if (this.gro) {
+        const used = this.coalesce(pkts, i, n, hdr, vo);
+        if (used > 0) {
+          const sp = this.lastSuper!;
+          views[k] = sp;
+          starts[k] = 0;
+          ends[k] = sp.length;
+          this.stats.txGroPackets++;
+          this.stats.txGroSegments += used;
+          k++;
+          i += used;
+          continue;
+        }
+      }
+      if (this.vnet && p.checksumOffload && p.transportHeaderStart >= p.start) {
+        const proto = p.transportProtocol;
+        writeVnetHeader(hdr, vo, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, 0, 0, p.transportHeaderStart - p.start, proto === 17 ? 6 : 16);
+      }
+      views[k] = p.data;
+      starts[k] = p.start;
+      ends[k] = p.end;
+      k++;
+      i++;
+    }
+    this.lastSuper = null;
+    pkts.length = 0;
+    this.write(k, hdrStride);
+    for (let j = 0; j < k; j++) views[j] = EMPTY;
+  }
+
+  private lastSuper: Uint8Array | null = null;
+
+  /**
+   * Try to coalesce a run of TCP segments starting at pkts[i]. Returns how many packets went into
+   * the super-packet (left in `lastSuper`, its vnet header at hdr[vo]), or 0.
+   */
+  private coalesce(pkts: readonly PacketBuffer[], i: number, n: number, hdr: Uint8Array, vo: number): number {
+    if (i + 1 >= n) return 0;
+    const l2 = this.l2;
+    const first = this.segA;
+    const p = pkts[i]!;
+    if (!first.parse(p.data, p.start, p.end, l2) || !first.canStart) return 0;
+    const segSize = first.payloadLen;
+    const run = this.run;
+    run.length = 0;
+    run.push(first);
+    let ipLen = first.payload - first.ip + segSize;
+    let prev = first;
+    let j = i + 1;
+    while (j < n && run.length < MAX_GRO_RUN) {
+      const q = pkts[j]!;
+      const seg = this.runPool[run.length] ?? (this.runPool[run.length] = new TcpSegment());
+      if (!seg.parse(q.data, q.start, q.end, l2)) break;
+      if (ipLen + seg.payloadLen > GRO_MAX_IP_LENGTH) break;
+      if (!canFollow(first, prev, seg, l2, segSize)) break;
+      run.push(seg);
+      ipLen += seg.payloadLen;
+      prev = seg;
+      j++;
+    }
+    const count = run.length;
+    if (count < 2) return 0;
+    this.lastSuper = buildSuperPacket(run, count, l2, hdr, vo);
+    return count;
+  }
+
+  private write(k: number, hdrStride: number): void {
+    const stats = this.stats;
+    const views = this.views;
+    let off = 0;
+    while (off < k) {
+      // writeBatch takes views from 0: shift the window when a batch stopped early.
+      let r: [number, number, number, number];
+      try {
+        r =
+          off === 0
+            ? this.tap.writeBatch(views, this.starts, this.ends, k, hdrStride > 0 ? this.hdr : null, hdrStride)
+            : this.writeFrom(off, k, hdrStride);
+      } catch (e) {
+        // EBADF and the like: the device is gone; drop the rest.
+        stats.txDropped += k - off;
+        stats.txErrors++;
+        stats.lastTxErrno = e instanceof TunstackError ? -e.errno : 0;
+        return;
+      }
+      stats.txBatches++;
+      const [handled, written, failed, errno] = r;
+      stats.txPackets += written;
+      if (failed > 0) {
+        stats.txErrors += failed;
+        stats.lastTxErrno = errno;
+      }
+      for (let j = off; j < off + handled; j++) stats.txBytes += this.ends[j]! - this.starts[j]!;
+      if (handled === 0) {
+        // EAGAIN: the kernel queue is full; drop what is left (TCP retransmits).
+        stats.txDropped += k - off;
+        return;
+      }
+      off += handled;
+    }
+  }
+
+  private writeFrom(off: number, k: number, hdrStride: number): [number, number, number, number] {
+    const views = this.views.slice(off, k);
+    const starts = this.starts.subarray(off, k);
+    const ends = this.ends.subarray(off, k);
+    const hdr = hdrStride > 0 ? this.hdr.subarray(off * hdrStride) : null;
+    return this.tap.writeBatch(views, starts, ends, k - off, hdr, hdrStride);
+  }
+
+  private ensureCapacity(n: number, hdrStride: number): void {
+    if (this.starts.length < n) {
+      let c = this.starts.length;
+      while (c < n) c *= 2;
+      this.starts = new Uint32Array(c);
+      this.ends = new Uint32Array(c);
+    }
+    if (this.hdr.length < this.starts.length * hdrStride) this.hdr = new Uint8Array(this.starts.length * hdrStride);
+    while (this.views.length < n) this.views.push(EMPTY);
+  }
+
+  private etherTypeOf(p: PacketBuffer): number {
+    const d = p.data;
+    if (this.l2 > 0) return p.end - p.start >= 14 ? (d[p.start + 12]! << 8) | d[p.start + 13]! : 0;
+    if (p.networkProtocol !== 0) return p.networkProtocol;
+    const v = p.end > p.start ? d[p.start]! >>> 4 : 0;
+    return v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
+  }
+
+  // ---------------------------------------------------------------- inbound
+
+  private receiveBatch(buf: Uint8Array, meta: Int32Array, count: number): void {
+    const stats = this.stats;
+    stats.rxBatches++;
+    for (let i = 0; i < count; i++) {
+      const off = meta[2 * i]!;
+      const len = meta[2 * i + 1]!;
+      try {
+        this.receiveOne(buf, off, off + len);
+      } catch (e) {
+        // A bug below must not escape into the event loop: count it and go on.
+        stats.rxErrors++;
+        void e;
+      }
+    }
+  }
+
+  private receiveOne(buf: Uint8Array, off: number, end: number): void {
+    const stats = this.stats;
+    const d = this.dispatcher;
+    if (d === null) {
+      stats.rxNoDispatcher++;
+      return;
+    }
+    let p = off;
+    let protocol = 0;
+    if (this.pi) {
+      if (end - p < 4) {
+        stats.rxErrors++;
+        return;
+      }
+      protocol = (buf[p + 2]! << 8) | buf[p + 3]!;
+      p += 4;
+    }
+    let vflags = 0;
+    let gso = VIRTIO_NET_HDR_GSO_NONE;
+    let gsoSize = 0;
+    let csumStart = 0;
+    let csumOffset = 0;
+    if (this.vnet) {
+      if (end - p < this.vnetSize) {
+        stats.rxErrors++;
+        return;
+      }
+      vflags = buf[p]!;
+      gso = buf[p + 1]! & ~VIRTIO_NET_HDR_GSO_ECN & 0xff;
+      gsoSize = buf[p + 4]! | (buf[p + 5]! << 8);
+      csumStart = buf[p + 6]! | (buf[p + 7]! << 8);
+      csumOffset = buf[p + 8]! | (buf[p + 9]! << 8);
+      p += this.vnetSize;
+    }
+    const l2 = this.l2;
+    if (end - p <= l2) {
+      stats.rxErrors++;
+      return;
+    }
+    if (l2 > 0) protocol = (buf[p + 12]! << 8) | buf[p + 13]!;
+    else if (protocol === 0) {
+      const v = buf[p]! >>> 4;
+      protocol = v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
+    }
+    if (gso !== VIRTIO_NET_HDR_GSO_NONE) {
+      if (gso !== VIRTIO_NET_HDR_GSO_TCPV4 && gso !== VIRTIO_NET_HDR_GSO_TCPV6 && gso !== VIRTIO_NET_HDR_GSO_UDP_L4) {
+        stats.rxErrors++;
+        return;
+      }
+      const segs = this.segments;
+      const n = segmentGso(buf, p, end, l2, protocol, gso, gsoSize, segs);
+      if (n === 0) {
+        segs.length = 0;
+        stats.rxErrors++;
+        return;
+      }
+      stats.rxGsoPackets++;
+      stats.rxGsoSegments += n;
+      try {
+        for (let i = 0; i < n; i++) {
+          const s = segs[i]!;
+          // segmentGso just computed every checksum.
+          s.checksumOffload = true;
+          stats.rxPackets++;
+          stats.rxBytes += s.end - s.start;
+          d.deliverNetworkPacket(protocol, s);
+        }
+      } finally {
+        segs.length = 0;
+      }
+      return;
+    }
+    if ((vflags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
+      // The kernel left a partial checksum (TUN_F_CSUM): complete it, so that captures, raw
+      // sockets and forwarding see a valid packet; then it needs no verification.
+      if (!completePartialChecksum(buf, p, end, p + l2, csumStart, csumOffset)) {
+        stats.rxErrors++;
+        return;
+      }
+    }
+    const pkt = PacketBuffer.copyOf(buf.subarray(p, end));
+    if ((vflags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) !== 0) pkt.checksumOffload = true;
+    stats.rxPackets++;
+    stats.rxBytes += end - p;
+    d.deliverNetworkPacket(protocol, pkt);
+  }
+
+  // ---------------------------------------------------------------- close
+
+  /** Flush what is pending, stop reading, drop the dispatcher and (by default) close the HostTap. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.dispatcher = null;
+    if (this.reading && !this.tap.closed) this.tap.stopBatches();
+    this.reading = false;
+    if (this.closeTap) this.tap.close();
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function randomMac(): Uint8Array {
+  const mac = randomFillSync(new Uint8Array(6));
+  mac[0] = (mac[0]! & 0xfe) | 0x02;
+  return mac;
+}
+
+/**
+ * The endpoint a NIC takes for this FdEndpoint: the endpoint itself for a TUN, an
+ * EthernetEndpoint above it for a TAP (Ethernet framing, ARP/NDP resolution).
+ */
+export function fdNicEndpoint(ep: FdEndpoint): LinkEndpoint {
+  return ep.wireFormat === 'ethernet' ? new EthernetEndpoint(ep) : ep;
+}
