@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { buildIPv4, buildIPv6, buildUdp, formatIP, parseIP, type IPv4Protocol, type IPv6Protocol } from '../../src/index.js';
+import { buildIPv4, buildIPv6, buildUdp, formatIP, parseIP, type IPv4Protocol, type IPv6Protocol, type Stack } from '../../src/index.js';
 import { haveTshark } from '../helpers/tshark.js';
 import { pcapWriter, threeNodes, tsharkFields } from './helpers.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-function v4(s: { requireNetwork<T>(n: number): T }): IPv4Protocol {
+function v4(s: Stack): IPv4Protocol {
   return s.requireNetwork<IPv4Protocol>(0x0800);
 }
-function v6(s: { requireNetwork<T>(n: number): T }): IPv6Protocol {
+function v6(s: Stack): IPv6Protocol {
   return s.requireNetwork<IPv6Protocol>(0x86dd);
 }
 
@@ -191,7 +191,7 @@ describe('a router between two hosts', () => {
     const t = threeNodes();
     t.clock.advance(3000); // link-local addresses pass DAD
     const raw4 = t.a.raw({ family: 4, protocol: 17 });
-    const udp = (src: string, dst: string) => buildUdp({ srcPort: 1, dstPort: 2, src: parseIP(src), dst: parseIP(dst) }, new Uint8Array(4));
+    const udp = (src: string, dst: string) => buildUdp({ srcPort: 1, dstPort: 2, pseudoHeader: { src: parseIP(src), dst: parseIP(dst) } }, new Uint8Array(4));
     const fwd = () => v4(t.r).stats.forwarded;
     // Link-local destination and source (RFC 3927), 0/8 and loopback.
     for (const [src, dst] of [['10.0.1.2', '169.254.1.1'], ['169.254.9.9', '10.0.2.2'], ['10.0.1.2', '127.0.0.1'], ['10.0.1.2', '0.1.2.3']] as const) {

@@ -110,6 +110,6 @@ export function tsharkFields(pcap: Uint8Array, fields: string[], extraArgs: stri
   }
 }
 
-export function pcapWriter(): PcapWriter {
+export function pcapWriter(): PcapWriter & { bytes(): Uint8Array } {
   return PcapWriter.inMemory({ linkType: LinkType.ETHERNET });
 }
