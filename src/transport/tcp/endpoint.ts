@@ -224,6 +224,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   private recoveryPoint = 0;
   private highRxt = 0;
   private holeEnd = 0;
+  /** Lost-retransmission detection: the left edge's retransmission and SND.MAX when it left. */
+  private edgeSeq = -1;
+  private edgeMark = 0;
   private dupAcks = 0;
   private sb: Scoreboard | null = null;
   private cwndLimited = false;
@@ -1124,6 +1127,10 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       if (seqGt(nx, this.sndMax)) this.sndMax = nx;
     } else if (mode === ADV_HOLE) {
       if (seqGt(nx, this.highRxt)) this.highRxt = nx;
+      if (seq === this.sndUna) {
+        this.edgeSeq = seq;
+        this.edgeMark = this.sndMax;
+      }
     }
     if (this.rtxTimer === null || !this.rtxTimer.pending || this.rtxKind !== RTX_RTO) this.armRtx(RTX_RTO, this.currentRto());
     this.xmit(seq, flags, len > 0 ? this.streamOf(seq) : 0, len);
@@ -1815,6 +1822,11 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       if (ca === CA_RECOVERY) {
         if (seqGe(ack, this.recoveryPoint)) {
           this.exitRecovery();
+        } else if (sb !== null && seqLt(ack, this.highRxt)) {
+          // The new left edge was retransmitted before now: data sent after this point that
+          // gets SACKed proves that retransmission lost (below).
+          this.edgeSeq = ack;
+          this.edgeMark = this.sndMax;
         } else if (sb === null) {
           // NewReno partial ACK (RFC 6582 3.2 step 3): retransmit the next hole, deflate.
           this.armRtx(RTX_RTO, this.currentRto());
@@ -1849,8 +1861,10 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       if (this.caState === CA_DISORDER && sb !== null && this.proto.lossBoundary(sb, this.sndUna, this.sndMss) !== this.sndUna) {
         this.enterRecovery(now);
       }
+      if (newSack) this.detectLostRetransmit();
       return;
     }
+    if (newSack) this.detectLostRetransmit();
     // No new data acknowledged: duplicate ACK (RFC 5681 def. with SACK's "new information").
     if (
       acked === 0 &&
@@ -1881,6 +1895,23 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       }
     } else if (newSack && this.caState === CA_DISORDER && sb !== null) {
       if (this.proto.lossBoundary(sb, this.sndUna, this.sndMss) !== this.sndUna) this.enterRecovery(now);
+    }
+  }
+
+  /**
+   * In SACK recovery: when data sent after the left edge's retransmission is SACKed more than
+   * (DupThresh - 1) segments beyond, while the edge is still missing, that retransmission was
+   * lost; let NextSeg pick the edge again (what Linux's lost-retransmit marking does), instead of
+   * waiting for the RTO.
+   */
+  private detectLostRetransmit(): void {
+    const sb = this.sb;
+    if (this.caState !== CA_RECOVERY || sb === null || this.edgeSeq !== this.sndUna) return;
+    if (!seqLt(this.sndUna, this.highRxt) || sb.count === 0) return;
+    if (seqGt(sb.highest, seqAdd(this.edgeMark, (DUP_THRESH - 1) * this.sndMss))) {
+      this.highRxt = this.sndUna;
+      this.edgeSeq = -1;
+      this.proto.stats.lostRetransmits++;
     }
   }
 

@@ -60,6 +60,8 @@ export interface TcpStats {
   sackRecoveries: number;
   renoRecoveries: number;
   fastRetransmits: number;
+  /** Retransmissions found lost from later SACKs and sent again before the RTO. */
+  lostRetransmits: number;
   synCookiesSent: number;
   synCookiesValidated: number;
   synCookiesFailed: number;
@@ -111,6 +113,7 @@ export function newTcpStats(): TcpStats {
     sackRecoveries: 0,
     renoRecoveries: 0,
     fastRetransmits: 0,
+    lostRetransmits: 0,
     synCookiesSent: 0,
     synCookiesValidated: 0,
     synCookiesFailed: 0,
