@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ManualClock, Stack, Wire, type TcpEndpoint, type TcpProtocol } from '../../src/index.js';
+import { ManualClock, Stack, Wire, type TcpEndpoint } from '../../src/index.js';
 import { buildIPv4 } from '../../src/headers/ipv4.js';
 import { checksum } from '../../src/headers/checksum.js';
 import { connectPair, pair, pattern } from './helpers/tcp.js';
