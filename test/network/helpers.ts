@@ -50,7 +50,9 @@ export function newStack(clock: ManualClock, seed: number, extra: Partial<StackO
  * host A (eth0) -- wire1 -- (eth0) router R (eth1) -- wire2 -- (eth0) host B.
  * IPv4 10.0.1.0/24 and 10.0.2.0/24; IPv6 fd00:1::/64 and fd00:2::/64 (no DAD, static routes).
  */
-export function threeNodes(opts: { mtuA?: number; mtuB?: number; sniff1?: PcapWriter; sniff2?: PcapWriter; latencyMs?: number } = {}) {
+export function threeNodes(
+  opts: { mtuA?: number; mtuB?: number; /** Only the router's side of wire 2. */ mtuRouterB?: number; sniff1?: PcapWriter; sniff2?: PcapWriter; latencyMs?: number } = {},
+) {
   const clock = new ManualClock();
   const wire1 = new Wire({ clock, latencyMs: opts.latencyMs ?? 0, mtu: 9000 });
   const wire2 = new Wire({ clock, latencyMs: opts.latencyMs ?? 0, mtu: 9000 });
@@ -63,7 +65,7 @@ export function threeNodes(opts: { mtuA?: number; mtuB?: number; sniff1?: PcapWr
   const nicB = attach(b, wire2.b, '02:00:00:00:02:02', { clock });
   nicA.mtu = opts.mtuA ?? 1500;
   r0.mtu = opts.mtuA ?? 1500;
-  r1.mtu = opts.mtuB ?? 1500;
+  r1.mtu = opts.mtuRouterB ?? opts.mtuB ?? 1500;
   nicB.mtu = opts.mtuB ?? 1500;
   nicA.addAddress('10.0.1.2/24');
   r0.addAddress('10.0.1.1/24');
