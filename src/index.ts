@@ -72,3 +72,5 @@ export {
 } from './host/tap.js';
 export { nativeBinding, nativeUnavailableReason, nativeAddonPath, setNativeBinding, errnoName, type NativeBinding } from './host/native.js';
 export { FdEndpoint, fdNicEndpoint, type FdEndpointOptions, type FdEndpointStats } from './link/fd.js';
+export * from './sim/index.js';
+export * from './replay/index.js';

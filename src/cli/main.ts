@@ -8,6 +8,8 @@ Usage: tunstack <command> [options]
 
 Commands:
   demo        two virtual hosts on a wire: ARP, ping, UDP; writes pcaps/demo.pcap
+  flow        ladder diagram (text or SVG) of a capture's TCP/UDP/ICMP/ARP exchanges
+  replay      replay a capture into a stack that plays one of its hosts; compare answers
   help        show this help
 
 Run "tunstack <command> --help" for a command's options.
@@ -25,6 +27,14 @@ export async function main(args: string[]): Promise<number> {
     case 'demo': {
       const { runDemoCommand } = await import('./demo.js');
       return runDemoCommand(rest);
+    }
+    case 'flow': {
+      const { runFlowCommand } = await import('./flow.js');
+      return runFlowCommand(rest);
+    }
+    case 'replay': {
+      const { runReplayCommand } = await import('./replay.js');
+      return runReplayCommand(rest);
     }
     default:
       stderr.write(`tunstack: unknown command "${cmd}"\n\n${HELP}`);
