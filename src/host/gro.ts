@@ -208,5 +208,70 @@ export function writeVnetHeader(
   hdr[off + 9] = csumOffset >>> 8;
 }
 
-/** Unused flag names kept for readers of canStart/canFollow. */
+/** Flags that keep a segment out of any run (besides a missing ACK). */
 export const TCP_FLAGS_NEVER_COALESCED = TCP_FIN | TCP_SYN | TCP_RST | TCP_URG | TCP_ECE | TCP_CWR;
+
+/** Most segments merged into one super-packet. */
+export const GRO_MAX_SEGMENTS = 64;
+
+/**
+ * Finds runs of coalescible TCP segments in a list of outbound packets (each `data[start, end)`
+ * a whole frame with `l2` bytes of link header) and builds their super-packets. Reusable; holds
+ * no packet after `coalesce` returns except the last super-packet built.
+ */
+export class TcpCoalescer {
+  /** The super-packet built by the last successful `coalesce`. */
+  packet: Uint8Array | null = null;
+  private readonly run: TcpSegment[] = [];
+  private readonly pool: TcpSegment[] = [new TcpSegment()];
+
+  constructor(
+    readonly l2: number,
+    readonly maxSegments = GRO_MAX_SEGMENTS,
+  ) {}
+
+  /**
+   * Try a run starting at `pkts[i]` (looking no further than `pkts[n - 1]`). Returns how many
+   * packets went into the super-packet (>= 2; `packet` holds it and its virtio_net_hdr is written
+   * at `hdr[hdrOff]`), or 0 when pkts[i] must be sent on its own.
+   */
+  coalesce(
+    pkts: ReadonlyArray<{ data: Uint8Array; start: number; end: number }>,
+    i: number,
+    n: number,
+    hdr: Uint8Array,
+    hdrOff: number,
+  ): number {
+    this.packet = null;
+    if (i + 1 >= n) return 0;
+    const l2 = this.l2;
+    const pool = this.pool;
+    const first = pool[0]!;
+    const p = pkts[i]!;
+    if (!first.parse(p.data, p.start, p.end, l2) || !first.canStart) return 0;
+    const segSize = first.payloadLen;
+    const run = this.run;
+    run.length = 0;
+    run.push(first);
+    let ipLen = first.payload - first.ip + segSize;
+    let prev = first;
+    for (let j = i + 1; j < n && run.length < this.maxSegments; j++) {
+      const q = pkts[j]!;
+      const seg = pool[run.length] ?? (pool[run.length] = new TcpSegment());
+      if (!seg.parse(q.data, q.start, q.end, l2)) break;
+      if (ipLen + seg.payloadLen > GRO_MAX_IP_LENGTH) break;
+      if (!canFollow(first, prev, seg, l2, segSize)) break;
+      run.push(seg);
+      ipLen += seg.payloadLen;
+      prev = seg;
+    }
+    const count = run.length;
+    if (count < 2) return 0;
+    this.packet = buildSuperPacket(run, count, l2, hdr, hdrOff);
+    for (let k = 0; k < count; k++) run[k]!.buf = EMPTY;
+    run.length = 0;
+    return count;
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -9,7 +9,7 @@ import {
   VIRTIO_NET_HDR_GSO_TCPV6,
   VIRTIO_NET_HDR_GSO_UDP_L4,
 } from '../headers/virtio.js';
-import { buildSuperPacket, canFollow, GRO_MAX_IP_LENGTH, TcpSegment, writeVnetHeader } from '../host/gro.js';
+import { TcpCoalescer, writeVnetHeader } from '../host/gro.js';
 import type { BatchOptions, HostTap } from '../host/tap.js';
 import { PacketBuffer } from '../stack/packet.js';
 import { IFF_NO_PI, IFF_VNET_HDR } from '../tundev/constants.js';
@@ -91,7 +91,6 @@ export interface FdEndpointStats {
 }
 
 const ETH_HLEN = 14;
-const MAX_GRO_RUN = 64;
 
 export class FdEndpoint implements LinkEndpoint {
   readonly tap: HostTap;
@@ -141,9 +140,7 @@ export class FdEndpoint implements LinkEndpoint {
   private starts = new Uint32Array(256);
   private ends = new Uint32Array(256);
   private hdr = new Uint8Array(256 * 16);
-  private readonly segA = new TcpSegment();
-  private readonly run: TcpSegment[] = [];
-  private readonly runPool: TcpSegment[] = [];
+  private readonly coalescer: TcpCoalescer;
   private readonly segments: PacketBuffer[] = [];
 
   constructor(tap: HostTap, options: FdEndpointOptions = {}) {
@@ -153,6 +150,7 @@ export class FdEndpoint implements LinkEndpoint {
     const isTap = tap.isTap;
     this.wireFormat = isTap ? 'ethernet' : 'ip';
     this.l2 = isTap ? ETH_HLEN : 0;
+    this.coalescer = new TcpCoalescer(this.l2);
     this.pi = (flags & IFF_NO_PI) === 0;
     this.vnet = (flags & IFF_VNET_HDR) !== 0;
     this.vnetSize = tap.vnetHdrSize;
@@ -299,9 +297,9 @@ export class FdEndpoint implements LinkEndpoint {
       }
       const vo = ho + (this.pi ? 4 : 0);
       if (this.gro) {
-        const used = this.coalesce(pkts, i, n, hdr, vo);
+        const used = this.coalescer.coalesce(pkts, i, n, hdr, vo);
         if (used > 0) {
-          const sp = this.lastSuper!;
+          const sp = this.coalescer.packet!;
           views[k] = sp;
           starts[k] = 0;
           ends[k] = sp.length;
@@ -322,46 +320,10 @@ export class FdEndpoint implements LinkEndpoint {
       k++;
       i++;
     }
-    this.lastSuper = null;
+    this.coalescer.packet = null;
     pkts.length = 0;
     this.write(k, hdrStride);
     for (let j = 0; j < k; j++) views[j] = EMPTY;
-  }
-
-  private lastSuper: Uint8Array | null = null;
-
-  /**
-   * Try to coalesce a run of TCP segments starting at pkts[i]. Returns how many packets went into
-   * the super-packet (left in `lastSuper`, its vnet header at hdr[vo]), or 0.
-   */
-  private coalesce(pkts: readonly PacketBuffer[], i: number, n: number, hdr: Uint8Array, vo: number): number {
-    if (i + 1 >= n) return 0;
-    const l2 = this.l2;
-    const first = this.segA;
-    const p = pkts[i]!;
-    if (!first.parse(p.data, p.start, p.end, l2) || !first.canStart) return 0;
-    const segSize = first.payloadLen;
-    const run = this.run;
-    run.length = 0;
-    run.push(first);
-    let ipLen = first.payload - first.ip + segSize;
-    let prev = first;
-    let j = i + 1;
-    while (j < n && run.length < MAX_GRO_RUN) {
-      const q = pkts[j]!;
-      const seg = this.runPool[run.length] ?? (this.runPool[run.length] = new TcpSegment());
-      if (!seg.parse(q.data, q.start, q.end, l2)) break;
-      if (ipLen + seg.payloadLen > GRO_MAX_IP_LENGTH) break;
-      if (!canFollow(first, prev, seg, l2, segSize)) break;
-      run.push(seg);
-      ipLen += seg.payloadLen;
-      prev = seg;
-      j++;
-    }
-    const count = run.length;
-    if (count < 2) return 0;
-    this.lastSuper = buildSuperPacket(run, count, l2, hdr, vo);
-    return count;
   }
 
   private write(k: number, hdrStride: number): void {
