@@ -389,7 +389,7 @@ export class HostTap extends EventEmitter<HostTapEvents> {
     check(this.n.ifSet(this.requireName(), IF_TXQLEN, v), `SIOCSIFTXQLEN ${this._name} ${v}`, 'ioctl');
   }
 
-  /** SIOCSIFNAME (the interface must be down: EBUSY otherwise, from the kernel). */
+  /** SIOCSIFNAME (older kernels refuse while the interface is up: EBUSY). */
   rename(newName: string): void {
     if (typeof newName !== 'string' || newName === '' || encoder.encode(newName).length > IFNAMSIZ - 1) {
       throw new TunstackError('EINVAL', `bad interface name ${JSON.stringify(newName)}`, 'ioctl');
