@@ -119,7 +119,6 @@ function defaultMss(family: 4 | 6): number {
 
 export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements TableEntry, CcHost {
   readonly family: 4 | 6;
-  /** @internal */ readonly isTimeWait = false;
   /** @internal */ hnext: TableEntry | null = null;
   /** @internal */ hkey = 0;
   /** @internal */ hashed = false;
@@ -190,7 +189,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   private dsackL = 0;
   private dsackR = 0;
   private dsackPending = false;
-  private readonly sackOut = new Uint32Array(8);
 
   // ---- options
   /** @internal */ tsOn = false;
@@ -300,6 +298,11 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   // =====================================================================================
   // Public surface
   // =====================================================================================
+
+  /** @internal (on the prototype: no per-instance slot) */
+  get isTimeWait(): boolean {
+    return false;
+  }
 
   get state(): TcpState {
     return STATE_NAMES[this.st]!;
@@ -425,7 +428,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     }
     const stack = this.proto.stack;
     const route = stack.findRoute(raddr, this.laddr ? { local: this.laddr } : {});
-    const laddr = this.laddr ?? route.localAddress.slice();
+    // The route keeps its own copies of both addresses; the endpoint shares them.
+    const laddr = this.laddr ?? route.localAddress;
     if (this.lport === 0) {
       // Ephemeral port: unique 4-tuple (TIME_WAIT records included), as Linux checks.
       let tries = 0;
@@ -443,7 +447,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       throw new TunstackError('EADDRNOTAVAIL', '4-tuple in use', 'connect');
     }
     this.laddr = laddr;
-    this.raddr = raddr.slice();
+    this.raddr = route.remoteAddress;
     this.rport = port;
     this.setRoute(route);
     this.iss = this.proto.isn(this.laddr, this.raddr, this.lport, this.rport);
@@ -772,7 +776,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (this.tsOn) this.tsRecent = o.tsVal;
     this.updateMss();
     this.rcvMss = Math.min(this.advMss, this.peerMss, 536 + (this.family === 6 ? 684 : 0));
-    if (this.sackOn) this.sb = new Scoreboard();
   }
 
   /** Sender MSS from the peer's MSS, the path MTU and the timestamp option. */
@@ -820,7 +823,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** Fill sackOut with blocks to send (D-SACK first); returns the count. */
   private buildSack(max: number): number {
     let n = 0;
-    const out = this.sackOut;
+    const out = this.proto.sackOut;
     if (this.dsackPending) {
       out[0] = this.dsackL;
       out[1] = this.dsackR;
@@ -910,7 +913,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       b[p + 2] = 5;
       b[p + 3] = 2 + 8 * nsack;
       p += 4;
-      const s = this.sackOut;
+      const s = this.proto.sackOut;
       for (let i = 0; i < 2 * nsack; i++) {
         const v = s[i]!;
         b[p] = v >>> 24;
@@ -1289,21 +1292,21 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   private armRtx(kind: number, ms: number): void {
     this.rtxKind = kind;
     let t = this.rtxTimer;
-    if (t === null) t = this.rtxTimer = this.proto.stack.clock.timer(() => this.onRtxTimer());
+    if (t === null) t = this.rtxTimer = this.proto.stack.clock.timer(this.onRtxTimer.bind(this));
     t.schedule(ms);
   }
 
   private armKeepalive(ms: number): void {
     this.keepKind = KT_KEEPALIVE;
     let t = this.keepTimer;
-    if (t === null) t = this.keepTimer = this.proto.stack.clock.timer(() => this.onKeepTimer());
+    if (t === null) t = this.keepTimer = this.proto.stack.clock.timer(this.onKeepTimer.bind(this));
     t.schedule(ms);
   }
 
   private armFinWait2(): void {
     this.keepKind = KT_FIN_WAIT_2;
     let t = this.keepTimer;
-    if (t === null) t = this.keepTimer = this.proto.stack.clock.timer(() => this.onKeepTimer());
+    if (t === null) t = this.keepTimer = this.proto.stack.clock.timer(this.onKeepTimer.bind(this));
     t.schedule(this.proto.finTimeoutMs);
   }
 
@@ -1311,7 +1314,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (this.ackLater) return;
     this.ackLater = true;
     let t = this.delackTimer;
-    if (t === null) t = this.delackTimer = this.proto.stack.clock.timer(() => this.onDelackTimer());
+    if (t === null) t = this.delackTimer = this.proto.stack.clock.timer(this.onDelackTimer.bind(this));
     t.schedule(this.ato);
   }
 
@@ -1738,7 +1741,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.sndWscale = this.wsOn ? Math.min(wscale, 14) : 0;
     if (!this.wsOn) this.rcvWscale = 0;
     if (this.tsOn) this.tsRecent = seg.opts.tsVal;
-    if (this.sackOn) this.sb = new Scoreboard();
     this.tsOffset = this.proto.tsOffsetFor(this.laddr!, this.raddr!, this.lport, this.rport);
     this.updateMss();
     this.rcvMss = Math.min(this.advMss, this.peerMss, 536);
@@ -1774,8 +1776,10 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.kaProbes = 0;
     // SACK blocks into the scoreboard.
     let newSack = false;
-    const sb = this.sb;
     const opts = seg.opts;
+    // The scoreboard exists from the first SACK block on (most connections never need one).
+    if (this.sackOn && this.sb === null && opts.sackCount > 0) this.sb = new Scoreboard();
+    const sb = this.sb;
     if (sb !== null && opts.sackCount > 0) {
       // Blocks are clipped at the later of this ACK and SND.UNA (an old, reordered ACK may carry
       // blocks below SND.UNA).
@@ -1917,6 +1921,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   private enterRecovery(now: number): void {
     const proto = this.proto;
+    if (this.sackOn && this.sb === null) this.sb = new Scoreboard();
     // FlightSize (RFC 5681): data outstanding, SACKed or not.
     const flight = seqDiff(this.sndMax, this.sndUna);
     this.priorCwnd = this.cwnd;
@@ -1948,7 +1953,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const flight = seqDiff(this.sndMax, this.sndUna);
     this.cwnd = Math.min(this.ssthresh, Math.max(flight, 0) + this.sndMss);
     if (this.cwnd < this.sndMss) this.cwnd = this.sndMss;
-    if (this.sb === null || this.sb.count === 0) this.cwnd = Math.max(this.cwnd, Math.min(this.ssthresh, this.cwnd));
     this.caState = CA_OPEN;
     this.dupAcks = 0;
   }

@@ -128,6 +128,8 @@ export class TcpProtocol implements TransportProtocol {
   private readonly seg = new Segment();
   /** @internal */ readonly synFields: TcpOptionFields = {};
   /** @internal */ readonly sackScratch = new Uint32Array(8);
+  /** @internal SACK blocks of the segment being built (filled and used synchronously). */
+  readonly sackOut = new Uint32Array(8);
   private slab = new ArrayBuffer(SLAB_SIZE);
   private slabOff = 0;
   private twHead: TimeWaitRecord | null = null;
@@ -498,20 +500,23 @@ export class TcpProtocol implements TransportProtocol {
   private newChild(l: TcpEndpoint, seg: Segment): TcpEndpoint | null {
     const net = seg.net;
     const alen = net.family === 4 ? 4 : 16;
-    const child = new TcpEndpoint(this, { family: net.family });
-    child.inheritFrom(l);
-    child.laddr = net.data.slice(net.dstOffset, net.dstOffset + alen);
-    child.raddr = net.data.slice(net.srcOffset, net.srcOffset + alen);
-    child.lport = seg.dstPort;
-    child.rport = seg.srcPort;
-    child.parent = l;
     let route: Route;
     try {
-      route = this.stack.findRoute(child.raddr, { local: child.laddr });
+      // Views into the packet: the route keeps copies, which the child shares.
+      route = this.stack.findRoute(net.data.subarray(net.srcOffset, net.srcOffset + alen), {
+        local: net.data.subarray(net.dstOffset, net.dstOffset + alen),
+      });
     } catch {
       this.stats.listenDrops++;
       return null;
     }
+    const child = new TcpEndpoint(this, { family: net.family });
+    child.inheritFrom(l);
+    child.laddr = route.localAddress;
+    child.raddr = route.remoteAddress;
+    child.lport = seg.dstPort;
+    child.rport = seg.srcPort;
+    child.parent = l;
     child.setRoute(route);
     this.insert(child);
     return child;

@@ -1,0 +1,300 @@
+/**
+ * TCP: bulk throughput between two tunstack stacks in one process (MTU 1500 with checksums
+ * computed and verified; MTU 65535 with checksum offload), beside Node's own `net` over the
+ * kernel's loopback in the same run; connections per second (connect, one request, close);
+ * request/response round trips per second; heap per idle established connection.
+ *
+ * The stacks run on a ManualClock advanced to real elapsed time each loop turn, so timers (delayed
+ * ACKs, RTO) fire as they would on a RealClock while the loop runs as fast as it can.
+ */
+import { createServer, connect, type Socket } from 'node:net';
+import { LinkCapability, ManualClock, Stack, type TcpEndpoint } from '../src/index.js';
+import { Wire } from '../src/link/wire.js';
+import type { BenchRow } from './run.js';
+
+const DURATION_MS = Number(process.env.TCP_BENCH_MS ?? 2000);
+
+interface Net {
+  clock: ManualClock;
+  a: Stack;
+  b: Stack;
+  t0: number;
+  tick(): void;
+}
+
+function makeNet(mtu: number, offload: boolean): Net {
+  const clock = new ManualClock();
+  const caps = offload ? LinkCapability.TxChecksumOffload | LinkCapability.RxChecksumOffload : 0;
+  const wire = new Wire({ mtu, wireFormat: 'ip', capabilities: caps, queueLength: 1 << 16 });
+  const a = new Stack({ clock, seed: 1 });
+  const b = new Stack({ clock, seed: 2 });
+  a.createNIC({ name: 'eth0', endpoint: wire.a }).addAddress('10.0.0.1/24');
+  b.createNIC({ name: 'eth0', endpoint: wire.b }).addAddress('10.0.0.2/24');
+  b.addRoute({ destination: '10.0.1.0/24', nic: 'eth0' });
+  const t0 = performance.now();
+  return {
+    clock,
+    a,
+    b,
+    t0,
+    tick() {
+      const t = performance.now() - t0;
+      if (t > clock.now()) clock.advanceTo(t);
+    },
+  };
+}
+
+function establish(n: Net, port: number): { client: TcpEndpoint; server: TcpEndpoint; listener: TcpEndpoint } {
+  const listener = n.b.tcp();
+  listener.bind(null, port);
+  listener.listen(4096);
+  const client = n.a.tcp();
+  client.connect('10.0.0.2', port);
+  const server = listener.accept();
+  if (server === null || client.state !== 'ESTABLISHED') throw new Error('handshake did not complete');
+  return { client, server, listener };
+}
+
+/** Gbit/s of payload moved from A to B for `ms`. */
+export function tunstackBulk(mtu: number, offload: boolean, ms = DURATION_MS): number {
+  const n = makeNet(mtu, offload);
+  const { client, server } = establish(n, 5001);
+  const src = new Uint8Array(1 << 20);
+  for (let i = 0; i < src.length; i++) src[i] = i * 31;
+  let off = 0;
+  let received = 0;
+  const run = (until: number): void => {
+    while (performance.now() < until) {
+      for (let k = 0; k < 16; k++) {
+        const w = client.write(off === 0 ? src : src.subarray(off));
+        off = (off + w) % src.length;
+        for (let c = server.readChunk(); c !== null; c = server.readChunk()) received += c.length;
+        if (w === 0 && server.readableLength === 0) break;
+      }
+      n.tick();
+    }
+  };
+  run(performance.now() + 300); // warm up
+  received = 0;
+  const start = performance.now();
+  run(start + ms);
+  const secs = (performance.now() - start) / 1000;
+  n.a.close();
+  n.b.close();
+  return (received * 8) / secs / 1e9;
+}
+
+/** Gbit/s through Node's net over 127.0.0.1. */
+export async function nodeBulk(ms = DURATION_MS): Promise<number> {
+  let received = 0;
+  const server = createServer((s) => {
+    s.on('data', (d: Buffer) => (received += d.length));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  const sock = connect(port, '127.0.0.1');
+  await new Promise<void>((r) => sock.once('connect', () => r()));
+  const chunk = Buffer.alloc(1 << 20, 0x5a);
+  let running = true;
+  const pump = (): void => {
+    while (running && sock.write(chunk)) {
+      /* until backpressure */
+    }
+    if (running) sock.once('drain', pump);
+  };
+  pump();
+  await new Promise<void>((r) => setTimeout(r, 300));
+  received = 0;
+  const start = performance.now();
+  await new Promise<void>((r) => setTimeout(r, ms));
+  const secs = (performance.now() - start) / 1000;
+  const n = received;
+  running = false;
+  sock.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
+  return (n * 8) / secs / 1e9;
+}
+
+/** Connections per second: connect, 64-byte request, 64-byte response, close both ends. */
+export function tunstackConnRate(ms = DURATION_MS): number {
+  const n = makeNet(1500, false);
+  n.b.requireTransport<import('../src/index.js').TcpProtocol>(6).timeWaitMs = 1000;
+  const listener = n.b.tcp();
+  listener.bind(null, 80);
+  listener.listen(4096);
+  const req = new Uint8Array(64).fill(1);
+  let done = 0;
+  const one = (): void => {
+    const c = n.a.tcp();
+    c.connect('10.0.0.2', 80);
+    const s = listener.accept()!;
+    c.write(req);
+    s.read();
+    s.write(req);
+    c.read();
+    c.close();
+    s.close();
+    done++;
+  };
+  const until = (t: number): void => {
+    while (performance.now() < t) {
+      for (let i = 0; i < 64; i++) one();
+      n.tick();
+    }
+  };
+  until(performance.now() + 300);
+  done = 0;
+  const start = performance.now();
+  until(start + ms);
+  const rate = done / ((performance.now() - start) / 1000);
+  n.a.close();
+  n.b.close();
+  return rate;
+}
+
+export async function nodeConnRate(ms = DURATION_MS): Promise<number> {
+  const server = createServer((s) => {
+    s.once('data', (d: Buffer) => s.end(d));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  const req = Buffer.alloc(64, 1);
+  const oneConn = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const c: Socket = connect(port, '127.0.0.1', () => c.write(req));
+      c.once('data', () => c.end());
+      c.once('close', () => resolve());
+      c.once('error', reject);
+    });
+  let done = 0;
+  let stop = false;
+  const worker = async (): Promise<void> => {
+    while (!stop) {
+      await oneConn();
+      done++;
+    }
+  };
+  const workers = Array.from({ length: 8 }, () => worker());
+  await new Promise<void>((r) => setTimeout(r, 300));
+  done = 0;
+  const start = performance.now();
+  await new Promise<void>((r) => setTimeout(r, ms));
+  const n = done;
+  const secs = (performance.now() - start) / 1000;
+  stop = true;
+  await Promise.all(workers);
+  await new Promise<void>((r) => server.close(() => r()));
+  return n / secs;
+}
+
+/** Round trips per second on one connection: 64-byte request, 64-byte response. */
+export function tunstackRpc(ms = DURATION_MS): number {
+  const n = makeNet(1500, false);
+  const { client, server } = establish(n, 7);
+  client.setNoDelay(true);
+  server.setNoDelay(true);
+  const req = new Uint8Array(64).fill(2);
+  let done = 0;
+  const until = (t: number): void => {
+    while (performance.now() < t) {
+      for (let i = 0; i < 256; i++) {
+        client.write(req);
+        const r = server.read();
+        if (r !== null) server.write(r);
+        if (client.read() !== null) done++;
+      }
+      n.tick();
+    }
+  };
+  until(performance.now() + 300);
+  done = 0;
+  const start = performance.now();
+  until(start + ms);
+  const rate = done / ((performance.now() - start) / 1000);
+  n.a.close();
+  n.b.close();
+  return rate;
+}
+
+export async function nodeRpc(ms = DURATION_MS): Promise<number> {
+  const server = createServer((s) => {
+    s.setNoDelay(true);
+    s.on('data', (d: Buffer) => s.write(d));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  const c = connect(port, '127.0.0.1');
+  c.setNoDelay(true);
+  await new Promise<void>((r) => c.once('connect', () => r()));
+  const req = Buffer.alloc(64, 2);
+  let done = 0;
+  let running = true;
+  c.on('data', () => {
+    done++;
+    if (running) c.write(req);
+  });
+  c.write(req);
+  await new Promise<void>((r) => setTimeout(r, 300));
+  done = 0;
+  const start = performance.now();
+  await new Promise<void>((r) => setTimeout(r, ms));
+  const n = done;
+  const secs = (performance.now() - start) / 1000;
+  running = false;
+  c.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
+  return n / secs;
+}
+
+/** Heap bytes per idle established connection (client and server endpoints both counted). */
+export function idleConnectionMemory(count = 100_000): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const n = makeNet(1500, false);
+  // 28k ephemeral ports per local address: spread the clients over several addresses.
+  const locals: string[] = [];
+  for (let k = 0; k < Math.ceil(count / 25_000); k++) {
+    const addr = `10.0.1.${k + 1}`;
+    n.a.nic('eth0')!.addAddress(`${addr}/32`);
+    locals.push(addr);
+  }
+  const listener = n.b.tcp();
+  listener.bind(null, 80);
+  listener.listen(4096);
+  const keep: TcpEndpoint[] = [];
+  gc?.();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < count; i++) {
+    const c = n.a.tcp();
+    c.bind(locals[i % locals.length]!, 0);
+    c.connect('10.0.0.2', 80);
+    const s = listener.accept();
+    if (s === null) throw new Error(`connection ${i} not accepted`);
+    keep.push(c, s);
+    if ((i & 1023) === 0) n.tick();
+  }
+  n.clock.advance(1000); // let delayed ACKs and handshake timers settle
+  gc?.();
+  const after = process.memoryUsage().heapUsed;
+  const per = (after - before) / keep.length;
+  n.a.close();
+  n.b.close();
+  return per;
+}
+
+export default async function run(): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const node = await nodeBulk();
+  const g1500 = tunstackBulk(1500, false);
+  rows.push({ name: 'bulk A->B, MTU 1500, checksums', value: g1500, unit: 'Gbit/s', reference: node, referenceName: 'Node net, kernel loopback', ratio: g1500 / node });
+  const g64k = tunstackBulk(65535, true);
+  rows.push({ name: 'bulk A->B, MTU 65535, checksum offload', value: g64k, unit: 'Gbit/s', reference: node, referenceName: 'Node net, kernel loopback', ratio: g64k / node });
+  const nc = await nodeConnRate();
+  const tc = tunstackConnRate();
+  rows.push({ name: 'connections (connect, request, close)', value: tc, unit: 'conn/s', reference: nc, referenceName: 'Node net, kernel loopback', ratio: tc / nc });
+  const nr = await nodeRpc();
+  const tr = tunstackRpc();
+  rows.push({ name: 'request/response round trips, 64 B', value: tr, unit: 'RTT/s', reference: nr, referenceName: 'Node net, kernel loopback', ratio: tr / nr });
+  const mem = idleConnectionMemory(Number(process.env.TCP_BENCH_CONNS ?? 100_000));
+  rows.push({ name: 'heap per idle established endpoint (100k connections)', value: mem, unit: 'B' });
+  return rows;
+}
