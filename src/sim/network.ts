@@ -7,7 +7,8 @@ import { EthernetEndpoint } from '../link/ethernet.js';
 import { FaultEndpoint, type FaultConfig, type FaultStats, type GilbertElliottConfig } from '../link/fault.js';
 import { Trampoline } from '../link/queue.js';
 import { Wire } from '../link/wire.js';
-import type { PingOptions, PingResult } from '../network/ipv4.js';
+import { arpFactory } from '../network/arp.js';
+import { ipv4Factory, type PingOptions, type PingResult } from '../network/ipv4.js';
 import { LinkType, PcapWriter } from '../pcap/writer.js';
 import { ManualClock } from '../stack/clock.js';
 import type { NIC } from '../stack/nic.js';
@@ -36,9 +37,9 @@ import { VirtualPump } from './pump.js';
  *   10.0.2.0/24, ...), .1 for its first host and .2 for its second. MACs are 02:00:00:HH:HH:NN
  *   (host and interface numbers). When the stack has IPv6, each link also gets fd00::<link>:0/64
  *   (::1 and ::2, no DAD) unless `ipv6: false`.
- * - Routes: before time first moves (and after any topology change), every host gets a route to
- *   every subnet it can reach through routers, via the first hop of a shortest path, unless
- *   `autoRoutes: false` (routes added by hand are kept; a conflicting automatic one is skipped).
+ * - Routes: as links are added, every host gets a route to every subnet it can reach through
+ *   routers, via the first hop of a shortest path, unless `autoRoutes: false` (routes added by
+ *   hand are kept; an automatic one for the same destination is skipped).
  * - Time: `run`, `runFor`, `runUntil` and `runUntilIdle` advance the ManualClock from timer to
  *   timer only, and between steps let promise callbacks, process.nextTick and setImmediate work
  *   run until it goes quiet, so async code (dgram, net.Socket, Node's http over a tunstack
@@ -104,7 +105,10 @@ export interface NetworkOptions {
   subnetBase?: string;
   /** Install routes automatically (default true). */
   autoRoutes?: boolean;
-  /** Assign IPv6 addresses when the stacks speak IPv6 (default true). */
+  /**
+   * IPv6 (default true): stacks speak it and links get fd00::/64 addresses. false: IPv4-only
+   * stacks (no IPv6 protocol, so no MLD/NDP chatter in captures).
+   */
   ipv6?: boolean;
 }
 
@@ -184,10 +188,17 @@ export class SimHost {
     return i;
   }
 
-  /** Ping a host (its first address) or an address; routes are settled first. */
+  /** Ping a host (its first IPv4 address) or an address; routes are settled first. */
   ping(to: SimHost | string, options: PingOptions = {}): Promise<PingResult> {
     this.network.prepare();
     return this.stack.ping(to instanceof SimHost ? to.address : to, options);
+  }
+
+  /** Ping a host's first IPv6 address (ICMPv6 echo). */
+  ping6(to: SimHost, options: PingOptions = {}): Promise<PingResult> {
+    this.network.prepare();
+    if (to.address6 === '') return Promise.reject(new TunstackError('EADDRNOTAVAIL', `${to.name} has no IPv6 address`));
+    return this.stack.ping(to.address6, options);
   }
 }
 
@@ -301,7 +312,9 @@ export class Network {
   host(name: string, options: HostOptions = {}): SimHost {
     if (this.hosts.some((h) => h.name === name)) throw new TunstackError('EEXIST', `host ${name} exists`);
     const seed = options.seed ?? this.random.u32();
-    const stack = new Stack({ ...(options.stack ?? {}), clock: this.clock, seed, forwarding: options.forwarding ?? false });
+    const stackOptions: StackOptions = { ...(options.stack ?? {}), clock: this.clock, seed, forwarding: options.forwarding ?? false };
+    if (!this.ipv6 && stackOptions.networkProtocols === undefined) stackOptions.networkProtocols = [ipv4Factory(), arpFactory()];
+    const stack = new Stack(stackOptions);
     const h = new SimHost(this, name, this.hosts.length + 1, stack);
     this.hosts.push(h);
     return h;
@@ -359,6 +372,8 @@ export class Network {
     link.b = this.attach(b, link, link.wire.b, { ...common, ...(options.bToA ?? {}) }, seedB, cidrB, subnet6, 2);
     this.links.push(link);
     this.routesDirty = true;
+    // Routes now, so that code may send before time first moves.
+    this.prepare();
     return link;
   }
 
