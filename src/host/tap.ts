@@ -94,6 +94,7 @@ const IF_TXQLEN = 2;
 const IF_INDEX = 3;
 const ARPHRD_ETHER = 1;
 const IFA_F_NODAD = 0x02;
+const IFA_F_NOPREFIXROUTE = 0x200;
 /** Largest frame a read may return: 64 KiB IP packet + Ethernet/VLAN + PI + vnet header. */
 const MAX_FRAME = 65535 + 18 + 4 + 24;
 
@@ -413,12 +414,14 @@ export class HostTap extends EventEmitter<HostTapEvents> {
 
   /**
    * Add "198.18.0.1/24" or "2001:db8::1/64" (RTM_NEWADDR; the connected route comes with it, as
-   * with `ip addr add`). `nodad`: an IPv6 address is usable at once. EEXIST when present.
+   * with `ip addr add`; `route: false` leaves it out, IFA_F_NOPREFIXROUTE). `nodad`: an IPv6
+   * address is usable at once. EEXIST when present.
    */
-  addAddress(addr: string | AddressInfo, options: { nodad?: boolean } = {}): AddressInfo {
+  addAddress(addr: string | AddressInfo, options: { nodad?: boolean; route?: boolean } = {}): AddressInfo {
     const info: AddressInfo = typeof addr === 'string' ? parseCIDR(addr) : { address: addr.address.slice(), prefixLength: addr.prefixLength };
     const nodad = options.nodad === true || (typeof addr !== 'string' && addr.nodad === true);
-    const r = this.n.addrChange(this.ifindex, true, info.address, info.prefixLength, nodad ? IFA_F_NODAD : 0);
+    const flags = (nodad ? IFA_F_NODAD : 0) | (options.route === false ? IFA_F_NOPREFIXROUTE : 0);
+    const r = this.n.addrChange(this.ifindex, true, info.address, info.prefixLength, flags);
     check(r, `RTM_NEWADDR ${formatIP(info.address)}/${info.prefixLength} on ${this._name}`, 'netlink');
     if (nodad) info.nodad = true;
     return info;

@@ -220,6 +220,10 @@ describe.skipIf(noKernel)('HostTap against the kernel', () => {
     expect(t.isRunning).toBe(true); // carrier: our open is attached
     t.addAddress('198.18.7.1/24');
     t.addAddress('2001:db8:7::1/64', { nodad: true });
+    t.addAddress('198.18.17.1/24', { route: false });
+    const routes = execFileSync('ip', ['-j', 'route', 'show', 'dev', name], { encoding: 'utf8' });
+    expect(routes).toContain('198.18.7.0/24');
+    expect(routes).not.toContain('198.18.17.0/24');
     expect(errno(() => t.addAddress('198.18.7.1/24'))).toBe('EEXIST');
     expect(ipAddrs(name)).toEqual(expect.arrayContaining(['198.18.7.1/24', '2001:db8:7::1/64']));
     const mine = t.addresses.map((a) => `${formatIP(a.address)}/${a.prefixLength}`);
