@@ -8,7 +8,7 @@
  * ACKs, RTO) fire as they would on a RealClock while the loop runs as fast as it can.
  */
 import { createServer, connect, type Socket } from 'node:net';
-import { LinkCapability, ManualClock, Stack, type TcpEndpoint } from '../src/index.js';
+import { LinkCapability, ManualClock, Stack, type TcpEndpoint, type TcpProtocol } from '../src/index.js';
 import { Wire } from '../src/link/wire.js';
 import type { BenchRow } from './run.js';
 
@@ -88,6 +88,7 @@ export function tunstackBulk(mtu: number, offload: boolean, ms = DURATION_MS): n
 export async function nodeBulk(ms = DURATION_MS): Promise<number> {
   let received = 0;
   const server = createServer((s) => {
+    s.on('error', () => {});
     s.on('data', (d: Buffer) => (received += d.length));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -118,22 +119,30 @@ export async function nodeBulk(ms = DURATION_MS): Promise<number> {
 /** Connections per second: connect, 64-byte request, 64-byte response, close both ends. */
 export function tunstackConnRate(ms = DURATION_MS): number {
   const n = makeNet(1500, false);
-  n.b.requireTransport<import('../src/index.js').TcpProtocol>(6).timeWaitMs = 1000;
   const listener = n.b.tcp();
   listener.bind(null, 80);
   listener.listen(4096);
+  n.b.requireTransport<TcpProtocol>(6).timeWaitMs = 2000;
   const req = new Uint8Array(64).fill(1);
   let done = 0;
+  let port = 20000;
   const one = (): void => {
     const c = n.a.tcp();
+    // Sequential client ports (as Linux's allocator walks the range): a 4-tuple comes back only
+    // after 40k connections, when a new ISN is far above the old one in TIME_WAIT.
+    c.bind('10.0.0.1', port);
+    port = port === 59999 ? 20000 : port + 1;
     c.connect('10.0.0.2', 80);
     const s = listener.accept()!;
     c.write(req);
     s.read();
     s.write(req);
+    // The server closes first (as the Node reference does with end()): TIME_WAIT stays on the
+    // server side, where a new SYN with a higher ISN may reuse the 4-tuple.
+    s.close();
     c.read();
     c.close();
-    s.close();
+    if (c.state !== 'CLOSED') throw new Error(`client left in ${c.state}`);
     done++;
   };
   const until = (t: number): void => {
@@ -154,6 +163,7 @@ export function tunstackConnRate(ms = DURATION_MS): number {
 
 export async function nodeConnRate(ms = DURATION_MS): Promise<number> {
   const server = createServer((s) => {
+    s.on('error', () => {});
     s.once('data', (d: Buffer) => s.end(d));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -218,6 +228,7 @@ export function tunstackRpc(ms = DURATION_MS): number {
 
 export async function nodeRpc(ms = DURATION_MS): Promise<number> {
   const server = createServer((s) => {
+    s.on('error', () => {});
     s.setNoDelay(true);
     s.on('data', (d: Buffer) => s.write(d));
   });
