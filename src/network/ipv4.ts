@@ -220,7 +220,7 @@ export class IPv4Protocol implements NetworkProtocol {
     let broadcast = limitedBroadcast || (!local && nic.isSubnetBroadcast(data, dstOff));
     if (!local && !broadcast && !multicast) {
       // Addresses of our other NICs are local (weak host), not forwarded.
-      if (this.stack.forwarding && pkt.packetType !== PacketType.OtherHost && nicOwning(this.stack, data, dstOff) === null) {
+      if (this.stack.forwarding && pkt.packetType !== PacketType.OtherHost && this.stack.nicForAddress(data, dstOff, 4) === null) {
         this.forward(nic, pkt);
         return;
       }
@@ -318,7 +318,7 @@ export class IPv4Protocol implements NetworkProtocol {
       s0 === 0 || s0 === 127 || d0 === 0 || d0 === 127 ||
       (s0 === 169 && data[srcOff + 1] === 254) ||
       (d0 === 169 && data[dstOff + 1] === 254) ||
-      nicOwning(this.stack, data, srcOff) !== null
+      this.stack.nicForAddress(data, srcOff, 4) !== null
     ) {
       st.forwardDropped++;
       return;
@@ -556,7 +556,7 @@ export class IPv4Protocol implements NetworkProtocol {
     for (const p of dropped) {
       this.stats.outgoingDropped++;
       if (p.networkHeaderStart < 0) continue;
-      if (nicOwning(this.stack, p.data, p.networkHeaderStart + 12) === null) {
+      if (this.stack.nicForAddress(p.data, p.networkHeaderStart + 12, 4) === null) {
         // A forwarded datagram: tell its source (RFC 1812 4.3.3.1).
         this.sendIcmpError(nic, p, ICMPV4_DEST_UNREACHABLE, ICMPV4_HOST_UNREACHABLE, 0);
         continue;

@@ -360,7 +360,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
       if (a === undefined) {
         const linkLocal = data[dstOff] === 0xfe && (data[dstOff + 1]! & 0xc0) === 0x80;
         // Weak host model for global addresses (as Linux): another NIC's address is ours too.
-        if (linkLocal || this.stack.nicForAddress(data.subarray(dstOff, dstOff + 16)) === null) {
+        if (linkLocal || this.stack.nicForAddress(data, dstOff, 16) === null) {
           if (this.stack.forwarding && pkt.packetType !== PacketType.OtherHost) {
             this.forward(nic, pkt);
             return;
@@ -557,7 +557,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     st.forwarded++;
     pkt.linkHeaderStart = -1;
     pkt.remoteLinkAddress = null;
-    this.transmitTo(out, dst, entry.gateway ?? dst, pkt, false);
+    this.transmitTo(out, dst, entry.gateway ?? dst, pkt, null);
   }
 
   /** Hop-by-Hop options of a datagram being forwarded: false when it must be dropped. */
@@ -626,10 +626,10 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     if (pkt.transportHeaderStart < 0) pkt.transportHeaderStart = transport;
     this.stats.packetsSent++;
     if (total > mtu) {
-      this.fragmentAndSend(nic, dst, route.nextHop, pkt, start, mtu);
+      this.fragmentAndSend(nic, dst, route.nextHop, pkt, start, mtu, route.localDelivery);
       return;
     }
-    this.transmitTo(nic, dst, route.nextHop, pkt, true);
+    this.transmitTo(nic, dst, route.nextHop, pkt, route.localDelivery);
   }
 
   /**
@@ -637,7 +637,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
    * fragment carries a Fragment header with one random identification, and data in multiples
    * of 8 bytes sized to the path MTU.
    */
-  private fragmentAndSend(nic: NIC, dst: Uint8Array, nextHop: Uint8Array, pkt: PacketBuffer, ip: number, mtu: number): void {
+  private fragmentAndSend(nic: NIC, dst: Uint8Array, nextHop: Uint8Array, pkt: PacketBuffer, ip: number, mtu: number, local: NIC | null): void {
     const data = pkt.data;
     const chunk = (mtu - IPV6_HEADER_LENGTH - IPV6_FRAGMENT_HEADER_LENGTH) & ~7;
     if (chunk < 8) {
@@ -674,26 +674,24 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
       frag.networkHeaderStart = fs;
       frag.networkHeaderLength = IPV6_HEADER_LENGTH + IPV6_FRAGMENT_HEADER_LENGTH;
       this.stats.fragmentsCreated++;
-      this.transmitTo(nic, dst, nextHop, frag, true);
+      this.transmitTo(nic, dst, nextHop, frag, local);
     }
   }
 
   /**
-   * Hand a finished datagram to the link: back to ourselves when the destination is one of our
-   * addresses, to 33:33:xx:xx:xx:xx for multicast, after neighbour resolution for unicast.
+   * Hand a finished datagram to the link: back to ourselves (`local`: the NIC that owns the
+   * destination, Route.localDelivery), to 33:33:xx:xx:xx:xx for multicast, after neighbour
+   * resolution for unicast.
    */
-  transmitTo(nic: NIC, dst: Uint8Array, nextHop: Uint8Array, pkt: PacketBuffer, mayBeLocal: boolean): void {
+  transmitTo(nic: NIC, dst: Uint8Array, nextHop: Uint8Array, pkt: PacketBuffer, local: NIC | null): void {
+    if (local !== null) {
+      this.loopback(local, pkt);
+      return;
+    }
     if (dst[0] === 0xff) {
       if (nic.needsResolution) pkt.remoteLinkAddress = multicastMac(dst);
       nic.transmit(pkt);
       return;
-    }
-    if (mayBeLocal) {
-      const owner = this.stack.nicForAddress(dst);
-      if (owner !== null) {
-        this.loopback(owner, pkt);
-        return;
-      }
     }
     if (!nic.needsResolution) {
       nic.transmit(pkt);

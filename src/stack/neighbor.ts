@@ -339,10 +339,30 @@ export class NeighborCache {
   };
 }
 
+/** The last 16-byte address keyed and its key: a forwarding burst to one next hop builds no strings. */
+const lastAddr = new Uint8Array(16);
+let lastKey = '';
+
 function keyOf(addr: Uint8Array): string | number {
   if (addr.length === 4) return ((addr[0]! << 24) | (addr[1]! << 16) | (addr[2]! << 8) | addr[3]!) >>> 0;
+  if (addr.length === 16 && lastKey !== '') {
+    let same = true;
+    for (let i = 15; i >= 0; i--) {
+      if (addr[i] !== lastAddr[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return lastKey;
+  }
+  // Two bytes per character: an IPv6 key is 8 characters.
   let s = '';
-  for (let i = 0; i < addr.length; i++) s += String.fromCharCode(addr[i]!);
+  for (let i = 0; i + 1 < addr.length; i += 2) s += String.fromCharCode((addr[i]! << 8) | addr[i + 1]!);
+  if ((addr.length & 1) !== 0) s += String.fromCharCode(addr[addr.length - 1]!);
+  if (addr.length === 16) {
+    lastAddr.set(addr);
+    lastKey = s;
+  }
   return s;
 }
 

@@ -195,8 +195,8 @@ export class Stack extends EventEmitter<StackEvents> {
   }
 
   /** The NIC that has `addr` assigned, or null. */
-  nicForAddress(addr: Uint8Array): NIC | null {
-    for (const nic of this.nicsById.values()) if (nic.hasAddress(addr)) return nic;
+  nicForAddress(addr: Uint8Array, off = 0, len = addr.length - off): NIC | null {
+    for (const nic of this.nicsById.values()) if (nic.hasAddress(addr, off, len)) return nic;
     return null;
   }
 

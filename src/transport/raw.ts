@@ -147,7 +147,7 @@ export class RawSocket extends EventEmitter<RawEvents> {
       pkt.networkHeaderLength = 40;
       const ip6 = stack.requireNetwork<IPv6Protocol>(ETHERTYPE_IPV6);
       ip6.stats.packetsSent++;
-      ip6.transmitTo(route.nic, route.remoteAddress, route.nextHop, pkt, true);
+      ip6.transmitTo(route.nic, route.remoteAddress, route.nextHop, pkt, route.localDelivery);
     }
     this.stats.sent++;
   }
