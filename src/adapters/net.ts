@@ -5,7 +5,7 @@ import { Duplex } from 'node:stream';
 import { TunstackError } from '../errors.js';
 import type { Timer } from '../stack/clock.js';
 import type { Stack } from '../stack/stack.js';
-import type { TcpEndpointShape as TcpEndpoint, TcpProtocolShape } from './tcp-shape.js';
+import type { TcpEndpoint } from '../transport/tcp/index.js';
 
 /**
  * Node's `net` over tunstack TCP: `Socket` is a real stream.Duplex with net.Socket's API, `Server`
@@ -245,7 +245,7 @@ export class Socket extends Duplex {
     if (this.destroyed) return;
     let ep: TcpEndpoint;
     try {
-      ep = tcpOf(this.stack).createEndpoint({ family });
+      ep = this.stack.tcp({ family });
       if (opts.localAddress || opts.localPort) ep.bind(opts.localAddress ?? null, opts.localPort ?? 0);
       this.attach(ep);
       ep.connect(address, opts.port);
@@ -405,10 +405,12 @@ export class Server extends EventEmitter {
     const host = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : null;
     const family: 4 | 6 = opts.host?.includes(':') ? 6 : 4;
     try {
-      const ep = tcpOf(this.stack).createEndpoint({ family });
+      const ep = this.stack.tcp({ family });
       ep.bind(host, opts.port ?? 0, { reuseAddress: opts.reuseAddress ?? true });
       ep.listen(opts.backlog ?? 511);
-      ep.on('connection', () => queueMicrotask(() => this.acceptAll()));
+      // The child is handed over in the event (not queued): wrap it at once so none of its
+      // events are missed, and tell the user on a microtask, as Node's come from the loop.
+      ep.on('connection', (child) => this.adopt(child));
       this.ep = ep;
       this.closing = false;
     } catch (e) {
@@ -457,26 +459,26 @@ export class Server extends EventEmitter {
     return new Promise((resolve) => (this.ep ? this.close(() => resolve()) : resolve()));
   }
 
-  private acceptAll(): void {
-    const ep = this.ep;
-    if (!ep) return;
-    for (let child = ep.accept(); child !== null; child = ep.accept()) {
-      if (this.connections.size >= this.maxConnections) {
-        child.abort();
-        this.emit('drop', { remoteAddress: child.remoteAddress, remotePort: child.remotePort });
-        continue;
-      }
-      const s = Socket.fromEndpoint(this.stack, child, { allowHalfOpen: this.options.allowHalfOpen ?? false });
-      if (this.options.noDelay) s.setNoDelay(true);
-      if (this.options.keepAlive) s.setKeepAlive(true, this.options.keepAliveInitialDelay ?? 0);
-      if (this.options.pauseOnConnect) s.pause();
-      this.connections.add(s);
-      s.once('close', () => {
-        this.connections.delete(s);
-        this.maybeClosed();
-      });
-      this.emit('connection', s);
+  private adopt(child: TcpEndpoint): void {
+    if (!this.ep) {
+      child.abort();
+      return;
     }
+    if (this.connections.size >= this.maxConnections) {
+      child.abort();
+      this.emit('drop', { remoteAddress: child.remoteAddress, remotePort: child.remotePort });
+      return;
+    }
+    const s = Socket.fromEndpoint(this.stack, child, { allowHalfOpen: this.options.allowHalfOpen ?? false });
+    if (this.options.noDelay) s.setNoDelay(true);
+    if (this.options.keepAlive) s.setKeepAlive(true, this.options.keepAliveInitialDelay ?? 0);
+    if (this.options.pauseOnConnect) s.pause();
+    this.connections.add(s);
+    s.once('close', () => {
+      this.connections.delete(s);
+      this.maybeClosed();
+    });
+    queueMicrotask(() => this.emit('connection', s));
   }
 
   private maybeClosed(): void {
@@ -521,8 +523,4 @@ export class NetModule {
   }
 
   isIP = isIP;
-}
-
-function tcpOf(stack: Stack): TcpProtocolShape {
-  return stack.requireTransport(6) as unknown as TcpProtocolShape;
 }

@@ -132,7 +132,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ reuseAddress = false;
   /** @internal */ route: Route | null = null;
   /** @internal */ headroom = 64;
-  private pseudoBase = 0;
+  /** @internal Pseudo-header partial sum without the length (addresses and protocol). */
+  pseudoBase = 0;
   private txOffload = false;
 
   // ---- listener
@@ -391,6 +392,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (port !== 0 && !reuse && this.proto.timeWaitOnPort(port)) {
       throw new TunstackError('EADDRINUSE', `port ${port} is in use (TIME_WAIT)`, 'bind');
     }
+    if (port !== 0 && reuse && this.proto.listenerConflict(port, addr, this.family)) {
+      throw new TunstackError('EADDRINUSE', `port ${port} has a listener`, 'bind');
+    }
     this.lport = stack.ports.reserve(IP_PROTO_TCP, addr, port, this, reuse);
     this.portOwner = true;
     this.reuseAddress = reuse;
@@ -405,6 +409,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     }
     if (this.st !== CLOSED) throw new TunstackError('EINVAL', 'socket is connected', 'listen');
     if (this.lport === 0) this.bind(null, 0);
+    if (this.proto.listenerConflict(this.lport, this.laddr, this.family, this)) {
+      throw new TunstackError('EADDRINUSE', `port ${this.lport} has a listener`, 'listen');
+    }
     this.backlog = clampBacklog(backlog, this.proto.somaxconn);
     this.acceptQueue = [];
     this.st = LISTEN;
@@ -923,14 +930,21 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
         p += 4;
       }
     }
-    if (len > 0) this.sndBuf!.copyOut(pos, b, o + hl, len);
     const ps = fold(this.pseudoBase + total);
     if (this.txOffload) {
+      if (len > 0) this.sndBuf!.copyOut(pos, b, o + hl, len);
       pkt.checksumOffload = true;
       b[o + 16] = ps >>> 8;
       b[o + 17] = ps;
     } else {
-      const c = ~sum(b, o, total, ps) & 0xffff;
+      // Copy and checksum the payload in one pass where the words line up.
+      let pl = -1;
+      if (len > 0) {
+        const dw = proto.wordsOf(pkt);
+        if (dw !== null) pl = this.sndBuf!.copyOutSum(pos, b, o + hl, dw, len);
+        if (pl < 0) this.sndBuf!.copyOut(pos, b, o + hl, len);
+      }
+      const c = pl >= 0 ? ~fold(sum(b, o, hl, ps) + pl) & 0xffff : ~sum(b, o, total, ps) & 0xffff;
       b[o + 16] = c >>> 8;
       b[o + 17] = c;
     }

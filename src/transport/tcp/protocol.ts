@@ -131,7 +131,10 @@ export class TcpProtocol implements TransportProtocol {
   /** @internal SACK blocks of the segment being built (filled and used synchronously). */
   readonly sackOut = new Uint32Array(8);
   private slab = new ArrayBuffer(SLAB_SIZE);
+  private slabWords = new Uint32Array(this.slab);
   private slabOff = 0;
+  /** The connection of the last segment (most segments follow the one before). */
+  private lastEp: TcpEndpoint | null = null;
   private twHead: TimeWaitRecord | null = null;
   private twTail: TimeWaitRecord | null = null;
   private twTimer: Timer | null = null;
@@ -210,11 +213,17 @@ export class TcpProtocol implements TransportProtocol {
     const need = (total + 7) & ~7;
     if (this.slabOff + need > SLAB_SIZE) {
       this.slab = new ArrayBuffer(SLAB_SIZE);
+      this.slabWords = new Uint32Array(this.slab);
       this.slabOff = 0;
     }
     const data = new Uint8Array(this.slab, this.slabOff, total);
     this.slabOff += need;
     return new PacketBuffer(data, headroom, total);
+  }
+
+  /** @internal 32-bit words over the buffer of a packet from allocPacket, or null. */
+  wordsOf(pkt: PacketBuffer): Uint32Array | null {
+    return pkt.data.buffer === this.slab ? this.slabWords : null;
   }
 
   /** @internal Hand a segment to the network layer; failures are counted, never thrown. */
@@ -354,6 +363,22 @@ export class TcpProtocol implements TransportProtocol {
     ep.hashed = false;
   }
 
+  /**
+   * @internal True when a listener already holds `port` on `addr` (or either is a wildcard):
+   * SO_REUSEADDR does not let two sockets listen on one address and port (Linux
+   * inet_csk_get_port refuses the bind, or the listen when both were bound first).
+   */
+  listenerConflict(port: number, addr: Uint8Array | null, family: 4 | 6, self: TcpEndpoint | null = null): boolean {
+    const list = this.listeners.get(port);
+    if (!list) return false;
+    for (const l of list) {
+      if (l === self || l.family !== family) continue;
+      if (l.laddr === null || addr === null) return true;
+      if (l.laddr.length === addr.length && l.laddr.every((b, i) => b === addr[i])) return true;
+    }
+    return false;
+  }
+
   /** @internal */
   addListener(ep: TcpEndpoint): void {
     const list = this.listeners.get(ep.lport);
@@ -410,8 +435,29 @@ export class TcpProtocol implements TransportProtocol {
       stats.inErrs++;
       return TransportResult.Malformed;
     }
+    const alen = net.family === 4 ? 4 : 16;
+    const dport = (data[off + 2]! << 8) | data[off + 3]!;
+    const sport = (data[off]! << 8) | data[off + 1]!;
+    // Find the connection first (the tuple is only used to look up): its precomputed
+    // pseudo-header sum then checks the checksum (the sum is the same with src/dst swapped).
+    let e: TableEntry | null;
+    const last = this.lastEp;
+    if (
+      last !== null &&
+      last.hashed &&
+      last.lport === dport &&
+      last.rport === sport &&
+      last.laddr!.length === alen &&
+      addrEqual(last.raddr!, data, net.srcOffset) &&
+      addrEqual(last.laddr!, data, net.dstOffset)
+    ) {
+      e = last;
+    } else {
+      e = this.lookup(data, net.dstOffset, data, net.srcOffset, alen, dport, sport);
+    }
     if (!pkt.checksumOffload && (net.nic.endpoint.capabilities & LinkCapability.RxChecksumOffload) === 0) {
-      if (sum(data, off, len, net.pseudoHeaderSum(IP_PROTO_TCP, len)) !== 0xffff) {
+      const ps = e !== null && !e.isTimeWait ? fold((e as TcpEndpoint).pseudoBase + len) : net.pseudoHeaderSum(IP_PROTO_TCP, len);
+      if (sum(data, off, len, ps) !== 0xffff) {
         stats.inCsumErrors++;
         stats.inErrs++;
         return TransportResult.Malformed;
@@ -425,8 +471,8 @@ export class TcpProtocol implements TransportProtocol {
     seg.data = data;
     seg.off = off;
     seg.hl = hl;
-    seg.srcPort = (data[off]! << 8) | data[off + 1]!;
-    seg.dstPort = (data[off + 2]! << 8) | data[off + 3]!;
+    seg.srcPort = sport;
+    seg.dstPort = dport;
     seg.seq = ((data[off + 4]! << 24) | (data[off + 5]! << 16) | (data[off + 6]! << 8) | data[off + 7]!) >>> 0;
     seg.ack = ((data[off + 8]! << 24) | (data[off + 9]! << 16) | (data[off + 10]! << 8) | data[off + 11]!) >>> 0;
     seg.flags = data[off + 13]!;
@@ -435,19 +481,25 @@ export class TcpProtocol implements TransportProtocol {
     seg.plLen = len - hl;
     seg.net = net;
     seg.pkt = pkt;
-    if (hl > 20) {
+    const opts = seg.opts;
+    if (hl === 32 && data[off + 20] === 1 && data[off + 21] === 1 && data[off + 22] === 8 && data[off + 23] === 10) {
+      // The common layout: NOP, NOP, timestamps.
+      opts.clear();
+      opts.timestamp = true;
+      opts.tsVal = ((data[off + 24]! << 24) | (data[off + 25]! << 16) | (data[off + 26]! << 8) | data[off + 27]!) >>> 0;
+      opts.tsEcr = ((data[off + 28]! << 24) | (data[off + 29]! << 16) | (data[off + 30]! << 8) | data[off + 31]!) >>> 0;
+    } else if (hl > 20) {
       // Linux ignores a malformed option list rather than dropping the segment.
-      if (!parseTcpOptions(data, off + 20, hl - 20, seg.opts)) seg.opts.clear();
+      if (!parseTcpOptions(data, off + 20, hl - 20, opts)) opts.clear();
     } else {
-      seg.opts.clear();
+      opts.clear();
     }
-    const alen = net.family === 4 ? 4 : 16;
-    const e = this.lookup(data, net.dstOffset, data, net.srcOffset, alen, seg.dstPort, seg.srcPort);
     if (e !== null) {
       if (e.isTimeWait) {
         this.timeWaitInput(e as TimeWaitRecord, seg);
       } else {
         const ep = e as TcpEndpoint;
+        this.lastEp = ep;
         ep.input(seg);
         ep.flushEvents();
       }
