@@ -4,19 +4,31 @@
  * queue (bounded, overlap-trimmed, merged into the receive queue as holes fill) and the SACK
  * scoreboard of the sender (RFC 6675).
  */
+import { fold } from '../../headers/checksum.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 
 /** Bytes per send-buffer chunk. */
 export const CHUNK_SIZE = 16384;
 /** Chunks kept for reuse, shared by every send buffer of the process. */
 const POOL_MAX = 256;
-const pool: Uint8Array[] = [];
 
-function takeChunk(): Uint8Array {
-  return pool.pop() ?? new Uint8Array(CHUNK_SIZE);
+/** A chunk's bytes and a 32-bit word view of the same memory (for copy-and-checksum). */
+interface Chunk {
+  readonly b: Uint8Array;
+  readonly w: Uint32Array;
 }
 
-function giveChunk(c: Uint8Array): void {
+const pool: Chunk[] = [];
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function takeChunk(): Chunk {
+  const c = pool.pop();
+  if (c !== undefined) return c;
+  const b = new Uint8Array(CHUNK_SIZE);
+  return { b, w: new Uint32Array(b.buffer) };
+}
+
+function giveChunk(c: Chunk): void {
   if (pool.length < POOL_MAX) pool.push(c);
 }
 
@@ -25,7 +37,7 @@ function giveChunk(c: Uint8Array): void {
  * Positions are stream offsets (bytes since the first written byte), which never wrap.
  */
 export class SendBuffer {
-  private chunks: Uint8Array[] = [];
+  private chunks: Chunk[] = [];
   /** Index in `chunks` of the first live chunk. */
   private head = 0;
   /** Stream offset of chunks[head][0]. */
@@ -44,7 +56,7 @@ export class SendBuffer {
   write(src: Uint8Array, off: number, len: number): void {
     while (len > 0) {
       const used = this.endStream - this.headStream - (this.chunks.length - this.head - 1) * CHUNK_SIZE;
-      let tail: Uint8Array;
+      let tail: Chunk;
       let fill: number;
       if (this.chunks.length === this.head || used >= CHUNK_SIZE) {
         tail = takeChunk();
@@ -61,7 +73,7 @@ export class SendBuffer {
         fill = used;
       }
       const n = Math.min(len, CHUNK_SIZE - fill);
-      tail.set(n === src.length && off === 0 ? src : src.subarray(off, off + n), fill);
+      tail.b.set(n === src.length && off === 0 ? src : src.subarray(off, off + n), fill);
       this.endStream += n;
       off += n;
       len -= n;
@@ -74,7 +86,7 @@ export class SendBuffer {
     let idx = this.head + Math.floor(rel / CHUNK_SIZE);
     let o = rel - (idx - this.head) * CHUNK_SIZE;
     while (len > 0) {
-      const c = this.chunks[idx]!;
+      const c = this.chunks[idx]!.b;
       const n = Math.min(len, CHUNK_SIZE - o);
       dst.set(c.subarray(o, o + n), dstOff);
       dstOff += n;
@@ -84,6 +96,82 @@ export class SendBuffer {
     }
   }
 
+  /**
+   * Copy `len` bytes from stream offset `pos` to `dst` at `dstOff` through 32-bit words, and
+   * return their Internet checksum partial sum (folded, uncomplemented, as `sum` computes it
+   * over `dst`). `dw` is a Uint32Array over the whole of dst's ArrayBuffer. Returns -1 (nothing
+   * copied) unless source and destination are 4-byte aligned on a little-endian host.
+   */
+  copyOutSum(pos: number, dst: Uint8Array, dstOff: number, dw: Uint32Array, len: number): number {
+    if (!LITTLE_ENDIAN) return -1;
+    const rel = pos - this.headStream;
+    let idx = this.head + Math.floor(rel / CHUNK_SIZE);
+    let o = rel - (idx - this.head) * CHUNK_SIZE;
+    const dstAbs = dst.byteOffset + dstOff;
+    if ((o & 3) !== 0 || (dstAbs & 3) !== 0) return -1;
+    let di = dstAbs >>> 2;
+    let acc = 0;
+    let rem = len;
+    while (rem >= 4) {
+      const sw = this.chunks[idx]!.w;
+      const avail = CHUNK_SIZE - o;
+      const n = rem < avail ? rem : avail;
+      const words = n >>> 2;
+      let si = o >>> 2;
+      const end = si + words;
+      const end2 = si + (words & ~1);
+      let s1 = 0;
+      let s2 = 0;
+      while (si < end2) {
+        const x = sw[si]!;
+        const y = sw[si + 1]!;
+        dw[di] = x;
+        dw[di + 1] = y;
+        s1 += x;
+        s2 += y;
+        si += 2;
+        di += 2;
+      }
+      if (si < end) {
+        const x = sw[si]!;
+        dw[di] = x;
+        s1 += x;
+        di++;
+      }
+      acc += s1 + s2;
+      const used = words << 2;
+      rem -= used;
+      o += used;
+      if (o === CHUNK_SIZE) {
+        idx++;
+        o = 0;
+      }
+    }
+    // Little-endian words hold each 16-bit pair byte-swapped: swap the folded sum back.
+    let f = fold(acc);
+    f = ((f & 0xff) << 8) | (f >>> 8);
+    if (rem > 0) {
+      // 1-3 trailing bytes, starting at an even distance from dstOff.
+      const c = this.chunks[idx]!.b;
+      const t = dstOff + len - rem;
+      const t0 = c[o]!;
+      dst[t] = t0;
+      f += t0 << 8;
+      if (rem > 1) {
+        const t1 = c[o + 1]!;
+        dst[t + 1] = t1;
+        f += t1;
+      }
+      if (rem > 2) {
+        const t2 = c[o + 2]!;
+        dst[t + 2] = t2;
+        f += t2 << 8;
+      }
+      f = fold(f);
+    }
+    return f;
+  }
+
   /** Drop everything before stream offset `pos` (acknowledged). */
   ackTo(pos: number): void {
     if (pos > this.endStream) pos = this.endStream;
@@ -91,7 +179,7 @@ export class SendBuffer {
     this.ackedStream = pos;
     while (this.head < this.chunks.length && this.headStream + CHUNK_SIZE <= pos) {
       giveChunk(this.chunks[this.head]!);
-      this.chunks[this.head] = EMPTY;
+      this.chunks[this.head] = EMPTY_CHUNK;
       this.head++;
       this.headStream += CHUNK_SIZE;
     }
@@ -118,6 +206,7 @@ export class SendBuffer {
 }
 
 const EMPTY = new Uint8Array(0);
+const EMPTY_CHUNK: Chunk = { b: EMPTY, w: new Uint32Array(0) };
 
 /** The in-order receive queue: views of payloads, read front to back. */
 export class RecvQueue {
