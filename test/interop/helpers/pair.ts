@@ -6,8 +6,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import {
+  EthernetEndpoint,
   FdEndpoint,
-  fdNicEndpoint,
   HostTap,
   IFF_NO_PI,
   IFF_TAP,
@@ -15,6 +15,7 @@ import {
   IFF_VNET_HDR,
   Stack,
   type FdEndpointOptions,
+  type LinkEndpoint,
   type NIC,
 } from '../../../src/index.js';
 import { Netns, uniqueName } from './netns.js';
@@ -38,6 +39,8 @@ export interface PairOptions {
   /** Configure IPv6 (default true when the stack has IPv6). */
   ipv6?: boolean;
   endpoint?: FdEndpointOptions;
+  /** Put an endpoint between the NIC (its Ethernet layer) and the FdEndpoint, e.g. a FaultEndpoint. */
+  wrap?: (ep: FdEndpoint, stack: Stack) => LinkEndpoint;
 }
 
 export class Pair {
@@ -73,7 +76,9 @@ export class Pair {
       this.ipv6 = (options.ipv6 ?? true) && this.stack.networkProtocol(0x86dd) !== undefined;
       if (this.ipv6) this.ns.ip('addr', 'add', `${KERNEL6}/64`, 'dev', this.dev, 'nodad');
       this.ns.ip('link', 'set', this.dev, 'up');
-      this.nic = this.stack.createNIC({ name: 'eth0', endpoint: fdNicEndpoint(this.ep) });
+      const inner = options.wrap ? options.wrap(this.ep, this.stack) : this.ep;
+      const endpoint = inner.wireFormat === 'ethernet' ? new EthernetEndpoint(inner) : inner;
+      this.nic = this.stack.createNIC({ name: 'eth0', endpoint });
       this.nic.addAddress(`${STACK4}/24`);
       if (this.ipv6) this.nic.addAddress(`${STACK6}/64`, { nodad: true });
     } catch (e) {
