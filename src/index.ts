@@ -16,7 +16,7 @@ export type * from './stack/protocol.js';
 export { IPv4Protocol, ipv4Factory, type IPv4Stats, type PingOptions, type PingResult } from './network/ipv4.js';
 export { ArpProtocol, arpFactory, type ArpStats } from './network/arp.js';
 export { Reassembler, type ReassemblyConfig, type ReassemblyStats } from './network/reassembly.js';
-export { UdpProtocol, UdpEndpoint, udpFactory, type UdpMessage, type UdpStats } from './transport/udp.js';
+export { UdpProtocol, UdpEndpoint, udpFactory, type UdpMessage, type UdpStats, type UdpForwardRequest, type UdpForwarder } from './transport/udp.js';
 export * from './link/index.js';
 export { DgramModule, DgramSocket, NetModule, Server, Socket, type RemoteInfo, type SocketConnectOpts, type ListenOptions } from './adapters/index.js';
 export * from './tundev/index.js';

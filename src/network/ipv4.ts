@@ -778,7 +778,10 @@ export class IPv4Protocol implements NetworkProtocol {
     const origDst = data.subarray(ipStart + 16, ipStart + 20);
     let route: Route;
     try {
-      route = this.stack.findRoute(remote, { local: nic.hasAddress(origDst) ? origDst.slice() : null });
+      // Answer from the address the packet was sent to when it is ours, or when the NIC may
+      // speak for any address (a sandbox NIC relaying for the whole network).
+      const fromDst = nic.hasAddress(origDst) || (nic.spoofing && origDst[0]! < 224);
+      route = this.stack.findRoute(remote, { local: fromDst ? origDst.slice() : null });
     } catch {
       return;
     }

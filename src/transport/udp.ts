@@ -293,9 +293,31 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   }
 }
 
+/** A datagram no socket wanted, offered to the forwarder (a sandbox's NAT relay). */
+export interface UdpForwardRequest {
+  readonly family: 4 | 6;
+  readonly nicId: number;
+  /** Who sent it. */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** Where it was going (an address of this stack, or any address on a promiscuous NIC). */
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** The payload (a copy the forwarder may keep). */
+  readonly data: Uint8Array;
+}
+
+/**
+ * Returns true when it took the datagram; false lets the stack answer as for a closed port (ICMP
+ * port unreachable). Called synchronously from packet processing.
+ */
+export type UdpForwarder = (req: UdpForwardRequest) => boolean;
+
 /** UDP (RFC 768) with Linux-like demultiplexing. */
 export class UdpProtocol implements TransportProtocol {
   readonly number = IP_PROTO_UDP;
+  /** Takes datagrams that match no socket (gVisor's udp.Forwarder); null answers port unreachable. */
+  forwarder: UdpForwarder | null = null;
   /** Text forms of the last source/destination seen, reused while they repeat (no string per datagram). */
   private readonly srcText = new AddressText();
   private readonly dstText = new AddressText();
@@ -358,11 +380,8 @@ export class UdpProtocol implements TransportProtocol {
     const dstPort = (data[start + 2]! << 8) | data[start + 3]!;
     const srcPort = (data[start]! << 8) | data[start + 1]!;
     const list = this.byPort.get(dstPort);
-    if (!list || list.length === 0) {
-      this.stats.noPorts++;
-      return TransportResult.PortUnreachable;
-    }
     const alen = net.family === 4 ? 4 : 16;
+    if (!list || list.length === 0) return this.unmatched(net, data, start, len, srcPort, dstPort, alen);
     let delivered = false;
     let msg: UdpMessage | null = null;
     for (const ep of list) {
@@ -388,12 +407,30 @@ export class UdpProtocol implements TransportProtocol {
       delivered = true;
       if (!net.multicastOrBroadcast) break;
     }
-    if (!delivered) {
-      this.stats.noPorts++;
-      return TransportResult.PortUnreachable;
-    }
+    if (!delivered) return this.unmatched(net, data, start, len, srcPort, dstPort, alen);
     this.stats.inDatagrams++;
     return TransportResult.Handled;
+  }
+
+  private unmatched(net: NetworkInfo, data: Uint8Array, start: number, len: number, srcPort: number, dstPort: number, alen: number): TransportResult {
+    const fwd = this.forwarder;
+    if (fwd !== null && !net.multicastOrBroadcast) {
+      const taken = fwd({
+        family: net.family,
+        nicId: net.nic.id,
+        remoteAddress: formatIP(data.slice(net.srcOffset, net.srcOffset + alen)),
+        remotePort: srcPort,
+        localAddress: formatIP(data.slice(net.dstOffset, net.dstOffset + alen)),
+        localPort: dstPort,
+        data: data.slice(start + UDP_HEADER_LENGTH, start + len),
+      });
+      if (taken) {
+        this.stats.inDatagrams++;
+        return TransportResult.Handled;
+      }
+    }
+    this.stats.noPorts++;
+    return TransportResult.PortUnreachable;
   }
 
   handleError(net: NetworkInfo, error: TransportError, quoted: Uint8Array, off: number): void {
