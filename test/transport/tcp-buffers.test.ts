@@ -1,0 +1,151 @@
+/**
+ * Property tests of TCP's byte stores against simple models: the send buffer's copy (and fused
+ * copy-and-checksum, against `sum`), the out-of-order queue (overlaps trimmed, merged in order,
+ * against a byte map), and the SACK scoreboard (against a set of sequence numbers), including
+ * sequence-number wrap-around.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { sum } from '../../src/headers/checksum.js';
+import { OooQueue, RecvQueue, Scoreboard, SendBuffer } from '../../src/transport/tcp/index.js';
+
+describe('SendBuffer', () => {
+  it('copies and checksums any range like a flat buffer does', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 20000 }), { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 0, max: 1000 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 3000 })), { minLength: 1, maxLength: 10 }),
+        fc.integer({ min: 0, max: 3 }),
+        (writes, acked, reads, dstMis) => {
+          const sb = new SendBuffer();
+          const flat: number[] = [];
+          let v = 1;
+          for (const w of writes) {
+            const d = new Uint8Array(w);
+            for (let i = 0; i < w; i++) d[i] = v = (v * 1103515245 + 12345) >>> 16;
+            sb.write(d, 0, w);
+            for (const x of d) flat.push(x);
+          }
+          const ack = Math.min(acked, flat.length - 1);
+          sb.ackTo(ack);
+          expect(sb.length).toBe(flat.length - ack);
+          const ab = new ArrayBuffer(8192);
+          const words = new Uint32Array(ab);
+          for (const [p, l] of reads) {
+            const pos = ack + (p % (flat.length - ack));
+            const len = Math.min(l, flat.length - pos);
+            const want = Uint8Array.from(flat.slice(pos, pos + len));
+            const d1 = new Uint8Array(ab, 0, 4000);
+            d1.fill(0);
+            sb.copyOut(pos, d1, 16 + dstMis, len);
+            expect(d1.subarray(16 + dstMis, 16 + dstMis + len)).toEqual(want);
+            const d2 = new Uint8Array(ab, 4096, 4000);
+            d2.fill(0);
+            const s = sb.copyOutSum(pos, d2, 8 + dstMis, words, len);
+            if (s >= 0) {
+              expect(d2.subarray(8 + dstMis, 8 + dstMis + len)).toEqual(want);
+              expect(s).toBe(sum(want));
+            } else {
+              // Only refused when something is misaligned.
+              expect(((pos - 0) & 3) !== 0 || dstMis !== 0 || (ack & 3) !== 0 || writes.some((w) => (w & 3) !== 0)).toBe(true);
+            }
+          }
+        },
+      ),
+      { numRuns: 150, seed: 3 },
+    );
+  });
+});
+
+describe('OooQueue', () => {
+  it('keeps each byte once, trims overlaps, and drains in order (across the 2^32 wrap)', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(0, 0xfffff000, 0x7ffffff0),
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 6000 }), fc.integer({ min: 1, max: 1500 })), { minLength: 1, maxLength: 40 }),
+        (base, segs) => {
+          const q = new OooQueue();
+          const model = new Map<number, number>();
+          const byteAt = (off: number): number => (off * 7 + 3) & 0xff;
+          for (const [off, len] of segs) {
+            const v = new Uint8Array(len);
+            for (let i = 0; i < len; i++) v[i] = byteAt(off + i);
+            q.insert((base + off) >>> 0, v, 10_000);
+            for (let i = 0; i < len; i++) model.set(off + i, byteAt(off + i));
+          }
+          expect(q.bytes).toBe(model.size);
+          // Segments sorted and disjoint.
+          for (let i = 1; i < q.count; i++) {
+            const prevEnd = (q.seqs[i - 1]! - base + q.data[i - 1]!.length) >>> 0;
+            expect((q.seqs[i]! - base) >>> 0).toBeGreaterThanOrEqual(prevEnd);
+          }
+          // SACK blocks describe the held ranges.
+          const out = new Uint32Array(8);
+          const n = q.sackBlocks(out, 4);
+          expect(n).toBeGreaterThan(0);
+          for (let k = 0; k < n; k++) {
+            const l = (out[2 * k]! - base) >>> 0;
+            const r = (out[2 * k + 1]! - base) >>> 0;
+            let inside = true;
+            for (let x = l; x < r; x++) inside &&= model.has(x);
+            expect(inside).toBe(true);
+            expect(model.has(r)).toBe(false);
+            if (l > 0) expect(model.has(l - 1)).toBe(false);
+          }
+          // Fill from 1 (everything before the first gap drains).
+          const rq = new RecvQueue();
+          const head = new Uint8Array(1);
+          head[0] = byteAt(0);
+          rq.push(head);
+          const nxt = q.drainInto((base + 1) >>> 0, rq);
+          let expectNxt = 1;
+          while (model.has(expectNxt)) expectNxt++;
+          expect((nxt - base) >>> 0).toBe(expectNxt);
+          const got: number[] = [];
+          for (let c = rq.shift(); c; c = rq.shift()) got.push(...c);
+          expect(got.length).toBe(expectNxt);
+          let same = true;
+          for (let i = 1; i < got.length; i++) same &&= got[i] === byteAt(i);
+          expect(same).toBe(true);
+        },
+      ),
+      { numRuns: 150, seed: 5 },
+    );
+  });
+});
+
+describe('Scoreboard', () => {
+  it('tracks SACKed bytes like a set, merges ranges and trims on ACK', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(0, 0xffffff00),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 1, max: 800 })), { maxLength: 30 }),
+        fc.integer({ min: 0, max: 5000 }),
+        (base, blocks, ackAt) => {
+          const sb = new Scoreboard();
+          const set = new Set<number>();
+          for (const [l, len] of blocks) {
+            sb.add((base + l) >>> 0, (base + l + len) >>> 0);
+            for (let i = l; i < l + len; i++) set.add(i);
+          }
+          expect(sb.sacked).toBe(set.size);
+          for (let i = 1; i < sb.count; i++) expect((sb.starts[i]! - base) >>> 0).toBeGreaterThan((sb.ends[i - 1]! - base) >>> 0);
+          sb.ackTo((base + ackAt) >>> 0);
+          for (const x of [...set]) if (x < ackAt) set.delete(x);
+          expect(sb.sacked).toBe(set.size);
+          expect(sb.sackedIn((base + ackAt) >>> 0, (base + 6000) >>> 0)).toBe(set.size);
+          // Loss boundary: holes below it have more than 2 * mss SACKed above.
+          const mss = 100;
+          const lb = (sb.lossBoundary((base + ackAt) >>> 0, mss, 3) - base) >>> 0;
+          if (lb !== ackAt) {
+            let above = 0;
+            for (const x of set) if (x >= lb) above++;
+            expect(above).toBeGreaterThan(2 * mss);
+          }
+        },
+      ),
+      { numRuns: 300, seed: 9 },
+    );
+  });
+});
