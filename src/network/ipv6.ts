@@ -263,7 +263,9 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
       return;
     }
     if (ev.type === 'enabled') {
-      this.joinGroup(nic, ALL_NODES);
+      if (!this.isMember(nic, ALL_NODES, 0)) this.joinGroup(nic, ALL_NODES);
+      // Memberships kept while the link was down are announced again (as Linux on NETDEV_UP).
+      for (const g of this.groups(nic)) this.mld.joined(nic, g);
       this.ndp.nicEnabled(nic);
       return;
     }

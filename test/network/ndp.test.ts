@@ -440,6 +440,24 @@ describe('NDP on one NIC, packet by packet', () => {
     }
   });
 
+  it('a NIC that goes down and up runs DAD again and announces its groups again', () => {
+    const h = tapHost();
+    h.clock.advance(20_000);
+    h.out();
+    h.nic.disable();
+    expect(h.nic.addressInfo(ip6(LL))!.state).toBe('tentative');
+    h.nic.enable();
+    expect(h.nic.addresses).toHaveLength(1); // the link-local address is not added twice
+    h.clock.advance(3000);
+    const f = h.out();
+    expect(ofType(f, NS).map((d) => formatIP(d.icmp!.targetAddress))).toEqual([LL]);
+    const reps = ofType(f, MLDV2_REPORT);
+    expect(reps.length).toBeGreaterThan(0);
+    expect(formatIP(reps[0]!.payload.slice(12, 28))).toBe(SN);
+    expect(h.nic.addressInfo(ip6(LL))!.state).toBeUndefined();
+    expect(ofType(f, RS)).toHaveLength(1);
+  });
+
   it('NICs without link-layer resolution (TUN) skip NDP: no link-local, no DAD, nothing sent', () => {
     const clock = new ManualClock();
     const stack = new Stack({ clock, seed: 3 });
