@@ -174,6 +174,8 @@ export interface CaptureAnalysis {
   udp: Map<string, CapturedUdpFlow>;
   /** Echo replies the role hosts sent: "peer|id|seq". */
   echoReplies: Set<string>;
+  /** ICMP/ICMPv6 errors the role hosts sent. */
+  icmpErrors: number;
   /** Frames that did not decode as IP or ARP. */
   undecodable: number;
 }
@@ -199,6 +201,7 @@ export function analyzeCapture(source: CaptureSource, roles: readonly string[]):
     frameFlow: new Int32Array(0),
     udp: new Map(),
     echoReplies: new Set(),
+    icmpErrors: 0,
     undecodable: 0,
   };
   const seen = new Set<string>();
@@ -279,9 +282,16 @@ export function analyzeCapture(source: CaptureSource, roles: readonly string[]):
       } else u.fromPeer++;
     } else if ((s.proto === 'icmp' && s.icmpType === 0) || (s.proto === 'icmpv6' && s.icmpType === 129)) {
       if (fromRole) a.echoReplies.add(`${peerIp}|${s.icmpId}|${s.icmpSeq}`);
+    } else if (fromRole && isIcmpError(s)) {
+      a.icmpErrors++;
     }
   });
   if (a.linkType < 0) a.linkType = reader.linkType;
   a.frameFlow = Int32Array.from(flowOfFrame);
   return a;
+}
+
+/** ICMP Destination Unreachable / Time Exceeded / Parameter Problem, ICMPv6 errors (types < 128). */
+export function isIcmpError(s: FrameSummary): boolean {
+  return (s.proto === 'icmp' && (s.icmpType === 3 || s.icmpType === 11 || s.icmpType === 12)) || (s.proto === 'icmpv6' && s.icmpType < 128);
 }

@@ -285,7 +285,8 @@ export function renderLadder(d: FlowDiagram, options: LadderOptions = {}): strin
       // To itself (loopback between two ports of one host shown per host).
       const text = `<-> ${e.label}`;
       comment = `${e.label}  ${e.detail}`;
-      const room = Math.min(gap - 2, width - a - 2);
+      // Beyond the last column the row simply grows.
+      const room = gap - 2;
       const t = fitLabel(text, room);
       for (let k = 0; k < t.length; k++) row[a + 2 + k] = t[k]!;
       if (t === text) comment = e.detail;

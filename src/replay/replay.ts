@@ -40,7 +40,7 @@ import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import { IFF_NO_PI, IFF_TAP, IFF_TUN } from '../tundev/constants.js';
 import type { TunDevice } from '../tundev/device.js';
 import { VirtualPump } from '../sim/pump.js';
-import { analyzeCapture, captureError, openCapture, tcpKey, type CaptureAnalysis, type CaptureSource, type CapturedTcpFlow } from './analyze.js';
+import { analyzeCapture, captureError, isIcmpError, openCapture, tcpKey, type CaptureAnalysis, type CaptureSource, type CapturedTcpFlow } from './analyze.js';
 import { fixChecksums } from './checksums.js';
 import { decodeFrame, type FrameSummary } from './decode.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, LinkInfo, LinkTypes, assertSupportedLinkType, decapsulate, encapsulate, linkTypeName, outputLinkType } from './linktype.js';
@@ -136,7 +136,7 @@ export interface ReplayReport {
   gateTimeouts: number;
   tcp: TcpFlowReport[];
   udp: UdpFlowReport[];
-  icmp: { echoRequestsIn: number; capturedEchoReplies: number; liveEchoReplies: number; liveErrors: number };
+  icmp: { echoRequestsIn: number; capturedEchoReplies: number; liveEchoReplies: number; capturedErrors: number; liveErrors: number };
   /** Every compared TCP flow and UDP flow matched. */
   ok: boolean;
   mismatches: string[];
@@ -332,7 +332,7 @@ class ReplayEngine {
       gateTimeouts: 0,
       tcp: [],
       udp: [],
-      icmp: { echoRequestsIn: 0, capturedEchoReplies: a.echoReplies.size, liveEchoReplies: 0, liveErrors: 0 },
+      icmp: { echoRequestsIn: 0, capturedEchoReplies: a.echoReplies.size, liveEchoReplies: 0, capturedErrors: a.icmpErrors, liveErrors: 0 },
       ok: true,
       mismatches: [],
       notes: [],
@@ -375,7 +375,7 @@ class ReplayEngine {
       if ((s.proto === 'icmp' && s.icmpType === 0) || (s.proto === 'icmpv6' && s.icmpType === 129)) {
         this.report.icmp.liveEchoReplies++;
         this.liveEcho.add(`${s.dst}|${s.icmpId}|${s.icmpSeq}`);
-      } else if ((s.proto === 'icmp' && (s.icmpType === 3 || s.icmpType === 11 || s.icmpType === 12)) || (s.proto === 'icmpv6' && s.icmpType < 128)) {
+      } else if (isIcmpError(s)) {
         this.report.icmp.liveErrors++;
       }
     }
@@ -587,8 +587,8 @@ class ReplayEngine {
       const flow = idx >= 0 ? this.a.tcp[idx]! : null;
       if (flow !== null && flow.opener === 'peer' && flow.roleIsn !== null) {
         const res = await this.gateAndRewrite(flow, s, ip, tcpOff, gateMs);
-        waited = res;
-        rewritten = true;
+        waited = res.waited;
+        rewritten = res.rewritten;
       }
     }
     if (rewritten) fixChecksums(ip, 0, ip.length);
@@ -617,7 +617,13 @@ class ReplayEngine {
   }
 
   /** tcpliveplay-style: map the peer's acknowledgment into the live sequence space, waiting for it. */
-  private async gateAndRewrite(flow: CapturedTcpFlow, s: FrameSummary, ip: Uint8Array, tcp: number, gateMs: number): Promise<number> {
+  private async gateAndRewrite(
+    flow: CapturedTcpFlow,
+    s: FrameSummary,
+    ip: Uint8Array,
+    tcp: number,
+    gateMs: number,
+  ): Promise<{ waited: number; rewritten: boolean }> {
     const t = s.tcp!;
     const pureSyn = (t.flags & 0x12) === 0x02;
     let l = this.liveOf.get(flow.index);
@@ -626,7 +632,7 @@ class ReplayEngine {
       this.liveOf.set(flow.index, l);
       this.live.set(flow.key, l);
     }
-    if ((t.flags & 0x10) === 0) return 0;
+    if ((t.flags & 0x10) === 0) return { waited: 0, rewritten: false };
     const need = seqDiff(t.ack, flow.roleIsn!);
     const live = l;
     const ready = (): boolean => live.isn !== null && (live.maxRel >= need || live.rst);
@@ -637,7 +643,7 @@ class ReplayEngine {
       waited = this.driver.now() - t0;
       if (!ok) this.report.gateTimeouts++;
     }
-    if (live.isn === null) return waited;
+    if (live.isn === null) return { waited, rewritten: false };
     const isn = live.isn;
     const capIsn = flow.roleIsn!;
     const map = (v: number): number => seqAdd(isn, Math.min(seqDiff(v, capIsn), Math.max(live.maxRel, 1)));
@@ -645,7 +651,7 @@ class ReplayEngine {
     rewriteSack(ip, tcp, t.headerLength, map);
     const ts = tsOptionOffset(ip, tcp, t.headerLength);
     if (ts >= 0 && live.tsVal >= 0) put32(ip, ts + 4, live.tsVal);
-    return waited;
+    return { waited, rewritten: true };
   }
 
   // ---- the verdict ----
@@ -705,6 +711,11 @@ class ReplayEngine {
     }
     const opened = r.tcp.filter((t) => t.status === 'role-was-client').length;
     if (opened > 0) r.notes.push(`${opened} TCP connection${opened === 1 ? ' was' : 's were'} opened by a role host: the stack opens none, so the peer's segments met resets`);
+    if (r.icmp.capturedErrors !== r.icmp.liveErrors) {
+      r.notes.push(
+        `the role host${this.a.roles.length === 1 ? '' : 's'} sent ${r.icmp.capturedErrors} ICMP error${r.icmp.capturedErrors === 1 ? '' : 's'} in the capture, the stack ${r.icmp.liveErrors} (ICMP errors are rate-limited; services differ)`,
+      );
+    }
     const unsynced = r.tcp.filter((t) => t.status === 'unsynced').length;
     if (unsynced > 0) r.notes.push(`${unsynced} TCP connection${unsynced === 1 ? '' : 's'} without a captured handshake (or with --no-rewrite): not compared`);
     if (r.injected === 0) {
@@ -939,8 +950,10 @@ export function formatReplayReport(r: ReplayReport): string {
     lines.push(`udp ${u.flow}: ${u.datagramsIn} in, replies captured ${u.capturedReplies}, stack ${u.liveReplies}: ${u.match ? 'match' : 'MISMATCH'}`);
   }
   const i = r.icmp;
-  if (i.echoRequestsIn > 0 || i.liveErrors > 0 || i.capturedEchoReplies > 0) {
-    lines.push(`icmp: ${i.echoRequestsIn} echo requests in, replies captured ${i.capturedEchoReplies}, stack ${i.liveEchoReplies}; ${i.liveErrors} ICMP errors sent`);
+  if (i.echoRequestsIn > 0 || i.liveErrors > 0 || i.capturedEchoReplies > 0 || i.capturedErrors > 0) {
+    lines.push(
+      `icmp: ${i.echoRequestsIn} echo requests in, replies captured ${i.capturedEchoReplies}, stack ${i.liveEchoReplies}; errors captured ${i.capturedErrors}, stack ${i.liveErrors}`,
+    );
   }
   for (const n of r.notes) lines.push(`note: ${n}`);
   lines.push(r.ok ? 'result: ok' : `result: ${r.mismatches.length} mismatch${r.mismatches.length === 1 ? '' : 'es'}`);
