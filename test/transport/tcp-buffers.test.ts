@@ -1,16 +1,14 @@
 /**
- * Property tests of TCP's byte stores against simple models: the send buffer's copy (and fused
- * copy-and-checksum, against `sum`), the out-of-order queue (overlaps trimmed, merged in order,
- * against a byte map), and the SACK scoreboard (against a set of sequence numbers), including
- * sequence-number wrap-around.
+ * Property tests of TCP's byte stores against simple models: the send buffer's copy, the
+ * out-of-order queue (overlaps trimmed, merged in order, against a byte map), and the SACK
+ * scoreboard (against a set of sequence numbers), including sequence-number wrap-around.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { sum } from '../../src/headers/checksum.js';
 import { OooQueue, RecvQueue, Scoreboard, SendBuffer } from '../../src/transport/tcp/index.js';
 
 describe('SendBuffer', () => {
-  it('copies and checksums any range like a flat buffer does', () => {
+  it('copies any range like a flat buffer does', () => {
     fc.assert(
       fc.property(
         fc.array(fc.integer({ min: 1, max: 20000 }), { minLength: 1, maxLength: 6 }),
@@ -31,7 +29,6 @@ describe('SendBuffer', () => {
           sb.ackTo(ack);
           expect(sb.length).toBe(flat.length - ack);
           const ab = new ArrayBuffer(8192);
-          const words = new Uint32Array(ab);
           for (const [p, l] of reads) {
             const pos = ack + (p % (flat.length - ack));
             const len = Math.min(l, flat.length - pos);
@@ -40,16 +37,6 @@ describe('SendBuffer', () => {
             d1.fill(0);
             sb.copyOut(pos, d1, 16 + dstMis, len);
             expect(d1.subarray(16 + dstMis, 16 + dstMis + len)).toEqual(want);
-            const d2 = new Uint8Array(ab, 4096, 4000);
-            d2.fill(0);
-            const s = sb.copyOutSum(pos, d2, 8 + dstMis, words, len);
-            if (s >= 0) {
-              expect(d2.subarray(8 + dstMis, 8 + dstMis + len)).toEqual(want);
-              expect(s).toBe(sum(want));
-            } else {
-              // Only refused when something is misaligned.
-              expect(((pos - 0) & 3) !== 0 || dstMis !== 0 || (ack & 3) !== 0 || writes.some((w) => (w & 3) !== 0)).toBe(true);
-            }
           }
         },
       ),

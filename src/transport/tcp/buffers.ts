@@ -4,7 +4,6 @@
  * queue (bounded, overlap-trimmed, merged into the receive queue as holes fill) and the SACK
  * scoreboard of the sender (RFC 6675).
  */
-import { fold } from '../../headers/checksum.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 
 /** Bytes per send-buffer chunk. */
@@ -12,20 +11,15 @@ export const CHUNK_SIZE = 16384;
 /** Chunks kept for reuse, shared by every send buffer of the process. */
 const POOL_MAX = 256;
 
-/** A chunk's bytes and a 32-bit word view of the same memory (for copy-and-checksum). */
+/** A chunk of the send buffer. */
 interface Chunk {
   readonly b: Uint8Array;
-  readonly w: Uint32Array;
 }
 
 const pool: Chunk[] = [];
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function takeChunk(): Chunk {
-  const c = pool.pop();
-  if (c !== undefined) return c;
-  const b = new Uint8Array(CHUNK_SIZE);
-  return { b, w: new Uint32Array(b.buffer) };
+  return pool.pop() ?? { b: new Uint8Array(CHUNK_SIZE) };
 }
 
 function giveChunk(c: Chunk): void {
@@ -96,82 +90,6 @@ export class SendBuffer {
     }
   }
 
-  /**
-   * Copy `len` bytes from stream offset `pos` to `dst` at `dstOff` through 32-bit words, and
-   * return their Internet checksum partial sum (folded, uncomplemented, as `sum` computes it
-   * over `dst`). `dw` is a Uint32Array over the whole of dst's ArrayBuffer. Returns -1 (nothing
-   * copied) unless source and destination are 4-byte aligned on a little-endian host.
-   */
-  copyOutSum(pos: number, dst: Uint8Array, dstOff: number, dw: Uint32Array, len: number): number {
-    if (!LITTLE_ENDIAN) return -1;
-    const rel = pos - this.headStream;
-    let idx = this.head + Math.floor(rel / CHUNK_SIZE);
-    let o = rel - (idx - this.head) * CHUNK_SIZE;
-    const dstAbs = dst.byteOffset + dstOff;
-    if ((o & 3) !== 0 || (dstAbs & 3) !== 0) return -1;
-    let di = dstAbs >>> 2;
-    let acc = 0;
-    let rem = len;
-    while (rem >= 4) {
-      const sw = this.chunks[idx]!.w;
-      const avail = CHUNK_SIZE - o;
-      const n = rem < avail ? rem : avail;
-      const words = n >>> 2;
-      let si = o >>> 2;
-      const end = si + words;
-      const end2 = si + (words & ~1);
-      let s1 = 0;
-      let s2 = 0;
-      while (si < end2) {
-        const x = sw[si]!;
-        const y = sw[si + 1]!;
-        dw[di] = x;
-        dw[di + 1] = y;
-        s1 += x;
-        s2 += y;
-        si += 2;
-        di += 2;
-      }
-      if (si < end) {
-        const x = sw[si]!;
-        dw[di] = x;
-        s1 += x;
-        di++;
-      }
-      acc += s1 + s2;
-      const used = words << 2;
-      rem -= used;
-      o += used;
-      if (o === CHUNK_SIZE) {
-        idx++;
-        o = 0;
-      }
-    }
-    // Little-endian words hold each 16-bit pair byte-swapped: swap the folded sum back.
-    let f = fold(acc);
-    f = ((f & 0xff) << 8) | (f >>> 8);
-    if (rem > 0) {
-      // 1-3 trailing bytes, starting at an even distance from dstOff.
-      const c = this.chunks[idx]!.b;
-      const t = dstOff + len - rem;
-      const t0 = c[o]!;
-      dst[t] = t0;
-      f += t0 << 8;
-      if (rem > 1) {
-        const t1 = c[o + 1]!;
-        dst[t + 1] = t1;
-        f += t1;
-      }
-      if (rem > 2) {
-        const t2 = c[o + 2]!;
-        dst[t + 2] = t2;
-        f += t2 << 8;
-      }
-      f = fold(f);
-    }
-    return f;
-  }
-
   /** Drop everything before stream offset `pos` (acknowledged). */
   ackTo(pos: number): void {
     if (pos > this.endStream) pos = this.endStream;
@@ -206,7 +124,7 @@ export class SendBuffer {
 }
 
 const EMPTY = new Uint8Array(0);
-const EMPTY_CHUNK: Chunk = { b: EMPTY, w: new Uint32Array(0) };
+const EMPTY_CHUNK: Chunk = { b: EMPTY };
 
 /** The in-order receive queue: views of payloads, read front to back. */
 export class RecvQueue {

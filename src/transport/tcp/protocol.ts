@@ -131,7 +131,6 @@ export class TcpProtocol implements TransportProtocol {
   /** @internal SACK blocks of the segment being built (filled and used synchronously). */
   readonly sackOut = new Uint32Array(8);
   private slab = new ArrayBuffer(SLAB_SIZE);
-  private slabWords = new Uint32Array(this.slab);
   private slabOff = 0;
   /** The connection of the last segment (most segments follow the one before). */
   private lastEp: TcpEndpoint | null = null;
@@ -213,17 +212,11 @@ export class TcpProtocol implements TransportProtocol {
     const need = (total + 7) & ~7;
     if (this.slabOff + need > SLAB_SIZE) {
       this.slab = new ArrayBuffer(SLAB_SIZE);
-      this.slabWords = new Uint32Array(this.slab);
       this.slabOff = 0;
     }
     const data = new Uint8Array(this.slab, this.slabOff, total);
     this.slabOff += need;
     return new PacketBuffer(data, headroom, total);
-  }
-
-  /** @internal 32-bit words over the buffer of a packet from allocPacket, or null. */
-  wordsOf(pkt: PacketBuffer): Uint32Array | null {
-    return pkt.data.buffer === this.slab ? this.slabWords : null;
   }
 
   /** @internal Hand a segment to the network layer; failures are counted, never thrown. */
