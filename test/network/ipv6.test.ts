@@ -341,6 +341,11 @@ describe('IPv6 never throws on bad input', () => {
         buildIPv6({ source: ip6('fe80::b'), destination: ip6('ff02::1'), nextHeader: 58, hopLimit: 255 }, buildIcmpV6({ kind: 'routerAdvertisement', curHopLimit: 64, routerLifetime: 600, options: [{ kind: 'prefixInformation', prefixLength: 64, onLink: true, autonomous: true, validLifetime: 100, preferredLifetime: 50, prefix: ip6('2001:db8::') }, { kind: 'rdnss', lifetime: 100, servers: [ip6('2001:db8::53')] }, { kind: 'mtu', mtu: 1400 }] }, ip6('fe80::b'), ip6('ff02::1'))),
       ),
     ];
+    // An MLDv2 query and a Packet Too Big quoting one of our datagrams.
+    seeds.push(
+      frame({ nextHeader: 58, src: 'fe80::b', dst: 'ff02::1', hopLimit: 1, extensions: [{ kind: 'hopByHop', options: [{ type: 5, data: Uint8Array.of(0, 0) }] }] }, buildIcmpV6({ kind: 'raw', type: 130, code: 0, rest: 1000 << 16, body: new Uint8Array(20) }, ip6('fe80::b'), ip6('ff02::1'))),
+      frame({ nextHeader: 58 }, buildIcmpV6({ kind: 'packetTooBig', mtu: 1300, invoking: buildIPv6({ source: ip6(US), destination: ip6('fd00::77'), nextHeader: 17, hopLimit: 64 }, udp(7000, 53, new Uint8Array(1400), US, 'fd00::77')) }, ip6(PEER), ip6(US))),
+    );
     const inject = (bytes: Uint8Array): void => {
       h.inject(bytes);
       h.out();
