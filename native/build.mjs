@@ -53,7 +53,7 @@ const started = Date.now();
 const r = spawnSync(gyp[0], args, { cwd: here, encoding: 'utf8', timeout: 300_000, env: process.env });
 if (r.status !== 0 || !existsSync(out)) {
   const text = `${r.stdout ?? ''}\n${r.stderr ?? ''}\n${r.error?.message ?? ''}`.trim().split('\n');
-  const tail = text.filter((l) => /error:|not found|No such file/.test(l)).slice(0, 8);
+  const tail = text.filter((l) => /error:|Error:|not found|No such file|ENOENT/.test(l) && !/ stack at /.test(l)).slice(0, 8);
   console.log('tunstack: building the native host bridge failed:');
   for (const l of (tail.length > 0 ? tail : text.slice(-8))) console.log(`  ${l}`);
   skip(`node-gyp exited with ${r.status ?? r.signal ?? r.error?.code}`);
