@@ -7,6 +7,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { FaultConfig } from '../../src/link/fault.js';
 import type { TcpEndpoint } from '../../src/index.js';
+import { haveTshark } from '../helpers/tshark.js';
+import { tsharkFields } from './helpers/raw-peer.js';
 import { connectPair, pair, type Pair } from './helpers/tcp.js';
 
 /** A deterministic byte stream (xorshift32), generated in chunks. */
@@ -77,11 +79,12 @@ interface Result {
   server: TcpEndpoint;
 }
 
-function run(bytes: number, seed: number, fault: FaultConfig, delayMs = 2): Result {
+function run(bytes: number, seed: number, fault: FaultConfig, delayMs = 2, tap = false): Result {
   const p = pair({
     seed,
     faultAtoB: { delayMs, ...fault },
     faultBtoA: { delayMs, ...fault },
+    tap,
   });
   const { client, server } = connectPair(p);
   const srcA = new Source(seed * 2 + 1, bytes);
@@ -175,6 +178,18 @@ describe('bulk transfer over a faulty link, both directions at once', () => {
     expect(r.ab[1]).toBe(r.ab[0]);
     expect(r.ba[1]).toBe(r.ba[0]);
     expect(r.pair.faultA!.stats.burstLost).toBeGreaterThan(100);
+  });
+
+  it.skipIf(!haveTshark())('tshark finds every segment of a lossy exchange well formed, checksums right', () => {
+    const r = run(300_000, 31, { loss: 0.05, reorder: 0.05, reorderDelayMs: 4, duplicate: 0.02 }, 2, true);
+    expect(r.ab[1]).toBe(r.ab[0]);
+    const pkts = r.pair.tap!.packets;
+    expect(pkts.length).toBeGreaterThan(300);
+    const d = tsharkFields(pkts, ['tcp.options.sack_le', 'tcp.options.wscale.shift', 'tcp.analysis.retransmission', 'tcp.analysis.duplicate_ack']);
+    expect(d.errors).toEqual([]);
+    expect(d.rows.filter((x) => (x['tcp.options.sack_le'] ?? []).length > 0).length).toBeGreaterThan(10);
+    expect(d.rows.filter((x) => (x['tcp.analysis.retransmission'] ?? []).length > 0).length).toBeGreaterThan(5);
+    expect(d.rows[0]!['tcp.options.wscale.shift']).toEqual(['7']);
   });
 
   it('NewReno without SACK, and Reno congestion control, also deliver intact', () => {

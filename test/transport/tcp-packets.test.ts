@@ -265,3 +265,91 @@ describe('RST and SYN acceptance in synchronized states (RFC 5961)', () => {
 
 void US;
 void PEER;
+
+describe('sending rules', () => {
+  /** Active open from our stack to the raw peer (no timestamps), RTT `rtt`. */
+  function activeOpen(p: RawPeer, rtt = 10, window = 65535) {
+    const c = p.stack.tcp();
+    c.connect('10.0.0.1', 80);
+    const syn = p.recv()!;
+    p.clock.advance(rtt);
+    p.send({ sport: 80, dport: syn.sport, seq: 500, ack: syn.seq + 1, flags: S | A, mss: 1000, window });
+    p.recv(); // ACK
+    return { c, iss: syn.seq, port: syn.sport };
+  }
+
+  it('resets a SYN-ACK whose ACK does not cover our SYN (RFC 9293 3.10.7.3)', () => {
+    const p = new RawPeer();
+    const c = p.stack.tcp();
+    c.connect('10.0.0.1', 80);
+    const syn = p.recv()!;
+    p.send({ sport: 80, dport: syn.sport, seq: 500, ack: syn.seq + 77, flags: S | A });
+    const r = p.recv()!;
+    expect([flagNames(r.flags), r.seq]).toEqual(['R', (syn.seq + 77) >>> 0]);
+    expect(c.state).toBe('SYN_SENT');
+  });
+
+  it('sends the initial window (10 segments), then waits for ACKs', () => {
+    const p = new RawPeer();
+    const { c } = activeOpen(p);
+    c.write(new Uint8Array(30_000));
+    const segs = p.recvAll();
+    expect(segs.length).toBe(10);
+    expect(segs.every((s) => s.payload.length === 1000)).toBe(true);
+  });
+
+  it('setNoDelay sends small writes at once; Nagle holds them while data is unacknowledged', () => {
+    const p = new RawPeer();
+    const { c, iss, port } = activeOpen(p);
+    c.write(new Uint8Array(10));
+    c.write(new Uint8Array(10));
+    c.write(new Uint8Array(10));
+    expect(p.recvAll().map((s) => s.payload.length)).toEqual([10]);
+    p.send({ sport: 80, dport: port, seq: 501, ack: iss + 11, flags: A });
+    expect(p.recvAll().map((s) => s.payload.length)).toEqual([20]);
+    c.setNoDelay(true);
+    c.write(new Uint8Array(5));
+    c.write(new Uint8Array(5));
+    expect(p.recvAll().map((s) => s.payload.length)).toEqual([5, 5]);
+  });
+
+  it('sender SWS avoidance: no small segment into a small window until half the largest window', () => {
+    const p = new RawPeer();
+    const { c, iss, port } = activeOpen(p, 10, 4000);
+    c.write(new Uint8Array(4000));
+    expect(p.recvAll().length).toBe(4);
+    // The window shrinks to 300 bytes past what was sent: less than a segment and less than half
+    // the largest window seen (4000): nothing goes out.
+    c.write(new Uint8Array(2000));
+    p.send({ sport: 80, dport: port, seq: 501, ack: iss + 4001, flags: A, window: 300 });
+    expect(p.recvAll()).toEqual([]);
+    p.send({ sport: 80, dport: port, seq: 501, ack: iss + 4001, flags: A, window: 2000 });
+    expect(p.recvAll().map((s) => s.payload.length)).toEqual([1000, 1000]);
+  });
+
+  it('restarts from the initial window after an idle period longer than the RTO (RFC 5681 4.1)', () => {
+    const p = new RawPeer();
+    const { c, iss, port } = activeOpen(p, 10);
+    // Grow cwnd with a few ACKed rounds.
+    let una = iss + 1;
+    for (let r = 0; r < 3; r++) {
+      c.write(new Uint8Array(40_000));
+      for (let k = 0; k < 5; k++) {
+        const segs = p.recvAll();
+        for (const s of segs) una = Math.max(una, s.seq + s.payload.length);
+        p.send({ sport: 80, dport: port, seq: 501, ack: una, flags: A, window: 65535 });
+      }
+    }
+    for (let k = 0; k < 60; k++) {
+      const segs = p.recvAll();
+      if (segs.length === 0) break;
+      for (const s of segs) una = Math.max(una, s.seq + s.payload.length);
+      p.send({ sport: 80, dport: port, seq: 501, ack: una, flags: A, window: 65535 });
+    }
+    expect(c.info().cwnd).toBeGreaterThan(20_000);
+    p.clock.advance(5000);
+    c.write(new Uint8Array(60_000));
+    expect(p.recvAll().length).toBe(10);
+    expect(c.info().cwnd).toBe(10_000);
+  });
+});

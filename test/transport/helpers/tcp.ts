@@ -13,6 +13,7 @@ export interface Pair {
   tcpB: TcpProtocol;
   faultA: FaultEndpoint | null;
   faultB: FaultEndpoint | null;
+  tap: Tap | null;
 }
 
 export interface PairOptions {
@@ -24,6 +25,8 @@ export interface PairOptions {
   faultBtoA?: FaultConfig;
   capabilities?: number;
   queueLength?: number;
+  /** Record A's packets (both directions) in `tap.packets`. */
+  tap?: boolean;
 }
 
 /** Stack A (10.0.0.1) and stack B (10.0.0.2) on an IP wire. */
@@ -46,9 +49,10 @@ export function pair(o: PairOptions = {}): Pair {
   let faultB: FaultEndpoint | null = null;
   if (o.faultAtoB) epA = faultA = new FaultEndpoint(wire.a, { clock, seed: seed * 7 + 1, limit: 100000, ...o.faultAtoB });
   if (o.faultBtoA) epB = faultB = new FaultEndpoint(wire.b, { clock, seed: seed * 7 + 2, limit: 100000, ...o.faultBtoA });
-  a.createNIC({ name: 'eth0', endpoint: epA }).addAddress('10.0.0.1/24');
+  const tap = o.tap ? new Tap(epA) : null;
+  a.createNIC({ name: 'eth0', endpoint: tap ?? epA }).addAddress('10.0.0.1/24');
   b.createNIC({ name: 'eth0', endpoint: epB }).addAddress('10.0.0.2/24');
-  return { clock, wire, a, b, tcpA: a.requireTransport<TcpProtocol>(6), tcpB: b.requireTransport<TcpProtocol>(6), faultA, faultB };
+  return { clock, wire, a, b, tcpA: a.requireTransport<TcpProtocol>(6), tcpB: b.requireTransport<TcpProtocol>(6), faultA, faultB, tap };
 }
 
 /** A listener on B:port and a connected client from A; runs the clock until accepted. */
@@ -78,4 +82,49 @@ export function pattern(n: number, seed = 1): Uint8Array {
     out[i] = x;
   }
   return out;
+}
+
+/** A link endpoint that records the bytes of every packet passing in either direction. */
+export class Tap implements LinkEndpoint {
+  readonly packets: Uint8Array[] = [];
+  private upper: import('../../../src/link/endpoint.js').NetworkDispatcher | null = null;
+  constructor(readonly inner: LinkEndpoint) {}
+  get mtu(): number {
+    return this.inner.mtu;
+  }
+  get maxHeaderLength(): number {
+    return this.inner.maxHeaderLength;
+  }
+  get linkAddress(): Uint8Array {
+    return this.inner.linkAddress;
+  }
+  get capabilities(): number {
+    return this.inner.capabilities;
+  }
+  get wireFormat(): 'ip' | 'ethernet' {
+    return this.inner.wireFormat;
+  }
+  get isAttached(): boolean {
+    return this.upper !== null;
+  }
+  attach(d: import('../../../src/link/endpoint.js').NetworkDispatcher | null): void {
+    this.upper = d;
+    this.inner.attach(
+      d === null
+        ? null
+        : {
+            deliverNetworkPacket: (proto, pkt) => {
+              this.packets.push(pkt.toBytes());
+              this.upper?.deliverNetworkPacket(proto, pkt);
+            },
+          },
+    );
+  }
+  writePackets(pkts: readonly import('../../../src/stack/packet.js').PacketBuffer[]): number {
+    for (const p of pkts) this.packets.push(p.toBytes());
+    return this.inner.writePackets(pkts);
+  }
+  close(): void {
+    this.inner.close();
+  }
 }
