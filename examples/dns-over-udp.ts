@@ -14,7 +14,7 @@ export interface DnsExampleResult {
   answers: Record<string, string>;
   /** Queries sent, retries included. */
   queries: number;
-  /** Packets the link lost, per direction. */
+  /** Packets (of any kind) the link lost, per direction. */
   lost: { toResolver: number; toClient: number };
   virtualMs: number;
 }
@@ -88,5 +88,5 @@ export async function dnsOverUdp(options: { seed?: number; capture?: string } = 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const r = await dnsOverUdp({ capture: process.argv[2] });
   for (const [name, addr] of Object.entries(r.answers)) console.log(`${name.padEnd(16)} ${addr}`);
-  console.log(`${r.queries} queries sent (${r.lost.toResolver} lost on the way, ${r.lost.toClient} answers lost), ${r.virtualMs} ms of virtual time`);
+  console.log(`${r.queries} queries sent; the link lost ${r.lost.toResolver} packets towards the resolver, ${r.lost.toClient} towards the client; ${r.virtualMs} ms of virtual time`);
 }

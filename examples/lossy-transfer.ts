@@ -17,6 +17,7 @@ export interface TransferResult {
   retransmits: number;
   lost: number;
   burstLost: number;
+  /** Virtual time when the last byte arrived. */
   virtualMs: number;
 }
 
@@ -75,6 +76,7 @@ export async function lossyTransfer(options: { seed?: number; bytes?: number; ca
   client.on('writable', pump);
   client.connect(receiver.address, 5001);
   await net.runUntil(done, 600_000);
+  const doneAt = net.now;
   const retransmits = client.info().totalRetrans;
   client.close();
   await net.runUntilIdle(120_000);
@@ -85,7 +87,7 @@ export async function lossyTransfer(options: { seed?: number; bytes?: number; ca
     retransmits,
     lost: link.stats.aToB.lost + link.stats.bToA.lost,
     burstLost: link.stats.aToB.burstLost + link.stats.bToA.burstLost,
-    virtualMs: Math.round(net.now),
+    virtualMs: Math.round(doneAt),
   };
   net.close();
   return result;

@@ -73,8 +73,8 @@ export async function routerBetweenSubnets(options: { seed?: number; capture?: s
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const r = await routerBetweenSubnets({ capture: process.argv[2] });
   for (const [h, a] of Object.entries(r.addresses)) console.log(`${h.padEnd(6)} ${a.join('  ')}`);
-  for (const p of r.pings) console.log(`ping ${p.from} -> ${p.to}: ttl=${p.ttl} time=${p.rttMs} ms`);
+  for (const p of r.pings) console.log(`ping ${p.from} -> ${p.to}: ttl=${p.ttl} time=${p.rttMs.toFixed(3)} ms`);
   console.log(`udp to alice from ${r.udp.from}: "${r.udp.message}"`);
   console.log(`ping with ttl 1: ${r.ttlExpired.code} (${r.ttlExpired.message})`);
-  console.log(`r1 sent ${r.forwarded} packets; ${r.virtualMs} ms of virtual time`);
+  console.log(`r1 sent ${r.forwarded} packets; ${r.virtualMs.toFixed(3)} ms of virtual time`);
 }

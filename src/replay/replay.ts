@@ -117,6 +117,8 @@ export interface UdpFlowReport {
 }
 
 export interface ReplayReport {
+  /** The addresses the stack played. */
+  roles: string[];
   linkType: number;
   outputLinkType: number;
   frames: number;
@@ -319,6 +321,7 @@ class ReplayEngine {
       this.ownsWriter = false;
     }
     this.report = {
+      roles: [...a.roles],
       linkType: a.linkType,
       outputLinkType: this.outLinkType,
       frames: a.frames,
@@ -937,7 +940,7 @@ function configureRoles(target: ReplayTarget, a: CaptureAnalysis): void {
 export function formatReplayReport(r: ReplayReport): string {
   const lines: string[] = [];
   lines.push(
-    `frames ${r.frames} (${linkTypeName(r.linkType)}): ${r.injected} injected, ${r.fromRole} sent by the role host${r.fromRole === 1 ? '' : 's'} in the capture, ${r.unrelated} unrelated, ${r.undecodable} undecodable`,
+    `frames ${r.frames} (${linkTypeName(r.linkType)}): ${r.injected} injected, ${r.fromRole} sent by the role host${r.roles.length === 1 ? '' : 's'} in the capture, ${r.unrelated} unrelated, ${r.undecodable} undecodable`,
   );
   lines.push(
     `stack answered with ${r.answers} frame${r.answers === 1 ? '' : 's'}; ${r.resolutionsAnswered} ARP/ND answered for it; ${r.checksumsFixed} checksum${r.checksumsFixed === 1 ? '' : 's'} fixed; ${r.gateTimeouts} TCP gate timeout${r.gateTimeouts === 1 ? '' : 's'}`,
