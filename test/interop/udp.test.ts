@@ -163,6 +163,39 @@ describe.skipIf(skip)('kernel interop: UDP', () => {
   }
 });
 
+/** Python: one sendmsg of 10 x 1000 bytes with UDP_SEGMENT (UDP GSO): the kernel hands the TAP one USO super-packet. */
+const USO = `
+import socket, sys
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_UDP, 103, 1000)  # UDP_SEGMENT
+s.sendto(bytes((i // 1000 + i) & 0xff for i in range(10000)), (sys.argv[1], int(sys.argv[2])))
+`;
+
+describe.skipIf(skip)('kernel interop: UDP segmentation offload', () => {
+  for (const fam of [4, 6] as const) {
+    it.skipIf(noPython)(`IPv${fam}: a UDP_SEGMENT send arrives as ten datagrams (split by tunstack when the kernel passes USO)`, async (ctx) => {
+      const p = open();
+      if (fam === 6 && !p.ipv6) ctx.skip('IPv6 is not registered in the stack');
+      const local = fam === 4 ? STACK4 : STACK6;
+      const s = udp(p, fam === 4 ? 'udp4' : 'udp6');
+      await new Promise<void>((r) => s.bind(5005, local, () => r()));
+      const got: Buffer[] = [];
+      s.on('message', (m: Buffer) => got.push(m));
+      const r = await p.ns.run('python3', ['-c', USO, local, '5005']);
+      expect(r.code, r.stderr).toBe(0);
+      await waitFor(() => got.length >= 10, 5000, 'ten datagrams');
+      expect(got.map((m) => m.length)).toEqual(Array(10).fill(1000));
+      got.forEach((m, k) => expect(m[0]).toBe((k * 1000 + k) & 0xff));
+      if ((p.ep.offloadFlags & 0x20) !== 0) {
+        // USO on: the kernel sent one super-packet, tunstack split it.
+        expect(p.ep.stats.rxGsoPackets).toBeGreaterThanOrEqual(1);
+        expect(p.ep.stats.rxGsoSegments).toBeGreaterThanOrEqual(10);
+      }
+    });
+  }
+});
+
 describe.skipIf(skip)('kernel interop: IPv4 fragmentation and MTU', () => {
   const cases: Array<[string, PairOptions]> = [
     ['same MTU (1500)', {}],
