@@ -408,7 +408,9 @@ export class IPv4Protocol implements NetworkProtocol {
   writePacket(route: Route, pkt: PacketBuffer, params: WriteParams): void {
     const payloadLength = pkt.end - pkt.start;
     const total = payloadLength + IPV4_MIN_HEADER;
-    const mtu = route.nic.mtu;
+    // The path MTU learned from fragmentation-needed (RFC 1191), as Linux applies it to every
+    // local sender: DF sends beyond it fail, others are fragmented to it.
+    const mtu = this.pmtu.size === 0 ? route.nic.mtu : this.pathMtu(route.remoteAddress, route.nic.mtu);
     if (total > 65535) throw new TunstackError('EMSGSIZE', `datagram of ${total} bytes exceeds 65535`);
     if (total > mtu && params.dontFragment) {
       throw new TunstackError('EMSGSIZE', `packet of ${total} bytes exceeds MTU ${mtu}`);
@@ -447,16 +449,15 @@ export class IPv4Protocol implements NetworkProtocol {
     pkt.transportProtocol = params.protocol;
     this.stats.packetsSent++;
     if (total > mtu) {
-      this.fragmentAndSend(route, pkt, start, IPV4_MIN_HEADER);
+      this.fragmentAndSend(route, pkt, start, IPV4_MIN_HEADER, mtu);
       return;
     }
     this.transmitTo(route, pkt);
   }
 
   /** Split the datagram at `ipStart` into fragments that fit the route's MTU (RFC 791). */
-  private fragmentAndSend(route: Route, pkt: PacketBuffer, ipStart: number, hl: number): void {
+  private fragmentAndSend(route: Route, pkt: PacketBuffer, ipStart: number, hl: number, mtu = route.nic.mtu): void {
     const data = pkt.data;
-    const mtu = route.nic.mtu;
     const chunk = (mtu - hl) & ~7;
     if (chunk < 8) {
       this.stats.fragmentationFailed++;

@@ -8,6 +8,7 @@ import {
   Stack,
   Wire,
   buildIPv4,
+  buildIcmpV4DestUnreachable,
   buildUdp,
   parseIPv4,
   parseMAC,
@@ -180,6 +181,20 @@ describe('IPv4 send', () => {
     const ip = stack.networkProtocol(0x0800) as IPv4Protocol;
     await expect(stack.ping('10.1.0.2', { size: 1000, dontFragment: true })).rejects.toMatchObject({ code: 'EMSGSIZE' });
     expect(ip.stats.fragmentsCreated).toBe(3);
+  });
+
+  it('applies a path MTU learned from fragmentation-needed to later sends (RFC 1191)', async () => {
+    const { stack, link, ip, out } = channelHost();
+    const s = stack.udp();
+    s.send(new Uint8Array(1400), 4000, '10.1.0.2');
+    const sent = out()[0]!;
+    // A router on the way says: next-hop MTU 1000 (quoting our datagram's header + 8 bytes).
+    const icmp = buildIcmpV4DestUnreachable(4, sent.subarray(0, 28), { mtu: 1000 });
+    link.injectBytes(buildIPv4({ src: parseIPv4('10.1.0.254'), dst: B, protocol: 1 }, icmp));
+    expect(ip.pathMtu(A, 1500)).toBe(1000);
+    s.send(new Uint8Array(1400), 4000, '10.1.0.2');
+    expect(out().map((p) => new IPv4Header(p).totalLength)).toEqual([996, 452]); // 1408 bytes: 976 + 432
+    await expect(stack.ping('10.1.0.2', { size: 1200, dontFragment: true })).rejects.toMatchObject({ code: 'EMSGSIZE' });
   });
 
   it('gives ENETUNREACH without a route and stops using a removed NIC', async () => {
