@@ -58,6 +58,7 @@ export class DgramSocket extends EventEmitter {
     this.ep = stack.udp({
       family: options.type === 'udp4' ? 4 : 6,
       reuseAddress: options.reuseAddr ?? false,
+      ...(options.ipv6Only !== undefined ? { v6Only: options.ipv6Only } : {}),
       ...(options.recvBufferSize !== undefined ? { receiveBufferSize: options.recvBufferSize } : {}),
     });
     this.ep.on('readable', () => this.scheduleDrain());

@@ -92,4 +92,28 @@ describe('stack.dgram (Node dgram surface)', () => {
     s2.bind(6000);
     expect(((await err)[0] as { code: string }).code).toBe('EADDRINUSE');
   });
+
+  it("a udp6 socket on '::' also receives IPv4 (reported as ::ffff:a.b.c.d, family IPv6) unless ipv6Only", async () => {
+    const { a, b } = pair();
+    const dual = b.dgram.createSocket('udp6');
+    dual.bind(7100, '::');
+    await once(dual, 'listening');
+    const only6 = b.dgram.createSocket({ type: 'udp6', ipv6Only: true });
+    only6.bind(7101, '::');
+    await once(only6, 'listening');
+    const got = once(dual, 'message');
+    const c = a.dgram.createSocket('udp4');
+    c.send('v4 to dual', 7100, '192.168.1.2');
+    const [msg, rinfo] = (await got) as [Buffer, { address: string; family: string; port: number }];
+    expect(msg.toString()).toBe('v4 to dual');
+    expect(rinfo.address).toBe('::ffff:192.168.1.1');
+    expect(rinfo.family).toBe('IPv6');
+    // The v6-only socket does not take IPv4: the sender (connected, so it hears ICMP) is refused.
+    const c2 = a.dgram.createSocket('udp4');
+    c2.connect(7101, '192.168.1.2');
+    await once(c2, 'connect');
+    const err = once(c2, 'error');
+    c2.send('v4 to v6-only');
+    expect(((await err)[0] as { code: string }).code).toBe('ECONNREFUSED');
+  });
 });
