@@ -2275,7 +2275,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (this.ooo !== null) this.ooo.clear();
     if (discard && this.rcvQ !== null) this.rcvQ.clear();
     if (this.sb !== null) this.sb.clear();
-    if (!this.finRcvd && !discard && this.rcvQ !== null && this.rcvQ.bytes === 0) this.pendingEv |= EV_END;
     this.pendingEv |= EV_CLOSE;
   }
 
