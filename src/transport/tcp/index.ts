@@ -3,3 +3,4 @@ export { TcpEndpoint, type TcpEndpointEvents, RTO_MIN, RTO_MAX, RTO_INIT, ATO_MI
 export { Cubic, Reno, CUBIC_BETA, CUBIC_C, createCongestionControl, type CongestionControl, type CongestionControlName, type CcHost } from './congestion.js';
 export type { TcpState, TcpStats, TcpInfo, TcpEndpointOptions, CaState } from './types.js';
 export { SendBuffer, RecvQueue, OooQueue, Scoreboard } from './buffers.js';
+export { TcpForwarder, TcpForwardRequest, type TcpForwarderOptions, type TcpForwarderStats, type TcpForwardHandler } from './forwarder.js';

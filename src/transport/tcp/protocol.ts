@@ -116,6 +116,11 @@ export class TcpProtocol implements TransportProtocol {
   sack = true;
   windowScaling = true;
   slowStartAfterIdle = true;
+  /**
+   * Takes SYNs that match no connection and no listener (gVisor's tcp.Forwarder; see
+   * forwarder.ts): when `offer` returns true the SYN is its business, else a RST answers.
+   */
+  forwarder: { offer(seg: Segment): boolean } | null = null;
 
   readonly stack: Stack;
   private readonly table = new Map<number, TableEntry>();
@@ -503,8 +508,28 @@ export class TcpProtocol implements TransportProtocol {
       this.listenInput(l, seg, -1);
       return TransportResult.Handled;
     }
+    if (this.forwarder !== null && this.forwarder.offer(seg)) return TransportResult.Handled;
     this.sendRstForClosed(seg);
     return TransportResult.Handled;
+  }
+
+  /**
+   * @internal A forwarder's accepted SYN: a child of `parent` (a listener that is not in the
+   * listener table) in SYN_RECEIVED, SYN-ACK sent. Null when no route leads back.
+   */
+  acceptForwarded(parent: TcpEndpoint, seg: Segment): TcpEndpoint | null {
+    const child = this.newChild(parent, seg);
+    if (child === null) return null;
+    (parent.synQueue ??= new Set()).add(child);
+    this.stats.passiveOpens++;
+    child.startPassive(seg, this.isn(child.laddr!, child.raddr!, child.lport, child.rport));
+    child.flushEvents();
+    return child;
+  }
+
+  /** @internal A forwarder's refused SYN: RST as for a closed port. */
+  rejectForwarded(seg: Segment): void {
+    this.sendRstForClosed(seg);
   }
 
   /** A segment for a listener (RFC 9293 3.10.7.2), SYN queue and cookies. */
@@ -824,7 +849,7 @@ export class TcpProtocol implements TransportProtocol {
         this.stats.timeWaitReused++;
         const l = this.findListener(seg.dstPort, seg.net.data, seg.net.dstOffset, seg.net.family);
         if (l !== null) this.listenInput(l, seg, isn);
-        else this.sendRstForClosed(seg);
+        else if (this.forwarder === null || !this.forwarder.offer(seg)) this.sendRstForClosed(seg);
         return;
       }
       this.twAck(tw);
