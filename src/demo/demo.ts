@@ -1,36 +1,46 @@
 import '../defaults.js';
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import http from 'node:http';
 import { dirname } from 'node:path';
-import { formatIPv4, formatMAC, parseIPv4, parseMAC } from '../headers/address.js';
-import { EthernetEndpoint } from '../link/ethernet.js';
-import { SnifferEndpoint } from '../link/sniffer.js';
-import { Wire } from '../link/wire.js';
+import { formatIP, formatMAC, parseIP } from '../headers/address.js';
+import { DNS_TYPE_A, DNS_TYPE_AAAA, decodeFirstAddress, decodeQuestion, encodeAnswer, encodeQuery } from '../headers/dns.js';
 import type { ArpProtocol } from '../network/arp.js';
-import type { IPv4Protocol, PingResult } from '../network/ipv4.js';
+import type { IPv4Protocol } from '../network/ipv4.js';
+import type { IPv6Protocol } from '../network/ipv6.js';
 import { LinkType, PcapWriter } from '../pcap/writer.js';
-import { ManualClock } from '../stack/clock.js';
+import { Network, type SimHost } from '../sim/network.js';
 import { PacketBuffer } from '../stack/packet.js';
+import { Random } from '../stack/random.js';
 import { Stack } from '../stack/stack.js';
+import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import type { UdpProtocol } from '../transport/udp.js';
 import { IFF_NO_PI, IFF_TAP } from '../tundev/constants.js';
 import type { TunDevice } from '../tundev/device.js';
-import { DNS_TYPE_A, decodeFirstAddress, decodeQuestion, encodeAnswer, encodeQuery } from '../headers/dns.js';
 
 /**
- * The demo scenario: two virtual hosts on a Wire. "alpha" is a plain stack NIC; "beta" is reached
- * through a TAP device of the virtual /dev/net/tun that this code drives the way a VM monitor
- * would (frames read from the device go onto the wire, frames from the wire are written into it).
- * ARP, ping both ways, a DNS query over UDP, all sniffed to one pcap. Deterministic: a ManualClock
- * and fixed seeds, so two runs write byte-identical captures.
+ * The tour: a small network with a router, on virtual time.
+ *
+ *   alpha (10.0.1.1, fd00:0:0:1::1) --- r (router) ---[lossy link]--- beta (10.0.2.2, fd00:0:0:2::2)
+ *
+ * alpha and the router are stacks built by the Network helper; beta is a stack whose NIC is a
+ * TAP device of the virtual /dev/net/tun, driven the way a VM monitor drives one (frames read from
+ * the device go onto the cable, frames from the cable are written into it). The link between the
+ * router and beta loses packets (2% each way by default). The tour runs ping over IPv4 and IPv6
+ * both ways, DNS-like lookups over UDP with retries, and Node's own http client and server over
+ * tunstack TCP; it prints a per-host counter table and writes what the router sees on both of its
+ * interfaces to pcaps/demo.pcap. Deterministic: the same seed writes a byte-identical capture.
  */
 
 export interface DemoOptions {
-  /** pcap of the wire (Ethernet); null for none. */
+  /** pcap of the router's two interfaces (Ethernet); null for none. */
   out?: string | null;
-  /** Seed of the first host (the second uses seed + 1). */
+  /** Seed of the whole network. */
   seed?: number;
-  /** One-way latency of the wire in ms. */
+  /** One-way latency of each link in ms (default 1). */
   latencyMs?: number;
+  /** Loss probability on the router-beta link, each way (default 0.02). */
+  loss?: number;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -40,64 +50,67 @@ export interface DemoHostSummary {
   nic: string;
   mac: string;
   address: string;
+  address6: string;
   rxPackets: number;
   txPackets: number;
   arpRequestsSent: number;
   arpRepliesSent: number;
+  ndpSolicitsSent: number;
+  ndpAdvertsSent: number;
   icmpEchoRequests: number;
   icmpEchoReplies: number;
+  forwarded: number;
   udpIn: number;
   udpOut: number;
+  tcpSegsIn: number;
+  tcpSegsOut: number;
+  tcpRetransmits: number;
 }
 
 export interface DemoResult {
-  pings: { from: string; to: string; rttMs: number; ttl: number }[];
-  udp: { request: string; reply: string; rttMs: number };
+  pings: { from: string; to: string; family: 4 | 6; rttMs: number; ttl: number; tries: number }[];
+  dns: { name: string; type: 'A' | 'AAAA'; answer: string; tries: number; rttMs: number }[];
+  http: { path: string; status: number; bytes: number; intact: boolean; ms: number }[];
   hosts: DemoHostSummary[];
   tun: { name: string; framesRead: number; framesWritten: number };
-  wire: { aToB: number; bToA: number };
+  /** The router-beta link: frames offered and lost towards beta and towards the router. */
+  lossyLink: { loss: number; toBeta: { offered: number; lost: number }; toRouter: { offered: number; lost: number } };
   pcap: string | null;
   packetsCaptured: number;
   virtualTimeMs: number;
 }
 
-/** Let promise callbacks and microtasks run, then advance virtual time by `stepMs`, until `done`. */
-async function runUntil<T>(clock: ManualClock, p: Promise<T>, stepMs = 1, limitMs = 10_000): Promise<T> {
-  let settled = false;
-  const tracked = p.finally(() => {
-    settled = true;
-  });
-  const until = clock.now() + limitMs;
-  while (!settled && clock.now() < until) {
-    await new Promise<void>((r) => setImmediate(r));
-    if (!settled) clock.advance(stepMs);
-  }
-  return tracked;
-}
+const round = (x: number): number => Math.round(x * 1000) / 1000;
 
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const log = options.log ?? ((): void => {});
   const seed = options.seed ?? 1;
-  const clock = new ManualClock();
-  const wire = new Wire({ clock, latencyMs: options.latencyMs ?? 1 });
+  const latencyMs = options.latencyMs ?? 1;
+  const loss = options.loss ?? 0.02;
+  const net = new Network({ seed });
+  const clock = net.clock;
+
+  const alpha = net.host('alpha');
+  const r = net.router('r');
+  net.link(alpha, r, { latencyMs });
+  const port = net.port(r, { latencyMs, loss, name: 'r-beta' });
+
   let writer: PcapWriter | null = null;
   if (options.out) {
     mkdirSync(dirname(options.out), { recursive: true });
     writer = PcapWriter.toFile(options.out, { linkType: LinkType.ETHERNET });
+    net.capture(r, writer);
   }
 
-  // alpha: an ordinary NIC on one end of the wire, sniffed.
-  const alpha = new Stack({ clock, seed });
-  const lower = writer ? new SnifferEndpoint(wire.a, { clock, writer }) : wire.a;
-  const alphaNic = alpha.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(lower, { linkAddress: parseMAC('02:00:00:00:00:01') }) });
-  alphaNic.addAddress('10.0.0.1/24');
-
-  // beta: its NIC is a TAP device; this code shuttles frames between the device and the wire.
-  const beta = new Stack({ clock, seed: seed + 1 });
+  // beta: its NIC is a TAP device; this code shuttles frames between the device and the cable.
+  const beta = new Stack({ clock, seed: new Random(seed).u32() ^ 0x5eed });
   const tap: TunDevice = beta.openTun();
   tap.setIff({ name: 'tap0', flags: IFF_TAP | IFF_NO_PI });
-  tap.addAddress('10.0.0.2/24');
+  tap.addAddress(port.cidr);
+  tap.nic.addAddress(port.cidr6, { nodad: true });
   tap.up();
+  beta.addRoute({ destination: '0.0.0.0/0', gateway: port.gateway, nic: 'tap0' });
+  beta.addRoute({ destination: '::/0', gateway: port.gateway6, nic: 'tap0' });
   let framesRead = 0;
   let framesWritten = 0;
   const frame = new Uint8Array(65536);
@@ -110,86 +123,195 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         return; // EAGAIN: the device's queue is empty
       }
       framesRead++;
-      wire.b.writePackets([PacketBuffer.fromPayload(frame.subarray(0, n))]);
+      port.end.writePackets([PacketBuffer.fromPayload(frame.subarray(0, n))]);
     }
   };
   tap.on('readable', pump);
-  wire.b.attach({
+  port.end.attach({
     deliverNetworkPacket: (_protocol, pkt) => {
       framesWritten++;
-      tap.write(pkt.data.subarray(pkt.linkHeaderStart >= 0 ? pkt.linkHeaderStart : pkt.start, pkt.end));
+      try {
+        tap.write(pkt.data.subarray(pkt.linkHeaderStart >= 0 ? pkt.linkHeaderStart : pkt.start, pkt.end));
+      } catch {
+        // a frame the device refuses (too big): dropped, as a kernel tap would
+      }
     },
   });
   pump();
 
-  log(`alpha  eth0 ${formatMAC(alphaNic.linkAddress)} 10.0.0.1/24  (stack NIC on the wire)`);
-  log(`beta   ${tap.name} ${formatMAC(tap.mac)} 10.0.0.2/24  (virtual TAP device driven by the demo)`);
+  log(`alpha  eth0 ${alpha.interfaces[0]!.mac}  ${alpha.interfaces[0]!.cidr}  ${alpha.interfaces[0]!.cidr6}`);
+  log(`r      eth0 ${r.interfaces[0]!.mac}  ${r.interfaces[0]!.cidr}  ${r.interfaces[0]!.cidr6}  (router)`);
+  log(`r      eth1 ${r.interfaces[1]!.mac}  ${r.interfaces[1]!.cidr}  ${r.interfaces[1]!.cidr6}`);
+  log(`beta   ${tap.name} ${formatMAC(tap.mac)}  ${port.cidr}  ${port.cidr6}  (virtual TAP device, behind a link losing ${loss * 100}% each way)`);
 
+  // ---- ping over IPv4 and IPv6, both ways (retried when the lossy link eats one) ----
   const pings: DemoResult['pings'] = [];
-  const record = (from: string, to: string, r: PingResult): void => {
-    pings.push({ from, to, rttMs: r.rttMs, ttl: r.ttl });
-    log(`ping ${from} -> ${to}: reply from ${r.from} ttl=${r.ttl} time=${r.rttMs} ms`);
+  const ping = async (fromName: string, from: Stack, toName: string, to: string, family: 4 | 6): Promise<void> => {
+    for (let tries = 1; ; tries++) {
+      try {
+        const res = await net.runUntil(from.ping(to, { timeoutMs: 1000 }));
+        pings.push({ from: fromName, to: toName, family, rttMs: round(res.rttMs), ttl: res.ttl, tries });
+        log(`ping${family === 6 ? '6' : ' '} ${fromName} -> ${toName} ${to}: ttl=${res.ttl} time=${round(res.rttMs)} ms${tries > 1 ? ` (${tries} tries)` : ''}`);
+        return;
+      } catch (e) {
+        if (tries >= 10) throw e;
+      }
+    }
   };
-  for (let i = 0; i < 3; i++) record('alpha', '10.0.0.2', await runUntil(clock, alpha.ping('10.0.0.2', { timeoutMs: 2000 })));
-  for (let i = 0; i < 3; i++) record('beta', '10.0.0.1', await runUntil(clock, beta.ping('10.0.0.1', { timeoutMs: 2000 })));
+  for (let i = 0; i < 3; i++) await ping('alpha', alpha.stack, 'beta', port.address, 4);
+  await ping('beta', beta, 'alpha', alpha.address, 4);
+  for (let i = 0; i < 2; i++) await ping('alpha', alpha.stack, 'beta', port.address6, 6);
+  await ping('beta', beta, 'alpha', alpha.address6, 6);
 
-  // A DNS query and answer over UDP, with Node's dgram API on both stacks.
+  // ---- DNS-like lookups over UDP: beta answers, alpha asks and retries after 500 ms ----
+  const zone: Record<string, string> = { 'beta.demo.': port.address, 'alpha.demo.': alpha.address };
+  const zone6: Record<string, string> = { 'beta.demo.': port.address6, 'alpha.demo.': alpha.address6 };
   const server = beta.dgram.createSocket('udp4');
   server.on('message', (msg, rinfo) => {
     const q = decodeQuestion(msg);
-    const addr = q.name === 'beta.demo.' && q.type === DNS_TYPE_A ? parseIPv4('10.0.0.2') : null;
-    server.send(encodeAnswer(msg, addr), rinfo.port, rinfo.address);
+    const a = q.type === DNS_TYPE_A ? zone[q.name] : q.type === DNS_TYPE_AAAA ? zone6[q.name] : undefined;
+    server.send(encodeAnswer(msg, a === undefined ? null : parseIP(a)), rinfo.port, rinfo.address);
   });
   server.bind(53);
   const client = alpha.dgram.createSocket('udp4');
-  const sentAt = clock.now();
-  const reply = runUntil(
-    clock,
-    new Promise<Uint8Array>((resolve) => {
-      client.once('message', (m) => resolve(m));
-      client.send(encodeQuery({ id: 0x1234, name: 'beta.demo.', type: DNS_TYPE_A }), 53, '10.0.0.2');
-    }),
-  );
-  const answer = decodeFirstAddress(await reply);
-  const udp = { request: 'beta.demo. A', reply: answer ? formatIPv4(answer) : 'NXDOMAIN', rttMs: clock.now() - sentAt };
-  log(`dns  alpha -> beta:53 ${udp.request} -> ${udp.reply} (${udp.rttMs} ms)`);
+  const dns: DemoResult['dns'] = [];
+  let nextId = 0x1234;
+  const lookup = (name: string, type: 'A' | 'AAAA'): Promise<void> => {
+    const id = nextId++;
+    const sentAt = clock.now();
+    return new Promise((resolve, reject) => {
+      let tries = 0;
+      const timer = alpha.stack.clock.timer(() => send());
+      const onMessage = (msg: Uint8Array): void => {
+        if (decodeQuestion(msg).id !== id) return;
+        timer.cancel();
+        client.off('message', onMessage);
+        const addr = decodeFirstAddress(msg);
+        const answer = addr ? formatIP(addr) : 'NXDOMAIN';
+        dns.push({ name, type, answer, tries, rttMs: round(clock.now() - sentAt) });
+        log(`dns   alpha -> beta:53 ${name} ${type} -> ${answer}${tries > 1 ? ` (${tries} tries)` : ''}`);
+        resolve();
+      };
+      const send = (): void => {
+        if (++tries > 10) {
+          client.off('message', onMessage);
+          reject(new Error(`no answer for ${name}`));
+          return;
+        }
+        client.send(encodeQuery({ id, name, type: type === 'A' ? DNS_TYPE_A : DNS_TYPE_AAAA }), 53, port.address);
+        timer.schedule(500);
+      };
+      client.on('message', onMessage);
+      send();
+    });
+  };
+  for (const [name, type] of [
+    ['beta.demo.', 'A'],
+    ['beta.demo.', 'AAAA'],
+    ['gamma.demo.', 'A'],
+  ] as const) {
+    await net.runUntil(lookup(name, type));
+  }
   client.close();
   server.close();
-  await runUntil(clock, new Promise<void>((r) => setImmediate(r)));
 
-  const summary = (host: string, stack: Stack, nicName: string, address: string): DemoHostSummary => {
-    const nic = stack.getNIC(nicName);
+  // ---- HTTP over TCP: Node's http server on beta, Node's http client on alpha ----
+  const data = new Random(seed).fill(new Uint8Array(200_000));
+  const dataHash = createHash('sha256').update(data).digest('hex');
+  const site = http.createServer((req, res) => {
+    if (req.url === '/data') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.length });
+      res.end(data);
+    } else {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`hello from beta, ${req.socket.remoteAddress}\n`);
+    }
+  });
+  const listener = beta.net.createServer((socket) => site.emit('connection', socket)).listen(80);
+  const agent = alpha.net.httpAgent({ keepAlive: true });
+  const httpResults: DemoResult['http'] = [];
+  const get = (path: string): Promise<void> => {
+    const t0 = clock.now();
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: port.address, port: 80, path, agent }, (res) => {
+        const hash = createHash('sha256');
+        let bytes = 0;
+        res.on('data', (c: Buffer) => {
+          hash.update(c);
+          bytes += c.length;
+        });
+        res.on('end', () => {
+          const intact = path === '/data' ? hash.digest('hex') === dataHash : bytes > 0;
+          httpResults.push({ path, status: res.statusCode ?? 0, bytes, intact, ms: round(clock.now() - t0) });
+          log(`http  alpha GET http://${port.address}${path} -> ${res.statusCode}, ${bytes} bytes${path === '/data' ? (intact ? ', sha256 ok' : ', sha256 WRONG') : ''} (${round(clock.now() - t0)} ms)`);
+          resolve();
+        });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  };
+  await net.runUntil(get('/'));
+  await net.runUntil(get('/data'));
+  agent.destroy();
+  listener.close();
+  await net.runUntilIdle(5_000);
+
+  const summary = (host: string, stack: Stack, nicNames: string[], address: string, address6: string): DemoHostSummary => {
+    const nic = stack.getNIC(nicNames[0]!);
     const ip = stack.requireNetwork<IPv4Protocol>(0x0800);
+    const ip6 = stack.requireNetwork<IPv6Protocol>(0x86dd).stats;
     const arp = stack.requireNetwork<ArpProtocol>(0x0806);
     const u = stack.requireTransport<UdpProtocol>(17);
+    const t = stack.requireTransport<TcpProtocol>(6);
+    let rx = 0;
+    let tx = 0;
+    for (const n of stack.nics) {
+      rx += n.stats.rxPackets;
+      tx += n.stats.txPackets;
+    }
     return {
       host,
-      nic: nicName,
+      nic: nicNames.join(','),
       mac: formatMAC(nic.linkAddress),
       address,
-      rxPackets: nic.stats.rxPackets,
-      txPackets: nic.stats.txPackets,
+      address6,
+      rxPackets: rx,
+      txPackets: tx,
       arpRequestsSent: arp.stats.requestsSent + arp.stats.gratuitousSent,
       arpRepliesSent: arp.stats.repliesSent,
-      icmpEchoRequests: ip.stats.icmp.echoRequestsReceived,
-      icmpEchoReplies: ip.stats.icmp.echoRepliesSent,
+      ndpSolicitsSent: ip6.ndp.nsSent,
+      ndpAdvertsSent: ip6.ndp.naSent,
+      icmpEchoRequests: ip.stats.icmp.echoRequestsReceived + ip6.icmp.echoRequestsReceived,
+      icmpEchoReplies: ip.stats.icmp.echoRepliesSent + ip6.icmp.echoRepliesSent,
+      forwarded: ip.stats.forwarded + ip6.forwarded,
       udpIn: u.stats.inDatagrams,
       udpOut: u.stats.outDatagrams,
+      tcpSegsIn: t.stats.inSegs,
+      tcpSegsOut: t.stats.outSegs,
+      tcpRetransmits: t.stats.retransSegs,
     };
   };
+  const hostSummary = (h: SimHost): DemoHostSummary => summary(h.name, h.stack, h.interfaces.map((i) => i.name), h.address, h.address6);
+  const lossy = port.link.stats;
   const result: DemoResult = {
     pings,
-    udp,
-    hosts: [summary('alpha', alpha, 'eth0', '10.0.0.1'), summary('beta', beta, 'tap0', '10.0.0.2')],
+    dns,
+    http: httpResults,
+    hosts: [hostSummary(alpha), hostSummary(r), summary('beta', beta, ['tap0'], port.address, port.address6)],
     tun: { name: tap.name, framesRead, framesWritten },
-    wire: { aToB: wire.stats.aToB.delivered, bToA: wire.stats.bToA.delivered },
+    lossyLink: {
+      loss,
+      toBeta: { offered: lossy.aToB.offered, lost: lossy.aToB.lost },
+      toRouter: { offered: lossy.bToA.offered, lost: lossy.bToA.lost },
+    },
     pcap: options.out ?? null,
     packetsCaptured: writer?.packets ?? 0,
-    virtualTimeMs: clock.now(),
+    virtualTimeMs: round(clock.now()),
   };
   tap.close();
-  alpha.close();
   beta.close();
+  net.close();
   writer?.close();
   return result;
 }
@@ -204,13 +326,19 @@ export function formatSummary(r: DemoResult): string {
     ['tx pkts', (h) => h.txPackets],
     ['arp req', (h) => h.arpRequestsSent],
     ['arp rep', (h) => h.arpRepliesSent],
+    ['nd sol', (h) => h.ndpSolicitsSent],
+    ['nd adv', (h) => h.ndpAdvertsSent],
     ['echo in', (h) => h.icmpEchoRequests],
     ['echo out', (h) => h.icmpEchoReplies],
+    ['fwd', (h) => h.forwarded],
     ['udp in', (h) => h.udpIn],
     ['udp out', (h) => h.udpOut],
+    ['tcp in', (h) => h.tcpSegsIn],
+    ['tcp out', (h) => h.tcpSegsOut],
+    ['tcp rtx', (h) => h.tcpRetransmits],
   ];
   const rows = [cols.map(([n]) => n), ...r.hosts.map((h) => cols.map(([, f]) => String(f(h))))];
   const widths = cols.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const line = (row: string[]): string => row.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  const line = (row: string[]): string => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(rows[0]!), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)].join('\n');
 }

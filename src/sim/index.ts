@@ -3,6 +3,7 @@ export {
   SimHost,
   SimInterface,
   SimLink,
+  type ExternalPort,
   type HostCounters,
   type HostOptions,
   type LinkOptions,

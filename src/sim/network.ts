@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { TunstackError } from '../errors.js';
 import { formatIP, formatMAC, maskAddress, parseCIDR, prefixMatch } from '../headers/address.js';
+import type { LinkEndpoint } from '../link/endpoint.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
 import { FaultEndpoint, type FaultConfig, type FaultStats, type GilbertElliottConfig } from '../link/fault.js';
 import { Trampoline } from '../link/queue.js';
@@ -142,8 +143,8 @@ export class SimInterface {
     return this.faultEndpoint;
   }
 
-  /** The interface at the other end of the link. */
-  get peer(): SimInterface {
+  /** The interface at the other end of the link (null for a port to the outside, see Network.port). */
+  get peer(): SimInterface | null {
     return this.link.a === this ? this.link.b : this.link.a;
   }
 }
@@ -183,7 +184,7 @@ export class SimHost {
 
   /** The interface on a link, or towards a neighbour host. */
   interfaceTo(other: SimHost | SimLink): SimInterface {
-    const i = this.interfaces.find((x) => (other instanceof SimLink ? x.link === other : x.peer.host === other));
+    const i = this.interfaces.find((x) => (other instanceof SimLink ? x.link === other : x.peer?.host === other));
     if (i === undefined) throw new TunstackError('ENOENT', `${this.name} has no interface ${other instanceof SimLink ? `on ${other.name}` : `to ${other.name}`}`);
     return i;
   }
@@ -202,10 +203,13 @@ export class SimHost {
   }
 }
 
-/** A cable between two hosts. */
+/** A cable between two hosts (or from a host to the outside: `b` is null, see Network.port). */
 export class SimLink {
   /** @internal */ a!: SimInterface;
-  /** @internal */ b!: SimInterface;
+  /** @internal */ b: SimInterface | null = null;
+  /** @internal The impairment of each direction (a's outbound, b's outbound). */
+  faultA!: FaultEndpoint;
+  /** @internal */ faultB!: FaultEndpoint;
   readonly wire: Wire;
 
   constructor(
@@ -222,13 +226,13 @@ export class SimLink {
 
   /** Impairment counters per direction (offered, lost, burstLost, duplicated, delivered, ...). */
   get stats(): { aToB: FaultStats; bToA: FaultStats } {
-    return { aToB: this.a.faultEndpoint.outbound.stats, bToA: this.b.faultEndpoint.outbound.stats };
+    return { aToB: this.faultA.outbound.stats, bToA: this.faultB.outbound.stats };
   }
 
   /** Change the link's properties (both directions, or one). Packets in flight keep their timing. */
   configure(props: LinkProperties, direction: 'both' | 'aToB' | 'bToA' = 'both'): void {
-    if (direction !== 'bToA') this.a.faultEndpoint.outbound.configure(faultConfig(props));
-    if (direction !== 'aToB') this.b.faultEndpoint.outbound.configure(faultConfig(props));
+    if (direction !== 'bToA') this.faultA.outbound.configure(faultConfig(props));
+    if (direction !== 'aToB') this.faultB.outbound.configure(faultConfig(props));
   }
 }
 
@@ -265,6 +269,24 @@ function pickProperties(o: LinkOptions): LinkProperties {
   const out: Record<string, unknown> = {};
   for (const k of PROPERTY_KEYS) if (o[k] !== undefined) out[k] = o[k];
   return out as LinkProperties;
+}
+
+/** A cable from a host to the outside (Network.port). */
+export interface ExternalPort {
+  link: SimLink;
+  /** The host's interface on the cable. */
+  iface: SimInterface;
+  /** The far end: Ethernet frames in and out. */
+  end: LinkEndpoint;
+  /** Address for the device on the far end ("10.0.3.2/24", and without the prefix). */
+  cidr: string;
+  address: string;
+  /** IPv6 address for it ('' without IPv6). */
+  cidr6: string;
+  address6: string;
+  /** The host's addresses on the cable: the far side's gateways. */
+  gateway: string;
+  gateway6: string;
 }
 
 /** Counters of one host for summaries. */
@@ -335,6 +357,33 @@ export class Network {
   /** Join two hosts with a cable. */
   link(a: SimHost, b: SimHost, options: LinkOptions = {}): SimLink {
     if (a === b) throw new TunstackError('EINVAL', 'a link joins two different hosts');
+    return this.makeLink(a, b, options).link;
+  }
+
+  /**
+   * A cable from `host` to something outside the network: a virtual TAP device driven like a VM
+   * monitor drives one, a bridge to a real interface, a test harness. `end` is the far end of the
+   * cable, an Ethernet LinkEndpoint: attach a dispatcher to receive what the host sends, write
+   * frames to send them to the host (with the `bToA` impairments). The addresses the far side
+   * should use (`cidr`, `cidr6`) and its gateways (the host's addresses on the link) come with it;
+   * the rest of the network gets routes to the link's subnet through `host` when it is a router.
+   */
+  port(host: SimHost, options: LinkOptions = {}): ExternalPort {
+    const { link, cidrB, cidr6B } = this.makeLink(host, null, options);
+    return {
+      link,
+      iface: link.a,
+      end: link.faultB,
+      cidr: cidrB,
+      address: cidrB.slice(0, cidrB.indexOf('/')),
+      cidr6: cidr6B,
+      address6: cidr6B === '' ? '' : cidr6B.slice(0, cidr6B.indexOf('/')),
+      gateway: link.a.address,
+      gateway6: link.a.address6,
+    };
+  }
+
+  private makeLink(a: SimHost, b: SimHost | null, options: LinkOptions): { link: SimLink; cidrB: string; cidr6B: string } {
     const index = this.links.length + 1;
     const mtu = options.mtu ?? 1500;
     let cidrA: string;
@@ -361,33 +410,33 @@ export class Network {
       cidrB = `${this.base[0]}.${this.base[1]}.${n}.2/24`;
     }
     let subnet6 = '';
-    const want6 = options.ipv6 !== false && this.ipv6 && a.stack.networkProtocol(0x86dd) !== undefined && b.stack.networkProtocol(0x86dd) !== undefined;
+    const v6 = (h: SimHost | null): boolean => h === null || h.stack.networkProtocol(0x86dd) !== undefined;
+    const want6 = options.ipv6 !== false && this.ipv6 && v6(a) && v6(b);
     if (want6) subnet6 = typeof options.ipv6 === 'string' ? options.ipv6 : `fd00:0:0:${index.toString(16)}::/64`;
 
-    const link = new SimLink(options.name ?? `${a.name}-${b.name}`, index, mtu, subnet, subnet6, this.clock, this.trampoline);
+    const link = new SimLink(options.name ?? `${a.name}-${b?.name ?? 'port'}`, index, mtu, subnet, subnet6, this.clock, this.trampoline);
     const common = pickProperties(options);
     const seedA = this.random.u32();
     const seedB = this.random.u32();
-    link.a = this.attach(a, link, link.wire.a, { ...common, ...(options.aToB ?? {}) }, seedA, cidrA, subnet6, 1);
-    link.b = this.attach(b, link, link.wire.b, { ...common, ...(options.bToA ?? {}) }, seedB, cidrB, subnet6, 2);
+    link.faultA = new FaultEndpoint(link.wire.a, { clock: this.clock, seed: seedA, ...faultConfig({ ...common, ...(options.aToB ?? {}) }) });
+    link.faultB = new FaultEndpoint(link.wire.b, { clock: this.clock, seed: seedB, ...faultConfig({ ...common, ...(options.bToA ?? {}) }) });
+    link.a = this.attach(a, link, link.faultA, cidrA, subnet6, 1);
+    if (b !== null) link.b = this.attach(b, link, link.faultB, cidrB, subnet6, 2);
     this.links.push(link);
     this.routesDirty = true;
     // Routes now, so that code may send before time first moves.
     this.prepare();
-    return link;
+    let cidr6B = '';
+    if (subnet6 !== '') {
+      const p = parseCIDR(subnet6);
+      const addr = maskAddress(p.address, p.prefixLength);
+      addr[15] = 2;
+      cidr6B = `${formatIP(addr)}/${p.prefixLength}`;
+    }
+    return { link, cidrB, cidr6B };
   }
 
-  private attach(
-    host: SimHost,
-    link: SimLink,
-    end: Wire['a'],
-    props: LinkProperties,
-    seed: number,
-    cidr: string,
-    subnet6: string,
-    hostPart: number,
-  ): SimInterface {
-    const fault = new FaultEndpoint(end, { clock: this.clock, seed, ...faultConfig(props) });
+  private attach(host: SimHost, link: SimLink, fault: FaultEndpoint, cidr: string, subnet6: string, hostPart: number): SimInterface {
     const tap = new TapPoint(fault, this.clock);
     tap.onPacket = this.bump;
     const ifIndex = host.interfaces.length;
@@ -438,7 +487,8 @@ export class Network {
       const n = queue.shift()!;
       if (n !== h && !n.isRouter) continue;
       for (const i of n.interfaces) {
-        const m = i.peer.host;
+        const m = i.peer?.host;
+        if (m === undefined) continue;
         if (dist.has(m)) continue;
         dist.set(m, dist.get(n)! + 1);
         first.set(m, n === h ? i : first.get(n)!);
@@ -448,14 +498,15 @@ export class Network {
     for (const link of this.links) {
       if (h.interfaces.some((i) => i.link === link)) continue;
       let best: SimHost | null = null;
-      for (const end of [link.a.host, link.b.host]) {
-        if (!end.isRouter || !dist.has(end)) continue;
+      for (const end of [link.a.host, link.b?.host]) {
+        if (end === undefined || !end.isRouter || !dist.has(end)) continue;
         if (best === null || dist.get(end)! < dist.get(best)!) best = end;
       }
       if (best === null) continue;
       const via = first.get(best)!;
-      this.addAutoRoute(h, link.subnet, via.peer.address, via.name);
-      if (link.subnet6 !== '' && via.peer.address6 !== '') this.addAutoRoute(h, link.subnet6, via.peer.address6, via.name);
+      const gw = via.peer!;
+      this.addAutoRoute(h, link.subnet, gw.address, via.name);
+      if (link.subnet6 !== '' && gw.address6 !== '') this.addAutoRoute(h, link.subnet6, gw.address6, via.name);
     }
   }
 

@@ -15,52 +15,67 @@ describe('tunstack demo', () => {
     const r2 = await runDemo({ out: join(dir, 'two.pcap'), seed: 7 });
     const a = readFileSync(join(dir, 'one.pcap'));
     const b = readFileSync(join(dir, 'two.pcap'));
-    expect(a.length).toBeGreaterThan(24 + 16 * 18);
+    expect(a.length).toBeGreaterThan(24 + 16 * 300);
     expect(a.equals(b)).toBe(true);
     expect(r1).toEqual({ ...r2, pcap: r1.pcap });
-    // A different seed changes the TAP's random MAC, the IP IDs and the ephemeral port.
+    // A different seed changes the TAP's random MAC, the IP IDs, ports, sequence numbers and losses.
     await runDemo({ out: join(dir, 'three.pcap'), seed: 8 });
     expect(readFileSync(join(dir, 'three.pcap')).equals(a)).toBe(false);
   });
 
-  it('does what it says: ARP, pings both ways, a UDP exchange through the TAP device', async () => {
+  it('does what it says: pings v4/v6 through the router, DNS over UDP, HTTP over TCP, through the TAP device and the lossy link', async () => {
     const r = await runDemo({ out: null, seed: 1 });
-    expect(r.pings).toHaveLength(6);
-    expect(r.pings.every((p) => p.ttl === 64 && p.rttMs >= 2)).toBe(true);
-    expect(r.udp.reply).toBe('10.0.0.2');
-    const [alpha, beta] = r.hosts;
-    expect(alpha!.icmpEchoRequests).toBe(3);
-    expect(beta!.icmpEchoRequests).toBe(3);
-    expect(beta!.arpRepliesSent).toBe(1);
-    expect(r.tun.framesRead).toBe(r.wire.bToA);
-    expect(r.tun.framesWritten).toBe(r.wire.aToB);
+    expect(r.pings.map((p) => `${p.from}>${p.to}/${p.family}`)).toEqual([
+      'alpha>beta/4',
+      'alpha>beta/4',
+      'alpha>beta/4',
+      'beta>alpha/4',
+      'alpha>beta/6',
+      'alpha>beta/6',
+      'beta>alpha/6',
+    ]);
+    expect(r.pings.every((p) => p.ttl === 63 && p.rttMs >= 4)).toBe(true); // one router, 4 x 1 ms
+    expect(r.dns.map((d) => `${d.name} ${d.type} ${d.answer}`)).toEqual(['beta.demo. A 10.0.2.2', 'beta.demo. AAAA fd00:0:0:2::2', 'gamma.demo. A NXDOMAIN']);
+    expect(r.http.map((h) => [h.path, h.status, h.bytes, h.intact])).toEqual([
+      ['/', 200, 26, true],
+      ['/data', 200, 200_000, true],
+    ]);
+    const [alpha, router, beta] = r.hosts;
+    expect(router!.forwarded).toBeGreaterThan(200);
+    expect(beta!.icmpEchoRequests).toBeGreaterThanOrEqual(5);
+    expect(alpha!.icmpEchoRequests).toBeGreaterThanOrEqual(2);
+    expect(beta!.udpIn).toBeGreaterThanOrEqual(3);
+    expect(beta!.tcpSegsOut).toBeGreaterThan(140); // 200 kB in 1448-byte segments
+    // Everything beta sent crossed the TAP device; what reached it is what the link did not lose.
+    expect(r.tun.framesRead).toBe(r.lossyLink.toRouter.offered);
+    expect(r.tun.framesWritten).toBe(r.lossyLink.toBeta.offered - r.lossyLink.toBeta.lost);
+    expect(r.lossyLink.toBeta.lost + r.lossyLink.toRouter.lost).toBeGreaterThan(0);
+    expect(alpha!.tcpRetransmits + beta!.tcpRetransmits).toBeGreaterThan(0);
   });
 
   it.skipIf(!haveTshark())('writes a capture tshark reads without malformed packets or checksum errors', async () => {
     const path = join(dir, 'check.pcap');
     const r = await runDemo({ out: path, seed: 3 });
-    const out = execFileSync('tshark', ['-n', '-r', path, ...CHECKSUM_PREFS, '-T', 'fields', '-e', 'frame.protocols', '-e', '_ws.expert.severity', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status', '-e', 'udp.checksum.status', '-e', 'dns.a', '-e', 'dns.qry.name'], { encoding: 'utf8' });
+    const fields = ['frame.protocols', '_ws.expert.severity', 'ip.checksum.status', 'icmp.checksum.status', 'udp.checksum.status', 'tcp.checksum.status', 'icmpv6.checksum.status', 'dns.a', 'dns.aaaa', 'http.response.code'];
+    const out = execFileSync('tshark', ['-n', '-r', path, ...CHECKSUM_PREFS, '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,', ...fields.flatMap((f) => ['-e', f])], { encoding: 'utf8' });
     const lines = out.trim().split('\n');
     expect(lines).toHaveLength(r.packetsCaptured);
-    let arp = 0;
-    let icmp = 0;
-    let udp = 0;
+    const count: Record<string, number> = { arp: 0, icmp: 0, icmpv6: 0, dns: 0, http: 0, tcp: 0 };
     for (const l of lines) {
-      const [protos, sev, ipc, icmpc, udpc] = l.split('\t');
+      const [protos, sev, ...rest] = l.split('\t');
       expect(protos).not.toContain('malformed');
-      for (const s of (sev ?? '').split(',').filter(Boolean)) expect(Number(s)).toBeLessThan(0x00600000);
-      if (ipc) expect(ipc).toBe('1'); // 1 = good (0 bad, 2 unverified)
-      if (icmpc) expect(icmpc).toBe('1');
-      if (udpc) expect(udpc).toBe('1');
-      if (protos!.includes(':arp')) arp++;
-      if (protos!.includes(':icmp')) icmp++;
-      if (protos!.includes(':udp')) udp++;
+      for (const s of (sev ?? '').split(',').filter(Boolean)) expect(Number(s)).toBeLessThan(0x00800000); // no errors
+      for (const c of rest.slice(0, 5)) for (const v of (c ?? '').split(',').filter(Boolean)) expect(v).toBe('1'); // 1 = good
+      for (const p of Object.keys(count)) if (protos!.split(':').includes(p)) count[p]!++;
     }
-    expect(arp).toBeGreaterThanOrEqual(3);
-    expect(icmp).toBe(12);
-    expect(udp).toBe(2);
-    // tshark decodes our DNS query and the answer's A record.
-    expect(out).toContain('beta.demo');
-    expect(lines.some((l) => l.split('\t')[5] === '10.0.0.2')).toBe(true);
+    expect(count.arp).toBeGreaterThanOrEqual(4);
+    expect(count.icmp).toBeGreaterThanOrEqual(16); // 4 echoes and replies, seen on both router interfaces
+    expect(count.icmpv6).toBeGreaterThanOrEqual(12);
+    expect(count.dns).toBeGreaterThanOrEqual(12);
+    expect(count.tcp).toBeGreaterThan(280);
+    expect(count.http).toBeGreaterThanOrEqual(4);
+    expect(out).toContain('10.0.2.2');
+    expect(lines.some((l) => l.split('\t')[8] === 'fd00:0:0:2::2')).toBe(true);
+    expect(lines.filter((l) => l.split('\t')[9] === '200').length).toBeGreaterThanOrEqual(2);
   });
 });

@@ -75,6 +75,57 @@ describe('Network: building topologies', () => {
   });
 });
 
+describe('Network: ports to the outside', () => {
+  it('a virtual TAP device plugged into a router port is reachable from the rest of the network', async () => {
+    const { Stack } = await import('../../src/index.js');
+    const { IFF_NO_PI, IFF_TAP } = await import('../../src/tundev/constants.js');
+    const { PacketBuffer } = await import('../../src/stack/packet.js');
+    const net = new Network({ seed: 14 });
+    const a = net.host('a');
+    const r = net.router('r');
+    net.link(a, r, { latencyMs: 1 });
+    const port = net.port(r, { latencyMs: 2 });
+    expect([port.cidr, port.cidr6, port.gateway, port.gateway6]).toEqual(['10.0.2.2/24', 'fd00:0:0:2::2/64', '10.0.2.1', 'fd00:0:0:2::1']);
+    expect(port.iface.peer).toBe(null);
+    // a learnt the port's subnets through the router.
+    const dests = a.stack.routes.all.filter((e) => !e.connected).map((e) => `${e.destination.length === 4 ? e.destination.join('.') : 'v6'}/${e.prefixLength}`);
+    expect(dests).toContain('10.0.2.0/24');
+    expect(dests).toContain('v6/64');
+    const vm = new Stack({ clock: net.clock, seed: 5 });
+    const tap = vm.openTun();
+    tap.setIff({ name: 'tap0', flags: IFF_TAP | IFF_NO_PI });
+    tap.addAddress(port.cidr);
+    tap.nic.addAddress(port.cidr6, { nodad: true });
+    tap.up();
+    vm.addRoute({ destination: '0.0.0.0/0', gateway: port.gateway, nic: 'tap0' });
+    vm.addRoute({ destination: '::/0', gateway: port.gateway6, nic: 'tap0' });
+    const buf = new Uint8Array(2048);
+    tap.on('readable', () => {
+      for (;;) {
+        let n: number;
+        try {
+          n = tap.readInto(buf, 0);
+        } catch {
+          return;
+        }
+        port.end.writePackets([PacketBuffer.fromPayload(buf.subarray(0, n))]);
+      }
+    });
+    port.end.attach({ deliverNetworkPacket: (_p, pkt) => void tap.write(pkt.data.subarray(pkt.start, pkt.end)) });
+    const p4 = await net.runUntil(a.ping(port.address));
+    expect(p4.ttl).toBe(63);
+    expect(p4.rttMs).toBeGreaterThan(6); // the first waits for ARP
+    const again = await net.runUntil(a.ping(port.address));
+    expect(again.rttMs).toBe(6);
+    const p6 = await net.runUntil(vm.ping(a.address6));
+    expect(p6.ttl).toBe(63);
+    expect(port.link.stats.bToA.offered).toBeGreaterThanOrEqual(4);
+    tap.close();
+    vm.close();
+    net.close();
+  });
+});
+
 describe('Network: link properties', () => {
   it('delays by exactly the latency each way', async () => {
     const net = new Network({ seed: 4, ipv6: false });

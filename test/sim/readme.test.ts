@@ -11,7 +11,7 @@ it("README's Simulation example works as written", async () => {
   net.link(client, r, { latencyMs: 10 }); // 10.0.1.0/24 (+ fd00:0:0:1::/64)
   net.link(r, server, { latencyMs: 10, loss: 0.02, rateBps: 10e6 });
 
-  const site = http.createServer((req, res) => res.end('hello'));
+  const site = http.createServer((_req, res) => res.end('hello'));
   server.net.createServer((s) => site.emit('connection', s)).listen(80);
   const body = await net.runUntil(
     new Promise<string>((resolve) =>
