@@ -7,7 +7,7 @@ import { PcapReader } from '../../src/pcap/reader.js';
 import { fixChecksums } from '../../src/replay/checksums.js';
 import { decodeFrame } from '../../src/replay/decode.js';
 import { LinkInfo, LinkTypes, decapsulate, encapsulate, outputLinkType } from '../../src/replay/linktype.js';
-import { replay } from '../../src/replay/replay.js';
+import { replay, replayDevice } from '../../src/replay/replay.js';
 import { capture, haveCaptures } from '../helpers/captures.js';
 import { haveTshark } from '../helpers/tshark.js';
 import { convertCapture, tsharkFields, tsharkFollow, tsharkProblems } from './helpers.js';
@@ -53,6 +53,25 @@ describe.skipIf(!haveCaptures())('test_ethernet.pcap converted to every supporte
       }
     });
   }
+});
+
+describe.skipIf(!haveCaptures())('raw IP captures through a virtual TUN device', () => {
+  it('replayDevice makes a TUN for a raw capture; the replay through it matches', async () => {
+    const path = join(dir, 'raw-for-tun.pcap');
+    writeFileSync(path, convertCapture(capture('test_ethernet.pcap'), LinkTypes.RAW));
+    const dev = replayDevice(path);
+    expect(dev.isTap).toBe(false);
+    const out = join(dir, 'tun-out.pcap');
+    const r = await replay(path, { as: '10.1.1.1', device: dev, serveCaptured: true, out });
+    dev.close();
+    expect(r.ok).toBe(true);
+    expect(r.tcp[0]).toMatchObject({ match: true, liveBytes: 378 });
+    const reader = PcapReader.open(out);
+    const recs = reader.readAll();
+    expect(reader.linkType).toBe(LinkTypes.RAW);
+    expect(recs.every((f) => f.data[0]! >>> 4 === 4 || f.data[0]! >>> 4 === 6)).toBe(true);
+    if (haveTshark()) expect(tsharkProblems(out)).toEqual([]);
+  });
 });
 
 describe('decapsulate / encapsulate', () => {
