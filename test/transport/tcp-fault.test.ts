@@ -79,13 +79,18 @@ interface Result {
   server: TcpEndpoint;
 }
 
-function run(bytes: number, seed: number, fault: FaultConfig, delayMs = 2, tap = false): Result {
+function run(bytes: number, seed: number, fault: FaultConfig, delayMs = 2, tap = false, isn?: number): Result {
   const p = pair({
     seed,
     faultAtoB: { delayMs, ...fault },
     faultBtoA: { delayMs, ...fault },
     tap,
   });
+  if (isn !== undefined) {
+    // Both ends start just below 2^32 so that sequence numbers wrap early in the transfer.
+    p.tcpA.isn = () => isn;
+    p.tcpB.isn = () => (isn + 12345) >>> 0;
+  }
   const { client, server } = connectPair(p);
   const srcA = new Source(seed * 2 + 1, bytes);
   const srcB = new Source(seed * 2 + 2, bytes);
@@ -171,6 +176,14 @@ describe('bulk transfer over a faulty link, both directions at once', () => {
       expect(r.receivedA).toBe(8 * MiB);
       expect(r.receivedB).toBe(8 * MiB);
     });
+  });
+
+  it('wraps sequence numbers past 2^32 on both sides through loss and reordering', () => {
+    const r = run(4 * MiB, 41, { loss: 0.03, reorder: 0.03, reorderDelayMs: 4, duplicate: 0.01 }, 2, false, 0xffff0000);
+    expect(r.ab[1]).toBe(r.ab[0]);
+    expect(r.ba[1]).toBe(r.ba[0]);
+    expect(r.receivedA).toBe(4 * MiB);
+    expect(r.pair.tcpA.stats.sackRecoveries).toBeGreaterThan(5);
   });
 
   it('survives burst loss (Gilbert-Elliott)', () => {
