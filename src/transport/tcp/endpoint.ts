@@ -2026,7 +2026,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (seq === rcvNxt) {
       const wasEmpty = q.bytes === 0;
       if (plLen > 0) {
-        q.push(seg.data.subarray(plOff, plOff + plLen));
+        const d = seg.data;
+        q.push(new Uint8Array(d.buffer, d.byteOffset + plOff, plLen));
         this.rcvNxt = seqAdd(rcvNxt, plLen);
         this.bytesReceived += plLen;
       }
