@@ -23,11 +23,11 @@ export async function runDemoCommand(args: string[]): Promise<number> {
   let json = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    const next = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
+    if (['--out', '--seed', '--latency', '--loss'].includes(a) && args[i + 1] === undefined) {
+      process.stderr.write(`tunstack demo: ${a} needs a value\n\n${USAGE}`);
+      return 2;
+    }
+    const next = (): string => args[++i]!;
     if (a === '--help' || a === '-h') {
       stdout.write(USAGE);
       return 0;
