@@ -149,7 +149,6 @@ describe('bulk transfer over a faulty link, both directions at once', () => {
     expect(r.ba[1]).toBe(r.ba[0]);
     const sa = r.pair.tcpA.stats;
     const sb = r.pair.tcpB.stats;
-    if (process.env.TCPF_DEBUG) console.log(r.virtualMs, sa, r.client.info());
     // The impairments happened and were handled by the mechanisms meant for them.
     expect(r.pair.faultA!.stats.lost).toBeGreaterThan(1000);
     expect(r.pair.faultA!.stats.corrupted).toBeGreaterThan(100);
