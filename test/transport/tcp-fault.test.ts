@@ -6,10 +6,10 @@
 import { createHash, type Hash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { FaultConfig } from '../../src/link/fault.js';
-import type { TcpEndpoint } from '../../src/index.js';
+import { Random, type TcpEndpoint } from '../../src/index.js';
 import { haveTshark } from '../helpers/tshark.js';
 import { tsharkFields } from './helpers/raw-peer.js';
-import { connectPair, pair, type Pair } from './helpers/tcp.js';
+import { connectPair, pair, pattern, type Pair } from './helpers/tcp.js';
 
 /** A deterministic byte stream (xorshift32), generated in chunks. */
 class Source {
@@ -202,6 +202,53 @@ describe('bulk transfer over a faulty link, both directions at once', () => {
     expect(d.rows.filter((x) => (x['tcp.options.sack_le'] ?? []).length > 0).length).toBeGreaterThan(10);
     expect(d.rows.filter((x) => (x['tcp.analysis.retransmission'] ?? []).length > 0).length).toBeGreaterThan(5);
     expect(d.rows[0]!['tcp.options.wscale.shift']).toEqual(['7']);
+  });
+
+  it('60 random mixes of impairment and options deliver both ways intact', () => {
+    const fails: string[] = [];
+    for (let seed = 1; seed <= 60; seed++) {
+      const r = new Random(seed * 97);
+      const cfg: FaultConfig = {
+        loss: r.float() * 0.2,
+        reorder: r.float() * 0.3,
+        reorderDelayMs: 1 + r.below(20),
+        duplicate: r.float() * 0.1,
+        corrupt: r.float() * 0.05,
+        delayMs: r.below(10),
+        jitterMs: r.below(3),
+      };
+      const p = pair({ seed, faultAtoB: cfg, faultBtoA: { ...cfg, loss: r.float() * 0.2 } });
+      if (r.chance(0.3)) {
+        p.tcpA.sack = false;
+        p.tcpB.sack = false;
+      }
+      if (r.chance(0.3)) p.tcpA.timestamps = false;
+      if (r.chance(0.3)) p.tcpA.congestionControl = 'reno';
+      const { client, server } = connectPair(p);
+      const size = 20_000 + r.below(200_000);
+      const a = pattern(size, seed);
+      const b = pattern(size + 7, seed + 1);
+      let oa = 0;
+      let ob = 0;
+      const ra: Uint8Array[] = [];
+      const rb: Uint8Array[] = [];
+      for (let i = 0; i < 1_000_000; i++) {
+        if (oa < a.length) oa += client.write(a.subarray(oa));
+        else if (client.state === 'ESTABLISHED' || client.state === 'CLOSE_WAIT') client.shutdown();
+        if (ob < b.length) ob += server.write(b.subarray(ob));
+        else if (server.state === 'ESTABLISHED' || server.state === 'CLOSE_WAIT') server.shutdown();
+        for (let c = client.readChunk(); c; c = client.readChunk()) ra.push(c.slice());
+        for (let c = server.readChunk(); c; c = server.readChunk()) rb.push(c.slice());
+        if (client.readEnded && server.readEnded) break;
+        const d = p.clock.nextDeadline();
+        if (d === Infinity || d > 3_600_000) break;
+        p.clock.advanceTo(Math.max(d, p.clock.now()));
+      }
+      const okAB = Buffer.concat(rb).equals(Buffer.from(a));
+      const okBA = Buffer.concat(ra).equals(Buffer.from(b));
+      if (!okAB || !okBA) fails.push(`seed ${seed} ${JSON.stringify(cfg)}: ${okAB} ${okBA}`);
+    }
+    expect(fails).toEqual([]);
   });
 
   it('NewReno without SACK, and Reno congestion control, also deliver intact', () => {
