@@ -225,7 +225,7 @@ export class IPv4Protocol implements NetworkProtocol {
         return;
       }
       // Weak host model (Linux): an address of another NIC of this stack is local too.
-      if (nicOwning(this.stack, data, dstOff) !== null || nic.promiscuous) local = true;
+      if (this.stack.nicForAddress(data, dstOff, 4) !== null || nic.promiscuous) local = true;
       else {
         stats.notForUs++;
         return;
@@ -871,11 +871,6 @@ const PLATEAUS = [65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 6
 function plateauBelow(len: number): number {
   for (const p of PLATEAUS) if (p < len) return p;
   return 68;
-}
-
-function nicOwning(stack: Stack, buf: Uint8Array, off: number): NIC | null {
-  for (const n of stack.nics) if (n.hasAddress(buf, off, 4)) return n;
-  return null;
 }
 
 /** The reusable per-packet NetworkInfo for IPv4. */

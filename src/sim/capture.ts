@@ -1,4 +1,4 @@
-import type { LinkEndpoint, NetworkDispatcher, WireFormat } from '../link/endpoint.js';
+import { WrappingEndpoint, type LinkEndpoint } from '../link/endpoint.js';
 import type { PcapWriter } from '../pcap/writer.js';
 import type { Clock } from '../stack/clock.js';
 import type { PacketBuffer } from '../stack/packet.js';
@@ -10,38 +10,19 @@ import type { PacketBuffer } from '../stack/packet.js';
  * impairments lose or delay them), inbound packets as delivered to the host: what tcpdump on the
  * host would see.
  */
-export class TapPoint implements LinkEndpoint, NetworkDispatcher {
+export class TapPoint extends WrappingEndpoint {
   /** Packets seen in each direction (captured or not). */
   txPackets = 0;
   rxPackets = 0;
   private writers: PcapWriter[] = [];
-  private upper: NetworkDispatcher | null = null;
-  private closed = false;
   /** Called with every packet seen (both directions), for activity tracking. */
   onPacket: (() => void) | null = null;
 
   constructor(
-    readonly inner: LinkEndpoint,
+    inner: LinkEndpoint,
     private readonly clock: Clock,
-  ) {}
-
-  get mtu(): number {
-    return this.inner.mtu;
-  }
-  get maxHeaderLength(): number {
-    return this.inner.maxHeaderLength;
-  }
-  get linkAddress(): Uint8Array {
-    return this.inner.linkAddress;
-  }
-  get capabilities(): number {
-    return this.inner.capabilities;
-  }
-  get wireFormat(): WireFormat {
-    return this.inner.wireFormat;
-  }
-  get isAttached(): boolean {
-    return this.upper !== null;
+  ) {
+    super(inner);
   }
 
   /** Start recording into `writer` (several writers may record the same tap). */
@@ -51,11 +32,6 @@ export class TapPoint implements LinkEndpoint, NetworkDispatcher {
 
   removeWriter(writer: PcapWriter): void {
     this.writers = this.writers.filter((w) => w !== writer);
-  }
-
-  attach(dispatcher: NetworkDispatcher | null): void {
-    this.upper = this.closed ? null : dispatcher;
-    this.inner.attach(this.upper === null ? null : this);
   }
 
   writePackets(pkts: readonly PacketBuffer[]): number {
@@ -89,11 +65,7 @@ export class TapPoint implements LinkEndpoint, NetworkDispatcher {
     up.deliverNetworkPacket(protocol, pkt);
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.upper = null;
+  protected override onClose(): void {
     this.writers = [];
-    this.inner.close();
   }
 }
