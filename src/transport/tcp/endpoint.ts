@@ -1157,6 +1157,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     }
     const st = this.st;
     if (st !== ESTABLISHED && st !== CLOSE_WAIT && st !== FIN_WAIT_1 && st !== CLOSING && st !== LAST_ACK) return;
+    // Nothing written, nothing in flight, no FIN to send: nothing to do (a pure receiver's case).
+    const sbuf = this.sndBuf;
+    if (this.sndUna === this.sndMax && !this.finQueued && (sbuf === null || sbuf.endStream === sbuf.ackedStream)) return;
     this.inOutput = true;
     try {
       do {
