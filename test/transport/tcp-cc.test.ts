@@ -155,7 +155,8 @@ function lossRun(cc: 'cubic' | 'reno'): { before: number; after: number; ssthres
   let after = 0;
   const tcpA = a.requireTransport<TcpProtocol>(6);
   for (let t = 0; t < 3000; t++) {
-    c.write(buf);
+    // Keep the send buffer full (never application-limited).
+    while (c.write(buf) > 0);
     while (s.readChunk() !== null);
     const i = c.info();
     samples.push(i.cwnd);

@@ -756,9 +756,13 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     return this.rcvBufLocked ? this.rcvBufMax : Math.min(dflt, this.proto.rmemMax);
   }
 
+  /**
+   * Send buffer autotuning from cwnd, as Linux's tcp_sndbuf_expand: twice the window in buffer
+   * truesize there, about four times the window in payload bytes here.
+   */
   private autoSndBuf(): number {
     const p = this.proto;
-    const want = Math.max(p.wmemDefault, 2 * Math.floor(this.cwnd), this.maxSndWnd);
+    const want = Math.max(p.wmemDefault, 4 * Math.floor(this.cwnd));
     return Math.min(p.wmemMax, want);
   }
 
