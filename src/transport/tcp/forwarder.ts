@@ -188,6 +188,7 @@ export class TcpForwarder {
   /** The parent of accepted children: a listener that is not in the listener table. */
   private readonly parent: TcpEndpoint;
   private readonly waiting = new Map<TcpEndpoint, { resolve: (ep: TcpEndpoint) => void; reject: (e: Error) => void }>();
+  private readonly early = new Set<TcpEndpoint>();
   private closed = false;
 
   /** Install on `proto` (replacing any forwarder there). */
@@ -280,9 +281,19 @@ export class TcpForwarder {
     if (proto.lookupTuple(req.addrs.subarray(alen), req.addrs.subarray(0, alen), req.localPort, req.remotePort) !== null) {
       return Promise.reject(new TunstackError('EADDRINUSE', 'the 4-tuple is in use', 'accept'));
     }
+    // The handshake may complete (or fail) before acceptForwarded returns, when the link
+    // delivers synchronously: `early` catches that.
     const child = proto.acceptForwarded(this.parent, seg);
     if (child === null) return Promise.reject(new TunstackError('ENETUNREACH', 'no route back to the peer', 'accept'));
     this.stats.accepted++;
+    if (this.early.delete(child)) {
+      this.stats.established++;
+      return Promise.resolve(child);
+    }
+    if (child.state === 'CLOSED') {
+      this.stats.failed++;
+      return Promise.reject(new TunstackError('ECONNABORTED', 'the handshake did not complete', 'accept'));
+    }
     return new Promise<TcpEndpoint>((resolve, reject) => {
       this.waiting.set(child, { resolve, reject });
       child.once('close', () => {
@@ -303,7 +314,10 @@ export class TcpForwarder {
 
   private established(child: TcpEndpoint): void {
     const w = this.waiting.get(child);
-    if (w === undefined) return;
+    if (w === undefined) {
+      this.early.add(child);
+      return;
+    }
     this.waiting.delete(child);
     this.stats.established++;
     w.resolve(child);

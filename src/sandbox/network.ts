@@ -1,0 +1,277 @@
+/**
+ * SandboxNetwork: the network a sandbox guest sees, served by tunstack over one Ethernet link
+ * (a TAP in the guest's namespace, or any Ethernet-framed LinkEndpoint), as slirp4netns does:
+ *
+ *   guest 10.0.2.100/24, fd00::100/64      gateway 10.0.2.2, fd00::2 (-> the host's loopback)
+ *                                          DNS     10.0.2.3, fd00::3 (-> the host's resolver)
+ *
+ * - The NIC is promiscuous and spoofing: a guest connection to any address is terminated here and
+ *   relayed to a host socket (TcpRelay, UdpRelay); answers leave from the address the guest used.
+ * - The gateway address stands for the host's loopback (127.0.0.1 / ::1) unless
+ *   `hostLoopback: false` (slirp4netns --disable-host-loopback), when it refuses.
+ * - DHCP (DhcpServer) hands out the guest address, router, DNS, MTU and a lease; IPv6 router
+ *   advertisements (tunstack's router mode) announce fd00::/64, the MTU and the DNS server.
+ * - ICMP echo to foreign addresses is relayed through the host's ping(8) where it may ping, else
+ *   only the gateway and DNS addresses answer.
+ * - Published ports (`publish`) carry host connections and datagrams into the guest.
+ */
+import '../defaults.js';
+import { createServer, isIP, type Server } from 'node:net';
+import { TunstackError } from '../errors.js';
+import { parseIP } from '../headers/address.js';
+import { EthernetEndpoint } from '../link/ethernet.js';
+import type { LinkEndpoint } from '../link/endpoint.js';
+import { SnifferEndpoint } from '../link/sniffer.js';
+import type { IPv6Protocol } from '../network/ipv6.js';
+import type { Clock } from '../stack/clock.js';
+import type { NIC } from '../stack/nic.js';
+import { Stack } from '../stack/stack.js';
+import type { TcpProtocol } from '../transport/tcp/protocol.js';
+import type { UdpProtocol } from '../transport/udp.js';
+import { DhcpServer } from './dhcp.js';
+import { DnsRelay, type Lookup } from './dns-relay.js';
+import { EchoInterceptEndpoint, PingRelay, pingRelayUnavailableReason } from './icmp-relay.js';
+import { TcpRelay } from './tcp-relay.js';
+import { UdpRelay } from './udp-relay.js';
+
+export const SANDBOX_DEFAULTS = {
+  guest4: '10.0.2.100',
+  gateway4: '10.0.2.2',
+  dns4: '10.0.2.3',
+  prefix4: 24,
+  guest6: 'fd00::100',
+  gateway6: 'fd00::2',
+  dns6: 'fd00::3',
+  prefix6: 'fd00::/64',
+  mtu: 1500,
+} as const;
+
+export interface PortForward {
+  protocol: 'tcp' | 'udp';
+  /** Host address to listen on (default 127.0.0.1). */
+  hostAddress?: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+export interface SandboxLimits {
+  /** TCP flows open at once (default 65536). */
+  maxTcpFlows?: number;
+  /** Host connects in flight (default 1024). */
+  maxConnecting?: number;
+  connectTimeoutMs?: number;
+  /** UDP flows (default 4096) and their idle timeout (default 60 s). */
+  maxUdpFlows?: number;
+  udpIdleMs?: number;
+  /** ping(8) processes at once (default 16). */
+  maxPings?: number;
+}
+
+export interface SandboxNetworkOptions {
+  /** The guest's link: Ethernet frames (e.g. an FdEndpoint over a TAP). */
+  link: LinkEndpoint;
+  /** Link MTU (default 1500, at most 65520). */
+  mtu?: number;
+  /** IPv6 (default true). */
+  ipv6?: boolean;
+  /** Connections to the gateway reach the host's loopback (default true). */
+  hostLoopback?: boolean;
+  /** Write the guest link's packets to this pcap file. */
+  pcap?: string;
+  /** 'relay' through ping(8), 'gateway' only, or 'auto' (default: relay where allowed). */
+  icmp?: 'auto' | 'relay' | 'gateway';
+  /** ping(8) for the relay (default 'ping'). */
+  pingCommand?: string;
+  /** A/AAAA resolution for the DNS relay (default the host's getaddrinfo). */
+  dnsLookup?: Lookup;
+  /** Upstream resolvers for other query types (default /etc/resolv.conf). */
+  dnsUpstream?: Array<{ host: string; port?: number }>;
+  limits?: SandboxLimits;
+  /** Default a real clock. */
+  clock?: Clock;
+  seed?: number;
+}
+
+export interface SandboxStats {
+  tcp: TcpRelay['stats'];
+  tcpForwarder: TcpRelay['forwarder']['stats'];
+  udp: UdpRelay['stats'];
+  dns: DnsRelay['stats'];
+  dhcp: DhcpServer['stats'];
+  ping: PingRelay['stats'] | null;
+  echoIntercepted: number;
+}
+
+export class SandboxNetwork {
+  readonly stack: Stack;
+  readonly nic: NIC;
+  readonly tcp: TcpRelay;
+  readonly udp: UdpRelay;
+  readonly dhcp: DhcpServer;
+  readonly dns: DnsRelay;
+  readonly dns6: DnsRelay | null;
+  readonly ping: PingRelay | null;
+  readonly ipv6: boolean;
+  readonly mtu: number;
+  /** Why ICMP echo to foreign addresses is not relayed ('' when it is). */
+  readonly icmpNote: string;
+  private readonly intercept: EchoInterceptEndpoint;
+  private readonly servers: Server[] = [];
+  private readonly hostLoopback: boolean;
+  private closed = false;
+
+  constructor(options: SandboxNetworkOptions) {
+    const d = SANDBOX_DEFAULTS;
+    const mtu = options.mtu ?? d.mtu;
+    if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65520) throw new TunstackError('EINVAL', `MTU ${mtu} outside 1280..65520`);
+    this.mtu = mtu;
+    this.hostLoopback = options.hostLoopback ?? true;
+    const limits = options.limits ?? {};
+    this.stack = new Stack({ ...(options.clock ? { clock: options.clock } : {}), ...(options.seed !== undefined ? { seed: options.seed } : {}) });
+    let link: LinkEndpoint = options.link;
+    if (options.pcap !== undefined) link = new SnifferEndpoint(link, { path: options.pcap, clock: this.stack.clock });
+    const icmpMode = options.icmp ?? 'auto';
+    const why = icmpMode === 'gateway' ? 'gateway-only mode' : pingRelayUnavailableReason(options.pingCommand);
+    this.icmpNote = icmpMode === 'relay' ? '' : why;
+    this.ping =
+      this.icmpNote === ''
+        ? new PingRelay(this.stack, {
+            map: (family, address) => this.mapDestination(family, address),
+            ...(limits.maxPings !== undefined ? { maxInFlight: limits.maxPings } : {}),
+            ...(options.pingCommand !== undefined ? { command: options.pingCommand } : {}),
+          })
+        : null;
+    const ping = this.ping;
+    this.intercept = new EchoInterceptEndpoint(new EthernetEndpoint(link), (req) => ping?.handle(req));
+    this.nic = this.stack.createNIC({ name: 'sandbox0', endpoint: this.intercept, promiscuous: true, spoofing: true, mtu });
+    this.intercept.nic = this.nic;
+    this.nic.addAddress(`${d.gateway4}/${d.prefix4}`);
+    this.nic.addAddress(`${d.dns4}/${d.prefix4}`);
+    this.ipv6 = (options.ipv6 ?? true) && this.stack.networkProtocol(0x86dd) !== undefined;
+    if (this.ipv6) {
+      const plen = Number(d.prefix6.split('/')[1]);
+      this.nic.addAddress({ address: parseIP(d.gateway6), prefixLength: plen, nodad: true });
+      this.nic.addAddress({ address: parseIP(d.dns6), prefixLength: plen, nodad: true });
+      this.stack.requireNetwork<IPv6Protocol>(0x86dd).ndp.startRouter(this.nic, {
+        prefixes: [d.prefix6],
+        dnsServers: [d.dns6],
+        mtu,
+        minIntervalMs: 30_000,
+        maxIntervalMs: 60_000,
+      });
+    }
+    const map = (family: 4 | 6, address: string): string | null => this.mapDestination(family, address);
+    this.tcp = new TcpRelay(this.stack.requireTransport<TcpProtocol>(6), {
+      map,
+      nic: this.nic.id,
+      ...(limits.maxTcpFlows !== undefined ? { maxFlows: limits.maxTcpFlows } : {}),
+      ...(limits.maxConnecting !== undefined ? { maxConnecting: limits.maxConnecting } : {}),
+      ...(limits.connectTimeoutMs !== undefined ? { connectTimeoutMs: limits.connectTimeoutMs } : {}),
+    });
+    this.udp = new UdpRelay(this.stack, this.stack.requireTransport<UdpProtocol>(17), {
+      map,
+      nicId: this.nic.id,
+      ...(limits.maxUdpFlows !== undefined ? { maxFlows: limits.maxUdpFlows } : {}),
+      ...(limits.udpIdleMs !== undefined ? { idleMs: limits.udpIdleMs } : {}),
+    });
+    this.dhcp = new DhcpServer(this.stack, {
+      nic: this.nic.id,
+      poolStart: d.guest4,
+      poolEnd: '10.0.2.127',
+      prefixLength: d.prefix4,
+      router: d.gateway4,
+      dns: [d.dns4],
+      mtu,
+    });
+    const dnsOptions = {
+      ...(options.dnsLookup ? { lookup: options.dnsLookup } : {}),
+      ...(options.dnsUpstream ? { upstream: options.dnsUpstream } : {}),
+    };
+    this.dns = new DnsRelay(this.stack, { address: d.dns4, ...dnsOptions });
+    this.dns6 = this.ipv6 ? new DnsRelay(this.stack, { address: d.dns6, ...dnsOptions }) : null;
+  }
+
+  /**
+   * Where traffic the guest sends to `address` goes on the host, or null when it is not relayed:
+   * the gateway is the host's loopback (unless that is turned off); the DNS address, the rest of
+   * the guest's subnet and loopback addresses are not relayed; anything else goes where it was
+   * sent.
+   */
+  mapDestination(family: 4 | 6, address: string): string | null {
+    const d = SANDBOX_DEFAULTS;
+    if (address === d.gateway4) return this.hostLoopback ? '127.0.0.1' : null;
+    if (address === d.gateway6) return this.hostLoopback ? '::1' : null;
+    if (family === 4) {
+      if (address.startsWith('10.0.2.') || address.startsWith('127.') || address.startsWith('0.')) return null;
+      return address;
+    }
+    const a = parseIP(address);
+    if (a.length !== 16) return null;
+    const isLoop = a.every((b, i) => b === (i === 15 ? 1 : 0));
+    if (isLoop || (a[0] === 0xfe && (a[1]! & 0xc0) === 0x80) || a[0] === 0xff || (a[0] === 0xfd && a[1] === 0)) return null;
+    return address;
+  }
+
+  /** Start forwarding a host port into the guest. Resolves once the host socket listens. */
+  async publish(f: PortForward): Promise<void> {
+    const d = SANDBOX_DEFAULTS;
+    const hostAddress = f.hostAddress ?? '127.0.0.1';
+    const v6 = isIP(hostAddress) === 6;
+    const guest = v6 && this.ipv6 ? d.guest6 : d.guest4;
+    const gateway = v6 && this.ipv6 ? d.gateway6 : d.gateway4;
+    if (f.protocol === 'udp') {
+      await this.udp.publish(hostAddress, f.hostPort, guest, f.guestPort, gateway);
+      return;
+    }
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
+      sock.on('error', () => {});
+      const ep = this.stack.tcp({ family: isIP(guest) === 6 ? 6 : 4 });
+      ep.setNoDelay(true);
+      ep.once('connect', () => this.tcp.adopt(ep, sock));
+      ep.once('error', () => sock.destroy());
+      try {
+        ep.bind(gateway, 0);
+        ep.connect(guest, f.guestPort);
+      } catch {
+        sock.destroy();
+        ep.abort();
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(f.hostPort, hostAddress, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', () => {});
+    this.servers.push(server);
+  }
+
+  get stats(): SandboxStats {
+    return {
+      tcp: this.tcp.stats,
+      tcpForwarder: this.tcp.forwarder.stats,
+      udp: this.udp.stats,
+      dns: this.dns.stats,
+      dhcp: this.dhcp.stats,
+      ping: this.ping?.stats ?? null,
+      echoIntercepted: this.intercept.intercepted,
+    };
+  }
+
+  /** Stop serving: relays, servers, the stack and the link (which closes the TAP). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.servers) s.close();
+    this.tcp.close();
+    this.udp.close();
+    this.dns.close();
+    this.dns6?.close();
+    this.dhcp.close();
+    this.ping?.close();
+    this.stack.close();
+    this.intercept.close();
+  }
+}

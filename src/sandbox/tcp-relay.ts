@@ -1,0 +1,351 @@
+/**
+ * The sandbox's TCP relay: guest connections are terminated by tunstack (the TCP forwarder on a
+ * promiscuous, spoofing NIC) and relayed to host sockets opened with Node's `net`; host
+ * connections to published ports are relayed into the guest.
+ *
+ * A guest SYN becomes a host `connect()` to the (mapped) destination; only when that succeeds is
+ * the guest's SYN answered (SYN-ACK), so the guest sees the real outcome: a refused host connect
+ * is a RST (ECONNREFUSED), an unreachable or silent one leaves the guest's SYN unanswered.
+ *
+ * Bounded: connects in flight (the forwarder's pending limit), established flows (`maxFlows`;
+ * beyond it new SYNs are refused with a RST), and data in flight per flow (the TCP windows on
+ * the guest side, Node's stream backpressure on the host side: a side that cannot take more
+ * stops the other from reading).
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
+import { TcpForwarder, type TcpForwardRequest } from '../transport/tcp/forwarder.js';
+import type { TcpProtocol } from '../transport/tcp/protocol.js';
+
+export interface TcpRelayStats {
+  /** Guest connection attempts taken (host connects started). */
+  connects: number;
+  /** Host connects that succeeded, refused, failed otherwise (unreachable, timeout). */
+  connected: number;
+  refused: number;
+  failed: number;
+  /** Guest SYNs refused because `maxFlows` flows were open, or the destination is not relayed. */
+  overLimit: number;
+  notRelayed: number;
+  /** Flows open now, most at once, finished. */
+  active: number;
+  peak: number;
+  closed: number;
+  /** Inbound (published port) connections taken. */
+  inbound: number;
+  bytesToHost: number;
+  bytesToGuest: number;
+}
+
+/** Where a guest connection goes on the host: [host, port], or null to refuse it. */
+export type DestinationMap = (family: 4 | 6, address: string, port: number) => string | null;
+
+export interface TcpRelayOptions {
+  map: DestinationMap;
+  /** Flows open at once (default 65536). */
+  maxFlows?: number;
+  /** Host connects in flight (default 1024; more guest SYNs are dropped until some finish). */
+  maxConnecting?: number;
+  /** A host connect that takes longer is abandoned (default 20 s; the guest's SYN goes unanswered). */
+  connectTimeoutMs?: number;
+  /** Serve SYNs from this NIC only. */
+  nic?: number | string;
+}
+
+export class TcpRelay {
+  readonly stats: TcpRelayStats = {
+    connects: 0,
+    connected: 0,
+    refused: 0,
+    failed: 0,
+    overLimit: 0,
+    notRelayed: 0,
+    active: 0,
+    peak: 0,
+    closed: 0,
+    inbound: 0,
+    bytesToHost: 0,
+    bytesToGuest: 0,
+  };
+  readonly forwarder: TcpForwarder;
+  private readonly flows = new Set<TcpFlow>();
+  private readonly connecting = new Set<Socket>();
+  private readonly maxFlows: number;
+  private readonly connectTimeoutMs: number;
+  private closed = false;
+
+  constructor(
+    proto: TcpProtocol,
+    private readonly options: TcpRelayOptions,
+  ) {
+    this.maxFlows = options.maxFlows ?? 65536;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 20_000;
+    this.forwarder = new TcpForwarder(proto, (req) => this.onRequest(req), {
+      maxPending: options.maxConnecting ?? 1024,
+      pendingTimeoutMs: this.connectTimeoutMs + 5_000,
+      ...(options.nic !== undefined ? { nic: options.nic } : {}),
+    });
+  }
+
+  /** Open flows. */
+  get flowCount(): number {
+    return this.flows.size;
+  }
+
+  /** Relay an established guest endpoint and a host socket to each other (published ports). */
+  adopt(ep: TcpEndpoint, sock: Socket): void {
+    this.stats.inbound++;
+    this.start(ep, sock);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.forwarder.close();
+    for (const s of this.connecting) s.destroy();
+    this.connecting.clear();
+    for (const f of [...this.flows]) f.abort();
+  }
+
+  private onRequest(req: TcpForwardRequest): void {
+    const host = this.options.map(req.family, req.localAddress, req.localPort);
+    if (host === null) {
+      this.stats.notRelayed++;
+      req.reject();
+      return;
+    }
+    if (this.flows.size + this.connecting.size >= this.maxFlows) {
+      this.stats.overLimit++;
+      req.reject();
+      return;
+    }
+    this.stats.connects++;
+    const sock = netConnect({ host, port: req.localPort, allowHalfOpen: true, noDelay: true });
+    this.connecting.add(sock);
+    sock.setTimeout(this.connectTimeoutMs);
+    const fail = (err: Error | null): void => {
+      if (!this.connecting.delete(sock)) return;
+      sock.destroy();
+      const code = (err as { code?: string } | null)?.code;
+      if (code === 'ECONNREFUSED' || code === 'ECONNRESET') {
+        this.stats.refused++;
+        req.reject();
+      } else {
+        this.stats.failed++;
+        req.drop();
+      }
+    };
+    sock.once('timeout', () => fail(null));
+    sock.once('error', fail);
+    sock.once('connect', () => {
+      if (!this.connecting.delete(sock)) return;
+      sock.removeListener('error', fail);
+      sock.setTimeout(0);
+      this.stats.connected++;
+      if (this.closed || req.settled) {
+        sock.destroy();
+        return;
+      }
+      // Nothing is read from the host until the guest's handshake completes.
+      sock.pause();
+      const onEarlyError = (): void => {};
+      sock.on('error', onEarlyError);
+      req.accept().then(
+        (ep) => {
+          sock.removeListener('error', onEarlyError);
+          if (this.closed || sock.destroyed) {
+            ep.abort();
+            sock.destroy();
+            return;
+          }
+          this.start(ep, sock);
+        },
+        () => sock.destroy(),
+      );
+    });
+  }
+
+  private start(ep: TcpEndpoint, sock: Socket): void {
+    const f = new TcpFlow(this, ep, sock);
+    this.flows.add(f);
+    const s = this.stats;
+    s.active = this.flows.size;
+    if (s.active > s.peak) s.peak = s.active;
+    f.begin();
+  }
+
+  /** @internal */
+  finished(f: TcpFlow): void {
+    if (this.flows.delete(f)) {
+      this.stats.closed++;
+      this.stats.active = this.flows.size;
+    }
+  }
+}
+
+/**
+ * One relayed connection. Guest to host: chunks read from the endpoint are written to the socket
+ * (corked, so a burst is one writev); when the socket's buffer is full, reading stops and the
+ * guest's window closes. Host to guest: data events are written into the endpoint's send buffer;
+ * what does not fit waits and pauses the socket until the endpoint is writable again.
+ * Half-closes pass through both ways; a reset on either side resets the other.
+ */
+class TcpFlow {
+  private hostBlocked = false;
+  private reading = false;
+  private endAfterRead = false;
+  /** Host data the endpoint's send buffer did not take yet. */
+  private pending: Uint8Array | null = null;
+  private hostEnded = false;
+  private guestEnded = false;
+  private shutDown = false;
+  private done = false;
+
+  constructor(
+    private readonly relay: TcpRelay,
+    private readonly ep: TcpEndpoint,
+    private readonly sock: Socket,
+  ) {}
+
+  begin(): void {
+    const { ep, sock } = this;
+    ep.on('readable', () => this.toHost());
+    ep.on('end', () => this.onGuestEnd());
+    ep.on('writable', () => this.toGuest());
+    ep.on('error', () => {
+      // The guest reset the connection: reset the host side too.
+      if (!sock.destroyed) sock.resetAndDestroy();
+    });
+    ep.on('close', () => this.finish());
+    sock.on('drain', () => {
+      this.hostBlocked = false;
+      this.toHost();
+    });
+    sock.on('data', (b: Buffer) => this.fromHost(b));
+    sock.on('end', () => {
+      this.hostEnded = true;
+      if (this.pending === null) this.shutGuest();
+    });
+    sock.on('error', () => {});
+    sock.on('close', (hadError: boolean) => {
+      if (hadError || !this.hostEnded) this.abort();
+    });
+    sock.resume();
+    // Data (and a FIN) that came with the handshake.
+    this.toHost();
+    if (ep.readEnded) this.onGuestEnd();
+  }
+
+  abort(): void {
+    if (this.done) return;
+    this.ep.abort();
+    if (!this.sock.destroyed) this.sock.destroy();
+    this.finish();
+  }
+
+  private toHost(): void {
+    if (this.hostBlocked || this.reading || this.sock.destroyed) return;
+    const { ep, sock } = this;
+    // readChunk may emit 'end' (the last chunk before the guest's FIN): the socket is ended only
+    // after that chunk is written.
+    this.reading = true;
+    let c = ep.readChunk();
+    if (c === null) {
+      this.reading = false;
+      return;
+    }
+    sock.cork();
+    let n = 0;
+    while (c !== null) {
+      n += c.length;
+      if (!sock.write(c)) {
+        this.hostBlocked = true;
+        break;
+      }
+      c = ep.readChunk();
+    }
+    sock.uncork();
+    this.reading = false;
+    this.relay.stats.bytesToHost += n;
+    if (this.endAfterRead) {
+      this.endAfterRead = false;
+      this.onGuestEnd();
+    }
+  }
+
+  private onGuestEnd(): void {
+    if (this.guestEnded) return;
+    if (this.reading) {
+      this.endAfterRead = true;
+      return;
+    }
+    this.guestEnded = true;
+    if (!this.sock.destroyed) this.sock.end();
+    if (this.shutDown) this.ep.close();
+  }
+
+  private fromHost(b: Uint8Array): void {
+    if (this.pending !== null) {
+      // Cannot happen while paused; keep the order anyway.
+      const m = new Uint8Array(this.pending.length + b.length);
+      m.set(this.pending, 0);
+      m.set(b, this.pending.length);
+      this.pending = m;
+      return;
+    }
+    let n: number;
+    try {
+      n = this.ep.write(b);
+    } catch {
+      this.abort();
+      return;
+    }
+    this.relay.stats.bytesToGuest += n;
+    if (n < b.length) {
+      this.pending = b.subarray(n);
+      this.sock.pause();
+    }
+  }
+
+  private toGuest(): void {
+    const p = this.pending;
+    if (p === null) return;
+    let n: number;
+    try {
+      n = this.ep.write(p);
+    } catch {
+      this.abort();
+      return;
+    }
+    this.relay.stats.bytesToGuest += n;
+    if (n < p.length) {
+      this.pending = p.subarray(n);
+      return;
+    }
+    this.pending = null;
+    if (this.hostEnded) this.shutGuest();
+    else this.sock.resume();
+  }
+
+  private shutGuest(): void {
+    if (this.shutDown) return;
+    this.shutDown = true;
+    try {
+      if (this.guestEnded) this.ep.close();
+      else this.ep.shutdown();
+    } catch {
+      this.abort();
+    }
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    if (!this.sock.destroyed) {
+      // Graceful on the guest side: let what the host socket still buffers go out.
+      if (this.guestEnded && this.shutDown) this.sock.end();
+      else this.sock.destroy();
+    }
+    this.relay.finished(this);
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * SandboxNetwork without a kernel: a guest tunstack stack on the other end of a Wire plays the
+ * sandboxed program, the relays use real host sockets on the loopback (servers the test starts).
+ */
+import { once } from 'node:events';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EthernetEndpoint, PacketBuffer, Stack, Wire, parseMAC, type Socket } from '../../src/index.js';
+import { buildIPv4 } from '../../src/headers/ipv4.js';
+import { SandboxNetwork, type SandboxNetworkOptions } from '../../src/sandbox/network.js';
+
+const closers: Array<() => void | Promise<void>> = [];
+afterEach(async () => {
+  while (closers.length) await closers.pop()!();
+});
+
+function setup(options: Partial<SandboxNetworkOptions> = {}) {
+  const wire = new Wire({ mtu: options.mtu ?? 1500, linkAddressA: parseMAC('52:55:0a:00:02:02') });
+  const net = new SandboxNetwork({ link: wire.a, icmp: 'gateway', dnsUpstream: [], ...options });
+  const guest = new Stack({ seed: 5 });
+  const gnic = guest.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(wire.b, { linkAddress: parseMAC('52:54:00:12:34:56') }) });
+  gnic.addAddress('10.0.2.100/24');
+  guest.addRoute({ destination: '0.0.0.0/0', gateway: '10.0.2.2', nic: 'eth0' });
+  closers.push(() => {
+    net.close();
+    guest.close();
+  });
+  return { net, guest, gnic, wire };
+}
+
+async function listenLoopback(server: Server | HttpServer): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  closers.push(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as AddressInfo).port;
+}
+
+function readAll(s: Socket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    s.on('data', (b: Buffer) => parts.push(b));
+    s.on('end', () => resolve(Buffer.concat(parts)));
+    s.on('error', reject);
+  });
+}
+
+describe('SandboxNetwork', () => {
+  it('relays a guest connection to the gateway to the host loopback (HTTP, both directions, half-close)', async () => {
+    const body = Buffer.alloc(300_000, 7);
+    const http = createHttpServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (b: Buffer) => parts.push(b));
+      req.on('end', () => {
+        res.setHeader('x-got', String(Buffer.concat(parts).length));
+        res.end(body);
+      });
+    });
+    const port = await listenLoopback(http);
+    const { net, guest } = setup();
+    const s = guest.net.connect({ host: '10.0.2.2', port });
+    const upload = Buffer.alloc(200_000, 1);
+    s.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${upload.length}\r\nConnection: close\r\n\r\n`);
+    s.end(upload);
+    const got = (await readAll(s)).toString('latin1');
+    expect(got).toMatch(/^HTTP\/1.1 200/);
+    expect(got).toContain('x-got: 200000');
+    expect(got.length).toBeGreaterThan(300_000);
+    expect(net.tcp.stats.connected).toBe(1);
+    expect(net.tcp.stats.bytesToHost).toBeGreaterThan(200_000);
+  });
+
+  it('a refused host connect is a RST for the guest (ECONNREFUSED); so is the gateway with host loopback off', async () => {
+    const srv = createServer();
+    const port = await listenLoopback(srv);
+    await new Promise<void>((r) => srv.close(() => r()));
+    const { guest, net } = setup();
+    const s = guest.net.connect({ host: '10.0.2.2', port });
+    const [err] = (await once(s, 'error')) as [NodeJS.ErrnoException];
+    expect(err.code).toBe('ECONNREFUSED');
+    expect(net.tcp.stats.refused).toBe(1);
+
+    const open = createServer((c) => c.end('hi'));
+    const port2 = await listenLoopback(open);
+    const b = setup({ hostLoopback: false });
+    const s2 = b.guest.net.connect({ host: '10.0.2.2', port: port2 });
+    const [err2] = (await once(s2, 'error')) as [NodeJS.ErrnoException];
+    expect(err2.code).toBe('ECONNREFUSED');
+    expect(b.net.tcp.stats.notRelayed).toBe(1);
+  });
+
+  it('relays UDP to the host loopback and answers from the address the guest used; flows expire', async () => {
+    const echo = createSocket('udp4');
+    echo.on('message', (m, r) => echo.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
+    echo.bind(0, '127.0.0.1');
+    await once(echo, 'listening');
+    closers.push(() => void echo.close());
+    const port = echo.address().port;
+    const { guest, net } = setup({ limits: { udpIdleMs: 200 } });
+    const g = guest.dgram.createSocket('udp4');
+    closers.push(() => void g.close());
+    const got = once(g, 'message');
+    g.send(Buffer.from('ping'), port, '10.0.2.2');
+    const [msg, rinfo] = (await got) as [Buffer, { address: string; port: number }];
+    expect(msg.toString()).toBe('echo:ping');
+    expect([rinfo.address, rinfo.port]).toEqual(['10.0.2.2', port]);
+    // The flow's later datagrams go through the same host socket.
+    const got2 = once(g, 'message');
+    g.send(Buffer.from('again'), port, '10.0.2.2');
+    expect(((await got2) as [Buffer])[0].toString()).toBe('echo:again');
+    expect(net.udp.stats.flows).toBe(1);
+    expect(net.udp.stats.datagramsToHost).toBe(2);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(net.udp.flowCount).toBe(0);
+    expect(net.udp.stats.idleClosed).toBe(1);
+  });
+
+  it('publishes host ports into the guest (TCP and UDP), from the gateway address', async () => {
+    const { guest, net } = setup();
+    const l = guest.net.createServer((c) => {
+      c.end(`from ${c.remoteAddress}`);
+    });
+    l.listen(8080);
+    const ud = guest.dgram.createSocket('udp4');
+    ud.bind(5353);
+    ud.on('message', (m, r) => ud.send(Buffer.from(`u:${m.toString()}`), r.port, r.address));
+    closers.push(() => void ud.close());
+    const probe = createServer();
+    const hostPort = await listenLoopback(probe);
+    await new Promise<void>((r) => probe.close(() => r()));
+    await net.publish({ protocol: 'tcp', hostPort, guestPort: 8080 });
+    await net.publish({ protocol: 'udp', hostPort, guestPort: 5353 });
+    const { connect } = await import('node:net');
+    const c = connect(hostPort, '127.0.0.1');
+    const text = await new Promise<string>((resolve, reject) => {
+      let s = '';
+      c.on('data', (b: Buffer) => (s += b.toString()));
+      c.on('end', () => resolve(s));
+      c.on('error', reject);
+    });
+    expect(text).toBe('from 10.0.2.2');
+    const u = createSocket('udp4');
+    closers.push(() => void u.close());
+    const got = once(u, 'message');
+    u.send('x', hostPort, '127.0.0.1');
+    expect(((await got) as [Buffer])[0].toString()).toBe('u:x');
+  });
+
+  it('answers pings to the gateway; echo requests to foreign addresses are intercepted, not answered by the stack', async () => {
+    const { guest, net } = setup();
+    const r = await guest.ping('10.0.2.2', { timeoutMs: 1000 });
+    expect(r.from).toBe('10.0.2.2');
+    await expect(guest.ping('192.0.2.77', { timeoutMs: 200 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(net.stats.echoIntercepted).toBe(1);
+  });
+
+  it('relays foreign echo requests through ping(8) when allowed (a stand-in ping that always succeeds)', async () => {
+    const { guest, net } = setup({ icmp: 'relay', pingCommand: 'true' });
+    const r = await guest.ping('192.0.2.77', { timeoutMs: 2000 });
+    expect(r.from).toBe('192.0.2.77');
+    expect(net.ping!.stats.replies).toBe(1);
+    // What is not relayed: the rest of the guest's subnet, loopback, link-local, multicast.
+    expect(['10.0.2.50', '127.0.0.1', '0.0.0.0'].map((a) => net.mapDestination(4, a))).toEqual([null, null, null]);
+    expect(['::1', 'fe80::1', 'ff02::1', 'fd00::77'].map((a) => net.mapDestination(6, a))).toEqual([null, null, null, null]);
+    expect([net.mapDestination(4, '10.0.2.2'), net.mapDestination(6, 'fd00::2'), net.mapDestination(4, '198.51.100.1')]).toEqual(['127.0.0.1', '::1', '198.51.100.1']);
+  });
+
+  it('bounds UDP flows (least recently used closed first) and keeps serving under a flood of garbage', async () => {
+    const echo = createSocket('udp4');
+    echo.on('message', (m, r) => echo.send(m, r.port, r.address));
+    echo.bind(0, '127.0.0.1');
+    await once(echo, 'listening');
+    closers.push(() => void echo.close());
+    const port = echo.address().port;
+    const { guest, net, wire } = setup({ limits: { maxUdpFlows: 64 } });
+    // 500 flows from distinct source ports.
+    const socks: Array<{ close(): unknown }> = [];
+    for (let i = 0; i < 500; i++) {
+      const s = guest.dgram.createSocket('udp4');
+      s.on('error', () => {});
+      s.send(Buffer.from('x'), port, '10.0.2.2');
+      socks.push(s);
+    }
+    closers.push(() => socks.forEach((s) => void s.close()));
+    expect(net.udp.flowCount).toBeLessThanOrEqual(64);
+    expect(net.udp.stats.evicted).toBeGreaterThanOrEqual(436);
+    // Garbage: IPv4 packets with random transport bytes (bad checksums, truncated headers, odd
+    // protocols), some with broken IP headers, and random Ethernet frames.
+    let seed = 1;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+    const raw = guest.raw({ family: 4, protocol: 255 });
+    for (let i = 0; i < 3000; i++) {
+      const proto = [6, 17, 1, rnd()][i % 4]!;
+      const payload = Uint8Array.from({ length: 8 + (rnd() % 64) }, rnd);
+      const dst = Uint8Array.of(10, 0, 2, [2, 3, rnd()][i % 3]!);
+      const pkt = buildIPv4({ src: Uint8Array.of(10, 0, 2, 100), dst, protocol: proto }, payload);
+      if (i % 5 === 0) pkt[0] = 0x40 | (rnd() & 15); // bad header length
+      try {
+        raw.send(pkt);
+      } catch {
+        /* some are refused by the guest stack itself */
+      }
+    }
+    raw.close();
+    for (let i = 0; i < 2000; i++) {
+      const frame = Uint8Array.from({ length: 14 + (rnd() % 120) }, rnd);
+      frame.set([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02], 0);
+      frame[12] = [0x08, 0x86, 0x08][i % 3]!;
+      frame[13] = [0x00, 0xdd, 0x06][i % 3]!;
+      wire.b.writePackets([PacketBuffer.fromPayload(frame)]);
+    }
+    // Still serving: a TCP connection and a UDP round trip.
+    const srv = createServer((c) => c.end('alive'));
+    const tport = await listenLoopback(srv);
+    const s = guest.net.connect({ host: '10.0.2.2', port: tport });
+    expect((await readAll(s)).toString()).toBe('alive');
+    const g = guest.dgram.createSocket('udp4');
+    closers.push(() => void g.close());
+    const got = once(g, 'message');
+    g.send(Buffer.from('still'), port, '10.0.2.2');
+    expect(((await got) as [Buffer])[0].toString()).toBe('still');
+    expect(net.stack.stats.internalErrors ?? 0).toBe(0);
+  });
+});
