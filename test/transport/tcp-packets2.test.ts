@@ -491,3 +491,70 @@ describe('out-of-order data, SACK and D-SACK', () => {
     expect(r['tcp.options.timestamp.tsecr']).toEqual(['101']);
   });
 });
+
+describe('windows and closing timers', () => {
+  it('advertises its window scaled by the shift it announced, and shrinks it as data queues', () => {
+    const p = new RawPeer();
+    const l = listen(p);
+    const h = p.handshakeIn({ ts: false, wscale: 7 });
+    const c = l.accept()!;
+    p.send({ seq: h.peerNxt, ack: h.ourIsn + 1, flags: A, payload: new Uint8Array(1000) });
+    const a = p.recv()!;
+    // 128 KiB receive buffer, shift 7: (131072 - 1000) >> 7 = 1016 (rounded down to the granularity).
+    expect(a.window).toBe((131072 - 1000) >> 7);
+    expect(c.info().rcvWscale).toBe(7);
+  });
+
+  it('an orphaned FIN_WAIT_2 connection goes away after finTimeoutMs', () => {
+    const p = new RawPeer();
+    p.tcp.finTimeoutMs = 5000;
+    const l = listen(p);
+    const h = p.handshakeIn({ ts: false });
+    const c = l.accept()!;
+    let closedAt = -1;
+    c.on('close', () => (closedAt = p.clock.now()));
+    const t0 = p.clock.now();
+    c.close();
+    const fin = p.recv()!;
+    p.send({ seq: h.peerNxt, ack: fin.seq + 1, flags: A });
+    expect(c.state).toBe('FIN_WAIT_2');
+    p.clock.advance(4999);
+    expect(c.state).toBe('FIN_WAIT_2');
+    p.clock.advance(1);
+    expect(c.state).toBe('CLOSED');
+    expect(closedAt - t0).toBe(5000);
+    expect(p.tcp.connectionCount).toBe(0);
+  });
+
+  it('retransmits its FIN in LAST_ACK until it is acknowledged', () => {
+    const p = new RawPeer();
+    const l = listen(p);
+    const h = p.handshakeIn({ ts: false });
+    const c = l.accept()!;
+    p.send({ seq: h.peerNxt, ack: h.ourIsn + 1, flags: F | A });
+    expect(c.state).toBe('CLOSE_WAIT');
+    p.recv(); // ACK of the FIN
+    c.close();
+    expect(c.state).toBe('LAST_ACK');
+    const fin = p.recv()!;
+    expect(flagNames(fin.flags)).toBe('FA');
+    const again = p.waitSeg(5000)!;
+    expect([flagNames(again.flags), again.seq]).toEqual(['FA', fin.seq]);
+    p.send({ seq: h.peerNxt + 1, ack: fin.seq + 1, flags: A });
+    expect(c.state).toBe('CLOSED');
+    expect(p.tcp.connectionCount).toBe(0);
+  });
+
+  it('a RST to an embryonic connection removes it quietly; the listener stays', () => {
+    const p = new RawPeer();
+    const l = listen(p);
+    p.send({ seq: 100, flags: S });
+    const sa = p.recv()!;
+    expect(p.tcp.connectionCount).toBe(1);
+    p.send({ seq: 101, flags: R });
+    expect(p.tcp.connectionCount).toBe(0);
+    expect(l.state).toBe('LISTEN');
+    expect(p.recv()).toBeNull();
+    void sa;
+  });
+});
