@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ManualClock, Stack, Wire, type TcpEndpoint } from '../../src/index.js';
+import { EthernetEndpoint, ManualClock, Stack, Wire, parseMAC, type TcpEndpoint } from '../../src/index.js';
 import { buildIPv4 } from '../../src/headers/ipv4.js';
 import { checksum } from '../../src/headers/checksum.js';
 import { connectPair, pair, pattern } from './helpers/tcp.js';
@@ -61,6 +61,30 @@ describe('errors', () => {
     // The client had already sent its FIN; the server's RST reaches it in FIN_WAIT_2.
     expect(client.state).toBe('CLOSED');
     expect(err).toBe('');
+  });
+
+  it('EHOSTUNREACH when ARP gets no answer (Ethernet links)', () => {
+    const clock = new ManualClock();
+    const wire = new Wire({ clock, latencyMs: 1 });
+    const a = new Stack({ clock, seed: 1 });
+    const b = new Stack({ clock, seed: 2 });
+    a.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(wire.a, { linkAddress: parseMAC('02:00:00:00:00:01') }) }).addAddress('10.0.0.1/24');
+    b.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(wire.b, { linkAddress: parseMAC('02:00:00:00:00:02') }) }).addAddress('10.0.0.2/24');
+    const c = a.tcp();
+    let err = '';
+    c.on('error', (e) => (err = e.code));
+    c.connect('10.0.0.99', 80);
+    clock.advance(10_000);
+    expect(err).toBe('EHOSTUNREACH');
+    expect(c.state).toBe('CLOSED');
+    // And across the same links a real peer works (ARP, then the handshake).
+    const l = b.tcp();
+    l.bind(null, 80);
+    l.listen();
+    const ok = a.tcp();
+    ok.connect('10.0.0.2', 80);
+    clock.advance(100);
+    expect(ok.state).toBe('ESTABLISHED');
   });
 
   it('ICMP port unreachable aborts a connect with ECONNREFUSED', () => {
