@@ -353,3 +353,25 @@ describe('sending rules', () => {
     expect(c.info().cwnd).toBe(10_000);
   });
 });
+
+describe('initial sequence numbers (RFC 6528)', () => {
+  it('follow a 4 microsecond clock per 4-tuple, differ between tuples, and repeat for a seed', () => {
+    const isnAt = (seed: number, port: number, advance: number): number => {
+      const p = new RawPeer(seed);
+      p.clock.advance(advance);
+      const c = p.stack.tcp();
+      c.bind('10.0.0.2', port);
+      c.connect('10.0.0.1', 80);
+      return p.recv()!.seq;
+    };
+    const a0 = isnAt(3, 40000, 0);
+    const a1 = isnAt(3, 40000, 1);
+    const a2 = isnAt(3, 40000, 1000);
+    expect((a1 - a0) >>> 0).toBe(250);
+    expect((a2 - a0) >>> 0).toBe(250_000);
+    // Another tuple: an unrelated offset; another secret: another value.
+    expect((isnAt(3, 40001, 0) - a0) >>> 0).not.toBe(0);
+    expect(isnAt(4, 40000, 0)).not.toBe(a0);
+    expect(isnAt(3, 40000, 0)).toBe(a0);
+  });
+});
