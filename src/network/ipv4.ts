@@ -635,30 +635,40 @@ export class IPv4Protocol implements NetworkProtocol {
     }
   }
 
+  /**
+   * Answer an echo request in place: the request's buffer becomes the reply (the stack owns
+   * received packets; taps and raw sockets took copies), so no allocation or copy of the data.
+   */
   private replyToEcho(nic: NIC, pkt: PacketBuffer, ipStart: number): void {
     const data = pkt.data;
-    const icmpLen = pkt.end - pkt.start;
-    const reply = PacketBuffer.alloc(icmpLen);
-    const rb = reply.data;
-    const rs = reply.start;
-    rb.set(data.subarray(pkt.start, pkt.end), rs);
+    const rs = pkt.start;
+    const tos = data[ipStart + 1]!;
     // Only the type changes (8 -> 0): update the checksum incrementally (RFC 1624).
-    rb[rs] = ICMPV4_ECHO_REPLY;
-    const c = updateChecksum16((rb[rs + 2]! << 8) | rb[rs + 3]!, ICMPV4_ECHO_REQUEST << 8, ICMPV4_ECHO_REPLY << 8);
-    rb[rs + 2] = c >>> 8;
-    rb[rs + 3] = c & 0xff;
+    data[rs] = ICMPV4_ECHO_REPLY;
+    const c = updateChecksum16((data[rs + 2]! << 8) | data[rs + 3]!, ICMPV4_ECHO_REQUEST << 8, ICMPV4_ECHO_REPLY << 8);
+    data[rs + 2] = c >>> 8;
+    data[rs + 3] = c & 0xff;
     const remote = data.subarray(ipStart + 12, ipStart + 16);
     const ourDst = data.subarray(ipStart + 16, ipStart + 20);
     let route: Route;
     try {
+      // (findRoute copies what it keeps: the old header is overwritten below.)
       route = this.stack.findRoute(remote, { local: nic.hasAddress(ourDst) ? ourDst : null, nic: nic.id });
     } catch {
       this.stats.outgoingDropped++;
       return;
     }
+    // From here on the buffer is an outbound packet: drop what described it as received.
+    pkt.linkHeaderStart = -1;
+    pkt.networkHeaderStart = -1;
+    pkt.transportHeaderStart = -1;
+    pkt.packetType = PacketType.Host;
+    pkt.remoteLinkAddress = null;
+    pkt.checksumOffload = false;
+    pkt.gsoSize = 0;
     this.stats.icmp.echoRepliesSent++;
     this.stats.icmp.sent++;
-    this.writePacket(route, reply, { protocol: IP_PROTO_ICMP, ttl: this.stack.defaultTtl, tos: data[ipStart + 1]! });
+    this.writePacket(route, pkt, { protocol: IP_PROTO_ICMP, ttl: this.stack.defaultTtl, tos });
   }
 
   private handleIcmpError(nic: NIC, pkt: PacketBuffer, type: number, code: number, mtu: number, ipStart: number): void {
