@@ -10,6 +10,7 @@ Commands:
   demo        two virtual hosts on a wire: ARP, ping, UDP; writes pcaps/demo.pcap
   flow        ladder diagram (text or SVG) of a capture's TCP/UDP/ICMP/ARP exchanges
   replay      replay a capture into a stack that plays one of its hosts; compare answers
+  sandbox     run a command in a network namespace whose network tunstack serves (root)
   help        show this help
 
 Run "tunstack <command> --help" for a command's options.
@@ -35,6 +36,10 @@ export async function main(args: string[]): Promise<number> {
     case 'replay': {
       const { runReplayCommand } = await import('./replay.js');
       return runReplayCommand(rest);
+    }
+    case 'sandbox': {
+      const { runSandboxCommand } = await import('./sandbox.js');
+      return runSandboxCommand(rest);
     }
     default:
       stderr.write(`tunstack: unknown command "${cmd}"\n\n${HELP}`);

@@ -59,6 +59,13 @@ export interface FdEndpointOptions {
   batch?: BatchOptions;
   /** Close the HostTap when the endpoint is closed (default true). */
   closeTap?: boolean;
+  /**
+   * Deliver TCP super-packets from the kernel (TSO) whole, as one large segment, instead of
+   * splitting them (default false). Only for a stack that terminates every TCP connection
+   * itself (a sandbox's relay): it then handles one segment where it would handle dozens.
+   * UDP (USO) super-packets are always split.
+   */
+  keepTcpGso?: boolean;
 }
 
 export interface FdEndpointStats {
@@ -129,6 +136,7 @@ export class FdEndpoint implements LinkEndpoint {
   private readonly defer: boolean;
   private readonly maxPending: number;
   private readonly closeTap: boolean;
+  private readonly keepTcpGso: boolean;
   private readonly batchOptions: BatchOptions;
   private pending: PacketBuffer[] = [];
   private spare: PacketBuffer[] = [];
@@ -162,6 +170,7 @@ export class FdEndpoint implements LinkEndpoint {
     this.defer = options.deferWrites ?? true;
     this.maxPending = options.maxPending ?? 4096;
     this.closeTap = options.closeTap ?? true;
+    this.keepTcpGso = options.keepTcpGso ?? false;
     this.batchOptions = options.batch ?? {};
     let mtu = options.mtu;
     if (mtu === undefined) {
@@ -451,7 +460,7 @@ export class FdEndpoint implements LinkEndpoint {
       const v = buf[p]! >>> 4;
       protocol = v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
     }
-    if (gso !== VIRTIO_NET_HDR_GSO_NONE) {
+    if (gso !== VIRTIO_NET_HDR_GSO_NONE && !(this.keepTcpGso && (gso === VIRTIO_NET_HDR_GSO_TCPV4 || gso === VIRTIO_NET_HDR_GSO_TCPV6))) {
       if (gso !== VIRTIO_NET_HDR_GSO_TCPV4 && gso !== VIRTIO_NET_HDR_GSO_TCPV6 && gso !== VIRTIO_NET_HDR_GSO_UDP_L4) {
         stats.rxErrors++;
         return;

@@ -1,0 +1,185 @@
+/** `tunstack sandbox [options] -- COMMAND ...`: run a command with a network served by tunstack. */
+import { isIP } from 'node:net';
+import { stderr, stdout } from 'node:process';
+import type { PortForward } from '../sandbox/network.js';
+
+export const SANDBOX_HELP = `Usage: tunstack sandbox [options] -- COMMAND [ARGS...]
+
+Run COMMAND in a new network namespace whose only link (besides lo) is a TAP served by
+tunstack in this process (as slirp4netns does), and exit with COMMAND's exit status.
+
+The guest sees:
+  eth0       10.0.2.100/24 and fd00::100/64 (router advertisements announce fd00::/64)
+  gateway    10.0.2.2, fd00::2: connections to it reach the host's loopback
+  DNS        10.0.2.3, fd00::3: answered with the host's resolver (/etc/hosts included)
+  DHCP       answers for 10.0.2.100.. (router, DNS, MTU, lease) for guests that ask
+Guest TCP and UDP to any other address are relayed through host sockets; ICMP echo is relayed
+through the host's ping(8) where this process may ping, else only the gateway answers.
+
+Options:
+  --mtu N                    link MTU, 1280..65520 (default 1500)
+  --disable-ipv6             no IPv6 on the guest link
+  --disable-host-loopback    refuse connections to the gateway (no access to host loopback)
+  -p, --publish [IP:]HOSTPORT:GUESTPORT[/tcp|/udp]
+                             forward a host port into the guest (IP default 127.0.0.1;
+                             the guest sees connections from 10.0.2.2); repeatable
+  --pcap FILE                write the guest link's packets to FILE (pcap, Ethernet)
+  --no-configure             leave eth0 unconfigured (the guest runs DHCP itself)
+  --icmp auto|relay|gateway  how ICMP echo to other addresses is handled (default auto)
+  --max-tcp-flows N          TCP flows at once (default 65536)
+  --max-udp-flows N          UDP flows at once (default 4096; least recently used closed first)
+  --udp-idle-timeout SEC     close UDP flows idle this long (default 60)
+  -v, --verbose              progress and relay statistics on stderr
+  -h, --help                 this help
+
+Needs root (a network namespace and a TAP), iproute2 and tunstack's native shim.
+Example: tunstack sandbox -p 8080:80 -- sh -c 'python3 -m http.server 80'
+`;
+
+export interface SandboxArgs {
+  command: string[];
+  mtu: number;
+  ipv6: boolean;
+  hostLoopback: boolean;
+  publish: PortForward[];
+  pcap?: string;
+  configure: boolean;
+  icmp: 'auto' | 'relay' | 'gateway';
+  maxTcpFlows?: number;
+  maxUdpFlows?: number;
+  udpIdleMs?: number;
+  verbose: boolean;
+  help: boolean;
+}
+
+/** Parse `-p [IP:]HOSTPORT:GUESTPORT[/proto]`. Throws on bad input. */
+export function parsePublish(spec: string): PortForward {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec);
+  if (!m) throw new Error(`bad --publish "${spec}" (want [IP:]HOSTPORT:GUESTPORT[/tcp|/udp])`);
+  const hostAddress = m[1]?.replace(/^\[|\]$/g, '');
+  if (hostAddress !== undefined && isIP(hostAddress) === 0) throw new Error(`bad address in --publish "${spec}"`);
+  const hostPort = Number(m[2]);
+  const guestPort = Number(m[3]);
+  for (const p of [hostPort, guestPort]) if (p < 1 || p > 65535) throw new Error(`port out of range in --publish "${spec}"`);
+  return { protocol: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostPort, guestPort, ...(hostAddress !== undefined ? { hostAddress } : {}) };
+}
+
+function intArg(name: string, v: string | undefined, lo: number, hi: number): number {
+  const n = Number(v);
+  if (v === undefined || !Number.isInteger(n) || n < lo || n > hi) throw new Error(`${name} wants an integer in ${lo}..${hi}`);
+  return n;
+}
+
+/** Parse the command line (everything after "sandbox"). Throws Error with a message on bad input. */
+export function parseSandboxArgs(args: string[]): SandboxArgs {
+  const out: SandboxArgs = { command: [], mtu: 1500, ipv6: true, hostLoopback: true, publish: [], configure: true, icmp: 'auto', verbose: false, help: false };
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    const value = (): string | undefined => (eq > 0 ? a.slice(eq + 1) : args[++i]);
+    if (a === '--') {
+      i++;
+      break;
+    }
+    switch (name) {
+      case '-h':
+      case '--help':
+        out.help = true;
+        break;
+      case '--mtu':
+        out.mtu = intArg('--mtu', value(), 1280, 65520);
+        break;
+      case '--disable-ipv6':
+      case '--no-ipv6':
+        out.ipv6 = false;
+        break;
+      case '--ipv6':
+        out.ipv6 = true;
+        break;
+      case '--disable-host-loopback':
+        out.hostLoopback = false;
+        break;
+      case '-p':
+      case '--publish':
+        out.publish.push(parsePublish(value() ?? ''));
+        break;
+      case '--pcap': {
+        const v = value();
+        if (!v) throw new Error('--pcap wants a file name');
+        out.pcap = v;
+        break;
+      }
+      case '--no-configure':
+        out.configure = false;
+        break;
+      case '--icmp': {
+        const v = value();
+        if (v !== 'auto' && v !== 'relay' && v !== 'gateway') throw new Error('--icmp wants auto, relay or gateway');
+        out.icmp = v;
+        break;
+      }
+      case '--max-tcp-flows':
+        out.maxTcpFlows = intArg(name, value(), 1, 1 << 20);
+        break;
+      case '--max-udp-flows':
+        out.maxUdpFlows = intArg(name, value(), 1, 1 << 20);
+        break;
+      case '--udp-idle-timeout':
+        out.udpIdleMs = intArg(name, value(), 1, 86400) * 1000;
+        break;
+      case '-v':
+      case '--verbose':
+        out.verbose = true;
+        break;
+      default:
+        if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
+        // The command starts at the first non-option (the "--" is recommended).
+        out.command = args.slice(i);
+        return out;
+    }
+  }
+  out.command = args.slice(i);
+  return out;
+}
+
+export async function runSandboxCommand(args: string[]): Promise<number> {
+  let parsed: SandboxArgs;
+  try {
+    parsed = parseSandboxArgs(args);
+  } catch (e) {
+    stderr.write(`tunstack sandbox: ${(e as Error).message}\n\n${SANDBOX_HELP}`);
+    return 2;
+  }
+  if (parsed.help) {
+    stdout.write(SANDBOX_HELP);
+    return 0;
+  }
+  if (parsed.command.length === 0) {
+    stderr.write(`tunstack sandbox: no command given\n\n${SANDBOX_HELP}`);
+    return 2;
+  }
+  const { runSandbox } = await import('../sandbox/run.js');
+  try {
+    return await runSandbox({
+      command: parsed.command,
+      mtu: parsed.mtu,
+      ipv6: parsed.ipv6,
+      hostLoopback: parsed.hostLoopback,
+      publish: parsed.publish,
+      configure: parsed.configure,
+      icmp: parsed.icmp,
+      verbose: parsed.verbose,
+      ...(parsed.pcap !== undefined ? { pcap: parsed.pcap } : {}),
+      limits: {
+        ...(parsed.maxTcpFlows !== undefined ? { maxTcpFlows: parsed.maxTcpFlows } : {}),
+        ...(parsed.maxUdpFlows !== undefined ? { maxUdpFlows: parsed.maxUdpFlows } : {}),
+        ...(parsed.udpIdleMs !== undefined ? { udpIdleMs: parsed.udpIdleMs } : {}),
+      },
+    });
+  } catch (e) {
+    stderr.write(`tunstack sandbox: ${(e as Error).message}\n`);
+    return 125;
+  }
+}

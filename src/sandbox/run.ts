@@ -1,0 +1,180 @@
+/**
+ * Running a command in a sandbox: a new network namespace whose only link (besides lo) is a TAP
+ * served by tunstack (SandboxNetwork), the way slirp4netns gives a rootless container its
+ * network.
+ *
+ *   1. `ip netns add` a namespace; /etc/netns/<name>/resolv.conf names 10.0.2.3 (ip netns exec
+ *      bind-mounts it over /etc/resolv.conf for the command).
+ *   2. Open a TAP here (HostTap, IFF_VNET_HDR with the kernel's offloads), then move its kernel
+ *      side into the namespace as eth0: the fd stays with this process.
+ *   3. Configure eth0 inside: 10.0.2.100/24, fd00::100/64, MTU, up, default routes via the
+ *      gateway (unless `configure: false`, when the guest must ask DHCP / listen for RAs).
+ *   4. Run the command with `ip netns exec`, stdio inherited; SIGINT/SIGTERM/SIGHUP/SIGQUIT are
+ *      passed on to it (a second one kills it).
+ *   5. When it exits (or crashes, or this process is told to stop), clean up: processes left in
+ *      the namespace are killed, the relays closed, the TAP closed (the kernel removes it), the
+ *      namespace deleted, /etc/netns/<name> removed. The command's exit status is returned
+ *      (128 + signal number when a signal ended it).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { TunstackError } from '../errors.js';
+import { HostTap } from '../host/tap.js';
+import { nativeUnavailableReason } from '../host/native.js';
+import { FdEndpoint } from '../link/fd.js';
+import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR } from '../tundev/constants.js';
+import { SANDBOX_DEFAULTS, SandboxNetwork, type PortForward, type SandboxNetworkOptions } from './network.js';
+
+export interface SandboxRunOptions extends Omit<SandboxNetworkOptions, 'link'> {
+  /** The command and its arguments. */
+  command: string[];
+  /** Published ports. */
+  publish?: PortForward[];
+  /** Configure the guest's addresses and routes (default true); false leaves eth0 up and bare. */
+  configure?: boolean;
+  /** Namespace name (default tunstack-<pid>-<n>). */
+  name?: string;
+  /** Progress and statistics on stderr. */
+  verbose?: boolean;
+  /** Called once the network is up, before the command starts (tests, benchmarks). */
+  onReady?: (info: { namespace: string; network: SandboxNetwork; tap: string }) => void;
+  /** Child stdio (default 'inherit'). */
+  stdio?: 'inherit' | 'ignore' | 'pipe';
+  /** Called with the child when started (stdio 'pipe'). */
+  onSpawn?: (child: ChildProcess) => void;
+}
+
+/** Why a sandbox cannot run here ('' when it can). */
+export function sandboxUnavailableReason(): string {
+  if (process.platform !== 'linux') return `not Linux (${process.platform})`;
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'not root (network namespaces and TAPs need CAP_SYS_ADMIN and CAP_NET_ADMIN)';
+  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
+  const why = nativeUnavailableReason();
+  if (why !== '') return why;
+  if (spawnSync('ip', ['-V']).status !== 0) return 'iproute2 (`ip`) missing';
+  return '';
+}
+
+let counter = 0;
+
+function ip(args: string[]): void {
+  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 20_000 });
+  if (r.status !== 0) throw new TunstackError('EIO', `ip ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
+}
+
+/** Run `options.command` in a sandbox; resolves with its exit status. */
+export async function runSandbox(options: SandboxRunOptions): Promise<number> {
+  const why = sandboxUnavailableReason();
+  if (why !== '') throw new TunstackError('EPERM', `cannot make a sandbox: ${why}`);
+  if (options.command.length === 0) throw new TunstackError('EINVAL', 'no command to run');
+  const d = SANDBOX_DEFAULTS;
+  const mtu = options.mtu ?? d.mtu;
+  const ns = options.name ?? `tunstack-${process.pid}-${counter++}`;
+  const etcDir = `/etc/netns/${ns}`;
+  const log = (m: string): void => {
+    if (options.verbose) process.stderr.write(`tunstack sandbox: ${m}\n`);
+  };
+
+  let network: SandboxNetwork | null = null;
+  let tap: HostTap | null = null;
+  let nsMade = false;
+  let child: ChildProcess | null = null;
+  let cleaned = false;
+  const cleanup = (): void => {
+    if (cleaned) return;
+    cleaned = true;
+    if (child !== null && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (nsMade) {
+      // Whatever the command left running in the namespace goes with it.
+      const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout ?? '';
+      for (const p of pids.split(/\s+/).filter((x) => /^\d+$/.test(x))) {
+        try {
+          process.kill(Number(p), 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+    try {
+      network?.close();
+    } catch {
+      /* best effort */
+    }
+    if (tap !== null && !tap.closed) tap.close();
+    if (nsMade) spawnSync('ip', ['netns', 'del', ns]);
+    rmSync(etcDir, { recursive: true, force: true });
+    log(`cleaned up ${ns}`);
+  };
+  // Also when this process dies of an uncaught error.
+  process.once('exit', cleanup);
+
+  try {
+    ip(['netns', 'add', ns]);
+    nsMade = true;
+    mkdirSync(etcDir, { recursive: true });
+    const ipv6 = options.ipv6 ?? true;
+    writeFileSync(`${etcDir}/resolv.conf`, `nameserver ${d.dns4}\n${ipv6 ? `nameserver ${d.dns6}\n` : ''}`);
+    const t = HostTap.open({ name: `tsb${(process.pid % 1_000_000).toString(36)}${(counter++).toString(36)}`.slice(0, 15), flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR });
+    tap = t;
+    t.mtu = mtu;
+    // The relay terminates every guest connection: TSO super-packets are taken whole.
+    const ep = new FdEndpoint(t, { mtu, keepTcpGso: true });
+    const dev = t.name;
+    network = new SandboxNetwork({ ...options, link: ep, mtu });
+    ip(['link', 'set', dev, 'netns', ns]);
+    ip(['-n', ns, 'link', 'set', dev, 'name', 'eth0']);
+    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    if (!ipv6) spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.eth0.disable_ipv6=1']);
+    if (options.configure ?? true) {
+      ip(['-n', ns, 'addr', 'add', `${d.guest4}/${d.prefix4}`, 'dev', 'eth0']);
+      if (network.ipv6) ip(['-n', ns, 'addr', 'add', `${d.guest6}/64`, 'dev', 'eth0', 'nodad']);
+      ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+      ip(['-n', ns, 'route', 'add', 'default', 'via', d.gateway4, 'dev', 'eth0']);
+      if (network.ipv6) ip(['-n', ns, '-6', 'route', 'add', 'default', 'via', d.gateway6, 'dev', 'eth0']);
+    } else {
+      ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+    }
+    for (const f of options.publish ?? []) await network.publish(f);
+    log(`namespace ${ns}, eth0 (${dev}) MTU ${mtu}, offloads 0x${ep.offloadFlags.toString(16)}; ICMP ${network.icmpNote === '' ? 'relayed' : `gateway only (${network.icmpNote})`}`);
+    options.onReady?.({ namespace: ns, network, tap: dev });
+  } catch (e) {
+    cleanup();
+    process.removeListener('exit', cleanup);
+    throw e;
+  }
+
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+  const handlers = new Map<NodeJS.Signals, () => void>();
+  let told = 0;
+  try {
+    const status = await new Promise<number>((resolve) => {
+      const c = spawn('ip', ['netns', 'exec', ns, ...options.command], { stdio: options.stdio ?? 'inherit' });
+      child = c;
+      options.onSpawn?.(c);
+      for (const sig of signals) {
+        const h = (): void => {
+          told++;
+          log(`${sig}: passing it on${told > 1 ? ' (again: SIGKILL)' : ''}`);
+          if (c.exitCode === null && c.signalCode === null) c.kill(told > 1 ? 'SIGKILL' : sig);
+        };
+        handlers.set(sig, h);
+        process.on(sig, h);
+      }
+      c.once('error', (err) => {
+        process.stderr.write(`tunstack sandbox: cannot run ${options.command[0]}: ${err.message}\n`);
+        resolve(127);
+      });
+      c.once('exit', (code, signal) => {
+        if (signal !== null) resolve(128 + (osConstants.signals[signal] ?? 0));
+        else resolve(code ?? 1);
+      });
+    });
+    if (options.verbose && network !== null) log(`stats ${JSON.stringify(network.stats)}`);
+    return status;
+  } finally {
+    for (const [sig, h] of handlers) process.removeListener(sig, h);
+    cleanup();
+    process.removeListener('exit', cleanup);
+  }
+}
