@@ -1,0 +1,217 @@
+/**
+ * `tunstack sandbox` beside slirp4netns and pasta, in the same run (root; each part skips with a
+ * printed reason when its tool is missing):
+ *
+ * - Throughput: `iperf3 -c 10.0.2.2` from inside the sandbox to an `iperf3 -s` on the host's
+ *   loopback, both directions (-R: host to guest), at MTU 1500 and 65520. slirp4netns and pasta
+ *   are set up the same way (a namespace, 10.0.2.100/24, gateway 10.0.2.2 mapped to the host's
+ *   loopback) and measured right after tunstack, alternating. Kernel loopback (iperf3 -c
+ *   127.0.0.1 on the host) is printed as the ceiling.
+ * - Connection setup rate: sequential connect + close from inside the sandbox to a host server
+ *   that accepts and closes, for a few seconds (python3 in the guest).
+ * - RSS of the tunstack process with 10,000 relayed TCP flows open at once.
+ *
+ * SANDBOX_BENCH_SECONDS (default 5) sets each iperf3 run's length.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sandboxUnavailableReason } from '../src/sandbox/run.js';
+import type { BenchRow } from './run.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const SECONDS = Number(process.env.SANDBOX_BENCH_SECONDS ?? 5);
+const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function tunstackCmd(args: string[]): string[] {
+  return [process.execPath, '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'sandbox', ...args];
+}
+
+function run(cmd: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const c = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+    c.on('close', (code) => {
+      clearTimeout(t);
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+function gbits(json: string): number {
+  try {
+    const j = JSON.parse(json) as { end?: { sum_received?: { bits_per_second?: number } } };
+    return (j.end?.sum_received?.bits_per_second ?? 0) / 1e9;
+  } catch {
+    return 0;
+  }
+}
+
+/** A namespace with slirp4netns or pasta serving it; returns the command prefix and a stopper. */
+async function otherSandbox(kind: 'slirp4netns' | 'pasta', mtu: number): Promise<{ exec: string[]; stop: () => Promise<void> } | null> {
+  const ns = `tsbench-${kind}-${process.pid}`;
+  spawnSync('ip', ['netns', 'del', ns]);
+  if (spawnSync('ip', ['netns', 'add', ns]).status !== 0) return null;
+  let child: ChildProcess | null = null;
+  if (kind === 'slirp4netns') {
+    child = spawn('slirp4netns', ['--configure', `--mtu=${Math.min(mtu, 65520)}`, '--netns-type=path', `/run/netns/${ns}`, 'eth0'], { stdio: 'ignore' });
+  } else {
+    // As root pasta would switch to nobody and then fail to enter the namespace: --runas 0.
+    const r = spawnSync('pasta', ['-q', '--runas', '0', '--config-net', '-4', '-a', '10.0.2.100', '-n', '24', '-g', '10.0.2.2', '-m', String(mtu), '-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none', '--netns', `/run/netns/${ns}`]);
+    if (r.status !== 0) {
+      spawnSync('ip', ['netns', 'del', ns]);
+      return null;
+    }
+  }
+  // Wait for the guest's address.
+  for (let i = 0; i < 100; i++) {
+    const a = spawnSync('ip', ['-n', ns, '-4', '-br', 'addr'], { encoding: 'utf8' }).stdout;
+    if (a.includes('10.0.2.100')) break;
+    await sleep(50);
+  }
+  return {
+    exec: ['ip', 'netns', 'exec', ns],
+    stop: async () => {
+      child?.kill('SIGTERM');
+      if (child) await once(child, 'close').catch(() => {});
+      spawnSync('ip', ['netns', 'del', ns]);
+    },
+  };
+}
+
+/** Guest-side connection-rate probe: sequential connect/close for `secs`, prints connections/s. */
+function connRateScript(port: number, secs: number): string {
+  return [
+    'import socket, time',
+    `end = time.time() + ${secs}; n = 0; t0 = time.time()`,
+    'while time.time() < end:',
+    `    s = socket.create_connection(("10.0.2.2", ${port})); s.recv(1); s.close(); n += 1`,
+    'print(n / (time.time() - t0))',
+  ].join('\n');
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+export default async function bench(): Promise<BenchRow[]> {
+  const why = sandboxUnavailableReason();
+  if (why !== '') {
+    console.log(`sandbox bench skipped: ${why}`);
+    return [];
+  }
+  if (!have('iperf3')) {
+    console.log('sandbox bench skipped: iperf3 missing');
+    return [];
+  }
+  const rows: BenchRow[] = [];
+  const port = 5201 + (process.pid % 1000);
+  const iperf = spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  await sleep(500);
+  try {
+    const kernel = gbits((await run(['iperf3', '-c', '127.0.0.1', '-p', String(port), '-t', String(SECONDS), '-J'])).stdout);
+    console.log(`kernel loopback: ${kernel.toFixed(2)} Gbit/s`);
+    const others = (['slirp4netns', 'pasta'] as const).filter((k) => {
+      if (!have(k)) console.log(`sandbox bench: ${k} missing, not compared`);
+      return have(k);
+    });
+    for (const mtu of [1500, 65520]) {
+      for (const reverse of [false, true]) {
+        const client = ['iperf3', '-c', '10.0.2.2', '-p', String(port), '-t', String(SECONDS), '-J', ...(reverse ? ['-R'] : [])];
+        const dir = reverse ? 'host to guest' : 'guest to host';
+        const ours = gbits((await run(tunstackCmd(['--mtu', String(mtu), '--', ...client]))).stdout);
+        const refs: Record<string, number> = {};
+        for (const k of others) {
+          const o = await otherSandbox(k, mtu);
+          if (o === null) continue;
+          refs[k] = gbits((await run([...o.exec, ...client])).stdout);
+          await o.stop();
+        }
+        const summary = Object.entries(refs).map(([k, v]) => `${k} ${v.toFixed(2)} (${(ours / v).toFixed(2)}x)`).join(', ');
+        console.log(`iperf3 ${dir}, MTU ${mtu}: tunstack ${ours.toFixed(2)} Gbit/s; ${summary}; kernel loopback ${kernel.toFixed(2)}`);
+        const slirp = refs.slirp4netns;
+        rows.push({
+          name: `sandbox iperf3 ${dir}, MTU ${mtu}`,
+          value: ours,
+          unit: 'Gbit/s',
+          ...(slirp !== undefined ? { reference: slirp, referenceName: 'slirp4netns', ratio: ours / slirp } : {}),
+        });
+        if (refs.pasta !== undefined) {
+          rows.push({ name: `  (same, beside pasta)`, value: ours, unit: 'Gbit/s', reference: refs.pasta, referenceName: 'pasta', ratio: ours / refs.pasta });
+        }
+      }
+    }
+  } finally {
+    iperf.kill('SIGTERM');
+  }
+
+  // Connection setup rate: a host server that sends one byte and closes.
+  const srv = createServer((c) => c.end('x'));
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const sport = (srv.address() as AddressInfo).port;
+  try {
+    const secs = Math.max(2, Math.min(SECONDS, 5));
+    const ours = Number((await run(tunstackCmd(['--', 'python3', '-c', connRateScript(sport, secs)]))).stdout.trim());
+    let ref: number | undefined;
+    if (have('slirp4netns')) {
+      const o = await otherSandbox('slirp4netns', 1500);
+      if (o !== null) {
+        ref = Number((await run([...o.exec, 'python3', '-c', connRateScript(sport, secs)])).stdout.trim());
+        await o.stop();
+      }
+    }
+    console.log(`connection setup: tunstack ${ours.toFixed(0)}/s${ref !== undefined ? `, slirp4netns ${ref.toFixed(0)}/s` : ''}`);
+    rows.push({ name: 'sandbox TCP connects (sequential)', value: ours, unit: 'conn/s', ...(ref !== undefined ? { reference: ref, referenceName: 'slirp4netns', ratio: ours / ref } : {}) });
+  } finally {
+    srv.close();
+  }
+
+  // RSS with 10k relayed flows open: the guest opens them and waits; we read the relay's RSS.
+  const held: Socket[] = [];
+  const hold = createServer((c) => {
+    c.on('error', () => {});
+    held.push(c);
+  });
+  hold.listen(0, '127.0.0.1', 20000);
+  await once(hold, 'listening');
+  const hport = (hold.address() as AddressInfo).port;
+  const N = 10_000;
+  const py = [
+    'import resource, socket, sys, time',
+    'resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))',
+    'socks = []',
+    `for i in range(${N}):`,
+    `    socks.append(socket.create_connection(("10.0.2.2", ${hport})))`,
+    'print("open", flush=True)',
+    'sys.stdin.read(1) if False else time.sleep(8)',
+  ].join('\n');
+  const child = spawn(tunstackCmd(['--', 'python3', '-c', py])[0]!, tunstackCmd(['--', 'python3', '-c', py]).slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const baseline = await (async () => {
+    // RSS of an idle sandbox, for comparison: measured while the guest is still starting.
+    await sleep(1500);
+    return child.pid !== undefined ? rssMiB(child.pid) : 0;
+  })();
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  const t0 = Date.now();
+  while (!out.includes('open') && Date.now() - t0 < 120_000 && child.exitCode === null) await sleep(100);
+  const secs = (Date.now() - t0) / 1000;
+  const rss = child.pid !== undefined && child.exitCode === null ? rssMiB(child.pid) : 0;
+  console.log(`10k flows: opened in ${secs.toFixed(1)} s, host side holds ${held.length}; tunstack RSS ${rss.toFixed(0)} MiB (idle sandbox about ${baseline.toFixed(0)} MiB)`);
+  rows.push({ name: `sandbox RSS with ${N / 1000}k open relayed flows`, value: rss, unit: 'MiB', reference: baseline, referenceName: 'idle sandbox', ratio: rss / baseline });
+  child.kill('SIGTERM');
+  await once(child, 'close');
+  for (const s of held) s.destroy();
+  hold.close();
+  return rows;
+}
