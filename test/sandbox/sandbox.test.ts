@@ -268,6 +268,23 @@ describe.skipIf(skip)('tunstack sandbox (root)', () => {
     expect(r.stdout).toContain('ip=10.0.2.100 mask=24 router=10.0.2.2 dns=10.0.2.3 mtu=9000 lease=86400');
   });
 
+  it('IPv6: the guest autoconfigures from the RAs and reaches the host ::1 through fd00::2', async () => {
+    const srv6 = createHttpServer((_req, res) => res.end('v6 ok'));
+    const p6 = await listen(srv6, '::1');
+    const script = [
+      // Until the RA's route is in and the SLAAC address has passed DAD.
+      'for i in $(seq 1 150); do ip -6 route | grep -q "^default.*proto ra" && ! ip -6 addr show dev eth0 | grep -q tentative && break; sleep 0.1; done',
+      'ip -6 route | grep "^default"',
+      'ip -6 -o addr show dev eth0 scope global | grep -o "fd00::[0-9a-f:]*/64"',
+      `curl -sS --max-time 10 "http://[fd00::2]:${p6}/"`,
+    ].join('; ');
+    const r = await sandbox(['--no-configure', '--', 'sh', '-c', script]);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^default via fe80::\S+ dev eth0 proto ra/);
+    expect(lines[1]).toMatch(/^fd00::[0-9a-f:]+\/64$/);
+    expect(lines[2]).toBe('v6 ok');
+  });
+
   it('answers pings to the gateway', async () => {
     const r = await sandbox(['--', 'ping', '-c', '2', '-i', '0.2', '-W', '2', '10.0.2.2']);
     expect(r.code).toBe(0);
