@@ -14,7 +14,8 @@
  *   5. When it exits (or crashes, or this process is told to stop), clean up: processes left in
  *      the namespace are killed, the relays closed, the TAP closed (the kernel removes it), the
  *      namespace deleted, /etc/netns/<name> removed. The command's exit status is returned
- *      (128 + signal number when a signal ended it).
+ *      (128 + signal number when a signal ended it). A tunstack killed with SIGKILL cannot clean
+ *      up: its TAP goes with its fd, and the next sandbox removes the namespace it left.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,6 +59,31 @@ export function sandboxUnavailableReason(): string {
 
 let counter = 0;
 
+/**
+ * Namespaces (and /etc/netns entries) of sandboxes whose tunstack process is gone (killed with
+ * SIGKILL, so it could not clean up): `tunstack-<pid>-<n>` with no process <pid>. Returns their names.
+ */
+export function removeStaleSandboxes(): string[] {
+  const out = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+  const removed: string[] = [];
+  for (const line of out.split('\n')) {
+    const m = /^(tunstack-(\d+)-\d+)\b/.exec(line);
+    if (!m) continue;
+    const pid = Number(m[2]);
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code !== 'ESRCH';
+    }
+    if (alive) continue;
+    spawnSync('ip', ['netns', 'del', m[1]!]);
+    rmSync(`/etc/netns/${m[1]!}`, { recursive: true, force: true });
+    removed.push(m[1]!);
+  }
+  return removed;
+}
+
 function ip(args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 20_000 });
   if (r.status !== 0) throw new TunstackError('EIO', `ip ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
@@ -75,6 +101,8 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   const log = (m: string): void => {
     if (options.verbose) process.stderr.write(`tunstack sandbox: ${m}\n`);
   };
+
+  for (const n of removeStaleSandboxes()) log(`removed ${n}, left by a tunstack that was killed`);
 
   let network: SandboxNetwork | null = null;
   let tap: HostTap | null = null;

@@ -300,6 +300,16 @@ describe.skipIf(skip)('tunstack sandbox (root)', () => {
     expect(spawnSync('sh', ['-c', 'ls /etc/netns 2>/dev/null | grep tunstack-']).stdout.toString()).toBe('');
   });
 
+  it('a namespace left by a tunstack killed with SIGKILL is removed by the next sandbox', async () => {
+    const dead = spawnSync('true').pid!;
+    const stale = `tunstack-${dead}-0`;
+    expect(spawnSync('ip', ['netns', 'add', stale]).status).toBe(0);
+    const r = await sandbox(['-v', '--', 'true']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`removed ${stale}`);
+    expect(namespaces()).toEqual([]);
+  });
+
   it('SIGTERM to tunstack stops the command and cleans up', async () => {
     const { child, done } = start(['-v', '--', 'sleep', '60']);
     let err = '';
