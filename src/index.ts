@@ -33,6 +33,10 @@ export {
   type TcpInfo,
   type TcpEndpointOptions,
   type CongestionControlName,
+  TcpForwarder,
+  TcpForwardRequest,
+  type TcpForwarderOptions,
+  type TcpForwardHandler,
 } from './transport/tcp/index.js';
 export {
   IPv6Protocol,
@@ -74,3 +78,7 @@ export { nativeBinding, nativeUnavailableReason, nativeAddonPath, setNativeBindi
 export { FdEndpoint, fdNicEndpoint, type FdEndpointOptions, type FdEndpointStats } from './link/fd.js';
 export * from './sim/index.js';
 export * from './replay/index.js';
+export { DhcpServer, type DhcpServerOptions } from './sandbox/dhcp.js';
+export { DnsRelay, type DnsRelayOptions } from './sandbox/dns-relay.js';
+export { SandboxNetwork, SANDBOX_DEFAULTS, type SandboxNetworkOptions, type PortForward, type SandboxLimits } from './sandbox/network.js';
+export { runSandbox, sandboxUnavailableReason, type SandboxRunOptions } from './sandbox/run.js';
