@@ -87,15 +87,32 @@ async function otherSandbox(kind: 'slirp4netns' | 'pasta', mtu: number): Promise
   };
 }
 
-/** Guest-side connection-rate probe: sequential connect/close for `secs`, prints connections/s. */
+/**
+ * Guest-side connection-rate probe: waits (up to 5 s) until the gateway accepts, then sequential
+ * connect/close for `secs`; prints connections/s.
+ */
 function connRateScript(port: number, secs: number): string {
   return [
     'import socket, time',
+    'ready = time.time() + 5',
+    'while True:',
+    '    try:',
+    `        s = socket.create_connection(("10.0.2.2", ${port}), timeout=1); s.recv(1); s.close(); break`,
+    '    except OSError:',
+    '        if time.time() > ready: raise',
+    '        time.sleep(0.05)',
     `end = time.time() + ${secs}; n = 0; t0 = time.time()`,
     'while time.time() < end:',
     `    s = socket.create_connection(("10.0.2.2", ${port})); s.recv(1); s.close(); n += 1`,
     'print(n / (time.time() - t0))',
   ].join('\n');
+}
+
+/** The rate a probe printed; throws with its stderr when it printed none (no silent zero). */
+function probeRate(r: { code: number | null; stdout: string; stderr: string }, who: string): number {
+  const v = Number.parseFloat(r.stdout.trim());
+  if (!Number.isFinite(v)) throw new Error(`${who}: connection probe failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  return v;
 }
 
 function rssMiB(pid: number): number {
@@ -161,13 +178,18 @@ export default async function bench(): Promise<BenchRow[]> {
   const sport = (srv.address() as AddressInfo).port;
   try {
     const secs = Math.max(2, Math.min(SECONDS, 5));
-    const ours = Number((await run(tunstackCmd(['--', 'python3', '-c', connRateScript(sport, secs)]))).stdout.trim());
+    const ours = probeRate(await run(tunstackCmd(['--', 'python3', '-c', connRateScript(sport, secs)])), 'tunstack');
     let ref: number | undefined;
     if (have('slirp4netns')) {
       const o = await otherSandbox('slirp4netns', 1500);
       if (o !== null) {
-        ref = Number((await run([...o.exec, 'python3', '-c', connRateScript(sport, secs)])).stdout.trim());
-        await o.stop();
+        try {
+          ref = probeRate(await run([...o.exec, 'python3', '-c', connRateScript(sport, secs)]), 'slirp4netns');
+        } catch (e) {
+          console.log(String(e));
+        } finally {
+          await o.stop();
+        }
       }
     }
     console.log(`connection setup: tunstack ${ours.toFixed(0)}/s${ref !== undefined ? `, slirp4netns ${ref.toFixed(0)}/s` : ''}`);

@@ -86,6 +86,17 @@ export class PacketBuffer {
     return new PacketBuffer(data, headroom, headroom + payloadLength);
   }
 
+  /**
+   * Like `alloc`, but a large packet's memory is not zeroed (small ones still come from the slab):
+   * for senders that write every header byte and copy the whole payload, such as TCP segments,
+   * where clearing 64 KiB per segment is pure cost.
+   */
+  static allocUninitialized(payloadLength: number, headroom = DEFAULT_HEADROOM): PacketBuffer {
+    const total = headroom + payloadLength;
+    if (total <= SLAB_MAX_ALLOC) return PacketBuffer.alloc(payloadLength, headroom);
+    return new PacketBuffer(Buffer.allocUnsafeSlow(total), headroom, total);
+  }
+
   /** A copy of received bytes (from a pooled slab: no ArrayBuffer per packet). */
   static copyOf(bytes: Uint8Array): PacketBuffer {
     const data = slabAlloc(bytes.length);

@@ -77,8 +77,6 @@ export const COOKIE_MSS_TABLE: readonly number[] = [536, 1300, 1440, 1460];
 const COOKIE_MAX_AGE = 2;
 const COOKIE_PERIOD_MS = 60_000;
 
-const SLAB_SIZE = 256 * 1024;
-const SLAB_MAX_PACKET = 16 * 1024;
 
 interface PathMtuSource {
   pathMtu(dst: Uint8Array, nicMtu: number): number;
@@ -135,8 +133,6 @@ export class TcpProtocol implements TransportProtocol {
   /** @internal */ readonly sackScratch = new Uint32Array(8);
   /** @internal SACK blocks of the segment being built (filled and used synchronously). */
   readonly sackOut = new Uint32Array(8);
-  private slab = new ArrayBuffer(SLAB_SIZE);
-  private slabOff = 0;
   /** The connection of the last segment (most segments follow the one before). */
   private lastEp: TcpEndpoint | null = null;
   private twHead: TimeWaitRecord | null = null;
@@ -210,18 +206,12 @@ export class TcpProtocol implements TransportProtocol {
     return hasPathMtu(np) ? np.pathMtu(route.remoteAddress, nicMtu) : nicMtu;
   }
 
-  /** @internal A packet of `len` bytes after `headroom`, carved from a shared slab. */
+  /**
+   * @internal A packet of `len` bytes after `headroom`: small ones from the shared packet slab,
+   * large ones uninitialized (every segment's header bytes are written and its payload copied).
+   */
   allocPacket(len: number, headroom: number): PacketBuffer {
-    const total = headroom + len;
-    if (total > SLAB_MAX_PACKET) return new PacketBuffer(new Uint8Array(total), headroom, total);
-    const need = (total + 7) & ~7;
-    if (this.slabOff + need > SLAB_SIZE) {
-      this.slab = new ArrayBuffer(SLAB_SIZE);
-      this.slabOff = 0;
-    }
-    const data = new Uint8Array(this.slab, this.slabOff, total);
-    this.slabOff += need;
-    return new PacketBuffer(data, headroom, total);
+    return PacketBuffer.allocUninitialized(len, headroom);
   }
 
   /** @internal Hand a segment to the network layer; failures are counted, never thrown. */
