@@ -528,28 +528,10 @@ export class IPv4Protocol implements NetworkProtocol {
     arp.resolveAndSend(nic, route.nextHop, pkt);
   }
 
-  private loopQueue: Array<[NIC, PacketBuffer]> = [];
-  private looping = false;
 
-  /** Deliver a packet to ourselves, trampolined so replies do not recurse. */
+  /** Deliver a packet to ourselves (the stack's shared, trampolined local loop). */
   private loopback(nic: NIC, pkt: PacketBuffer): void {
-    if (this.loopQueue.length >= 1024) {
-      this.stats.outgoingDropped++;
-      return;
-    }
-    const copy = PacketBuffer.wrap(pkt.toBytes());
-    copy.networkProtocol = ETHERTYPE_IPV4;
-    this.loopQueue.push([nic, copy]);
-    if (this.looping) return;
-    this.looping = true;
-    try {
-      while (this.loopQueue.length > 0) {
-        const [n, p] = this.loopQueue.shift()!;
-        n.deliverNetworkPacket(ETHERTYPE_IPV4, p);
-      }
-    } finally {
-      this.looping = false;
-    }
+    if (!this.stack.deliverLocal(nic, ETHERTYPE_IPV4, pkt)) this.stats.outgoingDropped++;
   }
 
   /** Called by ARP when resolution failed for queued packets: report EHOSTUNREACH to senders. */

@@ -168,8 +168,6 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
   private pingIdent: number;
   private pingSeq = 0;
   private readonly scratch = new Uint8Array(16);
-  private loopQueue: Array<[NIC, PacketBuffer]> = [];
-  private looping = false;
   private readonly nicUsable = (id: number): boolean => this.stack.nic(id)?.enabled === true;
 
   constructor(
@@ -709,25 +707,9 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     nic.transmit(pkt);
   }
 
-  /** Deliver a packet to ourselves, trampolined so replies do not recurse. */
+  /** Deliver a packet to ourselves (the stack's shared, trampolined local loop). */
   private loopback(nic: NIC, pkt: PacketBuffer): void {
-    if (this.loopQueue.length >= 1024) {
-      this.stats.outgoingDropped++;
-      return;
-    }
-    const copy = PacketBuffer.wrap(pkt.toBytes());
-    copy.networkProtocol = ETHERTYPE_IPV6;
-    this.loopQueue.push([nic, copy]);
-    if (this.looping) return;
-    this.looping = true;
-    try {
-      while (this.loopQueue.length > 0) {
-        const [n, p] = this.loopQueue.shift()!;
-        n.deliverNetworkPacket(ETHERTYPE_IPV6, p);
-      }
-    } finally {
-      this.looping = false;
-    }
+    if (!this.stack.deliverLocal(nic, ETHERTYPE_IPV6, pkt)) this.stats.outgoingDropped++;
   }
 
   /**

@@ -298,6 +298,11 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
     }
   }
 
+  /** Delivery from a trampoline (the stack's local loop): the same as from the link. */
+  deliverQueued(protocol: number, pkt: PacketBuffer): void {
+    this.deliverNetworkPacket(protocol, pkt);
+  }
+
   /** Hand a packet with its network header at pkt.start to the link (after resolution). */
   transmit(pkt: PacketBuffer): boolean {
     const stats = this.stats;

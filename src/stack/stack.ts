@@ -1,7 +1,9 @@
 import { EventEmitter } from 'eventemitter3';
 import { TunstackError } from '../errors.js';
 import { addrEqual, formatIP, ipv4ToU32, maskAddress, parseIP } from '../headers/address.js';
+import { Trampoline } from '../link/queue.js';
 import { RealClock, type Clock } from './clock.js';
+import { PacketBuffer } from './packet.js';
 import { NIC, type AddressInfo, type NICOptions } from './nic.js';
 import { PortManager } from './ports.js';
 import type {
@@ -106,6 +108,8 @@ export class Stack extends EventEmitter<StackEvents> {
   /** Bumped on every NIC, address or route change; cached routes from older generations are stale. */
   private generation = 0;
   private routeCacheGeneration = 0;
+  /** Packets this stack sends to itself, delivered from one loop so replies never recurse. */
+  private readonly localLoop = new Trampoline(1024);
   /** IPv4 route cache (as Linux's dst cache): destination -> routes computed for it, per pinning. */
   private readonly routeCache = new Map<number, CachedRoute[]>();
 
@@ -392,6 +396,19 @@ export class Stack extends EventEmitter<StackEvents> {
   }
 
   // ---- protocol plumbing ----
+
+  /**
+   * @internal Deliver a packet addressed to this stack (its network header at pkt.start) to
+   * `nic` as if it had arrived there: a copy goes through one trampolined loop shared by every
+   * protocol, bounded at 1024 waiting. False when the loop is full (the caller counts the drop).
+   */
+  deliverLocal(nic: NIC, protocol: number, pkt: PacketBuffer): boolean {
+    const copy = PacketBuffer.copyOf(pkt.view());
+    copy.networkProtocol = protocol;
+    if (!this.localLoop.enqueue(nic, protocol, copy)) return false;
+    this.localLoop.run();
+    return true;
+  }
 
   /** @internal */
   notifyProtocols(nic: NIC, ev: NicEvent): void {
