@@ -249,8 +249,8 @@ static napi_value t_ioctl(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------------ packet I/O */
 
-/* read(fd, buf, off, len) -> bytes | -errno */
-static napi_value t_read(napi_env env, napi_callback_info info) {
+/* read/write(fd, buf, off, len) -> bytes | -errno: one body, the syscall chosen by `writing`. */
+static napi_value fd_io(napi_env env, napi_callback_info info, int writing) {
   size_t argc = 4;
   napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -261,25 +261,13 @@ static napi_value t_read(napi_env env, napi_callback_info info) {
   if (get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &p, &blen)) return NULL;
   if (get_u32(env, argv[2], &off) || get_u32(env, argv[3], &len)) return NULL;
   if ((size_t)off > blen || (size_t)len > blen - off) return num(env, -EFAULT);
-  ssize_t n = read(fd, p + off, len);
+  ssize_t n = writing ? write(fd, p + off, len) : read(fd, p + off, len);
   return num(env, n < 0 ? -errno : (double)n);
 }
 
-/* write(fd, buf, off, len) -> bytes | -errno */
-static napi_value t_write(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
-  uint32_t off, len;
-  uint8_t *p;
-  size_t blen;
-  if (get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &p, &blen)) return NULL;
-  if (get_u32(env, argv[2], &off) || get_u32(env, argv[3], &len)) return NULL;
-  if ((size_t)off > blen || (size_t)len > blen - off) return num(env, -EFAULT);
-  ssize_t n = write(fd, p + off, len);
-  return num(env, n < 0 ? -errno : (double)n);
-}
+static napi_value t_read(napi_env env, napi_callback_info info) { return fd_io(env, info, 0); }
+
+static napi_value t_write(napi_env env, napi_callback_info info) { return fd_io(env, info, 1); }
 
 /*
  * writeBatch(fd, hdr, hdrLen, views, starts, ends, count, result) -> packets handled | -errno

@@ -28,6 +28,7 @@ import type { NetworkInfo, NetworkProtocol, TransportError, WriteParams } from '
 import { TransportResult } from '../stack/protocol.js';
 import { Route } from '../stack/route.js';
 import type { Stack } from '../stack/stack.js';
+import { buildEchoRequest } from './echo.js';
 import { Reassembler, type ReassemblyConfig } from './reassembly.js';
 import { TokenBucket } from '../stack/ratelimit.js';
 import type { ArpProtocol } from './arp.js';
@@ -812,15 +813,9 @@ export class IPv4Protocol implements NetworkProtocol {
     } catch (e) {
       return Promise.reject(e as Error);
     }
-    const pkt = PacketBuffer.alloc(ICMPV4_HEADER_LENGTH + size);
+    const pkt = buildEchoRequest(ICMPV4_ECHO_REQUEST, id, seq, size);
     const b = pkt.data;
     const s = pkt.start;
-    b[s] = ICMPV4_ECHO_REQUEST;
-    b[s + 4] = id >>> 8;
-    b[s + 5] = id & 0xff;
-    b[s + 6] = seq >>> 8;
-    b[s + 7] = seq & 0xff;
-    for (let i = 0; i < size; i++) b[s + 8 + i] = (i + 0x10) & 0xff;
     const c = ~sum(b, s, ICMPV4_HEADER_LENGTH + size) & 0xffff;
     b[s + 2] = c >>> 8;
     b[s + 3] = c & 0xff;

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'eventemitter3';
+import { buildEchoRequest } from './echo.js';
 import { TunstackError } from '../errors.js';
 import { formatIPv6, parseIPv6 } from '../headers/address.js';
 import { pseudoHeaderSumV6 } from '../headers/checksum.js';
@@ -873,16 +874,8 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     } catch (e) {
       return Promise.reject(e as Error);
     }
-    const pkt = PacketBuffer.alloc(ICMPV6_HEADER_LENGTH + size);
-    const b = pkt.data;
-    const s = pkt.start;
-    b[s] = ICMPV6_ECHO_REQUEST;
-    b[s + 4] = id >>> 8;
-    b[s + 5] = id & 0xff;
-    b[s + 6] = seq >>> 8;
-    b[s + 7] = seq & 0xff;
-    for (let i = 0; i < size; i++) b[s + 8 + i] = (i + 0x10) & 0xff;
-    setIcmpV6Checksum(b, s, ICMPV6_HEADER_LENGTH + size, route.localAddress, route.remoteAddress);
+    const pkt = buildEchoRequest(ICMPV6_ECHO_REQUEST, id, seq, size);
+    setIcmpV6Checksum(pkt.data, pkt.start, ICMPV6_HEADER_LENGTH + size, route.localAddress, route.remoteAddress);
     return new Promise<PingResult>((resolve, reject) => {
       const timer = this.stack.clock.setTimeout(() => {
         this.pings.delete(key);
