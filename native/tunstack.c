@@ -269,18 +269,23 @@ static napi_value t_read(napi_env env, napi_callback_info info) { return fd_io(e
 
 static napi_value t_write(napi_env env, napi_callback_info info) { return fd_io(env, info, 1); }
 
+/* Most iovecs per packet: header, head view, scatter-gather fragments. */
+#define WB_MAX_IOV 64
+
 /*
- * writeBatch(fd, hdr, hdrLen, views, starts, ends, count, result) -> packets handled | -errno
+ * writeBatch(fd, hdr, hdrLen, views, starts, ends, count, result[, frags]) -> packets handled | -errno
  *
  * Writes packet i as one writev(2): `hdrLen` bytes of `hdr` at i * hdrLen (the per-packet
- * virtio_net_hdr, or nothing when hdrLen is 0) followed by views[i][starts[i], ends[i]). No packet
- * bytes are copied. Stops at the first EAGAIN (those packets are not handled); any other error
+ * virtio_net_hdr, or nothing when hdrLen is 0) followed by views[i][starts[i], ends[i]), then,
+ * when `frags` is an array whose element i is an array of Uint8Arrays, each of those whole (a
+ * packet's scatter-gather fragments; at most WB_MAX_IOV - 2, more is EFAULT). No packet bytes
+ * are copied. Stops at the first EAGAIN (those packets are not handled); any other error
  * counts the packet as handled-but-failed. result (Int32Array(3)): [written, failed, last errno].
  * Returns the number handled; -errno when the very first write failed with EAGAIN or EBADF.
  */
 static napi_value t_write_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   uint8_t *hdr = NULL, *sp, *ep, *rp;
@@ -295,6 +300,12 @@ static napi_value t_write_batch(napi_env env, napi_callback_info info) {
   if (get_u32(env, argv[6], &count) || get_bytes(env, argv[7], &rp, &rl)) return NULL;
   if (rl < 12 || sl < (size_t)count * 4 || el < (size_t)count * 4) return num(env, -EFAULT);
   if (hdrLen > 0 && (hdr == NULL || hdrBytes < (size_t)hdrLen * count)) return num(env, -EFAULT);
+  bool haveFrags = false;
+  if (argc >= 9) {
+    napi_valuetype ft;
+    napi_typeof(env, argv[8], &ft);
+    if (ft == napi_object) napi_is_array(env, argv[8], &haveFrags);
+  }
   uint32_t *starts = (uint32_t *)sp, *ends = (uint32_t *)ep;
   int32_t *res = (int32_t *)rp;
   int32_t written = 0, failed = 0, lastErr = 0;
@@ -310,7 +321,7 @@ static napi_value t_write_batch(napi_env env, napi_callback_info info) {
       lastErr = EFAULT;
       continue;
     }
-    struct iovec iov[2];
+    struct iovec iov[WB_MAX_IOV];
     int n = 0;
     if (hdrLen > 0) {
       iov[n].iov_base = hdr + (size_t)i * hdrLen;
@@ -320,6 +331,30 @@ static napi_value t_write_batch(napi_env env, napi_callback_info info) {
     iov[n].iov_base = data + s;
     iov[n].iov_len = e - s;
     n++;
+    if (haveFrags) {
+      napi_value fl;
+      bool isArr = false;
+      if (napi_get_element(env, argv[8], i, &fl) != napi_ok) return NULL;
+      napi_is_array(env, fl, &isArr);
+      if (isArr) {
+        uint32_t nf = 0;
+        napi_get_array_length(env, fl, &nf);
+        if (nf > WB_MAX_IOV - 2) {
+          failed++;
+          lastErr = EFAULT;
+          continue;
+        }
+        for (uint32_t f = 0; f < nf; f++) {
+          napi_value fv;
+          uint8_t *fp;
+          size_t flen;
+          if (napi_get_element(env, fl, f, &fv) != napi_ok || get_bytes(env, fv, &fp, &flen)) return NULL;
+          iov[n].iov_base = fp;
+          iov[n].iov_len = flen;
+          n++;
+        }
+      }
+    }
     ssize_t w = writev(fd, iov, n);
     if (w < 0) {
       int er = errno;

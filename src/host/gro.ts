@@ -45,12 +45,15 @@ export class TcpSegment {
   payloadLen = 0;
   seq = 0;
   flags = 0;
+  /** Scatter-gather fragments holding the rest of the payload after `end`, if any. */
+  frags: readonly Uint8Array[] | null = null;
 
   /**
-   * Parse `buf[start, end)` (`l2` bytes of link header first) as an IPv4/IPv6 TCP segment that
-   * could take part in coalescing. False for anything else.
+   * Parse `buf[start, end)` (`l2` bytes of link header first; `frags`, if any, hold more payload
+   * after `end`) as an IPv4/IPv6 TCP segment that could take part in coalescing. False for
+   * anything else.
    */
-  parse(buf: Uint8Array, start: number, end: number, l2: number): boolean {
+  parse(buf: Uint8Array, start: number, end: number, l2: number, frags: readonly Uint8Array[] | null = null, fragBytes = 0): boolean {
     const ip = start + l2;
     if (ip + 40 > end) return false;
     const v = buf[ip]! >>> 4;
@@ -69,7 +72,7 @@ export class TcpSegment {
     } else {
       return false;
     }
-    if (l3End !== end) return false;
+    if (l3End !== end + fragBytes) return false;
     const tcp = ip + ipHl;
     const tcpHl = (buf[tcp + 12]! >>> 4) << 2;
     if (tcpHl < 20 || tcp + tcpHl > end) return false;
@@ -82,7 +85,8 @@ export class TcpSegment {
     this.tcp = tcp;
     this.tcpHl = tcpHl;
     this.payload = tcp + tcpHl;
-    this.payloadLen = end - this.payload;
+    this.payloadLen = end + fragBytes - this.payload;
+    this.frags = frags;
     this.seq = ((buf[tcp + 4]! << 24) | (buf[tcp + 5]! << 16) | (buf[tcp + 6]! << 8) | buf[tcp + 7]!) >>> 0;
     this.flags = buf[tcp + 13]!;
     return true;
@@ -157,7 +161,14 @@ export function buildSuperPacket(
   for (let i = 0; i < count; i++) {
     const s = segs[i]!;
     out.set(s.buf.subarray(s.payload, s.end), o);
-    o += s.payloadLen;
+    o += s.end - s.payload;
+    const f = s.frags;
+    if (f !== null) {
+      for (let j = 0; j < f.length; j++) {
+        out.set(f[j]!, o);
+        o += f[j]!.length;
+      }
+    }
   }
   const ip = l2;
   const tcp = l2 + first.ipHl;
@@ -236,7 +247,7 @@ export class TcpCoalescer {
    * at `hdr[hdrOff]`), or 0 when pkts[i] must be sent on its own.
    */
   coalesce(
-    pkts: ReadonlyArray<{ data: Uint8Array; start: number; end: number }>,
+    pkts: ReadonlyArray<{ data: Uint8Array; start: number; end: number; frags?: Uint8Array[] | null; fragBytes?: number }>,
     i: number,
     n: number,
     hdr: Uint8Array,
@@ -248,7 +259,7 @@ export class TcpCoalescer {
     const pool = this.pool;
     const first = pool[0]!;
     const p = pkts[i]!;
-    if (!first.parse(p.data, p.start, p.end, l2) || !first.canStart) return 0;
+    if (!first.parse(p.data, p.start, p.end, l2, p.frags ?? null, p.fragBytes ?? 0) || !first.canStart) return 0;
     const segSize = first.payloadLen;
     const run = this.run;
     run.length = 0;
@@ -258,7 +269,7 @@ export class TcpCoalescer {
     for (let j = i + 1; j < n && run.length < this.maxSegments; j++) {
       const q = pkts[j]!;
       const seg = pool[run.length] ?? (pool[run.length] = new TcpSegment());
-      if (!seg.parse(q.data, q.start, q.end, l2)) break;
+      if (!seg.parse(q.data, q.start, q.end, l2, q.frags ?? null, q.fragBytes ?? 0)) break;
       if (ipLen + seg.payloadLen > GRO_MAX_IP_LENGTH) break;
       if (!canFollow(first, prev, seg, l2, segSize)) break;
       run.push(seg);
@@ -268,7 +279,10 @@ export class TcpCoalescer {
     const count = run.length;
     if (count < 2) return 0;
     this.packet = buildSuperPacket(run, count, l2, hdr, hdrOff);
-    for (let k = 0; k < count; k++) run[k]!.buf = EMPTY;
+    for (let k = 0; k < count; k++) {
+      run[k]!.buf = EMPTY;
+      run[k]!.frags = null;
+    }
     run.length = 0;
     return count;
   }

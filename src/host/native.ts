@@ -29,8 +29,9 @@ export interface NativeBinding {
   write(fd: number, buf: Uint8Array, off: number, len: number): number;
   /**
    * One writev per packet: header i (hdrLen bytes of hdr at i * hdrLen) then
-   * views[i][starts[i], ends[i]). result: [written, failed, last errno]. Returns packets handled
-   * (stops at EAGAIN), or -errno when the first write failed with EAGAIN/EBADF.
+   * views[i][starts[i], ends[i]), then frags[i]'s views whole when frags[i] is an array.
+   * result: [written, failed, last errno]. Returns packets handled (stops at EAGAIN), or -errno
+   * when the first write failed with EAGAIN/EBADF.
    */
   writeBatch(
     fd: number,
@@ -41,6 +42,7 @@ export interface NativeBinding {
     ends: Uint32Array,
     count: number,
     result: Int32Array,
+    frags?: readonly (readonly Uint8Array[] | null)[] | null,
   ): number;
   /** poll(2) with a zero timeout: revents, or -errno. */
   poll(fd: number, events: number): number;

@@ -468,7 +468,9 @@ export class HostTap extends EventEmitter<HostTapEvents> {
 
   /**
    * Write packets with one native call: packet i is `hdr[i*hdrLen, (i+1)*hdrLen)` (omitted when
-   * hdrLen is 0) followed by `views[i][starts[i], ends[i])`, each one writev(2). Stops at EAGAIN.
+   * hdrLen is 0) followed by `views[i][starts[i], ends[i])` and then, when `frags` is given and
+   * `frags[i]` is not null, each of its views (scatter-gather; at most 62), each packet one
+   * writev(2). Stops at EAGAIN.
    * Returns [handled, written, failed, last errno]: handled - written packets failed (EINVAL,
    * EIO, ...) and are lost; packets from `handled` on were not tried.
    */
@@ -479,10 +481,11 @@ export class HostTap extends EventEmitter<HostTapEvents> {
     count: number,
     hdr: Uint8Array | null = null,
     hdrLen = 0,
+    frags: readonly (readonly Uint8Array[] | null)[] | null = null,
   ): [handled: number, written: number, failed: number, errno: number] {
     this.assertOpen('write');
     const res = this.wbResult;
-    const r = this.n.writeBatch(this.fd, hdr, hdrLen, views, starts, ends, count, res);
+    const r = this.n.writeBatch(this.fd, hdr, hdrLen, views, starts, ends, count, res, frags);
     if (r < 0) {
       if (r === -11) return [0, 0, 0, 11];
       throw errnoToError(r, 'writev', 'write');

@@ -22,6 +22,11 @@ export const LinkCapability = {
   Loopback: 1 << 3,
   /** The endpoint accepts GSO super-packets (pkt.gsoSize > 0). */
   GSO: 1 << 4,
+  /**
+   * The endpoint takes outbound packets with scatter-gather fragments (`pkt.frags`) and calls
+   * `pkt.releaseFrags()` when done with them. Wrappers pass it through only if they handle them.
+   */
+  ScatterGather: 1 << 5,
 } as const;
 
 /** What an endpoint delivers inbound packets to (a NIC, or an outer endpoint). */
@@ -99,7 +104,12 @@ export abstract class WrappingEndpoint implements LinkEndpoint, NetworkDispatche
     return this.inner.linkAddress;
   }
   get capabilities(): number {
-    return this.inner.capabilities;
+    const c = this.inner.capabilities;
+    return this.passesFrags ? c : c & ~LinkCapability.ScatterGather;
+  }
+  /** Whether writePackets handles packets with fragments (else the capability is hidden). */
+  protected get passesFrags(): boolean {
+    return false;
   }
   get wireFormat(): WireFormat {
     return this.inner.wireFormat;

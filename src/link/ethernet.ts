@@ -115,6 +115,10 @@ export class EthernetEndpoint extends WrappingEndpoint {
     return this.inner.capabilities | LinkCapability.ResolutionRequired;
   }
 
+  protected override get passesFrags(): boolean {
+    return true;
+  }
+
   writePackets(pkts: readonly PacketBuffer[]): number {
     // Frame lengths are noted before passing down: below, ownership passes and a receiver may
     // consume the header before writePackets returns. (A fresh array only on re-entry.)
@@ -124,7 +128,7 @@ export class EthernetEndpoint extends WrappingEndpoint {
       let bad = 0;
       for (let i = 0; i < pkts.length; i++) {
         const p = pkts[i]!;
-        if (this.frame(p)) lens.push(p.end - p.start);
+        if (this.frame(p)) lens.push(p.length);
         else bad++;
       }
       let list = pkts;

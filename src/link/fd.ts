@@ -51,6 +51,11 @@ export interface FdEndpointOptions {
   gro?: boolean;
   /** Leave TCP transmit checksums to the kernel (default: `offload`). */
   txChecksumOffload?: boolean;
+  /**
+   * Take packets whose payload is scatter-gather fragments (TCP segments as views of the send
+   * buffer, written with one writev and never copied in JS; default: with txChecksumOffload).
+   */
+  scatterGather?: boolean;
   /** Write at the end of the tick in one batch (default true); false writes on every writePackets. */
   deferWrites?: boolean;
   /** Outbound packets held until the flush (default 4096; more are dropped and counted). */
@@ -89,6 +94,8 @@ export interface FdEndpointStats {
   /** Super-packets written, and the segments merged into them. */
   txGroPackets: number;
   txGroSegments: number;
+  /** Packets that came with scatter-gather fragments (written as they are, or merged by GRO). */
+  txSgPackets: number;
   /** Outbound packets dropped: pending queue full, EAGAIN, closed. */
   txDropped: number;
   /** Writes the kernel refused (EINVAL, EIO when the interface is down, ...). */
@@ -118,6 +125,7 @@ export class FdEndpoint implements LinkEndpoint {
     txBatches: 0,
     txGroPackets: 0,
     txGroSegments: 0,
+    txSgPackets: 0,
     txDropped: 0,
     txErrors: 0,
     lastTxErrno: 0,
@@ -145,6 +153,10 @@ export class FdEndpoint implements LinkEndpoint {
   private readonly onBatch = (buf: Uint8Array, meta: Int32Array, count: number): void => this.receiveBatch(buf, meta, count);
   // flush scratch
   private views: Uint8Array[] = [];
+  /** Scatter-gather fragments of each write (null: none), and their byte counts. */
+  private fragViews: (Uint8Array[] | null)[] = [];
+  private fragLens = new Uint32Array(256);
+  private anyFrags = false;
   private starts = new Uint32Array(256);
   private ends = new Uint32Array(256);
   private hdr = new Uint8Array(256 * 16);
@@ -166,7 +178,9 @@ export class FdEndpoint implements LinkEndpoint {
     this.offloadFlags = offload ? tap.enableOffloads() : 0;
     this.gro = offload && (options.gro ?? true);
     const txCsum = offload && (options.txChecksumOffload ?? true);
-    this.capabilities = txCsum ? LinkCapability.TxChecksumOffload : LinkCapability.None;
+    // Scatter-gather goes with checksum offload: a sender then never has to read the payload.
+    const sg = txCsum && (options.scatterGather ?? true);
+    this.capabilities = txCsum ? LinkCapability.TxChecksumOffload | (sg ? LinkCapability.ScatterGather : 0) : LinkCapability.None;
     this.defer = options.deferWrites ?? true;
     this.maxPending = options.maxPending ?? 4096;
     this.closeTap = options.closeTap ?? true;
@@ -312,6 +326,8 @@ export class FdEndpoint implements LinkEndpoint {
           views[k] = sp;
           starts[k] = 0;
           ends[k] = sp.length;
+          this.fragViews[k] = null;
+          this.fragLens[k] = 0;
           this.stats.txGroPackets++;
           this.stats.txGroSegments += used;
           k++;
@@ -326,13 +342,29 @@ export class FdEndpoint implements LinkEndpoint {
       views[k] = p.data;
       starts[k] = p.start;
       ends[k] = p.end;
+      this.fragViews[k] = p.frags;
+      this.fragLens[k] = p.fragBytes;
+      if (p.frags !== null) this.anyFrags = true;
       k++;
       i++;
     }
     this.coalescer.packet = null;
-    pkts.length = 0;
     this.write(k, hdrStride);
-    for (let j = 0; j < k; j++) views[j] = EMPTY;
+    for (let j = 0; j < k; j++) {
+      views[j] = EMPTY;
+      this.fragViews[j] = null;
+    }
+    this.anyFrags = false;
+    // The kernel has copied (or refused) every packet: their fragments are free.
+    let sgs = 0;
+    for (let j = 0; j < n; j++) {
+      if (pkts[j]!.frags !== null) {
+        pkts[j]!.releaseFrags();
+        sgs++;
+      }
+    }
+    this.stats.txSgPackets += sgs;
+    pkts.length = 0;
   }
 
   private write(k: number, hdrStride: number): void {
@@ -345,7 +377,7 @@ export class FdEndpoint implements LinkEndpoint {
       try {
         r =
           off === 0
-            ? this.tap.writeBatch(views, this.starts, this.ends, k, hdrStride > 0 ? this.hdr : null, hdrStride)
+            ? this.tap.writeBatch(views, this.starts, this.ends, k, hdrStride > 0 ? this.hdr : null, hdrStride, this.anyFrags ? this.fragViews : null)
             : this.writeFrom(off, k, hdrStride);
       } catch (e) {
         // EBADF and the like: the device is gone; drop the rest.
@@ -361,7 +393,7 @@ export class FdEndpoint implements LinkEndpoint {
         stats.txErrors += failed;
         stats.lastTxErrno = errno;
       }
-      for (let j = off; j < off + handled; j++) stats.txBytes += this.ends[j]! - this.starts[j]!;
+      for (let j = off; j < off + handled; j++) stats.txBytes += this.ends[j]! - this.starts[j]! + this.fragLens[j]!;
       if (handled === 0) {
         // EAGAIN: the kernel queue is full; drop what is left (TCP retransmits).
         stats.txDropped += k - off;
@@ -376,7 +408,7 @@ export class FdEndpoint implements LinkEndpoint {
     const starts = this.starts.subarray(off, k);
     const ends = this.ends.subarray(off, k);
     const hdr = hdrStride > 0 ? this.hdr.subarray(off * hdrStride) : null;
-    return this.tap.writeBatch(views, starts, ends, k - off, hdr, hdrStride);
+    return this.tap.writeBatch(views, starts, ends, k - off, hdr, hdrStride, this.anyFrags ? this.fragViews.slice(off, k) : null);
   }
 
   private ensureCapacity(n: number, hdrStride: number): void {
@@ -385,9 +417,11 @@ export class FdEndpoint implements LinkEndpoint {
       while (c < n) c *= 2;
       this.starts = new Uint32Array(c);
       this.ends = new Uint32Array(c);
+      this.fragLens = new Uint32Array(c);
     }
     if (this.hdr.length < this.starts.length * hdrStride) this.hdr = new Uint8Array(this.starts.length * hdrStride);
     while (this.views.length < n) this.views.push(EMPTY);
+    while (this.fragViews.length < n) this.fragViews.push(null);
   }
 
   private etherTypeOf(p: PacketBuffer): number {

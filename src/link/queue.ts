@@ -208,9 +208,11 @@ export class Trampoline {
 /**
  * Reset the per-receiver metadata of a packet that crossed a link: the packet now starts at the
  * frame (or IP header on IP links), no layer has been parsed, and it arrived addressed to this
- * host on no NIC yet. The bytes and `networkProtocol` are kept.
+ * host on no NIC yet. The bytes and `networkProtocol` are kept; scatter-gather fragments (a
+ * link declaring LinkCapability.ScatterGather) are joined, as receivers parse contiguous bytes.
  */
 export function resetForReceive(pkt: PacketBuffer): void {
+  pkt.linearize();
   pkt.linkHeaderStart = -1;
   pkt.networkHeaderStart = -1;
   pkt.networkHeaderLength = 0;

@@ -81,11 +81,15 @@ export class SnifferEndpoint extends WrappingEndpoint {
       const t = this.clock.wallNow();
       for (let i = 0; i < pkts.length; i++) {
         const p = pkts[i]!;
-        this.writer.write(p.data.subarray(p.start, p.end), t);
+        this.writer.writeParts(p.data.subarray(p.start, p.end), p.frags, t);
       }
       this.stats.outbound += pkts.length;
     }
     return this.inner.writePackets(pkts);
+  }
+
+  protected override get passesFrags(): boolean {
+    return true;
   }
 
   deliverNetworkPacket(protocol: number, pkt: PacketBuffer): void {

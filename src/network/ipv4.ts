@@ -407,7 +407,7 @@ export class IPv4Protocol implements NetworkProtocol {
 
   /** Prepend an IPv4 header to the transport packet at pkt.start and send it along the route. */
   writePacket(route: Route, pkt: PacketBuffer, params: WriteParams): void {
-    const payloadLength = pkt.end - pkt.start;
+    const payloadLength = pkt.length;
     const total = payloadLength + IPV4_MIN_HEADER;
     // The path MTU learned from fragmentation-needed (RFC 1191), as Linux applies it to every
     // local sender: DF sends beyond it fail, others are fragmented to it.
@@ -450,6 +450,7 @@ export class IPv4Protocol implements NetworkProtocol {
     pkt.transportProtocol = params.protocol;
     this.stats.packetsSent++;
     if (total > mtu) {
+      pkt.linearize();
       this.fragmentAndSend(route, pkt, start, IPV4_MIN_HEADER, mtu);
       return;
     }
@@ -504,6 +505,7 @@ export class IPv4Protocol implements NetworkProtocol {
     const dst = route.remoteAddress;
     if (route.localDelivery !== null) {
       // Destination is this stack: loop back without touching a link.
+      pkt.linearize();
       this.loopback(route.localDelivery, pkt);
       return;
     }

@@ -593,7 +593,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
 
   /** Prepend an IPv6 header to the transport packet at pkt.start and send it along the route. */
   writePacket(route: Route, pkt: PacketBuffer, params: WriteParams): void {
-    const payloadLength = pkt.end - pkt.start;
+    const payloadLength = pkt.length;
     if (payloadLength > 0xffff) throw new TunstackError('EMSGSIZE', `IPv6 payload of ${payloadLength} bytes exceeds 65535`);
     const nic = route.nic;
     const dst = route.remoteAddress;
@@ -627,6 +627,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     if (pkt.transportHeaderStart < 0) pkt.transportHeaderStart = transport;
     this.stats.packetsSent++;
     if (total > mtu) {
+      pkt.linearize();
       this.fragmentAndSend(nic, dst, route.nextHop, pkt, start, mtu, route.localDelivery);
       return;
     }
@@ -686,6 +687,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
    */
   transmitTo(nic: NIC, dst: Uint8Array, nextHop: Uint8Array, pkt: PacketBuffer, local: NIC | null): void {
     if (local !== null) {
+      pkt.linearize();
       this.loopback(local, pkt);
       return;
     }

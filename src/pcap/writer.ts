@@ -81,6 +81,11 @@ export class PcapWriter {
 
   /** Append one packet captured at `timeMs` (wall-clock ms since the epoch). */
   write(packet: Uint8Array, timeMs: number, originalLength = packet.length): void {
+    this.writeParts(packet, null, timeMs, originalLength);
+  }
+
+  /** Like `write`, for a packet in pieces: `head` followed by each of `rest` (not joined first). */
+  writeParts(head: Uint8Array, rest: readonly Uint8Array[] | null, timeMs: number, originalLength?: number): void {
     let sec = Math.floor(timeMs / 1000);
     const units = this.nanosecond ? 1e9 : 1e6;
     let frac = Math.round((timeMs - sec * 1000) * (units / 1000));
@@ -93,7 +98,7 @@ export class PcapWriter {
       sec -= 1;
       frac += units;
     }
-    this.record(packet, sec, frac, originalLength);
+    this.record(head, rest, sec, frac, originalLength);
   }
 
   /**
@@ -103,18 +108,25 @@ export class PcapWriter {
   writeNs(packet: Uint8Array, timeNs: bigint, originalLength = packet.length): void {
     const sec = timeNs / 1_000_000_000n;
     const ns = Number(timeNs - sec * 1_000_000_000n);
-    this.record(packet, Number(sec), this.nanosecond ? ns : Math.floor(ns / 1000), originalLength);
+    this.record(packet, null, Number(sec), this.nanosecond ? ns : Math.floor(ns / 1000), originalLength);
   }
 
-  private record(packet: Uint8Array, sec: number, frac: number, originalLength: number): void {
-    const caplen = Math.min(packet.length, this.snapLength);
+  private record(head: Uint8Array, rest: readonly Uint8Array[] | null, sec: number, frac: number, originalLength?: number): void {
+    let len = head.length;
+    if (rest !== null) for (let i = 0; i < rest.length; i++) len += rest[i]!.length;
+    let left = Math.min(len, this.snapLength);
     const v = this.recView;
     v.setUint32(0, sec >>> 0, true);
     v.setUint32(4, frac, true);
-    v.setUint32(8, caplen, true);
-    v.setUint32(12, originalLength, true);
+    v.setUint32(8, left, true);
+    v.setUint32(12, originalLength ?? len, true);
     this.sink.write(this.rec);
-    this.sink.write(caplen === packet.length ? packet : packet.subarray(0, caplen));
+    for (let i = -1; left > 0 && i < (rest === null ? 0 : rest.length); i++) {
+      const part = i < 0 ? head : rest![i]!;
+      const n = Math.min(part.length, left);
+      if (n > 0) this.sink.write(n === part.length ? part : part.subarray(0, n));
+      left -= n;
+    }
     this.packets++;
   }
 

@@ -54,6 +54,10 @@ export class EchoInterceptEndpoint extends WrappingEndpoint {
     return this.inner.writePackets(pkts);
   }
 
+  protected override get passesFrags(): boolean {
+    return true;
+  }
+
   deliverNetworkPacket(protocol: number, pkt: PacketBuffer): void {
     const up = this.upper;
     if (up === null) return;

@@ -311,8 +311,11 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
       return false;
     }
     pkt.nicId = this.id;
-    if (this.observers.length !== 0) this.notifyObservers(true, pkt, pkt.networkProtocol);
-    const bytes = pkt.end - pkt.start;
+    if (this.observers.length !== 0) {
+      pkt.linearize();
+      this.notifyObservers(true, pkt, pkt.networkProtocol);
+    }
+    const bytes = pkt.length;
     let batch = this.one;
     if (this.writing > 0) batch = [pkt];
     else batch[0] = pkt;

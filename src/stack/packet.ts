@@ -19,6 +19,14 @@ export const enum PacketType {
 }
 
 /**
+ * Who to tell when borrowed bytes (a packet's scatter-gather fragments, a TCP send buffer's
+ * adopted ranges) are no longer referenced: `release` is called exactly once per loan.
+ */
+export interface BufferLease {
+  release(): void;
+}
+
+/**
  * Small packets are carved out of shared 64 KiB slabs (as Node's Buffer pool does): allocating an
  * ArrayBuffer per packet is the costliest step of a small packet's life, and a shared backing store
  * also lets checksum code reuse its views. Regions are never reused, so they start zeroed.
@@ -65,6 +73,16 @@ export class PacketBuffer {
   checksumOffload = false;
   /** Offload: a GSO super-packet to be segmented at `gsoSize` payload bytes; 0 = none. */
   gsoSize = 0;
+  /**
+   * Scatter-gather (outbound only): payload bytes that follow `data[start, end)` but stay where
+   * they are (a TCP send buffer's memory) instead of being copied in. Only senders on links with
+   * LinkCapability.ScatterGather add them; code that needs contiguous bytes calls `linearize()`.
+   */
+  frags: Uint8Array[] | null = null;
+  /** Bytes in `frags`. */
+  fragBytes = 0;
+  /** Loans behind `frags`, released by `releaseFrags()` (or dropped, if the packet is). */
+  private leases: BufferLease[] | null = null;
 
   constructor(data: Uint8Array, start = 0, end = data.length) {
     this.data = data;
@@ -111,8 +129,43 @@ export class PacketBuffer {
     return pkt;
   }
 
+  /** The packet's length (fragments included). */
   get length(): number {
-    return this.end - this.start;
+    return this.end - this.start + this.fragBytes;
+  }
+
+  /** Append a scatter-gather fragment; `lease` (if any) is released by `releaseFrags`. */
+  addFrag(bytes: Uint8Array, lease: BufferLease | null = null): void {
+    (this.frags ??= []).push(bytes);
+    this.fragBytes += bytes.length;
+    if (lease !== null) (this.leases ??= []).push(lease);
+  }
+
+  /** The link is done with the fragments (written out or copied): release their loans. */
+  releaseFrags(): void {
+    const l = this.leases;
+    if (l !== null) {
+      this.leases = null;
+      for (let i = 0; i < l.length; i++) l[i]!.release();
+    }
+  }
+
+  /** Copy the fragments into `data` after `end` (same headroom), then drop them. */
+  linearize(): void {
+    const frags = this.frags;
+    if (frags === null) return;
+    const data = new Uint8Array(this.end + this.fragBytes);
+    data.set(this.data.subarray(0, this.end), 0);
+    let o = this.end;
+    for (let i = 0; i < frags.length; i++) {
+      data.set(frags[i]!, o);
+      o += frags[i]!.length;
+    }
+    this.data = data;
+    this.end = o;
+    this.frags = null;
+    this.fragBytes = 0;
+    this.releaseFrags();
   }
 
   /** Bytes of headroom still free in front of `start`. */
@@ -138,16 +191,20 @@ export class PacketBuffer {
 
   /** Cut the packet to `len` bytes (e.g. drop Ethernet padding beyond IP total length). */
   truncate(len: number): void {
-    if (len < this.length) this.end = this.start + len;
+    if (len >= this.length) return;
+    this.linearize();
+    this.end = this.start + len;
   }
 
-  /** A view (no copy) of the packet's current bytes. */
+  /** A view (no copy, unless fragments had to be joined) of the packet's current bytes. */
   view(): Uint8Array {
+    this.linearize();
     return this.data.subarray(this.start, this.end);
   }
 
   /** A copy of the packet's current bytes. */
   toBytes(): Uint8Array {
+    this.linearize();
     return this.data.slice(this.start, this.end);
   }
 
@@ -156,6 +213,7 @@ export class PacketBuffer {
    * metadata: for links that hand one packet to more than one receiver, or must alter a copy.
    */
   clone(): PacketBuffer {
+    this.linearize();
     const c = new PacketBuffer(this.data.slice(), this.start, this.end);
     c.networkProtocol = this.networkProtocol;
     c.linkHeaderStart = this.linkHeaderStart;

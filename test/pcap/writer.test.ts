@@ -143,4 +143,23 @@ describe('PcapWriter', () => {
       [10, 1000, 5_000_000_000n],
     ]);
   });
+
+  it('a packet written in parts is the same record as the joined packet, snap length cutting inside a part', () => {
+    const rnd = new Random(4);
+    for (const snap of [65535, 100, 30, 10]) {
+      const joined = PcapWriter.inMemory({ linkType: LinkType.RAW, snapLength: snap });
+      const parts = PcapWriter.inMemory({ linkType: LinkType.RAW, snapLength: snap });
+      for (let i = 0; i < 20; i++) {
+        const pkt = ipv4(rnd, 20 + rnd.below(200));
+        const cuts = [rnd.below(pkt.length + 1), rnd.below(pkt.length + 1), rnd.below(pkt.length + 1)].sort((a, b) => a - b);
+        const pieces = [pkt.subarray(0, cuts[0]), pkt.subarray(cuts[0], cuts[1]), pkt.subarray(cuts[1], cuts[2]), pkt.subarray(cuts[2])];
+        joined.write(pkt, 1000 + i);
+        parts.writeParts(pieces[0]!, pieces.slice(1), 1000 + i);
+      }
+      expect(parts.bytes()).toEqual(joined.bytes());
+      const recs = PcapReader.fromBytes(parts.bytes()).readAll();
+      expect(recs.length).toBe(20);
+      expect(recs.every((r) => r.data.length === Math.min(snap, r.originalLength))).toBe(true);
+    }
+  });
 });
