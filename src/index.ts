@@ -37,6 +37,11 @@ export {
   TcpForwardRequest,
   type TcpForwarderOptions,
   type TcpForwardHandler,
+  SendBlock,
+  takeBlock,
+  sendBlocksInUse,
+  BLOCK_SIZE,
+  type BufferLease,
 } from './transport/tcp/index.js';
 export {
   IPv6Protocol,

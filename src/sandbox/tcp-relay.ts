@@ -13,6 +13,7 @@
  * stops the other from reading).
  */
 import { connect as netConnect, type Socket } from 'node:net';
+import { BLOCK_SIZE, takeBlock, type BufferLease, type SendBlock } from '../transport/tcp/buffers.js';
 import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
 import { TcpForwarder, type TcpForwardRequest } from '../transport/tcp/forwarder.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
@@ -120,7 +121,15 @@ export class TcpRelay {
       return;
     }
     this.stats.connects++;
-    const sock = netConnect({ host, port: req.localPort, allowHalfOpen: true, noDelay: true });
+    const reader = new HostReader();
+    const sock = netConnect({
+      host,
+      port: req.localPort,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: { buffer: () => reader.buffer(), callback: (n: number) => reader.got(n) },
+    });
+    sock.once('close', () => reader.close());
     this.connecting.add(sock);
     sock.setTimeout(this.connectTimeoutMs);
     const fail = (err: Error | null): void => {
@@ -158,15 +167,15 @@ export class TcpRelay {
             sock.destroy();
             return;
           }
-          this.start(ep, sock);
+          this.start(ep, sock, reader);
         },
         () => sock.destroy(),
       );
     });
   }
 
-  private start(ep: TcpEndpoint, sock: Socket): void {
-    const f = new TcpFlow(this, ep, sock);
+  private start(ep: TcpEndpoint, sock: Socket, reader: HostReader | null = null): void {
+    const f = new TcpFlow(this, ep, sock, reader);
     this.flows.add(f);
     const s = this.stats;
     s.active = this.flows.size;
@@ -183,19 +192,68 @@ export class TcpRelay {
   }
 }
 
+/** Reads wanted from a block at least this big; a fuller block is left for a fresh one. */
+const READ_MIN = 16384;
+
+/**
+ * Reads a host socket straight into pooled send blocks (Node's `onread`), whose filled ranges
+ * then become the endpoint's send buffer as they are: host-to-guest bytes are not copied in JS
+ * and no buffer is allocated per read. Node asks for the next buffer right after each read, so
+ * one range past `fill` is always on loan to the socket.
+ */
+class HostReader {
+  private blk: SendBlock | null = null;
+  private view: Uint8Array = new Uint8Array(0);
+  /** Reads that came before the flow was set up (none expected: the socket waits paused). */
+  private early: Uint8Array[] = [];
+  flow: TcpFlow | null = null;
+
+  buffer(): Uint8Array {
+    let b = this.blk;
+    if (b === null || BLOCK_SIZE - b.fill < READ_MIN) {
+      b?.release();
+      b = this.blk = takeBlock();
+    }
+    return (this.view = b.b.subarray(b.fill));
+  }
+
+  got(n: number): boolean {
+    const b = this.blk!;
+    const v = this.view.subarray(0, n);
+    b.fill = v.byteOffset - b.b.byteOffset + n;
+    if (this.flow === null) {
+      this.early.push(v.slice());
+      return false;
+    }
+    return this.flow.fromHost(v, b.retain());
+  }
+
+  attach(f: TcpFlow): void {
+    this.flow = f;
+    for (const v of this.early.splice(0)) f.fromHost(v, null);
+  }
+
+  /** The socket is closed: no more reads into the block. */
+  close(): void {
+    this.blk?.release();
+    this.blk = null;
+    this.early.length = 0;
+  }
+}
+
 /**
  * One relayed connection. Guest to host: chunks read from the endpoint are written to the socket
  * (corked, so a burst is one writev); when the socket's buffer is full, reading stops and the
- * guest's window closes. Host to guest: data events are written into the endpoint's send buffer;
- * what does not fit waits and pauses the socket until the endpoint is writable again.
- * Half-closes pass through both ways; a reset on either side resets the other.
+ * guest's window closes. Host to guest: what the socket reads goes into the endpoint's send
+ * buffer without a copy; when that is over its bound the socket pauses until the endpoint is
+ * writable again. Half-closes pass through both ways; a reset on either side resets the other.
  */
 class TcpFlow {
   private hostBlocked = false;
   private reading = false;
   private endAfterRead = false;
-  /** Host data the endpoint's send buffer did not take yet. */
-  private pending: Uint8Array | null = null;
+  /** The socket is paused because the endpoint's send buffer is full. */
+  private hostPaused = false;
   private hostEnded = false;
   private guestEnded = false;
   private shutDown = false;
@@ -205,6 +263,7 @@ class TcpFlow {
     private readonly relay: TcpRelay,
     private readonly ep: TcpEndpoint,
     private readonly sock: Socket,
+    private readonly reader: HostReader | null,
   ) {}
 
   begin(): void {
@@ -221,10 +280,11 @@ class TcpFlow {
       this.hostBlocked = false;
       this.toHost();
     });
-    sock.on('data', (b: Buffer) => this.fromHost(b));
+    if (this.reader !== null) this.reader.attach(this);
+    else sock.on('data', (b: Buffer) => this.fromHost(b, null));
     sock.on('end', () => {
       this.hostEnded = true;
-      if (this.pending === null) this.shutGuest();
+      this.shutGuest();
     });
     sock.on('error', () => {});
     sock.on('close', (hadError: boolean) => {
@@ -284,47 +344,27 @@ class TcpFlow {
     if (this.shutDown) this.ep.close();
   }
 
-  private fromHost(b: Uint8Array): void {
-    if (this.pending !== null) {
-      // Cannot happen while paused; keep the order anyway.
-      const m = new Uint8Array(this.pending.length + b.length);
-      m.set(this.pending, 0);
-      m.set(b, this.pending.length);
-      this.pending = m;
-      return;
-    }
-    let n: number;
+  /** Host bytes (owned: a fresh 'data' buffer or a block range) into the guest's send buffer. */
+  fromHost(b: Uint8Array, lease: BufferLease | null): boolean {
+    let more: boolean;
     try {
-      n = this.ep.write(b);
+      more = this.ep.writeOwned(b, lease);
     } catch {
       this.abort();
-      return;
+      return false;
     }
-    this.relay.stats.bytesToGuest += n;
-    if (n < b.length) {
-      this.pending = b.subarray(n);
+    this.relay.stats.bytesToGuest += b.length;
+    if (!more && !this.hostPaused) {
+      this.hostPaused = true;
       this.sock.pause();
     }
+    return more;
   }
 
   private toGuest(): void {
-    const p = this.pending;
-    if (p === null) return;
-    let n: number;
-    try {
-      n = this.ep.write(p);
-    } catch {
-      this.abort();
-      return;
-    }
-    this.relay.stats.bytesToGuest += n;
-    if (n < p.length) {
-      this.pending = p.subarray(n);
-      return;
-    }
-    this.pending = null;
-    if (this.hostEnded) this.shutGuest();
-    else this.sock.resume();
+    if (!this.hostPaused) return;
+    this.hostPaused = false;
+    if (!this.hostEnded && !this.sock.destroyed) this.sock.resume();
   }
 
   private shutGuest(): void {

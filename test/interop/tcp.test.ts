@@ -168,9 +168,11 @@ describe.skipIf(skip)('kernel interop: TCP', () => {
       const got = await curlSha(p, `http://${STACK4}:8080/`, timeout - 10_000);
       expect(got).toBe(sha(data));
       if (!faults) {
-        // The kernel took tunstack's bursts as GSO super-packets.
+        // The kernel took tunstack's bursts as GSO super-packets, built from segments whose
+        // payload was lent by the send buffer (scatter-gather) rather than copied into them.
         expect(p.ep.stats.txGroPackets).toBeGreaterThan(0);
         expect(p.ep.stats.txGroSegments / p.ep.stats.txGroPackets).toBeGreaterThan(4);
+        expect(p.ep.stats.txSgPackets).toBeGreaterThan(size / 65536);
       }
       expect(p.ep.stats.txErrors).toBe(0);
       if (faults) await expectFaultsHappened(p, true);
@@ -186,6 +188,19 @@ describe.skipIf(skip)('kernel interop: TCP', () => {
       expect(p.ep.stats.rxErrors).toBe(0);
       if (faults) await expectFaultsHappened(p, false);
     }, timeout);
+  }
+
+  for (const sg of [true, false]) {
+    it.skipIf(noCurl)(`MTU 65520, 64 MiB to curl with ${sg ? 'segments written as scatter-gather writev (payload never copied)' : 'scatter-gather off (payload copied into each segment)'}`, async () => {
+      const p = open({ mtu: 65520, endpoint: { scatterGather: sg } });
+      const data = body(64 * MB);
+      serve(p.stack.net, data);
+      expect(await curlSha(p, `http://${STACK4}:8080/`, 60_000)).toBe(sha(data));
+      const st = p.ep.stats;
+      expect(st.txErrors).toBe(0);
+      if (sg) expect(st.txSgPackets).toBeGreaterThan(1000);
+      else expect(st.txSgPackets).toBe(0);
+    }, 90_000);
   }
 
   it.skipIf(noCurl || noPython)('IPv6: 16 MiB each way', async (ctx) => {

@@ -1,11 +1,13 @@
 /**
- * Property tests of TCP's byte stores against simple models: the send buffer's copy, the
+ * Property tests of TCP's byte stores against simple models: the send buffer's copies, adopted
+ * (zero-copy) ranges, leases and lent fragments, the
  * out-of-order queue (overlaps trimmed, merged in order, against a byte map), and the SACK
  * scoreboard (against a set of sequence numbers), including sequence-number wrap-around.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { OooQueue, RecvQueue, Scoreboard, SendBuffer } from '../../src/transport/tcp/index.js';
+import { PacketBuffer } from '../../src/stack/packet.js';
+import { OooQueue, RecvQueue, Scoreboard, SendBuffer, sendBlocksInUse, takeBlock, type BufferLease } from '../../src/transport/tcp/index.js';
 
 describe('SendBuffer', () => {
   it('copies any range like a flat buffer does', () => {
@@ -41,6 +43,107 @@ describe('SendBuffer', () => {
         },
       ),
       { numRuns: 150, seed: 3 },
+    );
+  });
+});
+
+/** A lease that counts its releases. */
+class CountingLease implements BufferLease {
+  released = 0;
+  release(): void {
+    this.released++;
+  }
+}
+
+type Op =
+  | { kind: 'write'; len: number }
+  | { kind: 'adopt'; len: number; lease: 'none' | 'counting' | 'block' }
+  | { kind: 'ack'; frac: number }
+  | { kind: 'copy'; at: number; len: number }
+  | { kind: 'lend'; at: number; len: number };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ kind: fc.constant('write' as const), len: fc.integer({ min: 1, max: 70000 }) }),
+  fc.record({ kind: fc.constant('adopt' as const), len: fc.integer({ min: 1, max: 70000 }), lease: fc.constantFrom('none' as const, 'counting' as const, 'block' as const) }),
+  fc.record({ kind: fc.constant('ack' as const), frac: fc.double({ min: 0, max: 1, noNaN: true }) }),
+  fc.record({ kind: fc.constant('copy' as const), at: fc.nat(), len: fc.integer({ min: 1, max: 70000 }) }),
+  fc.record({ kind: fc.constant('lend' as const), at: fc.nat(), len: fc.integer({ min: 1, max: 70000 }) }),
+);
+
+describe('SendBuffer: copies, adopted ranges, leases, lent fragments', () => {
+  it('reads back like a flat buffer, and every lease and block is released exactly once', () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 40 }), (ops) => {
+        const baseline = sendBlocksInUse();
+        const sb = new SendBuffer();
+        const flat: number[] = [];
+        const counting: CountingLease[] = [];
+        const packets: Array<{ pkt: PacketBuffer; want: Uint8Array }> = [];
+        let v = 7;
+        const bytes = (n: number): Uint8Array => {
+          const d = new Uint8Array(n);
+          for (let i = 0; i < n; i++) d[i] = v = (v * 1103515245 + 12345) >>> 16;
+          return d;
+        };
+        for (const op of ops) {
+          if (op.kind === 'write') {
+            const d = bytes(op.len);
+            sb.write(d, 0, d.length);
+            for (const x of d) flat.push(x);
+            d.fill(0); // copied: the caller may reuse its buffer at once
+          }
+          if (op.kind === 'adopt') {
+            let d: Uint8Array;
+            let lease: BufferLease | null = null;
+            if (op.lease === 'block') {
+              const blk = takeBlock();
+              const n = Math.min(op.len, blk.b.length);
+              blk.b.set(bytes(n), 0);
+              blk.fill = n;
+              d = blk.b.subarray(0, n);
+              lease = blk.retain();
+              blk.release(); // the producer moves on; the send buffer holds the only reference
+            } else {
+              d = bytes(op.len);
+              if (op.lease === 'counting') counting.push((lease = new CountingLease()) as CountingLease);
+            }
+            for (const x of d) flat.push(x);
+            sb.adopt(d, lease);
+          }
+          if (op.kind === 'ack') {
+            const to = sb.ackedStream + Math.floor(op.frac * sb.length);
+            sb.ackTo(to);
+          }
+          if ((op.kind === 'copy' || op.kind === 'lend') && sb.length > 0) {
+            const pos = sb.ackedStream + (op.at % sb.length);
+            const len = Math.min(op.len, sb.endStream - pos);
+            const want = Uint8Array.from(flat.slice(pos, pos + len));
+            if (op.kind === 'copy') {
+              const dst = new Uint8Array(len + 3);
+              sb.copyOut(pos, dst, 3, len);
+              expect(dst.subarray(3)).toEqual(want);
+            } else if (sb.canLend(pos, len, 8)) {
+              const pkt = PacketBuffer.alloc(0, 16);
+              sb.lend(pos, len, pkt);
+              expect(pkt.length).toBe(len);
+              expect(pkt.frags!.length).toBeLessThanOrEqual(8);
+              packets.push({ pkt, want });
+            }
+          }
+        }
+        expect(sb.length).toBe(sb.endStream - sb.ackedStream);
+        // Everything acknowledged: the buffer lets go, but lent fragments still hold their bytes
+        // (their blocks are not back in the pool yet), even after other buffers reuse blocks.
+        sb.ackTo(sb.endStream);
+        const other = new SendBuffer();
+        other.write(new Uint8Array(300_000).fill(0xee), 0, 300_000);
+        for (const { pkt, want } of packets) expect(pkt.view()).toEqual(want);
+        other.clear();
+        sb.clear();
+        for (const c of counting) expect(c.released).toBe(1);
+        expect(sendBlocksInUse()).toBe(baseline);
+      }),
+      { numRuns: 80, seed: 5 },
     );
   });
 });

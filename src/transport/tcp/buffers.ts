@@ -1,41 +1,89 @@
 /**
- * TCP's byte stores: the send buffer (fixed-size chunks from a shared pool, no concatenation per
- * write), the in-order receive queue (zero-copy views of segment payloads), the out-of-order
- * queue (bounded, overlap-trimmed, merged into the receive queue as holes fill) and the SACK
- * scoreboard of the sender (RFC 6675).
+ * TCP's byte stores: the send buffer (copies in pooled blocks, adopted views kept as they are),
+ * the in-order receive queue (zero-copy views of segment payloads), the out-of-order queue
+ * (bounded, overlap-trimmed, merged into the receive queue as holes fill) and the SACK scoreboard
+ * of the sender (RFC 6675).
  */
+import type { BufferLease, PacketBuffer } from '../../stack/packet.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 
-/** Bytes per send-buffer chunk. */
-export const CHUNK_SIZE = 16384;
-/** Chunks kept for reuse, shared by every send buffer of the process. */
-const POOL_MAX = 256;
+/** Bytes per send-buffer block. */
+export const BLOCK_SIZE = 65536;
+/** Blocks kept for reuse, shared by every send buffer of the process. */
+const POOL_MAX = 64;
+/** Adopted views shorter than this are copied instead (bounds the entries per byte held). */
+const ADOPT_MIN = 2048;
 
-/** A chunk of the send buffer. */
-interface Chunk {
-  readonly b: Uint8Array;
+export type { BufferLease };
+
+/**
+ * A pooled, reference-counted block of send memory. A producer that fills blocks itself (the
+ * sandbox relay reads host sockets straight into them) takes one with `takeBlock()`, hands filled
+ * ranges to a send buffer with one `retain()` each, and `release()`s its own reference when it
+ * moves on; the block returns to the pool when the last reference goes.
+ */
+export class SendBlock implements BufferLease {
+  readonly b = new Uint8Array(BLOCK_SIZE);
+  /** Bytes of `b` in use (filled from 0). */
+  fill = 0;
+  /** References: the producer's and one per send-buffer range. */
+  refs = 0;
+  /** The send buffer that appends copies to this block, if any. */
+  owner: SendBuffer | null = null;
+
+  retain(): this {
+    this.refs++;
+    return this;
+  }
+
+  release(): void {
+    if (--this.refs === 0) {
+      blocksInUse--;
+      this.fill = 0;
+      this.owner = null;
+      if (pool.length < POOL_MAX) pool.push(this);
+    }
+  }
 }
 
-const pool: Chunk[] = [];
+const pool: SendBlock[] = [];
+let blocksInUse = 0;
 
-function takeChunk(): Chunk {
-  return pool.pop() ?? { b: new Uint8Array(CHUNK_SIZE) };
+/** A block from the pool (or new), with one reference for the caller. */
+export function takeBlock(): SendBlock {
+  const b = pool.pop() ?? new SendBlock();
+  b.refs = 1;
+  blocksInUse++;
+  return b;
 }
 
-function giveChunk(c: Chunk): void {
-  if (pool.length < POOL_MAX) pool.push(c);
+/** Blocks taken and not yet released by every holder (a leak check for tests and stats). */
+export function sendBlocksInUse(): number {
+  return blocksInUse;
+}
+
+/** One contiguous range of the send buffer. */
+interface Entry {
+  readonly buf: Uint8Array;
+  /** Offset of the range in `buf`. */
+  readonly off: number;
+  len: number;
+  /** Stream offset of buf[off]. */
+  readonly start: number;
+  readonly lease: BufferLease | null;
 }
 
 /**
- * Bytes written by the application and not yet acknowledged, as a list of CHUNK_SIZE chunks.
- * Positions are stream offsets (bytes since the first written byte), which never wrap.
+ * Bytes written by the application and not yet acknowledged, as a list of ranges: copies go into
+ * pooled blocks, adopted views are kept as they are (no copy). Positions are stream offsets (bytes
+ * since the first written byte), which never wrap.
  */
 export class SendBuffer {
-  private chunks: Chunk[] = [];
-  /** Index in `chunks` of the first live chunk. */
+  private entries: Entry[] = [];
+  /** Index in `entries` of the first live entry. */
   private head = 0;
-  /** Stream offset of chunks[head][0]. */
-  private headStream = 0;
+  /** Where the last copyOut ended (segments are mostly read in order). */
+  private cursor = 0;
   /** Stream offset of the first unacknowledged byte. */
   ackedStream = 0;
   /** Stream offset after the last written byte. */
@@ -46,49 +94,151 @@ export class SendBuffer {
     return this.endStream - this.ackedStream;
   }
 
-  /** Append `len` bytes of `src` at `off`. */
+  /** Ranges held (for tests and accounting). */
+  get rangeCount(): number {
+    return this.entries.length - this.head;
+  }
+
+  /** Append a copy of `len` bytes of `src` at `off`. */
   write(src: Uint8Array, off: number, len: number): void {
+    const es = this.entries;
     while (len > 0) {
-      const used = this.endStream - this.headStream - (this.chunks.length - this.head - 1) * CHUNK_SIZE;
-      let tail: Chunk;
-      let fill: number;
-      if (this.chunks.length === this.head || used >= CHUNK_SIZE) {
-        tail = takeChunk();
-        if (this.chunks.length === this.head) {
-          // Empty: restart the list at this stream position.
-          this.chunks.length = 0;
-          this.head = 0;
-          this.headStream = this.endStream;
-        }
-        this.chunks.push(tail);
-        fill = 0;
+      const last = es.length > this.head ? es[es.length - 1]! : null;
+      let blk: SendBlock;
+      let e: Entry;
+      if (last !== null && last.lease instanceof SendBlock && last.lease.owner === this && last.off + last.len === last.lease.fill && last.lease.fill < BLOCK_SIZE) {
+        blk = last.lease;
+        e = last;
       } else {
-        tail = this.chunks[this.chunks.length - 1]!;
-        fill = used;
+        blk = takeBlock();
+        blk.owner = this;
+        e = this.push(blk.b, 0, 0, blk);
       }
-      const n = Math.min(len, CHUNK_SIZE - fill);
-      tail.b.set(n === src.length && off === 0 ? src : src.subarray(off, off + n), fill);
+      const n = Math.min(len, BLOCK_SIZE - blk.fill);
+      blk.b.set(n === src.length && off === 0 ? src : src.subarray(off, off + n), blk.fill);
+      blk.fill += n;
+      e.len += n;
       this.endStream += n;
       off += n;
       len -= n;
     }
   }
 
+  /**
+   * Append `data` without copying: it stays referenced until acknowledged and must not change.
+   * `lease` (if given) is released once when the bytes are no longer referenced, at once when
+   * they were copied instead (short views are) or merged into the previous range of the same lease.
+   */
+  adopt(data: Uint8Array, lease: BufferLease | null = null): void {
+    const len = data.length;
+    if (len < ADOPT_MIN) {
+      this.write(data, 0, len);
+      lease?.release();
+      return;
+    }
+    const es = this.entries;
+    const last = es.length > this.head ? es[es.length - 1]! : null;
+    if (lease !== null && last !== null && last.lease === lease && last.buf.buffer === data.buffer && last.buf.byteOffset + last.off + last.len === data.byteOffset) {
+      // The next bytes of the same block: grow the range, keep one reference for it.
+      last.len += len;
+      this.endStream += len;
+      lease.release();
+      return;
+    }
+    this.push(data, 0, len, lease);
+  }
+
+  private push(buf: Uint8Array, off: number, len: number, lease: BufferLease | null): Entry {
+    const e: Entry = { buf, off, len, start: this.endStream, lease };
+    if (this.entries.length === this.head) {
+      this.entries.length = 0;
+      this.head = 0;
+      this.cursor = 0;
+    }
+    this.entries.push(e);
+    this.endStream += len;
+    return e;
+  }
+
+  /** Index of the entry holding stream offset `pos` (ackedStream <= pos < endStream). */
+  private find(pos: number): number {
+    const es = this.entries;
+    let i = this.cursor;
+    if (i < this.head || i >= es.length || es[i]!.start > pos) {
+      let lo = this.head;
+      let hi = es.length - 1;
+      while (lo < hi) {
+        const m = (lo + hi + 1) >>> 1;
+        if (es[m]!.start <= pos) lo = m;
+        else hi = m - 1;
+      }
+      return lo;
+    }
+    while (i + 1 < es.length && es[i + 1]!.start <= pos) i++;
+    return i;
+  }
+
   /** Copy `len` bytes starting at stream offset `pos` into `dst` at `dstOff`. */
   copyOut(pos: number, dst: Uint8Array, dstOff: number, len: number): void {
-    const rel = pos - this.headStream;
-    let idx = this.head + Math.floor(rel / CHUNK_SIZE);
-    let o = rel - (idx - this.head) * CHUNK_SIZE;
+    const es = this.entries;
+    let i = this.find(pos);
+    let o = pos - es[i]!.start;
     while (len > 0) {
-      const c = this.chunks[idx]!.b;
-      const n = Math.min(len, CHUNK_SIZE - o);
+      const e = es[i]!;
+      const n = Math.min(len, e.len - o);
+      const b = e.buf;
       // (A view made directly is cheaper than subarray.)
-      dst.set(new Uint8Array(c.buffer, c.byteOffset + o, n), dstOff);
+      dst.set(new Uint8Array(b.buffer, b.byteOffset + e.off + o, n), dstOff);
       dstOff += n;
       len -= n;
-      idx++;
-      o = 0;
+      o += n;
+      if (o === e.len && len > 0) {
+        i++;
+        o = 0;
+      }
     }
+    this.cursor = i;
+  }
+
+  /**
+   * Whether `len` bytes from stream offset `pos` can be lent as at most `maxFrags` fragments:
+   * not when they span more ranges, or memory this buffer cannot lend (an adopted view with a
+   * foreign lease). Those are copied instead.
+   */
+  canLend(pos: number, len: number, maxFrags: number): boolean {
+    const es = this.entries;
+    let i = this.find(pos);
+    let left = len + (pos - es[i]!.start);
+    for (let n = 1; ; n++) {
+      const e = es[i]!;
+      if (e.lease !== null && !(e.lease instanceof SendBlock)) return false;
+      left -= e.len;
+      if (left <= 0) return true;
+      if (n >= maxFrags) return false;
+      i++;
+    }
+  }
+
+  /**
+   * Add `len` bytes from stream offset `pos` to `pkt` as scatter-gather fragments: views of this
+   * buffer's memory, each pooled block retained until the packet releases it (check `canLend`).
+   */
+  lend(pos: number, len: number, pkt: PacketBuffer): void {
+    const es = this.entries;
+    let i = this.find(pos);
+    let o = pos - es[i]!.start;
+    for (;;) {
+      const e = es[i]!;
+      const n = Math.min(len, e.len - o);
+      const b = e.buf;
+      const blk = e.lease as SendBlock | null;
+      pkt.addFrag(new Uint8Array(b.buffer, b.byteOffset + e.off + o, n), blk === null ? null : blk.retain());
+      len -= n;
+      if (len === 0) break;
+      o = 0;
+      i++;
+    }
+    this.cursor = i;
   }
 
   /** Drop everything before stream offset `pos` (acknowledged). */
@@ -96,36 +246,38 @@ export class SendBuffer {
     if (pos > this.endStream) pos = this.endStream;
     if (pos <= this.ackedStream) return;
     this.ackedStream = pos;
-    while (this.head < this.chunks.length && this.headStream + CHUNK_SIZE <= pos) {
-      giveChunk(this.chunks[this.head]!);
-      this.chunks[this.head] = EMPTY_CHUNK;
+    const es = this.entries;
+    while (this.head < es.length) {
+      const e = es[this.head]!;
+      if (e.start + e.len > pos) break;
+      e.lease?.release();
+      es[this.head] = EMPTY_ENTRY;
       this.head++;
-      this.headStream += CHUNK_SIZE;
     }
-    if (this.ackedStream === this.endStream && this.head < this.chunks.length) {
-      // Nothing left: return the partly used tail chunk too.
-      for (let i = this.head; i < this.chunks.length; i++) giveChunk(this.chunks[i]!);
-      this.chunks.length = 0;
+    if (this.head === es.length) {
+      es.length = 0;
       this.head = 0;
-      this.headStream = this.endStream;
-    } else if (this.head > 64 && this.head * 2 > this.chunks.length) {
-      this.chunks.splice(0, this.head);
+      this.cursor = 0;
+    } else if (this.head > 64 && this.head * 2 > es.length) {
+      es.splice(0, this.head);
+      this.cursor = Math.max(0, this.cursor - this.head);
       this.head = 0;
     }
   }
 
-  /** Release every chunk. */
+  /** Release everything. */
   clear(): void {
-    for (let i = this.head; i < this.chunks.length; i++) giveChunk(this.chunks[i]!);
-    this.chunks.length = 0;
+    const es = this.entries;
+    for (let i = this.head; i < es.length; i++) es[i]!.lease?.release();
+    es.length = 0;
     this.head = 0;
-    this.headStream = this.endStream;
+    this.cursor = 0;
     this.ackedStream = this.endStream;
   }
 }
 
 const EMPTY = new Uint8Array(0);
-const EMPTY_CHUNK: Chunk = { b: EMPTY };
+const EMPTY_ENTRY: Entry = { buf: EMPTY, off: 0, len: 0, start: 0, lease: null };
 
 /** The in-order receive queue: views of payloads, read front to back. */
 export class RecvQueue {

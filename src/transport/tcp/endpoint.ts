@@ -30,7 +30,7 @@ import type { Timer } from '../../stack/clock.js';
 import type { TransportError } from '../../stack/protocol.js';
 import type { Route } from '../../stack/route.js';
 import { errorFor } from '../udp.js';
-import { OooQueue, RecvQueue, Scoreboard, SendBuffer } from './buffers.js';
+import { OooQueue, RecvQueue, Scoreboard, SendBuffer, type BufferLease } from './buffers.js';
 import { createCongestionControl, type CcHost, type CongestionControl, type CongestionControlName } from './congestion.js';
 import type { TcpProtocol, TableEntry } from './protocol.js';
 import type { Segment } from './segment.js';
@@ -77,6 +77,10 @@ export const INITIAL_WINDOW_SEGMENTS = 10;
 export const DUP_THRESH = 3;
 /** Quick ACKs at connection start (Linux TCP_MAX_QUICKACKS). */
 const MAX_QUICKACKS = 16;
+/** Segments with less payload copy it (a view and a lease cost more than the copy). */
+const SG_MIN_PAYLOAD = 1024;
+/** Most send-buffer ranges one segment borrows; a segment spanning more copies its payload. */
+const SG_MAX_FRAGS = 8;
 /** Bound on out-of-order segments held per connection. */
 export const MAX_OOO_SEGMENTS = 2048;
 /** Smallest sender MSS accepted from the peer or from PMTU (Linux tcp_min_snd_mss). */
@@ -135,6 +139,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal Pseudo-header partial sum without the length (addresses and protocol). */
   pseudoBase = 0;
   private txOffload = false;
+  /** Segments carry their payload as views of the send buffer (the link does scatter-gather). */
+  private sgOn = false;
 
   // ---- listener
   /** @internal */ backlog = 0;
@@ -517,18 +523,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     return out;
   }
 
+  /** Copy as much of `data` as the send buffer has room for; returns the bytes taken. */
   write(data: Uint8Array): number {
-    if (this.shutWr || this.closeEmitted || this.userClosed) {
-      throw new TunstackError('EPIPE', 'socket is shut down for writing', 'write');
-    }
-    const st = this.st;
-    if (st === CLOSED || st === LISTEN) {
-      if (this.pendingError) throw this.pendingError;
-      throw new TunstackError(st === LISTEN ? 'ENOTCONN' : this.raddr ? 'EPIPE' : 'ENOTCONN', 'socket is not connected', 'write');
-    }
-    if (st !== SYN_SENT && st !== SYN_RECEIVED && st !== ESTABLISHED && st !== CLOSE_WAIT) {
-      throw new TunstackError('EPIPE', 'socket is shut down for writing', 'write');
-    }
+    const st = this.checkWritable();
     const sb = (this.sndBuf ??= new SendBuffer());
     const limit = this.sendBufferSize;
     const room = limit - sb.length;
@@ -540,6 +537,49 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     }
     this.flushEvents();
     return n;
+  }
+
+  /**
+   * Hand `data` to the send buffer without copying it, as Node's `stream.write`: all of it is
+   * taken (the buffer may go over its bound by this call's bytes), and the result says whether
+   * to go on (false: wait for 'writable'). `data` must not change until it is acknowledged;
+   * `lease.release()` is called once when it is no longer referenced, also when this throws.
+   */
+  writeOwned(data: Uint8Array, lease: BufferLease | null = null): boolean {
+    let st: number;
+    try {
+      st = this.checkWritable();
+    } catch (e) {
+      lease?.release();
+      throw e;
+    }
+    const sb = (this.sndBuf ??= new SendBuffer());
+    if (data.length > 0) {
+      sb.adopt(data, lease);
+      if (st === ESTABLISHED || st === CLOSE_WAIT) this.output();
+    } else {
+      lease?.release();
+    }
+    const more = sb.length < this.sendBufferSize;
+    if (!more) this.wantWritable = true;
+    this.flushEvents();
+    return more;
+  }
+
+  /** The state, if data may be written now; else throws EPIPE/ENOTCONN as Linux's send(). */
+  private checkWritable(): number {
+    if (this.shutWr || this.closeEmitted || this.userClosed) {
+      throw new TunstackError('EPIPE', 'socket is shut down for writing', 'write');
+    }
+    const st = this.st;
+    if (st === CLOSED || st === LISTEN) {
+      if (this.pendingError) throw this.pendingError;
+      throw new TunstackError(st === LISTEN ? 'ENOTCONN' : this.raddr ? 'EPIPE' : 'ENOTCONN', 'socket is not connected', 'write');
+    }
+    if (st !== SYN_SENT && st !== SYN_RECEIVED && st !== ESTABLISHED && st !== CLOSE_WAIT) {
+      throw new TunstackError('EPIPE', 'socket is shut down for writing', 'write');
+    }
+    return st;
   }
 
   /** Half-close: send FIN after the buffered data. */
@@ -708,6 +748,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const ep = route.nic.endpoint;
     this.headroom = ((ep.maxHeaderLength + (route.family === 4 ? 20 : 40) + 15) & ~7) + 8;
     this.txOffload = (ep.capabilities & LinkCapability.TxChecksumOffload) !== 0;
+    const sg = LinkCapability.TxChecksumOffload | LinkCapability.ScatterGather;
+    this.sgOn = (ep.capabilities & sg) === sg && route.localDelivery === null;
     const la = route.localAddress;
     const ra = route.remoteAddress;
     this.pseudoBase =
@@ -872,7 +914,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     }
     const hl = 20 + ol;
     const total = hl + len;
-    const pkt = proto.allocPacket(total, this.headroom);
+    const sg = this.sgOn && len >= SG_MIN_PAYLOAD && this.sndBuf!.canLend(pos, len, SG_MAX_FRAGS);
+    const pkt = proto.allocPacket(sg ? hl : total, this.headroom);
     const b = pkt.data;
     const o = pkt.start;
     const lp = this.lport;
@@ -934,7 +977,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
         p += 4;
       }
     }
-    if (len > 0) this.sndBuf!.copyOut(pos, b, o + hl, len);
+    if (sg) this.sndBuf!.lend(pos, len, pkt);
+    else if (len > 0) this.sndBuf!.copyOut(pos, b, o + hl, len);
     const ps = fold(this.pseudoBase + total);
     if (this.txOffload) {
       pkt.checksumOffload = true;
