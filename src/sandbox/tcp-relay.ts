@@ -34,6 +34,8 @@ export interface TcpRelayStats {
   closed: number;
   /** Inbound (published port) connections taken. */
   inbound: number;
+  /** Flows whose host sent data before the guest's handshake completed (read early, sent at once). */
+  hostFirst: number;
   bytesToHost: number;
   bytesToGuest: number;
 }
@@ -65,6 +67,7 @@ export class TcpRelay {
     peak: 0,
     closed: 0,
     inbound: 0,
+    hostFirst: 0,
     bytesToHost: 0,
     bytesToGuest: 0,
   };
@@ -155,8 +158,9 @@ export class TcpRelay {
         sock.destroy();
         return;
       }
-      // Nothing is read from the host until the guest's handshake completes.
-      sock.pause();
+      // The host may speak first (a banner, or a whole reply and FIN): that is read while the
+      // guest's handshake completes (up to EARLY_MAX bytes) and sent as soon as it has.
+      sock.once('end', () => (reader.ended = true));
       const onEarlyError = (): void => {};
       sock.on('error', onEarlyError);
       req.accept().then(
@@ -194,6 +198,8 @@ export class TcpRelay {
 
 /** Reads wanted from a block at least this big; a fuller block is left for a fresh one. */
 const READ_MIN = 16384;
+/** Host bytes read before the guest's handshake completes; beyond this the socket waits. */
+const EARLY_MAX = 65536;
 
 /**
  * Reads a host socket straight into pooled send blocks (Node's `onread`), whose filled ranges
@@ -204,9 +210,12 @@ const READ_MIN = 16384;
 class HostReader {
   private blk: SendBlock | null = null;
   private view: Uint8Array = new Uint8Array(0);
-  /** Reads that came before the flow was set up (none expected: the socket waits paused). */
-  private early: Uint8Array[] = [];
+  /** Reads that came before the flow was set up (each with its block reference). */
+  private early: Array<[Uint8Array, SendBlock]> = [];
+  private earlyBytes = 0;
   flow: TcpFlow | null = null;
+  /** The host's FIN was read. */
+  ended = false;
 
   buffer(): Uint8Array {
     let b = this.blk;
@@ -222,22 +231,27 @@ class HostReader {
     const v = this.view.subarray(0, n);
     b.fill = v.byteOffset - b.b.byteOffset + n;
     if (this.flow === null) {
-      this.early.push(v.slice());
-      return false;
+      this.early.push([v, b.retain()]);
+      this.earlyBytes += n;
+      return this.earlyBytes < EARLY_MAX;
     }
     return this.flow.fromHost(v, b.retain());
   }
 
-  attach(f: TcpFlow): void {
+  /** Hand reads made before the flow existed to it; true if there were any. */
+  attach(f: TcpFlow): boolean {
     this.flow = f;
-    for (const v of this.early.splice(0)) f.fromHost(v, null);
+    const had = this.early.length > 0;
+    for (const [v, lease] of this.early.splice(0)) f.fromHost(v, lease);
+    this.earlyBytes = 0;
+    return had;
   }
 
   /** The socket is closed: no more reads into the block. */
   close(): void {
     this.blk?.release();
     this.blk = null;
-    this.early.length = 0;
+    for (const [, lease] of this.early.splice(0)) lease.release();
   }
 }
 
@@ -280,17 +294,24 @@ class TcpFlow {
       this.hostBlocked = false;
       this.toHost();
     });
-    if (this.reader !== null) this.reader.attach(this);
+    if (this.reader !== null) {
+      if (this.reader.attach(this)) this.relay.stats.hostFirst++;
+    }
     else sock.on('data', (b: Buffer) => this.fromHost(b, null));
     sock.on('end', () => {
       this.hostEnded = true;
       this.shutGuest();
     });
+    if (this.reader?.ended) {
+      // The host's reply and FIN came during the handshake: both go out now.
+      this.hostEnded = true;
+      this.shutGuest();
+    }
     sock.on('error', () => {});
     sock.on('close', (hadError: boolean) => {
       if (hadError || !this.hostEnded) this.abort();
     });
-    sock.resume();
+    if (!this.hostPaused) sock.resume();
     // Data (and a FIN) that came with the handshake.
     this.toHost();
     if (ep.readEnded) this.onGuestEnd();

@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EthernetEndpoint, PacketBuffer, Stack, Wire, parseMAC, type Socket } from '../../src/index.js';
+import { EthernetEndpoint, PacketBuffer, RealClock, Stack, Wire, parseMAC, type Socket } from '../../src/index.js';
 import { buildIPv4 } from '../../src/headers/ipv4.js';
 import { SandboxNetwork, type SandboxNetworkOptions } from '../../src/sandbox/network.js';
 
@@ -16,10 +16,11 @@ afterEach(async () => {
   while (closers.length) await closers.pop()!();
 });
 
-function setup(options: Partial<SandboxNetworkOptions> = {}) {
-  const wire = new Wire({ mtu: options.mtu ?? 1500, linkAddressA: parseMAC('52:55:0a:00:02:02') });
-  const net = new SandboxNetwork({ link: wire.a, icmp: 'gateway', dnsUpstream: [], ...options });
-  const guest = new Stack({ seed: 5 });
+function setup({ latencyMs, ...options }: Partial<SandboxNetworkOptions> & { latencyMs?: number } = {}) {
+  const clock = new RealClock();
+  const wire = new Wire({ mtu: options.mtu ?? 1500, linkAddressA: parseMAC('52:55:0a:00:02:02'), ...(latencyMs ? { latencyMs, clock } : {}) });
+  const net = new SandboxNetwork({ link: wire.a, icmp: 'gateway', dnsUpstream: [], clock, ...options });
+  const guest = new Stack({ seed: 5, clock });
   const gnic = guest.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(wire.b, { linkAddress: parseMAC('52:54:00:12:34:56') }) });
   gnic.addAddress('10.0.2.100/24');
   guest.addRoute({ destination: '0.0.0.0/0', gateway: '10.0.2.2', nic: 'eth0' });
@@ -69,6 +70,20 @@ describe('SandboxNetwork', () => {
     expect(got.length).toBeGreaterThan(300_000);
     expect(net.tcp.stats.connected).toBe(1);
     expect(net.tcp.stats.bytesToHost).toBeGreaterThan(200_000);
+  });
+
+  it('a host that speaks first (more than the early-read bound, then FIN) during a slow handshake: the guest gets all of it', async () => {
+    const banner = Buffer.alloc(200_000);
+    for (let i = 0; i < banner.length; i++) banner[i] = (i * 7 + (i >> 9)) & 0xff;
+    const srv = createServer((c) => c.end(banner));
+    const port = await listenLoopback(srv);
+    // 20 ms each way: the host's bytes and FIN arrive while the guest's ACK is still on the wire.
+    const { net, guest } = setup({ latencyMs: 20 });
+    const s = guest.net.connect({ host: '10.0.2.2', port });
+    const got = await readAll(s);
+    expect(got.equals(banner)).toBe(true);
+    expect(net.tcp.stats.hostFirst).toBe(1);
+    expect(net.tcp.stats.bytesToGuest).toBe(banner.length);
   });
 
   it('a refused host connect is a RST for the guest (ECONNREFUSED); so is the gateway with host loopback off', async () => {
