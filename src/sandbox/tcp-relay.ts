@@ -198,26 +198,43 @@ export class TcpRelay {
 
 /** Reads wanted from a block at least this big; a fuller block is left for a fresh one. */
 const READ_MIN = 16384;
+/** A read this big switches a socket to reading into its own blocks; one this small, back. */
+const BULK_READ = 16384;
+const SMALL_READ = 2048;
 /** Host bytes read before the guest's handshake completes; beyond this the socket waits. */
 const EARLY_MAX = 65536;
+/**
+ * Where sockets that are not moving bulk data read: one buffer for all of them, whose bytes are
+ * copied out before the read callback returns (reads are never concurrent on this thread).
+ */
+const LANDING = new Uint8Array(BLOCK_SIZE);
 
 /**
- * Reads a host socket straight into pooled send blocks (Node's `onread`), whose filled ranges
- * then become the endpoint's send buffer as they are: host-to-guest bytes are not copied in JS
- * and no buffer is allocated per read. Node asks for the next buffer right after each read, so
- * one range past `fill` is always on loan to the socket.
+ * Reads a host socket (Node's `onread`). Node asks for the next buffer right after each read, so
+ * every open socket always has one on loan: an idle or chatty socket borrows the shared landing
+ * buffer (its reads are copied out, and 10,000 idle flows hold no buffer each); once a read is
+ * big (bulk), the socket reads straight into pooled send blocks whose filled ranges become the
+ * endpoint's send buffer as they are: no copy in JS and no allocation per read.
  */
 class HostReader {
   private blk: SendBlock | null = null;
-  private view: Uint8Array = new Uint8Array(0);
-  /** Reads that came before the flow was set up (each with its block reference). */
-  private early: Array<[Uint8Array, SendBlock]> = [];
+  private view: Uint8Array = LANDING;
+  private bulk = false;
+  /** Reads that came before the flow was set up (with a block reference when from one). */
+  private early: Array<[Uint8Array, SendBlock | null]> = [];
   private earlyBytes = 0;
   flow: TcpFlow | null = null;
   /** The host's FIN was read. */
   ended = false;
 
   buffer(): Uint8Array {
+    if (!this.bulk) {
+      if (this.blk !== null) {
+        this.blk.release();
+        this.blk = null;
+      }
+      return (this.view = LANDING);
+    }
     let b = this.blk;
     if (b === null || BLOCK_SIZE - b.fill < READ_MIN) {
       b?.release();
@@ -227,15 +244,24 @@ class HostReader {
   }
 
   got(n: number): boolean {
-    const b = this.blk!;
-    const v = this.view.subarray(0, n);
-    b.fill = v.byteOffset - b.b.byteOffset + n;
+    let v: Uint8Array;
+    let lease: SendBlock | null = null;
+    if (this.view === LANDING) {
+      v = LANDING.slice(0, n);
+      if (n >= BULK_READ) this.bulk = true;
+    } else {
+      const b = this.blk!;
+      v = this.view.subarray(0, n);
+      b.fill = v.byteOffset - b.b.byteOffset + n;
+      lease = b.retain();
+      if (n < SMALL_READ) this.bulk = false;
+    }
     if (this.flow === null) {
-      this.early.push([v, b.retain()]);
+      this.early.push([v, lease]);
       this.earlyBytes += n;
       return this.earlyBytes < EARLY_MAX;
     }
-    return this.flow.fromHost(v, b.retain());
+    return this.flow.fromHost(v, lease);
   }
 
   /** Hand reads made before the flow existed to it; true if there were any. */
@@ -251,7 +277,7 @@ class HostReader {
   close(): void {
     this.blk?.release();
     this.blk = null;
-    for (const [, lease] of this.early.splice(0)) lease.release();
+    for (const [, lease] of this.early.splice(0)) lease?.release();
   }
 }
 

@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EthernetEndpoint, PacketBuffer, RealClock, Stack, Wire, parseMAC, type Socket } from '../../src/index.js';
+import { EthernetEndpoint, PacketBuffer, RealClock, Stack, Wire, parseMAC, sendBlocksInUse, type Socket } from '../../src/index.js';
 import { buildIPv4 } from '../../src/headers/ipv4.js';
 import { SandboxNetwork, type SandboxNetworkOptions } from '../../src/sandbox/network.js';
 
@@ -84,6 +84,37 @@ describe('SandboxNetwork', () => {
     expect(got.equals(banner)).toBe(true);
     expect(net.tcp.stats.hostFirst).toBe(1);
     expect(net.tcp.stats.bytesToGuest).toBe(banner.length);
+  });
+
+  it('idle relayed flows hold no read buffer each; a bulk one reads into send blocks and returns them', async () => {
+    const held: Array<import('node:net').Socket> = [];
+    const srv = createServer((c) => {
+      c.on('error', () => {});
+      held.push(c);
+    });
+    const port = await listenLoopback(srv);
+    closers.push(() => held.forEach((c) => c.destroy()));
+    const { net, guest } = setup();
+    const base = sendBlocksInUse();
+    const socks = Array.from({ length: 100 }, () => guest.net.connect({ host: '10.0.2.2', port }));
+    await Promise.all(socks.map((s) => once(s, 'connect')));
+    while (held.length < 100) await new Promise((r) => setTimeout(r, 5));
+    expect(net.tcp.stats.active).toBe(100);
+    expect(sendBlocksInUse() - base).toBeLessThan(3);
+    // One host socket sends 2 MiB: it switches to blocks; after the guest read it all and the
+    // flow closed, every block is back.
+    const big = Buffer.alloc(2 << 20, 3);
+    held[0]!.end(big);
+    const got = await Promise.all(socks.map((s, i) => (i === 0 ? readAll(s) : Promise.resolve(Buffer.alloc(0)))));
+    expect(got[0]!.equals(big)).toBe(true);
+    for (const s of socks) s.destroy();
+    for (const c of held) c.destroy();
+    const t0 = Date.now();
+    while (net.tcp.stats.active > 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+    expect(net.tcp.stats.active).toBe(0);
+    // (A previous test's sockets may still be closing and give theirs back meanwhile.)
+    await new Promise((r) => setTimeout(r, 20));
+    expect(sendBlocksInUse()).toBeLessThanOrEqual(base);
   });
 
   it('a refused host connect is a RST for the guest (ECONNREFUSED); so is the gateway with host loopback off', async () => {
