@@ -373,9 +373,15 @@ sys.stdout.flush()
     if (r.code !== 0) console.log(r.stderr);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`alive\n${body.toString()}`);
-    const stats = JSON.parse(/stats (\{.*\})/.exec(r.stderr)![1]!) as { udp: { evicted: number; active: number }; tcp: { connects: number } };
-    expect(stats.udp.evicted).toBeGreaterThan(1000);
+    const stats = JSON.parse(/stats (\{.*\})/.exec(r.stderr)![1]!) as {
+      udp: { flows: number; evicted: number; active: number; idleClosed: number };
+      tcp: { connects: number };
+    };
+    // Most of the 3000 flows arrive (a loaded machine may drop some at the TAP's queue): the
+    // bound was hit, and every flow beyond it was made room for by closing the oldest.
+    expect(stats.udp.flows).toBeGreaterThan(1500);
     expect(stats.udp.active).toBeLessThanOrEqual(1024);
+    expect(stats.udp.evicted).toBe(stats.udp.flows - stats.udp.active - stats.udp.idleClosed);
     expect(stats.tcp.connects).toBeGreaterThan(100);
   }, 200_000);
 
