@@ -1,11 +1,13 @@
 import { createSocket, type Socket as NodeDgram } from 'node:dgram';
 import { promises as dnsPromises } from 'node:dns';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { connect as netConnect, isIP } from 'node:net';
 import { parseIP } from '../headers/address.js';
 import { DNS_RCODE_NOERROR, DNS_RCODE_SERVFAIL, DNS_TYPE_A, DNS_TYPE_AAAA, decodeQuestion, encodeAnswer } from '../headers/dns.js';
+import type { Clock, Timer } from '../stack/clock.js';
 import type { Stack } from '../stack/stack.js';
-import type { UdpEndpoint, UdpMessage } from '../transport/udp.js';
+import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
+import type { UdpEndpoint } from '../transport/udp.js';
 
 export type Lookup = (name: string, family: 4 | 6) => Promise<Uint8Array[]>;
 
@@ -24,6 +26,12 @@ export interface DnsRelayOptions {
 
 export interface DnsRelayStats {
   queries: number;
+  /** Of `queries`, those that came over TCP; TCP connections taken, and refused (over the bound). */
+  tcpQueries: number;
+  tcpConnections: number;
+  tcpRefused: number;
+  /** UDP answers too long for the query's limit, sent truncated (TC) so the guest retries over TCP. */
+  truncated: number;
   malformed: number;
   answeredLocally: number;
   nxdomain: number;
@@ -33,20 +41,51 @@ export interface DnsRelayStats {
   dropped: number;
 }
 
+/** Sends one answer back the way its query came. */
+type Respond = (msg: Uint8Array) => void;
+
 interface Pending {
-  guest: UdpMessage;
+  query: Uint8Array;
+  respond: Respond;
   originalId: number;
   timer: NodeJS.Timeout;
 }
 
+/** DNS over TCP (RFC 7766): connections at once, idle timeout, queries in progress per connection. */
+const TCP_MAX_CONNECTIONS = 64;
+const TCP_IDLE_MS = 10_000;
+const TCP_MAX_IN_PROGRESS = 16;
+/** UDP answer limits: 512 bytes (RFC 1035), or 1232 when the query has an additional record (EDNS). */
+const UDP_LIMIT = 512;
+const UDP_LIMIT_EDNS = 1232;
+
 /**
- * A DNS relay for a sandbox guest (the job of slirp's 10.0.2.3): A and AAAA queries are answered
- * with the host's own name resolution (so /etc/hosts entries work), anything else is forwarded to
- * the host's nameservers and the answer passed back. Bounded: at most `maxInFlight` queries wait.
+ * A DNS relay for a sandbox guest (the job of slirp's 10.0.2.3), over UDP and TCP port 53: A and
+ * AAAA queries are answered with the host's own name resolution (so /etc/hosts entries work),
+ * anything else is forwarded to the host's nameservers (over UDP, or over TCP for queries that
+ * came over TCP) and the answer passed back. A UDP answer too long for the query is truncated
+ * (TC) so the guest asks again over TCP. Bounded: at most `maxInFlight` forwarded queries wait,
+ * at most 64 TCP connections, each idle for 10 s at most and with 16 queries in progress.
  */
 export class DnsRelay {
-  readonly stats: DnsRelayStats = { queries: 0, malformed: 0, answeredLocally: 0, nxdomain: 0, forwarded: 0, upstreamAnswers: 0, upstreamTimeouts: 0, dropped: 0 };
+  readonly stats: DnsRelayStats = {
+    queries: 0,
+    tcpQueries: 0,
+    tcpConnections: 0,
+    tcpRefused: 0,
+    truncated: 0,
+    malformed: 0,
+    answeredLocally: 0,
+    nxdomain: 0,
+    forwarded: 0,
+    upstreamAnswers: 0,
+    upstreamTimeouts: 0,
+    dropped: 0,
+  };
   private readonly ep: UdpEndpoint;
+  private readonly listener: TcpEndpoint;
+  private readonly conns = new Set<DnsTcpConnection>();
+  private inFlight = 0;
   private readonly lookup: Lookup;
   private readonly upstream: Array<{ host: string; port: number }>;
   private readonly pending = new Map<number, Pending>();
@@ -63,11 +102,25 @@ export class DnsRelay {
     this.ep = stack.udp({ family: isIP(options.address) === 6 ? 6 : 4 });
     this.ep.bind(options.address, 53);
     this.ep.on('readable', () => this.drain());
+    this.listener = stack.tcp({ family: isIP(options.address) === 6 ? 6 : 4 });
+    this.listener.bind(options.address, 53);
+    this.listener.listen(TCP_MAX_CONNECTIONS);
+    this.listener.on('connection', (c) => {
+      if (this.closed || this.conns.size >= TCP_MAX_CONNECTIONS) {
+        this.stats.tcpRefused++;
+        c.abort();
+        return;
+      }
+      this.stats.tcpConnections++;
+      this.conns.add(new DnsTcpConnection(this, c, stack.clock));
+    });
   }
 
   close(): void {
     this.closed = true;
     this.ep.close();
+    this.listener.close();
+    for (const c of [...this.conns]) c.abort();
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
     this.upstreamSocket?.close();
@@ -76,24 +129,38 @@ export class DnsRelay {
 
   private drain(): void {
     for (let m = this.ep.recv(); m !== null; m = this.ep.recv()) {
-      this.stats.queries++;
-      let q: ReturnType<typeof decodeQuestion>;
-      try {
-        q = decodeQuestion(m.data);
-      } catch {
-        this.stats.malformed++;
-        continue;
-      }
-      if (q.response) {
-        this.stats.malformed++;
-        continue;
-      }
-      if (q.type === DNS_TYPE_A || q.type === DNS_TYPE_AAAA) void this.answerLocally(m, q.name, q.type === DNS_TYPE_A ? 4 : 6);
-      else this.forward(m);
+      const { address, port, data } = m;
+      this.handle(data, (msg) => this.sendUdp(udpFit(data, msg, this.stats), port, address), false);
     }
   }
 
-  private async answerLocally(m: UdpMessage, name: string, family: 4 | 6): Promise<void> {
+  /** @internal A query from either transport; false when it was not one (malformed, a response). */
+  handle(query: Uint8Array, respond: Respond, tcp: boolean): boolean {
+    this.stats.queries++;
+    if (tcp) this.stats.tcpQueries++;
+    let q: ReturnType<typeof decodeQuestion>;
+    try {
+      q = decodeQuestion(query);
+    } catch {
+      this.stats.malformed++;
+      return false;
+    }
+    if (q.response) {
+      this.stats.malformed++;
+      return false;
+    }
+    if (q.type === DNS_TYPE_A || q.type === DNS_TYPE_AAAA) void this.answerLocally(query, q.name, q.type === DNS_TYPE_A ? 4 : 6, respond);
+    else if (tcp) this.forwardTcp(query, respond);
+    else this.forward(query, respond);
+    return true;
+  }
+
+  /** @internal */
+  connectionClosed(c: DnsTcpConnection): void {
+    this.conns.delete(c);
+  }
+
+  private async answerLocally(query: Uint8Array, name: string, family: 4 | 6, respond: Respond): Promise<void> {
     let addrs: Uint8Array[] = [];
     let rcode: number | undefined;
     try {
@@ -107,33 +174,72 @@ export class DnsRelay {
     }
     if (addrs.length === 0 && rcode === undefined) this.stats.nxdomain++;
     this.stats.answeredLocally++;
-    this.reply(m, encodeAnswer(m.data, addrs, 60, rcode));
+    if (!this.closed) respond(encodeAnswer(query, addrs, 60, rcode));
   }
 
-  private forward(m: UdpMessage): void {
+  /** Whether another query may go upstream; if not, the guest gets SERVFAIL. */
+  private upstreamOr(query: Uint8Array, respond: Respond): { host: string; port: number } | null {
     const up = this.upstream[0];
-    if (!up || this.pending.size >= (this.options.maxInFlight ?? 1024)) {
+    if (!up || this.inFlight >= (this.options.maxInFlight ?? 1024)) {
       this.stats.dropped++;
-      this.reply(m, withRcode(m.data, DNS_RCODE_SERVFAIL));
-      return;
+      respond(withRcode(query, DNS_RCODE_SERVFAIL));
+      return null;
     }
+    return up;
+  }
+
+  private forward(query: Uint8Array, respond: Respond): void {
+    const up = this.upstreamOr(query, respond);
+    if (up === null) return;
     const sock = this.socket();
     let id = this.nextId;
     while (this.pending.has(id)) id = (id % 0xffff) + 1;
     this.nextId = (id % 0xffff) + 1;
-    const query = Buffer.from(m.data);
-    const originalId = query.readUInt16BE(0);
-    query.writeUInt16BE(id, 0);
+    const out = Buffer.from(query);
+    const originalId = out.readUInt16BE(0);
+    out.writeUInt16BE(id, 0);
     const timer = setTimeout(() => {
       if (this.pending.delete(id)) {
+        this.inFlight--;
         this.stats.upstreamTimeouts++;
-        this.reply(m, withRcode(m.data, DNS_RCODE_SERVFAIL));
+        if (!this.closed) respond(withRcode(query, DNS_RCODE_SERVFAIL));
       }
     }, this.options.timeoutMs ?? 5000);
     timer.unref();
-    this.pending.set(id, { guest: m, originalId, timer });
+    this.pending.set(id, { query, respond, originalId, timer });
+    this.inFlight++;
     this.stats.forwarded++;
-    sock.send(query, up.port, up.host);
+    sock.send(out, up.port, up.host);
+  }
+
+  /** One TCP connection upstream per query (length-prefixed, RFC 1035 4.2.2). */
+  private forwardTcp(query: Uint8Array, respond: Respond): void {
+    const up = this.upstreamOr(query, respond);
+    if (up === null) return;
+    this.inFlight++;
+    this.stats.forwarded++;
+    const sock = netConnect({ host: up.host, port: up.port });
+    let got: Buffer = Buffer.alloc(0);
+    let done = false;
+    const finish = (answer: Uint8Array | null): void => {
+      if (done) return;
+      done = true;
+      this.inFlight--;
+      sock.destroy();
+      if (answer === null) this.stats.upstreamTimeouts++;
+      else this.stats.upstreamAnswers++;
+      if (!this.closed) respond(answer ?? withRcode(query, DNS_RCODE_SERVFAIL));
+    };
+    sock.setTimeout(this.options.timeoutMs ?? 5000, () => finish(null));
+    sock.on('error', () => finish(null));
+    sock.on('end', () => finish(null));
+    sock.on('data', (b: Buffer) => {
+      got = got.length === 0 ? b : Buffer.concat([got, b]);
+      if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) finish(got.subarray(2, 2 + got.readUInt16BE(0)));
+    });
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(query.length, 0);
+    sock.end(Buffer.concat([len, query]));
   }
 
   private socket(): NodeDgram {
@@ -145,11 +251,12 @@ export class DnsRelay {
       const p = this.pending.get(msg.readUInt16BE(0));
       if (!p) return;
       this.pending.delete(msg.readUInt16BE(0));
+      this.inFlight--;
       clearTimeout(p.timer);
       this.stats.upstreamAnswers++;
       const out = Buffer.from(msg);
       out.writeUInt16BE(p.originalId, 0);
-      this.reply(p.guest, out);
+      if (!this.closed) p.respond(out);
     });
     s.on('error', () => {});
     s.unref();
@@ -157,14 +264,156 @@ export class DnsRelay {
     return s;
   }
 
-  private reply(to: UdpMessage, msg: Uint8Array): void {
+  private sendUdp(msg: Uint8Array, port: number, address: string): void {
     if (this.closed) return;
     try {
-      this.ep.send(msg, to.port, to.address);
+      this.ep.send(msg, port, address);
     } catch {
       this.stats.dropped++;
     }
   }
+}
+
+/**
+ * One guest TCP connection to the DNS address: length-prefixed queries (pipelined, answered as
+ * they are ready, possibly out of order as RFC 7766 allows), at most TCP_MAX_IN_PROGRESS at once
+ * (no more is read meanwhile), closed after TCP_IDLE_MS without a query in progress.
+ */
+class DnsTcpConnection {
+  private stage: Uint8Array = new Uint8Array(0);
+  private inProgress = 0;
+  private ended = false;
+  private done = false;
+  private readonly idleTimer: Timer;
+
+  constructor(
+    private readonly relay: DnsRelay,
+    private readonly ep: TcpEndpoint,
+    clock: Clock,
+  ) {
+    this.idleTimer = clock.timer(() => {
+      // Idle with nothing in progress: close (a query in progress rearms it when answered).
+      if (this.inProgress === 0) {
+        this.ended = true;
+        this.maybeClose();
+      } else {
+        this.armIdle();
+      }
+    });
+    ep.on('readable', () => this.pump());
+    ep.on('end', () => {
+      this.ended = true;
+      this.maybeClose();
+    });
+    ep.on('error', () => {});
+    ep.on('close', () => this.abort());
+    this.armIdle();
+    this.pump();
+  }
+
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    this.idleTimer.cancel();
+    this.ep.abort();
+    this.relay.connectionClosed(this);
+  }
+
+  private armIdle(): void {
+    this.idleTimer.schedule(TCP_IDLE_MS);
+  }
+
+  /** Read and handle whole messages while fewer than the limit are in progress. */
+  private pump(): void {
+    while (!this.done && this.inProgress < TCP_MAX_IN_PROGRESS) {
+      const msg = this.nextMessage();
+      if (msg === null) break;
+      this.armIdle();
+      this.inProgress++;
+      let answered = false;
+      const ok = this.relay.handle(msg, (answer) => {
+        if (answered) return;
+        answered = true;
+        this.inProgress--;
+        this.armIdle();
+        this.send(answer);
+        this.pump();
+        this.maybeClose();
+      }, true);
+      if (!ok && !answered) {
+        // Not a query: no answer will come (RFC 7766 lets the server close; keep serving others).
+        this.inProgress--;
+      }
+    }
+    this.maybeClose();
+  }
+
+  /** The next complete message, reading from the endpoint as needed; null when none is whole. */
+  private nextMessage(): Uint8Array | null {
+    for (;;) {
+      const st = this.stage;
+      if (st.length >= 2) {
+        const len = (st[0]! << 8) | st[1]!;
+        if (st.length >= 2 + len) {
+          this.stage = st.subarray(2 + len);
+          return st.slice(2, 2 + len);
+        }
+      }
+      const chunk = this.ep.read();
+      if (chunk === null || chunk.length === 0) return null;
+      if (st.length === 0) this.stage = chunk;
+      else {
+        const m = new Uint8Array(st.length + chunk.length);
+        m.set(st, 0);
+        m.set(chunk, st.length);
+        this.stage = m;
+      }
+    }
+  }
+
+  private send(answer: Uint8Array): void {
+    if (this.done) return;
+    const out = new Uint8Array(2 + answer.length);
+    out[0] = answer.length >>> 8;
+    out[1] = answer.length & 0xff;
+    out.set(answer, 2);
+    try {
+      if (this.ep.write(out) < out.length) this.abort(); // a guest that reads nothing: drop it
+    } catch {
+      this.abort();
+    }
+  }
+
+  private maybeClose(): void {
+    if (this.done || this.inProgress > 0) return;
+    if (this.ended) {
+      this.done = true;
+      this.idleTimer.cancel();
+      try {
+        this.ep.close();
+      } catch {
+        this.ep.abort();
+      }
+      this.relay.connectionClosed(this);
+    }
+  }
+}
+
+/** The answer as UDP may carry it: too long for the query's limit, a truncated (TC) empty answer. */
+function udpFit(query: Uint8Array, answer: Uint8Array, stats: DnsRelayStats): Uint8Array {
+  const edns = query.length >= 12 && ((query[10]! << 8) | query[11]!) > 0;
+  if (answer.length <= (edns ? UDP_LIMIT_EDNS : UDP_LIMIT)) return answer;
+  let end: number;
+  try {
+    end = decodeQuestion(answer).end;
+  } catch {
+    return answer;
+  }
+  stats.truncated++;
+  const out = answer.slice(0, end);
+  out[2] = out[2]! | 0x02; // TC
+  out.fill(0, 6, 12); // no answer, authority or additional records
+  return out;
 }
 
 /** A copy of a query turned into a response with the given RCODE and no answers. */

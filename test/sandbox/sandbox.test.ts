@@ -250,10 +250,15 @@ describe.skipIf(skip)('tunstack sandbox (root)', () => {
         'for ns in [l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver")][:1]:',
         '    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); s.sendto(q, (ns, 53)); r = s.recv(512); print(ns)',
         'print(".".join(str(b) for b in r[-4:]))',
+        '# the same over TCP (RFC 7766: two-byte length, then the message)',
+        't = socket.create_connection(("10.0.2.3", 53), timeout=5); t.sendall(struct.pack(">H", len(q)) + q)',
+        'b = b""',
+        'while len(b) < 2 or len(b) < 2 + struct.unpack(">H", b[:2])[0]: b += t.recv(4096)',
+        'print("tcp", ".".join(str(x) for x in b[-4:]))',
       ].join('\n');
       const r = await sandbox(['--', 'python3', '-c', py]);
       expect(r.stderr).toBe('');
-      expect(r.stdout.trim().split('\n')).toEqual(['10.0.2.3', '198.18.7.9']);
+      expect(r.stdout.trim().split('\n')).toEqual(['10.0.2.3', '198.18.7.9', 'tcp 198.18.7.9']);
     });
   });
 
