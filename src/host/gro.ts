@@ -137,8 +137,9 @@ export function canFollow(first: TcpSegment, a: TcpSegment, b: TcpSegment, l2: n
 export const GRO_MAX_IP_LENGTH = 65535;
 
 /**
- * Build the super-packet of segments `segs[0..count)` (already checked with canFollow) into a
- * new buffer, and its virtio_net_hdr into `hdr[hdrOff, hdrOff + 10)` (other bytes of the header
+ * Build the super-packet of segments `segs[0..count)` (already checked with canFollow) into
+ * `into` (a view of its first bytes is returned; every byte is written) or a new buffer when
+ * `into` is missing or too small, and its virtio_net_hdr into `hdr[hdrOff, hdrOff + 10)` (other bytes of the header
  * left as they are). The headers are the first segment's with the lengths, PSH (from the last
  * segment) and the IPv4 header checksum rewritten; the TCP checksum field holds the pseudo-header
  * sum for the whole length, as NEEDS_CSUM asks.
@@ -149,13 +150,15 @@ export function buildSuperPacket(
   l2: number,
   hdr: Uint8Array,
   hdrOff: number,
+  into: Uint8Array | null = null,
 ): Uint8Array {
   const first = segs[0]!;
   const last = segs[count - 1]!;
   const headLen = first.payload - first.start;
   let payloadTotal = 0;
   for (let i = 0; i < count; i++) payloadTotal += segs[i]!.payloadLen;
-  const out = new Uint8Array(headLen + payloadTotal);
+  const total = headLen + payloadTotal;
+  const out = into !== null && into.length >= total ? into.subarray(0, total) : new Uint8Array(total);
   out.set(first.buf.subarray(first.start, first.payload), 0);
   let o = headLen;
   for (let i = 0; i < count; i++) {
@@ -224,6 +227,8 @@ export const TCP_FLAGS_NEVER_COALESCED = TCP_FIN | TCP_SYN | TCP_RST | TCP_URG |
 
 /** Most segments merged into one super-packet. */
 export const GRO_MAX_SEGMENTS = 64;
+/** Super-packet buffers a coalescer keeps for reuse (more in one batch are allocated fresh). */
+const GRO_BUFFERS = 32;
 
 /**
  * Finds runs of coalescible TCP segments in a list of outbound packets (each `data[start, end)`
@@ -234,12 +239,23 @@ export class TcpCoalescer {
   /** The super-packet built by the last successful `coalesce`. */
   packet: Uint8Array | null = null;
   private readonly run: TcpSegment[] = [];
+  /** Super-packet buffers, reused after `recycle()`: `used` of them are out since then. */
+  private readonly bufs: Uint8Array[] = [];
+  private used = 0;
   private readonly pool: TcpSegment[] = [new TcpSegment()];
 
   constructor(
     readonly l2: number,
     readonly maxSegments = GRO_MAX_SEGMENTS,
   ) {}
+
+  /**
+   * Every super-packet built so far has been written out: their buffers may be reused. (Until
+   * this is called, each `coalesce` builds into a buffer of its own.)
+   */
+  recycle(): void {
+    this.used = 0;
+  }
 
   /**
    * Try a run starting at `pkts[i]` (looking no further than `pkts[n - 1]`). Returns how many
@@ -278,7 +294,14 @@ export class TcpCoalescer {
     }
     const count = run.length;
     if (count < 2) return 0;
-    this.packet = buildSuperPacket(run, count, l2, hdr, hdrOff);
+    let into: Uint8Array | null = null;
+    if (this.used < this.bufs.length) into = this.bufs[this.used++]!;
+    else if (this.bufs.length < GRO_BUFFERS) {
+      into = Buffer.allocUnsafeSlow(l2 + GRO_MAX_IP_LENGTH);
+      this.bufs.push(into);
+      this.used++;
+    }
+    this.packet = buildSuperPacket(run, count, l2, hdr, hdrOff, into);
     for (let k = 0; k < count; k++) {
       run[k]!.buf = EMPTY;
       run[k]!.frags = null;

@@ -350,6 +350,8 @@ export class FdEndpoint implements LinkEndpoint {
     }
     this.coalescer.packet = null;
     this.write(k, hdrStride);
+    // The kernel has copied every super-packet: the coalescer may build into those buffers again.
+    this.coalescer.recycle();
     for (let j = 0; j < k; j++) {
       views[j] = EMPTY;
       this.fragViews[j] = null;

@@ -218,6 +218,23 @@ describe('TCP coalescing into GSO super-packets', () => {
     );
   });
 
+  it('reuses super-packet buffers after recycle() and builds the same bytes into them', () => {
+    const c = new TcpCoalescer(14);
+    const hdr = new Uint8Array(10);
+    const a = burst(false, true, 8, 1000).map(asPkt);
+    const b = burst(true, true, 5, 1200, 300).map(asPkt);
+    expect(c.coalesce(a, 0, a.length, hdr, 0)).toBe(8);
+    const first = c.packet!;
+    expect(c.coalesce(b, 0, b.length, hdr, 0)).toBe(5);
+    expect(c.packet!.buffer).not.toBe(first.buffer); // both still out: separate buffers
+    const want = new TcpCoalescer(14);
+    want.coalesce(b, 0, b.length, new Uint8Array(10), 0);
+    c.recycle();
+    expect(c.coalesce(b, 0, b.length, hdr, 0)).toBe(5);
+    expect(c.packet!.buffer).toBe(first.buffer); // written into the first one's memory
+    expect(c.packet).toEqual(want.packet);
+  });
+
   it('segments Linux would not merge stay apart', () => {
     const s = (spec: SegSpec): Uint8Array => segment(false, true, spec);
     const base = 5000;
