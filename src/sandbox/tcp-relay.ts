@@ -223,7 +223,7 @@ class HostReader {
   /** Reads that came before the flow was set up (with a block reference when from one). */
   private early: Array<[Uint8Array, SendBlock | null]> = [];
   private earlyBytes = 0;
-  flow: TcpFlow | null = null;
+  private flow: TcpFlow | null = null;
   /** The host's FIN was read. */
   ended = false;
 
