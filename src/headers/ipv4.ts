@@ -442,6 +442,92 @@ export function validateIPv4Options(buf: Uint8Array, off: number, len: number): 
   return !w.malformed;
 }
 
+/** `checkReceivedIPv4Options`: the options are acceptable. */
+export const IPV4_OPTIONS_OK = -1;
+/** `checkReceivedIPv4Options`: acceptable, and a loose or strict source route is present. */
+export const IPV4_OPTIONS_SOURCE_ROUTE = -2;
+
+const IPV4_OPT_CIPSO = 134;
+
+/**
+ * Check the options of a received datagram as a Linux host does before it delivers or forwards
+ * it (the receive-side rules of `ip_options_compile`). Returns `IPV4_OPTIONS_OK`,
+ * `IPV4_OPTIONS_SOURCE_ROUTE`, or the offset from the start of the IP header of the octet a
+ * Parameter Problem message points at:
+ * - an option other than EOL/NOP without room for its length byte, or whose length is below 2 or
+ *   runs past the header: the option's type octet;
+ * - record route / source routes shorter than 3, timestamp / router alert shorter than 4, CIPSO
+ *   shorter than 8: the length octet;
+ * - a record route pointer below 4 (timestamp: 5), or one inside the area with no room for a whole
+ *   entry (4 octets; 8 for timestamp flags 1 and 3): the pointer octet;
+ * - a full timestamp whose overflow counter is already 15: the flags octet;
+ * - a second record route, timestamp, source route or CIPSO option: its type octet;
+ * - CIPSO with any domain of interpretation (none is configured): the DOI's first octet.
+ * Security (130), stream identifier and unknown options are accepted with any length.
+ */
+export function checkReceivedIPv4Options(buf: Uint8Array, ipStart: number, headerLength: number): number {
+  const end = Math.min(ipStart + headerLength, buf.length);
+  let p = ipStart + IPV4_MIN_HEADER;
+  let seen = 0; // bit 0 record route, 1 timestamp, 2 source route, 3 CIPSO
+  while (p < end) {
+    const type = buf[p]!;
+    if (type === IPV4_OPT_EOL) break;
+    if (type === IPV4_OPT_NOP) {
+      p++;
+      continue;
+    }
+    const left = end - p;
+    if (left < 2) return p - ipStart;
+    const len = buf[p + 1]!;
+    if (len < 2 || len > left) return p - ipStart;
+    let bit = 0;
+    switch (type) {
+      case IPV4_OPT_LSRR:
+      case IPV4_OPT_SSRR:
+        bit = 4;
+        if (seen & bit) return p - ipStart;
+        if (len < 3) return p + 1 - ipStart;
+        if (buf[p + 2]! < 4) return p + 2 - ipStart;
+        break;
+      case IPV4_OPT_RECORD_ROUTE: {
+        bit = 1;
+        if (seen & bit) return p - ipStart;
+        if (len < 3) return p + 1 - ipStart;
+        const ptr = buf[p + 2]!;
+        if (ptr < 4 || (ptr <= len && ptr + 3 > len)) return p + 2 - ipStart;
+        break;
+      }
+      case IPV4_OPT_TIMESTAMP: {
+        bit = 2;
+        if (seen & bit) return p - ipStart;
+        if (len < 4) return p + 1 - ipStart;
+        const ptr = buf[p + 2]!;
+        if (ptr < 5) return p + 2 - ipStart;
+        const flags = buf[p + 3]! & 0x0f;
+        if (ptr <= len) {
+          const entry = flags === 1 || flags === 3 ? 8 : 4;
+          if (ptr + entry - 1 > len) return p + 2 - ipStart;
+        } else if (flags !== 3 && buf[p + 3]! >>> 4 === 15) {
+          return p + 3 - ipStart;
+        }
+        break;
+      }
+      case IPV4_OPT_ROUTER_ALERT:
+        if (len < 4) return p + 1 - ipStart;
+        break;
+      case IPV4_OPT_CIPSO:
+        bit = 8;
+        if (seen & bit) return p - ipStart;
+        return (len < 8 ? p + 1 : p + 2) - ipStart;
+      default:
+        break;
+    }
+    seen |= bit;
+    p += len;
+  }
+  return seen & 4 ? IPV4_OPTIONS_SOURCE_ROUTE : IPV4_OPTIONS_OK;
+}
+
 export interface IPv4Fields {
   src: Uint8Array;
   dst: Uint8Array;

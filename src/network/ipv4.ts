@@ -14,6 +14,7 @@ import {
   ICMPV4_NET_PROHIBITED,
   ICMPV4_NET_UNREACHABLE,
   ICMPV4_PARAMETER_PROBLEM,
+  ICMPV4_PARAM_POINTER,
   ICMPV4_PORT_UNREACHABLE,
   ICMPV4_PROTOCOL_UNREACHABLE,
   ICMPV4_REASSEMBLY_TIMEOUT,
@@ -21,7 +22,15 @@ import {
   ICMPV4_TTL_EXCEEDED,
   IcmpV4Header,
 } from '../headers/icmpv4.js';
-import { IPv4Header, IPv4OptionWalker, IP_PROTO_ICMP, IPV4_MIN_HEADER, validateIPv4Options } from '../headers/ipv4.js';
+import {
+  IPv4Header,
+  IPv4OptionWalker,
+  IP_PROTO_ICMP,
+  IPV4_MIN_HEADER,
+  IPV4_OPTIONS_OK,
+  IPV4_OPTIONS_SOURCE_ROUTE,
+  checkReceivedIPv4Options,
+} from '../headers/ipv4.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer, PacketType } from '../stack/packet.js';
 import type { NetworkInfo, NetworkProtocol, TransportError, WriteParams } from '../stack/protocol.js';
@@ -35,8 +44,12 @@ import type { ArpProtocol } from './arp.js';
 
 export interface IPv4Stats {
   packetsReceived: number;
-  /** Dropped: shorter than a header, bad version/IHL/total length, bad options. */
+  /** Dropped: shorter than a header, bad version/IHL/total length. */
   malformedReceived: number;
+  /** Dropped for malformed options (a Parameter Problem answers those sent to us by unicast). */
+  badOptions: number;
+  /** Dropped: a loose or strict source route option while `acceptSourceRoute` is off. */
+  sourceRouted: number;
   invalidChecksum: number;
   /** Dropped: source is broadcast/multicast (martian). */
   invalidSource: number;
@@ -77,6 +90,12 @@ export interface IPv4Options {
   icmpBurst?: number;
   /** Answer echo requests sent to a broadcast address (Linux default: ignore). */
   echoReplyToBroadcast?: boolean;
+  /**
+   * Accept datagrams carrying a loose or strict source route option (LSRR/SSRR). Off by default,
+   * as Linux's `net.ipv4.conf.all.accept_source_route = 0`: such datagrams are dropped, whether
+   * for this host or to be forwarded. When on, the option is accepted but not acted upon.
+   */
+  acceptSourceRoute?: boolean;
 }
 
 export interface PingOptions {
@@ -114,6 +133,8 @@ export class IPv4Protocol implements NetworkProtocol {
   readonly stats: IPv4Stats = {
     packetsReceived: 0,
     malformedReceived: 0,
+    badOptions: 0,
+    sourceRouted: 0,
     invalidChecksum: 0,
     invalidSource: 0,
     notForUs: 0,
@@ -148,6 +169,7 @@ export class IPv4Protocol implements NetworkProtocol {
   private readonly icmpHdr = new IcmpV4Header(new Uint8Array(0));
   private readonly info: Ipv4NetworkInfo;
   private readonly icmpBucket: TokenBucket;
+  private readonly acceptSourceRoute: boolean;
   private ident: number;
   private readonly pings = new Map<number, PendingPing>();
   private pingIdent: number;
@@ -160,6 +182,7 @@ export class IPv4Protocol implements NetworkProtocol {
     this.ident = stack.random.below(0x10000);
     this.pingIdent = stack.random.below(0x10000);
     this.echoReplyToBroadcast = options.echoReplyToBroadcast ?? false;
+    this.acceptSourceRoute = options.acceptSourceRoute ?? false;
     this.icmpBucket = new TokenBucket(stack.clock, options.icmpRate ?? 1000, options.icmpBurst ?? 50);
     this.reassembler = new Reassembler(
       stack.clock,
@@ -196,10 +219,6 @@ export class IPv4Protocol implements NetworkProtocol {
       stats.invalidChecksum++;
       return;
     }
-    if (hl > IPV4_MIN_HEADER && !validateIPv4Options(pkt.data, pkt.start + IPV4_MIN_HEADER, hl - IPV4_MIN_HEADER)) {
-      stats.malformedReceived++;
-      return;
-    }
     // Drop link-layer padding beyond the total length.
     pkt.truncate(h.totalLength);
     const data = pkt.data;
@@ -222,6 +241,7 @@ export class IPv4Protocol implements NetworkProtocol {
     if (!local && !broadcast && !multicast) {
       // Addresses of our other NICs are local (weak host), not forwarded.
       if (this.stack.forwarding && pkt.packetType !== PacketType.OtherHost && this.stack.nicForAddress(data, dstOff, 4) === null) {
+        if (hl > IPV4_MIN_HEADER && !this.optionsAcceptable(nic, pkt, false)) return;
         this.forward(nic, pkt);
         return;
       }
@@ -232,6 +252,9 @@ export class IPv4Protocol implements NetworkProtocol {
         return;
       }
     }
+    // Options are checked once the datagram is known to be ours, before reassembly (Linux's
+    // ip_rcv_options, per fragment).
+    if (hl > IPV4_MIN_HEADER && !this.optionsAcceptable(nic, pkt, broadcast || multicast)) return;
     if (h.isFragment) {
       const key = `${ipv4ToU32(data, srcOff)}/${ipv4ToU32(data, dstOff)}/${h.protocol}/${h.id}`;
       const done = this.reassembler.add(
@@ -262,6 +285,24 @@ export class IPv4Protocol implements NetworkProtocol {
     }
     broadcast ||= false;
     this.deliver(nic, pkt, broadcast || multicast);
+  }
+
+  /**
+   * Received options as Linux checks them: malformed ones get a Parameter Problem pointing at the
+   * offending octet (not for broadcast or multicast datagrams), source routes are dropped unless
+   * accepted. False when the datagram was dropped.
+   */
+  private optionsAcceptable(nic: NIC, pkt: PacketBuffer, mcastOrBcast: boolean): boolean {
+    const r = checkReceivedIPv4Options(pkt.data, pkt.networkHeaderStart, pkt.networkHeaderLength);
+    if (r === IPV4_OPTIONS_OK) return true;
+    if (r === IPV4_OPTIONS_SOURCE_ROUTE) {
+      if (this.acceptSourceRoute) return true;
+      this.stats.sourceRouted++;
+      return false;
+    }
+    this.stats.badOptions++;
+    if (!mcastOrBcast) this.sendIcmpError(nic, pkt, ICMPV4_PARAMETER_PROBLEM, ICMPV4_PARAM_POINTER, r);
+    return false;
   }
 
   private deliver(nic: NIC, pkt: PacketBuffer, mcastOrBcast: boolean): void {
