@@ -45,6 +45,8 @@ export interface TcpForwarderStats {
   synRetransmits: number;
   /** SYNs dropped because `maxPending` requests were waiting. */
   overflows: number;
+  /** SYN+FIN segments discarded (Linux drops them in LISTEN). */
+  synFinDropped: number;
   accepted: number;
   rejected: number;
   dropped: number;
@@ -173,6 +175,7 @@ export class TcpForwarder {
     requests: 0,
     synRetransmits: 0,
     overflows: 0,
+    synFinDropped: 0,
     accepted: 0,
     rejected: 0,
     dropped: 0,
@@ -231,10 +234,16 @@ export class TcpForwarder {
   /** @internal Called by the protocol for a segment nobody else wants. */
   offer(seg: Segment): boolean {
     if (this.closed) return false;
-    if ((seg.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) !== TCP_SYN) return false;
+    const f = seg.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN);
+    if (f !== TCP_SYN && f !== (TCP_SYN | TCP_FIN)) return false;
     const net = seg.net;
     const nic = net.nic;
     if (this.nicId !== null && nic.id !== this.nicId) return false;
+    if (f !== TCP_SYN) {
+      // As a Linux listener does: SYN+FIN is discarded, neither forwarded nor reset.
+      this.stats.synFinDropped++;
+      return true;
+    }
     const alen = net.family === 4 ? 4 : 16;
     const key = tupleKey(net.data, net.srcOffset, net.dstOffset, alen, seg.srcPort, seg.dstPort);
     const existing = this.pending.get(key);

@@ -536,6 +536,11 @@ export class TcpProtocol implements TransportProtocol {
       return;
     }
     if ((flags & TCP_SYN) === 0) return;
+    // SYN+FIN opens nothing (Linux discards it in LISTEN; RFC 9293 leaves it open).
+    if ((flags & TCP_FIN) !== 0) {
+      stats.listenDrops++;
+      return;
+    }
     const aq = l.acceptQueue!;
     if (aq.length > l.backlog) {
       stats.listenOverflows++;
