@@ -345,10 +345,14 @@ export class OooQueue {
     return this.seqs.length;
   }
 
+  /** Entries evicted from the tail to make room for earlier data (reneged), since last read. */
+  evicted = 0;
+
   /**
-   * Insert `v` at `seq` (seq is after rcvNxt). Returns the bytes newly stored (0 for a complete
-   * duplicate). `maxSegs` bounds the number of entries: a segment that would exceed it is dropped
-   * unless it lies before the last entry (then the last entry is dropped instead).
+   * Insert `v` at `seq` (seq is after rcvNxt). Returns the bytes newly stored, 0 for a complete
+   * duplicate, or -1 when the segment was dropped for the bound. `maxSegs` bounds the number of
+   * entries: a segment that would exceed it is dropped unless it lies before the last entry (then
+   * the last entry is dropped instead and counted in `evicted`).
    */
   insert(seq: number, v: Uint8Array, maxSegs: number): number {
     let s = seq;
@@ -394,7 +398,8 @@ export class OooQueue {
     }
     if (v.length === 0) return 0;
     if (seqs.length >= maxSegs) {
-      if (i >= seqs.length) return 0;
+      if (i >= seqs.length) return -1;
+      this.evicted++;
       const last = seqs.length - 1;
       this.bytes -= data[last]!.length;
       seqs.pop();

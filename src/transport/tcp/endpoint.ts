@@ -2108,8 +2108,18 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       if (plLen > 0) {
         if (ooo.bytes + plLen > this.rcvBuf) {
           proto.stats.oooDropped++;
-        } else if (ooo.insert(seq, seg.data.subarray(plOff, plOff + plLen), MAX_OOO_SEGMENTS) === 0) {
-          if (this.sackOn) this.noteDsack(seq, seqAdd(seq, plLen));
+        } else {
+          const stored = ooo.insert(seq, seg.data.subarray(plOff, plOff + plLen), MAX_OOO_SEGMENTS);
+          // Only a true duplicate is a D-SACK; a segment dropped for the bound is not reported.
+          if (stored === 0) {
+            if (this.sackOn) this.noteDsack(seq, seqAdd(seq, plLen));
+          } else if (stored < 0) {
+            proto.stats.oooDropped++;
+          }
+          if (ooo.evicted !== 0) {
+            proto.stats.oooDropped += ooo.evicted;
+            ooo.evicted = 0;
+          }
         }
       }
       if (fin) this.oooFin = seqAdd(seq, plLen);

@@ -79,6 +79,7 @@ export interface TcpStats {
   timeWaitKilled: number;
   pawsDropped: number;
   oooSegs: number;
+  /** Out-of-order segments dropped: over the receive buffer or the segment bound, or evicted to make room. */
   oooDropped: number;
   delayedAcks: number;
   dsackSent: number;
