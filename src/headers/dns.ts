@@ -126,3 +126,29 @@ export function decodeFirstAddress(msg: Uint8Array): Uint8Array | null {
   if (p + 10 + rdlen > msg.length) throw new TunstackError('EBADMSG', 'DNS answer data truncated');
   return msg.slice(p + 10, p + 10 + rdlen);
 }
+
+/**
+ * Whether two messages ask the same question: equal QDCOUNT and first question, the name compared
+ * ignoring ASCII case (RFC 4343; label lengths are at most 63, so never in A-Z), type and class
+ * byte for byte. False when either has no well-formed question.
+ */
+export function sameQuestion(a: Uint8Array, b: Uint8Array): boolean {
+  let end: number;
+  try {
+    end = decodeQuestion(a).end;
+    if (decodeQuestion(b).end !== end) return false;
+  } catch {
+    return false;
+  }
+  if (a[4] !== b[4] || a[5] !== b[5]) return false;
+  for (let i = 12; i < end; i++) {
+    let x = a[i]!;
+    let y = b[i]!;
+    if (i < end - 4) {
+      if (x >= 0x41 && x <= 0x5a) x |= 0x20;
+      if (y >= 0x41 && y <= 0x5a) y |= 0x20;
+    }
+    if (x !== y) return false;
+  }
+  return true;
+}

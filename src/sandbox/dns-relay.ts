@@ -1,10 +1,12 @@
-import { createSocket, type Socket as NodeDgram } from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { promises as dnsPromises } from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP } from 'node:net';
-import { parseIP } from '../headers/address.js';
-import { DNS_RCODE_NOERROR, DNS_RCODE_SERVFAIL, DNS_TYPE_A, DNS_TYPE_AAAA, decodeQuestion, encodeAnswer } from '../headers/dns.js';
-import type { Clock, Timer } from '../stack/clock.js';
+import { TunstackError } from '../errors.js';
+import { addrEqual, parseIP } from '../headers/address.js';
+import { DNS_RCODE_NOERROR, DNS_RCODE_SERVFAIL, DNS_TYPE_A, DNS_TYPE_AAAA, decodeQuestion, encodeAnswer, sameQuestion } from '../headers/dns.js';
+import { ManualClock, type Clock, type Timer } from '../stack/clock.js';
 import type { Stack } from '../stack/stack.js';
 import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
 import type { UdpEndpoint } from '../transport/udp.js';
@@ -16,9 +18,12 @@ export interface DnsRelayOptions {
   address: string;
   /** A/AAAA resolution; default Node's dns.lookup (getaddrinfo: /etc/hosts, then the resolver). */
   lookup?: Lookup;
-  /** Resolvers for other query types; default the nameservers of /etc/resolv.conf. */
+  /**
+   * Resolvers for other query types (IP literals; the first is used); default the nameservers of
+   * /etc/resolv.conf.
+   */
   upstream?: Array<{ host: string; port?: number }>;
-  /** Queries forwarded upstream and waiting, at most (default 1024). */
+  /** Queries forwarded upstream and waiting, at most, each with its own socket (default 256). */
   maxInFlight?: number;
   /** How long an upstream answer may take (default 5000 ms, on the real clock). */
   timeoutMs?: number;
@@ -38,18 +43,33 @@ export interface DnsRelayStats {
   forwarded: number;
   upstreamAnswers: number;
   upstreamTimeouts: number;
+  /** Upstream queries that failed at once (send error, TCP connection refused, reset or closed). */
+  upstreamErrors: number;
+  /**
+   * Upstream messages dropped as not the answer asked for (possible spoofing): from another
+   * address or port than the server asked, with another transaction ID, or not a response to the
+   * question asked.
+   */
+  upstreamBadSource: number;
+  upstreamBadId: number;
+  upstreamBadQuestion: number;
+  /** Queries answered SERVFAIL at once: no upstream, or `maxInFlight` queries already waiting. */
   dropped: number;
 }
 
 /** Sends one answer back the way its query came. */
 type Respond = (msg: Uint8Array) => void;
 
-interface Pending {
-  query: Uint8Array;
-  respond: Respond;
-  originalId: number;
-  timer: NodeJS.Timeout;
+/** An upstream server: its address as given (for connecting) and as bytes (for matching sources). */
+interface Upstream {
+  host: string;
+  port: number;
+  family: 4 | 6;
+  bytes: Uint8Array;
 }
+
+/** How a forwarded query ended: an answer (already validated), or why not. */
+type Outcome = Uint8Array | 'timeout' | 'error' | 'closed';
 
 /** DNS over TCP (RFC 7766): connections at once, idle timeout, queries in progress per connection. */
 const TCP_MAX_CONNECTIONS = 64;
@@ -60,12 +80,32 @@ const UDP_LIMIT = 512;
 const UDP_LIMIT_EDNS = 1232;
 
 /**
+ * Transaction IDs for upstream queries: from the CSPRNG (node:crypto), so that an off-path
+ * attacker cannot predict them; from the stack's seeded source only when the stack runs on a
+ * ManualClock (a reproducible simulation, where nothing real is at stake).
+ */
+export function upstreamIdSource(stack: Pick<Stack, 'clock' | 'random'>): () => number {
+  if (stack.clock instanceof ManualClock) {
+    const r = stack.random.fork();
+    return () => r.below(0x10000);
+  }
+  return () => randomInt(0x10000);
+}
+
+/**
  * A DNS relay for a sandbox guest (the job of slirp's 10.0.2.3), over UDP and TCP port 53: A and
  * AAAA queries are answered with the host's own name resolution (so /etc/hosts entries work),
  * anything else is forwarded to the host's nameservers (over UDP, or over TCP for queries that
  * came over TCP) and the answer passed back. A UDP answer too long for the query is truncated
  * (TC) so the guest asks again over TCP. Bounded: at most `maxInFlight` forwarded queries wait,
  * at most 64 TCP connections, each idle for 10 s at most and with 16 queries in progress.
+ *
+ * Against spoofed answers (Kaminsky-style cache poisoning of the guest), each forwarded query goes
+ * out with a fresh unpredictable transaction ID from a fresh socket on an OS-chosen (random)
+ * ephemeral port, closed once the query ends; an upstream message is taken as the answer only
+ * when it comes from the exact address and port asked, carries that ID and is a response to the
+ * same question (name ignoring case, type, class). Anything else is dropped and counted, and the
+ * query keeps waiting for its real answer.
  */
 export class DnsRelay {
   readonly stats: DnsRelayStats = {
@@ -80,25 +120,35 @@ export class DnsRelay {
     forwarded: 0,
     upstreamAnswers: 0,
     upstreamTimeouts: 0,
+    upstreamErrors: 0,
+    upstreamBadSource: 0,
+    upstreamBadId: 0,
+    upstreamBadQuestion: 0,
     dropped: 0,
   };
   private readonly ep: UdpEndpoint;
   private readonly listener: TcpEndpoint;
   private readonly conns = new Set<DnsTcpConnection>();
-  private inFlight = 0;
   private readonly lookup: Lookup;
-  private readonly upstream: Array<{ host: string; port: number }>;
-  private readonly pending = new Map<number, Pending>();
-  private upstreamSocket: NodeDgram | null = null;
-  private nextId = 1;
+  private readonly upstream: Upstream[];
+  /** Forwarded queries waiting, each with the function that ends it. */
+  private readonly waiting = new Set<(o: Outcome) => void>();
+  private ids: (() => number) | null = null;
   private closed = false;
 
   constructor(
-    stack: Stack,
+    private readonly stack: Stack,
     private readonly options: DnsRelayOptions,
   ) {
     this.lookup = options.lookup ?? defaultLookup;
-    this.upstream = (options.upstream ?? systemNameservers()).map((u) => ({ host: u.host, port: u.port ?? 53 }));
+    this.upstream = (options.upstream ?? systemNameservers()).map((u) => {
+      const bare = u.host.replace(/%.*/, '');
+      const family = isIP(bare);
+      if (family === 0) throw new TunstackError('EINVAL', `DNS upstream host "${u.host}" is not an IP address`);
+      const port = u.port ?? 53;
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TunstackError('EINVAL', `DNS upstream port ${port} out of range`);
+      return { host: u.host, port, family: family === 6 ? 6 : 4, bytes: parseIP(bare) };
+    });
     this.ep = stack.udp({ family: isIP(options.address) === 6 ? 6 : 4 });
     this.ep.bind(options.address, 53);
     this.ep.on('readable', () => this.drain());
@@ -121,10 +171,7 @@ export class DnsRelay {
     this.ep.close();
     this.listener.close();
     for (const c of [...this.conns]) c.abort();
-    for (const p of this.pending.values()) clearTimeout(p.timer);
-    this.pending.clear();
-    this.upstreamSocket?.close();
-    this.upstreamSocket = null;
+    for (const end of [...this.waiting]) end('closed');
   }
 
   private drain(): void {
@@ -150,8 +197,7 @@ export class DnsRelay {
       return false;
     }
     if (q.type === DNS_TYPE_A || q.type === DNS_TYPE_AAAA) void this.answerLocally(query, q.name, q.type === DNS_TYPE_A ? 4 : 6, respond);
-    else if (tcp) this.forwardTcp(query, respond);
-    else this.forward(query, respond);
+    else this.forward(query, respond, tcp);
     return true;
   }
 
@@ -177,91 +223,103 @@ export class DnsRelay {
     if (!this.closed) respond(encodeAnswer(query, addrs, 60, rcode));
   }
 
-  /** Whether another query may go upstream; if not, the guest gets SERVFAIL. */
-  private upstreamOr(query: Uint8Array, respond: Respond): { host: string; port: number } | null {
+  /**
+   * Send `query` upstream (UDP, or TCP for a query that came over TCP) under a fresh random ID and
+   * pass the validated answer back with the guest's ID; SERVFAIL on timeout, error or no room.
+   */
+  private forward(query: Uint8Array, respond: Respond, tcp: boolean): void {
     const up = this.upstream[0];
-    if (!up || this.inFlight >= (this.options.maxInFlight ?? 1024)) {
+    if (!up || this.waiting.size >= (this.options.maxInFlight ?? 256)) {
       this.stats.dropped++;
       respond(withRcode(query, DNS_RCODE_SERVFAIL));
-      return null;
+      return;
     }
-    return up;
-  }
-
-  private forward(query: Uint8Array, respond: Respond): void {
-    const up = this.upstreamOr(query, respond);
-    if (up === null) return;
-    const sock = this.socket();
-    let id = this.nextId;
-    while (this.pending.has(id)) id = (id % 0xffff) + 1;
-    this.nextId = (id % 0xffff) + 1;
-    const out = Buffer.from(query);
-    const originalId = out.readUInt16BE(0);
-    out.writeUInt16BE(id, 0);
-    const timer = setTimeout(() => {
-      if (this.pending.delete(id)) {
-        this.inFlight--;
-        this.stats.upstreamTimeouts++;
-        if (!this.closed) respond(withRcode(query, DNS_RCODE_SERVFAIL));
+    this.ids ??= upstreamIdSource(this.stack);
+    const sent = Buffer.from(query);
+    sent.writeUInt16BE(this.ids(), 0);
+    this.stats.forwarded++;
+    let release = (): void => {};
+    const end = (o: Outcome): void => {
+      if (!this.waiting.delete(end)) return;
+      clearTimeout(timer);
+      release();
+      if (o === 'timeout') this.stats.upstreamTimeouts++;
+      else if (o === 'error') this.stats.upstreamErrors++;
+      else if (o !== 'closed') this.stats.upstreamAnswers++;
+      if (this.closed) return;
+      if (typeof o === 'string') respond(withRcode(query, DNS_RCODE_SERVFAIL));
+      else {
+        const out = Buffer.from(o);
+        out[0] = query[0]!;
+        out[1] = query[1]!;
+        respond(out);
       }
-    }, this.options.timeoutMs ?? 5000);
+    };
+    const timer = setTimeout(() => end('timeout'), this.options.timeoutMs ?? 5000);
     timer.unref();
-    this.pending.set(id, { query, respond, originalId, timer });
-    this.inFlight++;
-    this.stats.forwarded++;
-    sock.send(out, up.port, up.host);
+    this.waiting.add(end);
+    release = tcp ? this.queryTcp(up, sent, end) : this.queryUdp(up, sent, end);
   }
 
-  /** One TCP connection upstream per query (length-prefixed, RFC 1035 4.2.2). */
-  private forwardTcp(query: Uint8Array, respond: Respond): void {
-    const up = this.upstreamOr(query, respond);
-    if (up === null) return;
-    this.inFlight++;
-    this.stats.forwarded++;
+  /** Whether an upstream message is the answer to `sent`; counts the reason when not. */
+  private isAnswer(sent: Uint8Array, msg: Uint8Array): boolean {
+    if (msg.length < 12 || msg[0] !== sent[0] || msg[1] !== sent[1]) {
+      this.stats.upstreamBadId++;
+      return false;
+    }
+    if ((msg[2]! & 0x80) === 0 || !sameQuestion(sent, msg)) {
+      this.stats.upstreamBadQuestion++;
+      return false;
+    }
+    return true;
+  }
+
+  /** The query over UDP from a socket of its own (a random ephemeral port); returns its closer. */
+  private queryUdp(up: Upstream, sent: Uint8Array, end: (o: Outcome) => void): () => void {
+    const sock = createSocket(up.family === 6 ? 'udp6' : 'udp4');
+    sock.on('message', (msg, rinfo) => {
+      const from = parseIP(rinfo.address.replace(/%.*/, ''));
+      if (rinfo.port !== up.port || from.length !== up.bytes.length || !addrEqual(up.bytes, from)) {
+        this.stats.upstreamBadSource++;
+        return;
+      }
+      if (this.isAnswer(sent, msg)) end(msg);
+    });
+    sock.on('error', () => end('error'));
+    sock.unref();
+    sock.send(sent, up.port, up.host, (err) => {
+      if (err) end('error');
+    });
+    return () => {
+      try {
+        sock.close();
+      } catch {
+        // already closed after an error
+      }
+    };
+  }
+
+  /** The query over a TCP connection of its own (length-prefixed, RFC 1035 4.2.2); returns its closer. */
+  private queryTcp(up: Upstream, sent: Uint8Array, end: (o: Outcome) => void): () => void {
     const sock = netConnect({ host: up.host, port: up.port });
     let got: Buffer = Buffer.alloc(0);
-    let done = false;
-    const finish = (answer: Uint8Array | null): void => {
-      if (done) return;
-      done = true;
-      this.inFlight--;
-      sock.destroy();
-      if (answer === null) this.stats.upstreamTimeouts++;
-      else this.stats.upstreamAnswers++;
-      if (!this.closed) respond(answer ?? withRcode(query, DNS_RCODE_SERVFAIL));
-    };
-    sock.setTimeout(this.options.timeoutMs ?? 5000, () => finish(null));
-    sock.on('error', () => finish(null));
-    sock.on('end', () => finish(null));
+    sock.on('error', () => end('error'));
+    sock.on('end', () => end('error'));
     sock.on('data', (b: Buffer) => {
       got = got.length === 0 ? b : Buffer.concat([got, b]);
-      if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) finish(got.subarray(2, 2 + got.readUInt16BE(0)));
+      while (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) {
+        const msg = got.subarray(2, 2 + got.readUInt16BE(0));
+        got = got.subarray(2 + msg.length);
+        if (this.isAnswer(sent, msg)) {
+          end(msg);
+          return;
+        }
+      }
     });
     const len = Buffer.alloc(2);
-    len.writeUInt16BE(query.length, 0);
-    sock.end(Buffer.concat([len, query]));
-  }
-
-  private socket(): NodeDgram {
-    if (this.upstreamSocket) return this.upstreamSocket;
-    const fam = this.upstream[0] && isIP(this.upstream[0].host) === 6 ? 'udp6' : 'udp4';
-    const s = createSocket(fam);
-    s.on('message', (msg) => {
-      if (msg.length < 12) return;
-      const p = this.pending.get(msg.readUInt16BE(0));
-      if (!p) return;
-      this.pending.delete(msg.readUInt16BE(0));
-      this.inFlight--;
-      clearTimeout(p.timer);
-      this.stats.upstreamAnswers++;
-      const out = Buffer.from(msg);
-      out.writeUInt16BE(p.originalId, 0);
-      if (!this.closed) p.respond(out);
-    });
-    s.on('error', () => {});
-    s.unref();
-    this.upstreamSocket = s;
-    return s;
+    len.writeUInt16BE(sent.length, 0);
+    sock.end(Buffer.concat([len, sent]));
+    return () => sock.destroy();
   }
 
   private sendUdp(msg: Uint8Array, port: number, address: string): void {
