@@ -59,6 +59,20 @@ function describeAnswers(packets: Uint8Array[]): Answer {
   return `other ${proto}`;
 }
 
+/** Whether `reply` answers `sent`: same TCP ports swapped, same echo sequence, or an ICMP error quoting its IP id. */
+function answers(sent: Uint8Array, reply: Uint8Array): boolean {
+  const shl = (sent[0]! & 0x0f) * 4;
+  const rhl = (reply[0]! & 0x0f) * 4;
+  if (reply[9] === 6 && sent[9] === 6) {
+    return reply[rhl] === sent[shl + 2] && reply[rhl + 1] === sent[shl + 3] && reply[rhl + 2] === sent[shl] && reply[rhl + 3] === sent[shl + 1];
+  }
+  if (reply[9] !== 1) return false;
+  const type = reply[rhl]!;
+  if (type === 0) return sent[9] === 1 && reply[rhl + 6] === sent[shl + 6] && reply[rhl + 7] === sent[shl + 7];
+  // An error quotes the datagram from its IP header: compare the identification.
+  return reply[rhl + 8 + 4] === sent[4] && reply[rhl + 8 + 5] === sent[5];
+}
+
 const src = parseIPv4(PEER);
 const dst = parseIPv4(LOCAL);
 let ipId = 0x1000;
@@ -222,13 +236,15 @@ describe.skipIf(kernelSkip !== '')('odd packets: the Linux kernel answers as rec
     }
     t.write(packet);
     const out: Uint8Array[] = [];
-    const deadline = Date.now() + 200;
-    while (Date.now() < deadline) {
+    // Only answers to this packet count (a late answer to an earlier one must not), and the wait
+    // ends at the first: 300 ms is the time an answer that does not come is given.
+    const deadline = Date.now() + 300;
+    while (Date.now() < deadline && out.length === 0) {
       try {
         const p = t.read();
-        if ((p[0]! >> 4) === 4) out.push(p);
+        if ((p[0]! >> 4) === 4 && answers(packet, p)) out.push(p);
       } catch {
-        await new Promise((r) => setTimeout(r, 10));
+        await new Promise((r) => setTimeout(r, 5));
       }
     }
     return describeAnswers(out);
