@@ -14,9 +14,11 @@ export { NeighborCache, NeighborState, type NeighborConfig } from './stack/neigh
 export { TransportResult } from './stack/protocol.js';
 export type * from './stack/protocol.js';
 export { IPv4Protocol, ipv4Factory, type IPv4Stats, type PingOptions, type PingResult } from './network/ipv4.js';
+export { Igmp, IgmpMembership, type FilterMode, type IgmpGroupState, type IgmpOptions, type IgmpStats } from './network/igmp.js';
 export { ArpProtocol, arpFactory, type ArpStats } from './network/arp.js';
 export { Reassembler, type ReassemblyConfig, type ReassemblyStats } from './network/reassembly.js';
 export { UdpProtocol, UdpEndpoint, udpFactory, type UdpMessage, type UdpStats, type UdpForwardRequest, type UdpForwarder } from './transport/udp.js';
+export { UdpMulticast, type MulticastInterface } from './transport/udp-multicast.js';
 export * from './link/index.js';
 export { DgramModule, DgramSocket, NetModule, Server, Socket, type RemoteInfo, type SocketConnectOpts, type ListenOptions } from './adapters/index.js';
 export * from './tundev/index.js';

@@ -49,7 +49,10 @@ export class DgramSocket extends EventEmitter {
   private connected = false;
   private draining = false;
 
-  constructor(stack: Stack, options: SocketOptions) {
+  constructor(
+    private readonly stack: Stack,
+    options: SocketOptions,
+  ) {
     super();
     if (options.type !== 'udp4' && options.type !== 'udp6') {
       throw new TunstackError('EINVAL', `bad socket type ${String(options.type)}`);
@@ -217,6 +220,81 @@ export class DgramSocket extends EventEmitter {
     return this;
   }
 
+  // ------------------------------------------------------------------ multicast
+
+  /**
+   * addMembership(multicastAddress[, multicastInterface]): join a group on the interface with
+   * that address (IPv4), `::%scope` or name (IPv6), else the one the route to the group leaves
+   * by. An unbound socket is bound to an ephemeral port first, as Node (libuv) does.
+   */
+  addMembership(multicastAddress: string, multicastInterface?: string): void {
+    this.multicastCall('multicastAddress', multicastAddress, multicastInterface, () => this.ep.multicast.add(multicastAddress, multicastInterface));
+  }
+
+  dropMembership(multicastAddress: string, multicastInterface?: string): void {
+    this.multicastCall('multicastAddress', multicastAddress, multicastInterface, () => this.ep.multicast.drop(multicastAddress, multicastInterface));
+  }
+
+  /** Receive `groupAddress` only from `sourceAddress` (IGMPv3 / MLDv2 INCLUDE mode). */
+  addSourceSpecificMembership(sourceAddress: string, groupAddress: string, multicastInterface?: string): void {
+    requireString('sourceAddress', sourceAddress);
+    this.multicastCall('groupAddress', groupAddress, multicastInterface, () => this.ep.multicast.addSource(sourceAddress, groupAddress, multicastInterface));
+  }
+
+  dropSourceSpecificMembership(sourceAddress: string, groupAddress: string, multicastInterface?: string): void {
+    requireString('sourceAddress', sourceAddress);
+    this.multicastCall('groupAddress', groupAddress, multicastInterface, () => this.ep.multicast.dropSource(sourceAddress, groupAddress, multicastInterface));
+  }
+
+  /** IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS: 0-255 (default 1). Returns `ttl`. */
+  setMulticastTTL(ttl: number): number {
+    this.assertRunning();
+    if (typeof ttl !== 'number') throw nodeTypeError('ttl', 'number', ttl);
+    if (!Number.isInteger(ttl) || ttl < 0 || ttl > 255) throw new TunstackError('EINVAL', `setMulticastTTL EINVAL`, 'setMulticastTTL');
+    this.ep.multicast.ttl = ttl;
+    return ttl;
+  }
+
+  /** IP_MULTICAST_LOOP: whether this host's members get our multicast too (default true). Returns `flag`. */
+  setMulticastLoopback<T>(flag: T): T {
+    this.assertRunning();
+    this.ep.multicast.loop = Boolean(flag);
+    return flag;
+  }
+
+  /**
+   * IP_MULTICAST_IF: an address of this stack (IPv4; EADDRNOTAVAIL otherwise) or `::%scope`
+   * (IPv6; an unknown scope goes back to the default, as Node does); '0.0.0.0' / '::' reset.
+   */
+  setMulticastInterface(interfaceAddress: string): void {
+    this.assertRunning();
+    requireString('interfaceAddress', interfaceAddress);
+    const pct = interfaceAddress.indexOf('%');
+    if (this.type === 'udp6' && pct >= 0) {
+      const scope = interfaceAddress.slice(pct + 1);
+      const known = this.stack.nic(/^\d+$/.test(scope) ? Number(scope) : scope) !== undefined;
+      this.ep.multicast.setInterface(known ? interfaceAddress : undefined);
+      return;
+    }
+    this.ep.multicast.setInterface(interfaceAddress);
+  }
+
+  private multicastCall(argName: string, group: unknown, iface: unknown, fn: () => void): void {
+    this.assertRunning();
+    if (group === undefined) throw nodeMissingArg(argName);
+    requireString(argName, group);
+    if (iface !== undefined) requireString('multicastInterface', iface);
+    if (!this.ep.isBound) {
+      this.ep.bind(null, 0);
+      this.state = 'bound';
+    }
+    fn();
+  }
+
+  private assertRunning(): void {
+    if (this.state === 'closed') throw nodeError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running');
+  }
+
   private get family(): 'IPv4' | 'IPv6' {
     return this.type === 'udp4' ? 'IPv4' : 'IPv6';
   }
@@ -248,6 +326,26 @@ export class DgramModule {
     if (listener) s.on('message', listener);
     return s;
   }
+}
+
+/** Node's validation errors (`ERR_*` codes), for the argument checks Node makes before any syscall. */
+function nodeError(code: string, message: string, ctor: ErrorConstructor = Error): Error & { code: string } {
+  const e = new ctor(message) as Error & { code: string };
+  e.code = code;
+  return e;
+}
+
+function nodeMissingArg(name: string): Error {
+  return nodeError('ERR_MISSING_ARGS', `The "${name}" argument must be specified`, TypeError);
+}
+
+function nodeTypeError(name: string, type: string, value: unknown): Error {
+  const shown = typeof value === 'string' ? `type string ('${value}')` : value === null ? 'null' : `type ${typeof value} (${String(value)})`;
+  return nodeError('ERR_INVALID_ARG_TYPE', `The "${name}" argument must be of type ${type}. Received ${shown}`, TypeError);
+}
+
+function requireString(name: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string') throw nodeTypeError(name, 'string', value);
 }
 
 function toBytes(msg: MessageData): Uint8Array {

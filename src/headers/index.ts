@@ -4,6 +4,7 @@ export * from './ethernet.js';
 export * from './arp.js';
 export * from './ipv4.js';
 export * from './icmpv4.js';
+export * from './igmp.js';
 export * from './udp.js';
 export * from './tcp.js';
 export * from './ipv6.js';

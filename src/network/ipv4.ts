@@ -26,14 +26,16 @@ import {
   IPv4Header,
   IPv4OptionWalker,
   IP_PROTO_ICMP,
+  IP_PROTO_IGMP,
   IPV4_MIN_HEADER,
+  IPV4_OPT_ROUTER_ALERT,
   IPV4_OPTIONS_OK,
   IPV4_OPTIONS_SOURCE_ROUTE,
   checkReceivedIPv4Options,
 } from '../headers/ipv4.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer, PacketType } from '../stack/packet.js';
-import type { NetworkInfo, NetworkProtocol, TransportError, WriteParams } from '../stack/protocol.js';
+import type { NetworkInfo, NetworkProtocol, NicEvent, TransportError, WriteParams } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
 import { Route } from '../stack/route.js';
 import type { Stack } from '../stack/stack.js';
@@ -41,6 +43,7 @@ import { buildEchoRequest } from './echo.js';
 import { Reassembler, type ReassemblyConfig } from './reassembly.js';
 import { TokenBucket } from '../stack/ratelimit.js';
 import type { ArpProtocol } from './arp.js';
+import { Igmp, type IgmpOptions } from './igmp.js';
 
 export interface IPv4Stats {
   packetsReceived: number;
@@ -55,6 +58,8 @@ export interface IPv4Stats {
   invalidSource: number;
   /** Dropped: not addressed to us and not forwarded. */
   notForUs: number;
+  /** Dropped: to a multicast group the NIC has not joined (or a source its filter excludes). */
+  multicastNotJoined: number;
   unknownProtocol: number;
   delivered: number;
   packetsSent: number;
@@ -96,6 +101,7 @@ export interface IPv4Options {
    * for this host or to be forwarded. When on, the option is accepted but not acted upon.
    */
   acceptSourceRoute?: boolean;
+  igmp?: IgmpOptions;
 }
 
 export interface PingOptions {
@@ -126,6 +132,10 @@ interface PendingPing {
   seq: number;
 }
 
+function isLocalMulticastAt(b: Uint8Array, o: number): boolean {
+  return b[o] === 224 && b[o + 1] === 0 && b[o + 2] === 0;
+}
+
 /** IPv4 (RFC 791/1122/1812) with ICMPv4 (RFC 792) handled inside. */
 export class IPv4Protocol implements NetworkProtocol {
   readonly number = ETHERTYPE_IPV4;
@@ -138,6 +148,7 @@ export class IPv4Protocol implements NetworkProtocol {
     invalidChecksum: 0,
     invalidSource: 0,
     notForUs: 0,
+    multicastNotJoined: 0,
     unknownProtocol: 0,
     delivered: 0,
     packetsSent: 0,
@@ -162,6 +173,8 @@ export class IPv4Protocol implements NetworkProtocol {
     },
   };
   readonly reassembler: Reassembler;
+  /** IGMP host side: the multicast groups each NIC accepts, reported to routers. */
+  readonly igmp: Igmp;
   echoReplyToBroadcast: boolean;
   /** Path MTU learned from ICMP fragmentation-needed, per destination (u32). */
   private readonly pmtu = new Map<number, { mtu: number; expires: number }>();
@@ -175,10 +188,11 @@ export class IPv4Protocol implements NetworkProtocol {
   private pingIdent: number;
 
   constructor(
-    private readonly stack: Stack,
+    readonly stack: Stack,
     options: IPv4Options = {},
   ) {
     this.info = new Ipv4NetworkInfo();
+    this.igmp = new Igmp(this, options.igmp);
     this.ident = stack.random.below(0x10000);
     this.pingIdent = stack.random.below(0x10000);
     this.echoReplyToBroadcast = options.echoReplyToBroadcast ?? false;
@@ -195,7 +209,14 @@ export class IPv4Protocol implements NetworkProtocol {
     return this.stack.networkProtocol(0x0806) as ArpProtocol | undefined;
   }
 
+  onNicEvent(nic: NIC, ev: NicEvent): void {
+    if (ev.type === 'removed') this.igmp.nicRemoved(nic);
+    else if (ev.type === 'enabled') this.igmp.nicEnabled(nic);
+    else if (ev.type === 'disabled') this.igmp.nicDisabled(nic);
+  }
+
   close(): void {
+    this.igmp.close();
     this.reassembler.clear();
     for (const p of this.pings.values()) {
       p.timer.cancel();
@@ -225,8 +246,9 @@ export class IPv4Protocol implements NetworkProtocol {
     const srcOff = pkt.start + 12;
     const dstOff = pkt.start + 16;
     const s0 = data[srcOff]!;
-    if (s0 >= 224 || (s0 === 0 && h.protocol !== 17)) {
-      // Multicast/broadcast/class-E sources are martians; 0.0.0.0 only for DHCP (UDP).
+    if (s0 >= 224 || (s0 === 0 && h.protocol !== 17 && h.protocol !== IP_PROTO_IGMP && !isLocalMulticastAt(data, dstOff))) {
+      // Multicast/broadcast/class-E sources are martians; 0.0.0.0 only for DHCP (UDP), IGMP
+      // (a snooping switch queries from it) and 224.0.0.0/24, as Linux's ip_route_input_mc.
       stats.invalidSource++;
       return;
     }
@@ -251,6 +273,11 @@ export class IPv4Protocol implements NetworkProtocol {
         stats.notForUs++;
         return;
       }
+    }
+    // Multicast only for groups the NIC joined, through its source filter (IGMP itself always).
+    if (multicast && h.protocol !== IP_PROTO_IGMP && !this.igmp.accepts(nic, data, dstOff, data, srcOff)) {
+      stats.multicastNotJoined++;
+      return;
     }
     // Options are checked once the datagram is known to be ours, before reassembly (Linux's
     // ip_rcv_options, per fragment).
@@ -317,6 +344,11 @@ export class IPv4Protocol implements NetworkProtocol {
     if (raw !== null) raw(4, protocol, nic, data, ipStart, pkt.end);
     if (protocol === IP_PROTO_ICMP) {
       this.handleIcmp(nic, pkt, mcastOrBcast);
+      return;
+    }
+    if (protocol === IP_PROTO_IGMP) {
+      this.stats.delivered++;
+      this.igmp.handle(nic, pkt);
       return;
     }
     const tp = this.stack.transportProtocol(protocol);
@@ -490,6 +522,12 @@ export class IPv4Protocol implements NetworkProtocol {
     pkt.networkProtocol = ETHERTYPE_IPV4;
     pkt.transportProtocol = params.protocol;
     this.stats.packetsSent++;
+    if (route.multicast && params.multicastLoop === true && this.igmp.accepts(route.nic, dst, 0, src, 0)) {
+      // IP_MULTICAST_LOOP: members on this host get a copy, before any fragmentation (Linux).
+      const copy = PacketBuffer.copyOf(pkt.toBytes());
+      copy.networkProtocol = ETHERTYPE_IPV4;
+      this.loopback(route.nic, copy);
+    }
     if (total > mtu) {
       pkt.linearize();
       this.fragmentAndSend(route, pkt, start, IPV4_MIN_HEADER, mtu);
@@ -572,6 +610,47 @@ export class IPv4Protocol implements NetworkProtocol {
     arp.resolveAndSend(nic, route.nextHop, pkt);
   }
 
+
+  /**
+   * Send an IGMP message (at pkt.start) from `nic` to the multicast address `dst`: TTL 1, TOS
+   * 0xc0, DF and the Router Alert option (RFC 2113), from the NIC's primary address or 0.0.0.0.
+   */
+  sendIgmp(nic: NIC, dst: Uint8Array, pkt: PacketBuffer): void {
+    const hl = IPV4_MIN_HEADER + 4;
+    const total = pkt.length + hl;
+    const start = pkt.prepend(hl);
+    const b = pkt.data;
+    const id = this.nextIdent();
+    const src = nic.primaryAddress(4) ?? new Uint8Array(4);
+    b[start] = 0x46;
+    b[start + 1] = 0xc0;
+    b[start + 2] = total >>> 8;
+    b[start + 3] = total & 0xff;
+    b[start + 4] = id >>> 8;
+    b[start + 5] = id & 0xff;
+    b[start + 6] = 0x40;
+    b[start + 7] = 0;
+    b[start + 8] = 1;
+    b[start + 9] = IP_PROTO_IGMP;
+    b[start + 10] = 0;
+    b[start + 11] = 0;
+    b.set(src.subarray(0, 4), start + 12);
+    b.set(dst.subarray(0, 4), start + 16);
+    b[start + 20] = IPV4_OPT_ROUTER_ALERT;
+    b[start + 21] = 4;
+    b[start + 22] = 0;
+    b[start + 23] = 0;
+    const c = ~sum(b, start, hl) & 0xffff;
+    b[start + 10] = c >>> 8;
+    b[start + 11] = c & 0xff;
+    pkt.networkHeaderStart = start;
+    pkt.networkHeaderLength = hl;
+    pkt.networkProtocol = ETHERTYPE_IPV4;
+    pkt.transportProtocol = IP_PROTO_IGMP;
+    this.stats.packetsSent++;
+    if (nic.needsResolution) pkt.remoteLinkAddress = Uint8Array.of(0x01, 0x00, 0x5e, dst[1]! & 0x7f, dst[2]!, dst[3]!);
+    nic.transmit(pkt);
+  }
 
   /** Deliver a packet to ourselves (the stack's shared, trampolined local loop). */
   private loopback(nic: NIC, pkt: PacketBuffer): void {

@@ -626,6 +626,12 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     pkt.transportProtocol = params.protocol;
     if (pkt.transportHeaderStart < 0) pkt.transportHeaderStart = transport;
     this.stats.packetsSent++;
+    if (route.multicast && params.multicastLoop === true && this.isMember(nic, dst, 0)) {
+      // IPV6_MULTICAST_LOOP: members on this host get a copy (before fragmentation, as Linux).
+      const copy = PacketBuffer.copyOf(pkt.toBytes());
+      copy.networkProtocol = ETHERTYPE_IPV6;
+      this.loopback(nic, copy);
+    }
     if (total > mtu) {
       pkt.linearize();
       this.fragmentAndSend(nic, dst, route.nextHop, pkt, start, mtu, route.localDelivery);

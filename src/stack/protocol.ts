@@ -39,6 +39,12 @@ export interface WriteParams {
   tos: number;
   /** Don't fragment (IPv4 DF bit / refuse IPv6 source fragmentation). */
   dontFragment?: boolean;
+  /**
+   * A multicast datagram also reaches this host's members of the group (IP_MULTICAST_LOOP). Off
+   * unless set: sockets pass their own flag (on by default, as Linux's); the stack's control
+   * messages (NDP, MLD, IGMP) are never looped, as Linux's control sockets have it off.
+   */
+  multicastLoop?: boolean;
 }
 
 /** The result of resolving a next hop. */

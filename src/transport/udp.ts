@@ -9,6 +9,7 @@ import type { NetworkInfo, TransportError, TransportProtocol } from '../stack/pr
 import { TransportResult } from '../stack/protocol.js';
 import type { Route } from '../stack/route.js';
 import type { Stack } from '../stack/stack.js';
+import { UdpMulticast } from './udp-multicast.js';
 
 export interface UdpStats {
   /** Linux UDP MIB names: InDatagrams, NoPorts, InErrors, OutDatagrams, RcvbufErrors, InCsumErrors. */
@@ -73,6 +74,8 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   /** IPV6_V6ONLY (udp6 only; set before binding). */
   v6Only: boolean;
   readonly stats = { received: 0, dropped: 0, sent: 0 };
+  /** Group memberships and the multicast send options (TTL, loop, interface). */
+  readonly multicast: UdpMulticast;
   private queue: UdpMessage[] = [];
   private queuedBytes = 0;
   private closed = false;
@@ -90,6 +93,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     this.receiveBufferSize = options.receiveBufferSize ?? DEFAULT_UDP_RCVBUF;
     this.reuseAddress = options.reuseAddress ?? false;
     this.v6Only = this.family === 6 && (options.v6Only ?? false);
+    this.multicast = new UdpMulticast(proto.stack, this.family, () => this.v6Only);
   }
 
   get isBound(): boolean {
@@ -136,7 +140,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     if (addr.length !== (this.family === 4 ? 4 : 16)) {
       throw new TunstackError('EAFNOSUPPORT', 'address family mismatch', 'connect');
     }
-    const route = this.proto.stack.findRoute(this.netRemote(addr, 'connect'), this.routeOptions(addr));
+    const route = this.proto.stack.findRoute(this.netRemote(addr, 'connect'), this.routeOptions(addr, 'connect'));
     if (!this.isBound) this.bind(null, 0);
     this.remoteAddress = addr;
     this.remotePort = port;
@@ -172,7 +176,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
         throw new TunstackError('EAFNOSUPPORT', 'address family mismatch', 'send');
       }
       if (port === 0) throw new TunstackError('EINVAL', 'destination port 0', 'send');
-      route = this.proto.stack.findRoute(this.netRemote(addr, 'send'), this.routeOptions(addr));
+      route = this.proto.stack.findRoute(this.netRemote(addr, 'send'), this.routeOptions(addr, 'send'));
       dstPort = port;
     }
     if (route.broadcast && !this.broadcast) {
@@ -207,7 +211,8 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     b[start + 7] = c & 0xff;
     pkt.transportHeaderStart = start;
     pkt.transportHeaderLength = UDP_HEADER_LENGTH;
-    route.send(pkt, { protocol: IP_PROTO_UDP, ttl: this.ttl, tos: this.tos });
+    const mc = route.multicast;
+    route.send(pkt, { protocol: IP_PROTO_UDP, ttl: mc ? this.multicast.ttl : this.ttl, tos: this.tos, multicastLoop: mc && this.multicast.loop });
     this.stats.sent++;
     this.proto.stats.outDatagrams++;
     return data.length;
@@ -232,6 +237,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     if (this.closed) return;
     this.closed = true;
     this.proto.unregister(this);
+    this.multicast.close();
     if (this.localPort !== 0) this.proto.stack.ports.release(IP_PROTO_UDP, this.localPort, this);
     this.queue = [];
     this.queuedBytes = 0;
@@ -277,14 +283,22 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     return addr.slice(12);
   }
 
-  private routeOptions(dst?: Uint8Array): { local?: Uint8Array | null; nic?: number } {
+  private routeOptions(dst: Uint8Array, syscall: string): { local?: Uint8Array | null; nic?: number } {
     const o: { local?: Uint8Array | null; nic?: number } = {};
     const l = this.localAddress;
     if (l && !isBroadcastOrMulticast(l)) {
       const mapped = l.length === 16 && isV4MappedAddr(l);
-      if (!mapped || dst === undefined || isV4MappedAddr(dst)) o.local = mapped ? l.slice(12) : l;
+      if (!mapped || isV4MappedAddr(dst)) o.local = mapped ? l.slice(12) : l;
     }
     if (this.bindNic) o.nic = this.bindNic;
+    const net = dst.length === 16 && isV4MappedAddr(dst) ? dst.subarray(12) : dst;
+    const mc = this.multicast;
+    if (mc.nic !== null && isMulticastAddr(net)) {
+      // IP_MULTICAST_IF: multicast leaves by that NIC, from its address unless bound to one.
+      if (this.bindNic && this.bindNic !== mc.nic.id) throw new TunstackError('EINVAL', 'IP_MULTICAST_IF differs from the bound device', syscall);
+      o.nic = mc.nic.id;
+      if (o.local === undefined && mc.source !== null && net.length === 4) o.local = mc.source;
+    }
     return o;
   }
 
@@ -384,6 +398,8 @@ export class UdpProtocol implements TransportProtocol {
     if (!list || list.length === 0) return this.unmatched(net, data, start, len, srcPort, dstPort, alen);
     let delivered = false;
     let msg: UdpMessage | null = null;
+    const d0 = data[net.dstOffset]!;
+    const mcast = net.multicastOrBroadcast && (alen === 4 ? (d0 & 0xf0) === 0xe0 : d0 === 0xff);
     for (const ep of list) {
       // A dual-stack udp6 endpoint takes IPv4 too (IPv4-mapped addresses).
       if (ep.family !== net.family && (net.family === 6 || ep.v6Only)) continue;
@@ -392,6 +408,7 @@ export class UdpProtocol implements TransportProtocol {
       if (ep.remoteAddress) {
         if (ep.remotePort !== srcPort || !sameAddr(ep.remoteAddress, data, net.srcOffset, alen)) continue;
       }
+      if (mcast && !ep.multicast.allows(net.nic.id, data, net.dstOffset, net.srcOffset, alen)) continue;
       msg ??= {
         data: data.slice(start + UDP_HEADER_LENGTH, start + len),
         address: this.srcText.of(data, net.srcOffset, alen),
@@ -525,6 +542,10 @@ function checkPort(port: number, syscall: string): void {
 function isUnspecified(a: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== 0) return false;
   return true;
+}
+
+function isMulticastAddr(a: Uint8Array): boolean {
+  return a.length === 4 ? (a[0]! & 0xf0) === 0xe0 : a[0] === 0xff;
 }
 
 function isBroadcastOrMulticast(a: Uint8Array): boolean {
