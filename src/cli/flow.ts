@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { stderr, stdout } from 'node:process';
 import { buildFlow, renderLadder, renderSvg, type FlowOptions } from '../replay/flow.js';
+import { numberOption, parseCommand, usageError } from './args.js';
 
 const USAGE = `Usage: tunstack flow FILE [--svg OUT] [--columns host|endpoint|auto] [--max N] [--quiet]
 
@@ -14,39 +15,40 @@ SLL/SLL2 and BSD loopback link types.
                    auto (default): endpoints when the capture has a single host
   --max N          show the first N frames only
   --quiet          do not print the text diagram (with --svg)
+  --keep-special   give multicast, broadcast, unspecified and link-local addresses a
+                   column each (default: they share one column, "special")
+  -V, --version    print tunstack's version
   -h, --help       this help
+
+Options take their value as --max 10 or --max=10.
 
 Exit status: 0 done, 1 the capture could not be read, 2 usage error.
 `;
 
 export function runFlowCommand(args: string[]): number {
-  let file: string | undefined;
-  let svg: string | undefined;
-  let quiet = false;
+  const p = parseCommand('flow', USAGE, {
+    svg: { type: 'string' },
+    columns: { type: 'string' },
+    max: { type: 'string' },
+    quiet: { type: 'boolean', short: 'q' },
+    'keep-special': { type: 'boolean' },
+  }, args);
+  if (typeof p === 'number') return p;
   const opts: FlowOptions = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const next = (): string | undefined => args[++i];
-    if (a === '--help' || a === '-h') {
-      stdout.write(USAGE);
-      return 0;
-    } else if (a === '--svg') {
-      svg = next();
-      if (svg === undefined) return usage('--svg needs a file name');
-    } else if (a === '--columns') {
-      const v = next();
-      if (v !== 'host' && v !== 'endpoint' && v !== 'auto') return usage('--columns is host, endpoint or auto');
-      opts.columns = v;
-    } else if (a === '--max') {
-      const v = Number(next());
-      if (!Number.isInteger(v) || v <= 0) return usage('--max needs a positive integer');
-      opts.maxFrames = v;
-    } else if (a === '--quiet' || a === '-q') quiet = true;
-    else if (a.startsWith('-') && a !== '-') return usage(`unknown option ${a}`);
-    else if (file === undefined) file = a;
-    else return usage(`unexpected argument ${a}`);
+  const v = p.values;
+  if (v.columns !== undefined) {
+    if (v.columns !== 'host' && v.columns !== 'endpoint' && v.columns !== 'auto') return usage('--columns is host, endpoint or auto');
+    opts.columns = v.columns;
   }
-  if (file === undefined) return usage('no capture file given');
+  const max = numberOption('flow', USAGE, 'max', v.max, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+  if (max === null) return 2;
+  if (max !== undefined) opts.maxFrames = max;
+  if (v['keep-special'] === true) opts.foldSpecial = false;
+  const svg = v.svg;
+  const quiet = v.quiet === true;
+  if (p.positionals.length === 0) return usage('no capture file given');
+  if (p.positionals.length > 1) return usage(`unexpected argument ${p.positionals[1]}`);
+  const file = p.positionals[0]!;
   let diagram;
   try {
     diagram = buildFlow(file, opts);
@@ -68,6 +70,5 @@ export function runFlowCommand(args: string[]): number {
 }
 
 function usage(why: string): number {
-  stderr.write(`tunstack flow: ${why}\n\n${USAGE}`);
-  return 2;
+  return usageError('flow', USAGE, why);
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `tunstack` command. */
 import { argv, exit, stdout, stderr } from 'node:process';
+import { version } from './args.js';
 
 const HELP = `tunstack: a userspace TCP/IP stack with a virtual /dev/net/tun
 
@@ -11,9 +12,12 @@ Commands:
   flow        ladder diagram (text or SVG) of a capture's TCP/UDP/ICMP/ARP exchanges
   replay      replay a capture into a stack that plays one of its hosts; compare answers
   sandbox     run a command in a network namespace whose network tunstack serves (root)
+  version     print tunstack's version (also -V, --version, with any command)
   help        show this help
 
-Run "tunstack <command> --help" for a command's options.
+Run "tunstack <command> --help" for a command's options. Options take their value as
+--name value or --name=value. Exit status: 0 done, 1 failure, 2 usage error; sandbox exits
+with the command's own status (127 when it cannot be run).
 `;
 
 export async function main(args: string[]): Promise<number> {
@@ -24,6 +28,11 @@ export async function main(args: string[]): Promise<number> {
     case '--help':
     case '-h':
       stdout.write(HELP);
+      return 0;
+    case 'version':
+    case '--version':
+    case '-V':
+      stdout.write(`tunstack ${version()}\n`);
       return 0;
     case 'demo': {
       const { runDemoCommand } = await import('./demo.js');

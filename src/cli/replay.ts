@@ -1,4 +1,5 @@
 import { stderr, stdout } from 'node:process';
+import { numberOption, parseCommand, usageError } from './args.js';
 import { formatReplayReport, replay, replayDevice, type ChecksumMode, type ReplayOptions, type ReplayProgress } from '../replay/replay.js';
 
 const USAGE = `Usage: tunstack replay FILE --as ADDR[,ADDR...] [options]
@@ -26,114 +27,64 @@ loopback (NULL/LOOP) link types.
   --tail MS            time given to the stack after the last frame (2000)
   --seed N             random seed of the stack (default 1)
   --json               print the report as JSON
-  --quiet              no progress on stderr
+  --quiet              no progress on stderr (shown once a replay has run for a second)
+  -V, --version        print tunstack's version
   -h, --help           this help
+
+Options take their value as --speed 2 or --speed=2; --as may be given more than once.
 
 Exit status: 0 the stack's answers matched the capture, 1 mismatch or failure (unreadable or
 corrupt capture, unsupported link type), 2 usage error.
 `;
 
 export async function runReplayCommand(args: string[]): Promise<number> {
-  let file: string | undefined;
-  let json = false;
-  let quiet = false;
-  let tun = false;
-  let seed = 1;
-  const roles: string[] = [];
+  const p = parseCommand('replay', USAGE, {
+    as: { type: 'string', multiple: true },
+    out: { type: 'string' },
+    both: { type: 'boolean' },
+    speed: { type: 'string' },
+    fast: { type: 'boolean' },
+    realtime: { type: 'boolean' },
+    checksums: { type: 'string' },
+    'serve-captured': { type: 'boolean' },
+    tun: { type: 'boolean' },
+    'no-rewrite': { type: 'boolean' },
+    gate: { type: 'string' },
+    tail: { type: 'string' },
+    seed: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+  }, args);
+  if (typeof p === 'number') return p;
+  const v = p.values;
   const o: Omit<ReplayOptions, 'as'> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const value = (): string | null => {
-      const v = args[++i];
-      return v === undefined ? null : v;
-    };
-    const num = (name: string, min: number): number | null => {
-      const v = Number(value());
-      if (!Number.isFinite(v) || v < min) {
-        usage(`${name} needs a number >= ${min}`);
-        return null;
-      }
-      return v;
-    };
-    switch (a) {
-      case '-h':
-      case '--help':
-        stdout.write(USAGE);
-        return 0;
-      case '--as': {
-        const v = value();
-        if (v === null) return usage('--as needs an address');
-        roles.push(...v.split(',').filter((x) => x !== ''));
-        break;
-      }
-      case '--out': {
-        const v = value();
-        if (v === null) return usage('--out needs a file name');
-        o.out = v;
-        break;
-      }
-      case '--both':
-        o.record = 'both';
-        break;
-      case '--speed': {
-        const v = num('--speed', 0);
-        if (v === null) return 2;
-        if (v === 0) return usage('--speed must be > 0 (use --fast for no gaps)');
-        o.speed = v;
-        break;
-      }
-      case '--fast':
-        o.fast = true;
-        break;
-      case '--realtime':
-        o.realtime = true;
-        break;
-      case '--checksums': {
-        const v = value();
-        if (v !== 'fix' && v !== 'ignore' && v !== 'keep') return usage('--checksums is fix, ignore or keep');
-        o.checksums = v as ChecksumMode;
-        break;
-      }
-      case '--serve-captured':
-        o.serveCaptured = true;
-        break;
-      case '--tun':
-        tun = true;
-        break;
-      case '--no-rewrite':
-        o.tcpRewrite = false;
-        break;
-      case '--gate': {
-        const v = num('--gate', 0);
-        if (v === null) return 2;
-        o.gateTimeoutMs = v;
-        break;
-      }
-      case '--tail': {
-        const v = num('--tail', 0);
-        if (v === null) return 2;
-        o.tailMs = v;
-        break;
-      }
-      case '--seed': {
-        const v = num('--seed', 0);
-        if (v === null || !Number.isInteger(v)) return usage('--seed needs an integer');
-        seed = v;
-        break;
-      }
-      case '--json':
-        json = true;
-        break;
-      case '--quiet':
-      case '-q':
-        quiet = true;
-        break;
-      default:
-        if (a.startsWith('-')) return usage(`unknown option ${a}`);
-        if (file !== undefined) return usage(`unexpected argument ${a}`);
-        file = a;
-    }
+  const roles = (v.as ?? []).flatMap((x) => x.split(',')).filter((x) => x !== '');
+  if (v.out !== undefined) o.out = v.out;
+  if (v.both === true) o.record = 'both';
+  const num = (name: string, raw: string | undefined, check: (n: number) => boolean, what: string) => numberOption('replay', USAGE, name, raw, check, what);
+  const speed = num('speed', v.speed, (n) => n >= 0, 'a number >= 0');
+  const gate = num('gate', v.gate, (n) => n >= 0, 'a number >= 0');
+  const tail = num('tail', v.tail, (n) => n >= 0, 'a number >= 0');
+  const seedOpt = num('seed', v.seed, (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0');
+  if (speed === null || gate === null || tail === null || seedOpt === null) return 2;
+  if (speed === 0) return usage('--speed must be > 0 (use --fast for no gaps)');
+  if (speed !== undefined) o.speed = speed;
+  if (gate !== undefined) o.gateTimeoutMs = gate;
+  if (tail !== undefined) o.tailMs = tail;
+  if (v.fast === true) o.fast = true;
+  if (v.realtime === true) o.realtime = true;
+  if (v.checksums !== undefined) {
+    if (v.checksums !== 'fix' && v.checksums !== 'ignore' && v.checksums !== 'keep') return usage('--checksums is fix, ignore or keep');
+    o.checksums = v.checksums as ChecksumMode;
   }
+  if (v['serve-captured'] === true) o.serveCaptured = true;
+  if (v['no-rewrite'] === true) o.tcpRewrite = false;
+  const tun = v.tun === true;
+  const json = v.json === true;
+  const quiet = v.quiet === true;
+  const seed = seedOpt ?? 1;
+  if (p.positionals.length > 1) return usage(`unexpected argument ${p.positionals[1]}`);
+  const file = p.positionals[0];
   if (file === undefined) return usage('no capture file given');
   if (roles.length === 0) return usage('--as is required: which host of the capture should the stack be?');
   if (tun && o.realtime) return usage('--tun and --realtime cannot be combined');
@@ -161,16 +112,22 @@ export async function runReplayCommand(args: string[]): Promise<number> {
 
 let progressShown = false;
 
-/** Progress lines on stderr for long replays (over 2000 frames), at most twice a second. */
+/**
+ * Progress on stderr once a replay has run for a second of wall time, whatever its size (a short
+ * capture replayed at its original pace can take long): then every second (a TTY line is
+ * rewritten five times a second), and a last line when it ends.
+ */
 function progressPrinter(): (p: ReplayProgress) => void {
+  const started = Date.now();
   let last = 0;
   return (p) => {
-    if (p.frames < 2000) return;
     const now = Date.now();
-    if (now - last < 500 && p.frame !== p.frames) return;
+    const done = p.frame === p.frames;
+    if (!progressShown && now - started < 1000) return;
+    if (now - last < (stderr.isTTY ? 200 : 1000) && !done) return;
     last = now;
-    const pct = ((100 * p.frame) / p.frames).toFixed(0);
-    const line = `replay: frame ${p.frame}/${p.frames} (${pct}%), ${p.injected} injected, ${p.answers} answers`;
+    const pct = p.frames > 0 ? ((100 * p.frame) / p.frames).toFixed(0) : '100';
+    const line = `replay: ${((now - started) / 1000).toFixed(1)} s, capture time ${(p.elapsedMs / 1000).toFixed(1)} s, frame ${p.frame}/${p.frames} (${pct}%), ${p.injected} injected, ${p.answers} answers`;
     if (stderr.isTTY) stderr.write(`\r${line}`);
     else stderr.write(`${line}\n`);
     progressShown = true;
@@ -183,6 +140,5 @@ function clearProgress(): void {
 }
 
 function usage(why: string): number {
-  stderr.write(`tunstack replay: ${why}\n\n${USAGE}`);
-  return 2;
+  return usageError('replay', USAGE, why);
 }

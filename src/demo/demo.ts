@@ -142,7 +142,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   log(`alpha  eth0 ${alpha.interfaces[0]!.mac}  ${alpha.interfaces[0]!.cidr}  ${alpha.interfaces[0]!.cidr6}`);
   log(`r      eth0 ${r.interfaces[0]!.mac}  ${r.interfaces[0]!.cidr}  ${r.interfaces[0]!.cidr6}  (router)`);
   log(`r      eth1 ${r.interfaces[1]!.mac}  ${r.interfaces[1]!.cidr}  ${r.interfaces[1]!.cidr6}`);
-  log(`beta   ${tap.name} ${formatMAC(tap.mac)}  ${port.cidr}  ${port.cidr6}  (virtual TAP device, behind a link losing ${loss * 100}% each way)`);
+  log(`beta   ${tap.name} ${formatMAC(tap.mac)}  ${port.cidr}  ${port.cidr6}  (TAP, lossy link)`);
 
   // ---- ping over IPv4 and IPv6, both ways (retried when the lossy link eats one) ----
   const pings: DemoResult['pings'] = [];
@@ -219,6 +219,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const data = new Random(seed).fill(new Uint8Array(200_000));
   const dataHash = createHash('sha256').update(data).digest('hex');
   const site = http.createServer((req, res) => {
+    // No Date header: it is the wall clock, and the same seed must give the same bytes.
+    res.sendDate = false;
     if (req.url === '/data') {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.length });
       res.end(data);
@@ -317,28 +319,31 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
 }
 
 /** The summary as a text table. */
+/**
+ * The per-host counters as a table with one column per host and one row per counter, so that it
+ * fits 80 columns however many counters there are.
+ */
 export function formatSummary(r: DemoResult): string {
-  const cols: Array<[string, (h: DemoHostSummary) => string | number]> = [
-    ['host', (h) => h.host],
+  const rows: Array<[string, (h: DemoHostSummary) => string | number]> = [
     ['nic', (h) => h.nic],
     ['address', (h) => h.address],
-    ['rx pkts', (h) => h.rxPackets],
-    ['tx pkts', (h) => h.txPackets],
-    ['arp req', (h) => h.arpRequestsSent],
-    ['arp rep', (h) => h.arpRepliesSent],
-    ['nd sol', (h) => h.ndpSolicitsSent],
-    ['nd adv', (h) => h.ndpAdvertsSent],
-    ['echo in', (h) => h.icmpEchoRequests],
-    ['echo out', (h) => h.icmpEchoReplies],
-    ['fwd', (h) => h.forwarded],
-    ['udp in', (h) => h.udpIn],
-    ['udp out', (h) => h.udpOut],
-    ['tcp in', (h) => h.tcpSegsIn],
-    ['tcp out', (h) => h.tcpSegsOut],
-    ['tcp rtx', (h) => h.tcpRetransmits],
+    ['rx packets', (h) => h.rxPackets],
+    ['tx packets', (h) => h.txPackets],
+    ['ARP requests sent', (h) => h.arpRequestsSent],
+    ['ARP replies sent', (h) => h.arpRepliesSent],
+    ['ND solicits sent', (h) => h.ndpSolicitsSent],
+    ['ND adverts sent', (h) => h.ndpAdvertsSent],
+    ['echo requests in', (h) => h.icmpEchoRequests],
+    ['echo replies out', (h) => h.icmpEchoReplies],
+    ['forwarded', (h) => h.forwarded],
+    ['UDP in', (h) => h.udpIn],
+    ['UDP out', (h) => h.udpOut],
+    ['TCP segments in', (h) => h.tcpSegsIn],
+    ['TCP segments out', (h) => h.tcpSegsOut],
+    ['TCP retransmits', (h) => h.tcpRetransmits],
   ];
-  const rows = [cols.map(([n]) => n), ...r.hosts.map((h) => cols.map(([, f]) => String(f(h))))];
-  const widths = cols.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const line = (row: string[]): string => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(rows[0]!), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)].join('\n');
+  const table = [['', ...r.hosts.map((h) => h.host)], ...rows.map(([name, f]) => [name, ...r.hosts.map((h) => String(f(h)))])];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  const line = (row: string[]): string => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  return [line(table[0]!), line(widths.map((w) => '-'.repeat(w))), ...table.slice(1).map(line)].join('\n');
 }

@@ -34,6 +34,8 @@ export interface FlowDiagram {
   events: FlowEvent[];
   /** Frames not shown (not TCP/UDP/ICMP/ARP, or undecodable). */
   skipped: number;
+  /** Frames not shown because they were the same datagram again, forwarded (another link's MACs). */
+  forwardedCopies: number;
 }
 
 export interface FlowOptions {
@@ -43,6 +45,47 @@ export interface FlowOptions {
   maxFrames?: number;
   /** Title (default the file name). */
   title?: string;
+  /**
+   * Multicast, broadcast, unspecified and link-local addresses share one column, `SPECIAL_COLUMN`
+   * (default true), so that NDP, MLD, DHCP and mDNS chatter does not add a column per group.
+   */
+  foldSpecial?: boolean;
+}
+
+/** The column that folded multicast, broadcast, unspecified and link-local addresses share. */
+export const SPECIAL_COLUMN = '(multicast/link-local)';
+
+function isSpecialAddress(ip: string): boolean {
+  if (ip.includes(':')) {
+    const a = ip.toLowerCase();
+    return a === '::' || a.startsWith('ff') || /^fe[89ab]/.test(a);
+  }
+  const [o0, o1] = ip.split('.').map(Number) as [number, number];
+  return o0 >= 224 || o0 === 0 || (o0 === 169 && o1 === 254);
+}
+
+/** FNV-1a over a frame's bytes, for recognising one datagram seen on two interfaces. */
+function hashBytes(b: Uint8Array, from: number, to: number, skip = -1): number {
+  let h = 0x811c9dc5;
+  for (let i = from; i < to; i++) {
+    if (i === skip) continue;
+    h = Math.imul(h ^ b[i]!, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * A datagram's identity across a router: IPv4 source, destination, protocol, id and the bytes
+ * after the header; IPv6 everything after the hop limit. Null for ARP and undecodable frames.
+ */
+function datagramKey(s: FrameSummary, data: Uint8Array): string | null {
+  if (s.ipProto < 0 || s.l3Offset < 0 || s.l3End > data.length) return null;
+  const o = s.l3Offset;
+  if (s.l3 === 'ipv4') {
+    const hl = (data[o]! & 0x0f) * 4;
+    return `4|${s.src}|${s.dst}|${s.ipProto}|${(data[o + 4]! << 8) | data[o + 5]!}|${hashBytes(data, o + hl, s.l3End)}`;
+  }
+  return `6|${hashBytes(data, o + 8, s.l3End)}|${hashBytes(data, o, o + 8, o + 7)}`;
 }
 
 const ICMP_TYPES: Record<number, string> = {
@@ -134,6 +177,9 @@ export function buildFlow(source: CaptureSource, options: FlowOptions = {}): Flo
   let first = NaN;
   let frames = 0;
   let skipped = 0;
+  let forwardedCopies = 0;
+  // Datagrams seen in the last second: a router capturing both its interfaces sees each twice.
+  const recent = new Map<string, { time: number; macs: string }>();
   const max = options.maxFrames ?? Infinity;
   forEachRecord(source, (rec, frame) => {
     frames = frame;
@@ -149,13 +195,25 @@ export function buildFlow(source: CaptureSource, options: FlowOptions = {}): Flo
       skipped++;
       return;
     }
+    const time = Number.isNaN(t) || Number.isNaN(first) ? 0 : (t - first) / 1000;
+    const key = datagramKey(s, rec.data);
+    if (key !== null) {
+      const seen = recent.get(key);
+      const macs = `${s.srcMac}>${s.dstMac}`;
+      if (seen !== undefined && time - seen.time <= 1 && seen.macs !== macs) {
+        forwardedCopies++;
+        return;
+      }
+      recent.set(key, { time, macs });
+      if (recent.size > 4096) for (const [k, v] of recent) if (time - v.time > 1 || recent.size > 4096) recent.delete(k);
+    }
     let dns = '';
     if (s.proto === 'udp' && (s.srcPort === 53 || s.dstPort === 53 || s.srcPort === 5353 || s.dstPort === 5353)) {
       dns = dnsSummary(rec.data, s.payloadOffset, s.payloadLength);
     } else if (s.proto === 'icmpv6' && (s.icmpType === 135 || s.icmpType === 136) && s.payloadOffset + 16 <= rec.data.length) {
       dns = `target ${formatIP(rec.data.subarray(s.payloadOffset, s.payloadOffset + 16))}`;
     }
-    summaries.push({ s, time: Number.isNaN(t) || Number.isNaN(first) ? 0 : (t - first) / 1000, dns });
+    summaries.push({ s, time, dns });
   });
   const hostSet = new Set<string>();
   for (const { s } of summaries) {
@@ -164,8 +222,10 @@ export function buildFlow(source: CaptureSource, options: FlowOptions = {}): Flo
   }
   const mode = options.columns ?? 'auto';
   const byEndpoint = mode === 'endpoint' || (mode === 'auto' && hostSet.size === 1);
+  const fold = options.foldSpecial ?? true;
   const colOf = (s: FrameSummary, src: boolean): string => {
     const ip = src ? s.src : s.dst;
+    if (fold && isSpecialAddress(ip)) return SPECIAL_COLUMN;
     if (!byEndpoint || (s.proto !== 'tcp' && s.proto !== 'udp')) return ip;
     const port = src ? s.srcPort : s.dstPort;
     return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
@@ -234,6 +294,7 @@ export function buildFlow(source: CaptureSource, options: FlowOptions = {}): Flo
     columns,
     events,
     skipped,
+    forwardedCopies,
   };
 }
 
@@ -305,6 +366,7 @@ export function renderLadder(d: FlowDiagram, options: LadderOptions = {}): strin
     const prefix = `${String(e.frame).padStart(frameW)}  ${e.time.toFixed(6).padStart(timeW)}  `;
     lines.push(`${prefix}${row.join('')}  ${comment}`.trimEnd());
   }
+  if (d.forwardedCopies > 0) lines.push(`(${d.forwardedCopies} frame${d.forwardedCopies === 1 ? '' : 's'} not shown: the same datagram again on another interface, forwarded)`);
   if (d.skipped > 0) lines.push(`(${d.skipped} frame${d.skipped === 1 ? '' : 's'} not shown: not TCP, UDP, ICMP or ARP${d.events.length > 0 ? ', or past --max' : ''})`);
   return `${lines.join('\n')}\n`;
 }
@@ -320,7 +382,11 @@ export function renderSvg(d: FlowDiagram): string {
   const longestLabel = d.events.reduce((m, e) => Math.max(m, e.label.length), 0);
   const longestName = d.columns.reduce((m, c) => Math.max(m, c.length), 0);
   const gap = Math.max(160, Math.min(420, (longestLabel + 4) * charW), (longestName + 2) * charW);
-  const left = 150;
+  // The frame/time column ("frame  time (s)", then "1234  12.345678") ends near x = 10 + 16 chars:
+  // the first host box starts after it.
+  const timeColumnEnd = 10 + (Math.max(15, String(d.frames).length + 2 + 9) + 2) * charW;
+  const firstBox = Math.max(80, ((d.columns[0]?.length ?? 0) + 2) * charW);
+  const left = Math.max(150, Math.ceil(timeColumnEnd + firstBox / 2));
   const top = 70;
   const row = 26;
   const detailW = d.events.reduce((m, e) => Math.max(m, e.detail.length), 0) * charW + 40;
