@@ -407,6 +407,17 @@ export class OooQueue {
     return v.length;
   }
 
+  /** Drop the entry with the highest sequence number; returns its bytes (0 when empty). */
+  popLast(): number {
+    const v = this.data.pop();
+    if (v === undefined) return 0;
+    const s = this.seqs.pop()!;
+    this.bytes -= v.length;
+    const k = this.recent.indexOf(s);
+    if (k >= 0) this.recent.splice(k, 1);
+    return v.length;
+  }
+
   private noteRecent(s: number): void {
     const r = this.recent;
     const k = r.indexOf(s);
