@@ -4,7 +4,7 @@
  * connection completes intact once the readers resume.
  */
 import { describe, expect, it } from 'vitest';
-import type { TcpEndpoint } from '../../src/index.js';
+import { BLOCK_SIZE, type TcpEndpoint } from '../../src/index.js';
 import { connectPair, pair, pattern } from './helpers/tcp.js';
 
 const KiB = 1024;
@@ -45,8 +45,9 @@ describe('tcp memory budget', () => {
       push();
       conns.push(c);
     }
-    // Whatever a connection may hold beyond the limit: its minimum plus one segment.
-    const slackA = N * (p.tcpA.wmemMin + 2 * 128);
+    // What a connection may hold beyond the limit: the send block it has, or its receive
+    // minimum plus one segment.
+    const slackA = N * (BLOCK_SIZE + 2 * 128);
     const slackB = N * (p.tcpB.rmemMin + 1460 + 3 * 128);
     let maxA = 0;
     let maxB = 0;

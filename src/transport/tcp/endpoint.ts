@@ -2378,7 +2378,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const q = this.rcvQ;
     const o = this.ooo;
     const ooo = o === null ? 0 : o.bytes + o.count * RANGE_OVERHEAD;
-    const held = ooo + (sb === null ? 0 : sb.length + sb.rangeCount * RANGE_OVERHEAD) + (q === null ? 0 : q.bytes + q.count * RANGE_OVERHEAD);
+    const held = ooo + (sb === null ? 0 : sb.truesize + sb.rangeCount * RANGE_OVERHEAD) + (q === null ? 0 : q.bytes + q.count * RANGE_OVERHEAD);
     if (held === this.memHeld && ooo === this.memOoo) return;
     const m = this.proto.memory;
     if (ooo !== this.memOoo) {
@@ -2412,9 +2412,10 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   /**
    * How much of `want` bytes the memory budget lets this connection add to its send buffer: all of
-   * it below the hard limit, else what keeps it under wmemMin. A refusal lowers the send-buffer
-   * bound to half of what is queued (Linux sk_stream_moderate_sndbuf) until the pressure is over,
-   * so that 'writable' waits for the queue to drain.
+   * it below the hard limit; above it, what still fits in the block it already holds, or up to
+   * wmemMin when it holds nothing. A refusal lowers the send-buffer bound to half of what is
+   * queued (Linux sk_stream_moderate_sndbuf) until the pressure is over, so that 'writable'
+   * waits for the queue to drain.
    */
   private wmemRoom(want: number): number {
     this.memSync();
@@ -2422,11 +2423,12 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const m = p.memory;
     const free = m.high - m.allocated - RANGE_OVERHEAD;
     if (want <= free) return want;
-    const own = this.sndBuf === null ? 0 : this.sndBuf.length;
-    const room = Math.max(free, own < p.wmemMin ? p.wmemMin - own : 0, 0);
+    const sb = this.sndBuf;
+    const own = sb === null ? 0 : sb.truesize;
+    const room = Math.max(free, own < p.wmemMin ? p.wmemMin - own : 0, sb === null ? 0 : sb.tailRoom, 0);
     if (room >= want) return want;
     p.stats.sndMemRefusals++;
-    this.sndBufCap = Math.max(p.wmemMin, Math.min(this.sendBufferSize, own >> 1));
+    this.sndBufCap = Math.max(p.wmemMin, Math.min(this.sendBufferSize, (sb === null ? 0 : sb.length) >> 1));
     return room;
   }
 
