@@ -220,6 +220,8 @@ class HostReader {
   private blk: SendBlock | null = null;
   private view: Uint8Array = LANDING;
   private bulk = false;
+  /** The flow paused on the last read: the next read lands in the shared buffer. */
+  private parked = false;
   /** Reads that came before the flow was set up (with a block reference when from one). */
   private early: Array<[Uint8Array, SendBlock | null]> = [];
   private earlyBytes = 0;
@@ -228,7 +230,7 @@ class HostReader {
   ended = false;
 
   buffer(): Uint8Array {
-    if (!this.bulk) {
+    if (!this.bulk || this.parked) {
       if (this.blk !== null) {
         this.blk.release();
         this.blk = null;
@@ -261,7 +263,11 @@ class HostReader {
       this.earlyBytes += n;
       return this.earlyBytes < EARLY_MAX;
     }
-    return this.flow.fromHost(v, lease);
+    const more = this.flow.fromHost(v, lease);
+    // Paused: the next buffer is the landing one, so that no half-filled block stays pinned
+    // while the flow waits (1000 waiting flows, 64 MiB); the send buffer keeps its ranges.
+    this.parked = !more;
+    return more;
   }
 
   /** Hand reads made before the flow existed to it; true if there were any. */
