@@ -1945,7 +1945,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       } else if (ca !== CA_RECOVERY || sb !== null) {
         this.armRtx(RTX_RTO, this.currentRto());
       }
-      if (this.wantWritable && this.sndBuf !== null && this.sndBuf.length <= this.sendBufferSize >> 1) {
+      if (this.wantWritable && this.sndBuf !== null && this.sndBuf.length <= this.sendBufferSize >> 1 && this.wmemWritable(this.sndBuf)) {
         this.wantWritable = false;
         this.pendingEv |= EV_WRITABLE;
       }
@@ -2430,6 +2430,16 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     p.stats.sndMemRefusals++;
     this.sndBufCap = Math.max(p.wmemMin, Math.min(this.sendBufferSize, (sb === null ? 0 : sb.length) >> 1));
     return room;
+  }
+
+  /**
+   * Whether 'writable' may be announced as far as the memory budget goes: below the hard limit,
+   * or once this connection's own queue is under wmemMin (Linux wakes writers from their own
+   * ACKs too; a write taken whole, as writeOwned's, must not push the stack past its limit).
+   */
+  private wmemWritable(sb: SendBuffer): boolean {
+    const m = this.proto.memory;
+    return m.allocated < m.high || sb.truesize < this.proto.wmemMin;
   }
 
   /** Under memory pressure: an autotuned receive buffer falls back to its default. */
