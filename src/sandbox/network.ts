@@ -29,6 +29,7 @@ import type { NIC } from '../stack/nic.js';
 import { Stack } from '../stack/stack.js';
 import { tcpMemoryFromHigh } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
+import type { TcpStats } from '../transport/tcp/types.js';
 import type { UdpProtocol } from '../transport/udp.js';
 import { DhcpServer } from './dhcp.js';
 import { DnsRelay, type Lookup } from './dns-relay.js';
@@ -74,6 +75,19 @@ export interface SandboxLimits {
   tcpMemory?: number;
 }
 
+function tcpMemoryStats(tcp: TcpProtocol): SandboxStats['tcpMemory'] {
+  const s = tcp.stats;
+  return {
+    limit: tcp.memory.high,
+    memoryAllocated: s.memoryAllocated,
+    memoryPressure: s.memoryPressure,
+    memoryPressures: s.memoryPressures,
+    rcvMemDrops: s.rcvMemDrops,
+    sndMemRefusals: s.sndMemRefusals,
+    ofoPruned: s.ofoPruned,
+  };
+}
+
 /** The sandbox's TCP memory default: 1/64 of the machine's memory, within 16 MiB..512 MiB. */
 export function sandboxTcpMemory(totalBytes: number): number {
   return Math.min(512 * 1024 * 1024, Math.max(16 * 1024 * 1024, Math.floor(totalBytes / 64)));
@@ -112,6 +126,8 @@ export interface SandboxStats {
   dhcp: DhcpServer['stats'];
   ping: PingRelay['stats'] | null;
   echoIntercepted: number;
+  /** The stack's TCP memory budget: bytes charged, pressure, drops and refusals (TcpStats). */
+  tcpMemory: Pick<TcpStats, 'memoryAllocated' | 'memoryPressure' | 'memoryPressures' | 'rcvMemDrops' | 'sndMemRefusals' | 'ofoPruned'> & { limit: number };
 }
 
 export class SandboxNetwork {
@@ -270,6 +286,7 @@ export class SandboxNetwork {
       dhcp: this.dhcp.stats,
       ping: this.ping?.stats ?? null,
       echoIntercepted: this.intercept.intercepted,
+      tcpMemory: tcpMemoryStats(this.stack.requireTransport<TcpProtocol>(6)),
     };
   }
 
