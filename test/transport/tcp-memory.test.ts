@@ -153,4 +153,36 @@ describe('tcp memory budget', () => {
     expect(p.tcpB.stats.ofoPruned).toBeGreaterThan(0);
     expect(p.tcpB.stats.memoryPressures).toBeGreaterThanOrEqual(1);
   }, 120_000);
+
+  it('under pressure the receive buffer stays at its default and the window opens at most four segments ahead', () => {
+    const p = pair({ latencyMs: 10 });
+    p.tcpB.memory.setLimits({ low: 64 * KiB, pressure: 100 * KiB, high: 64 * MiB });
+    // A connection whose reader never reads keeps stack B under pressure.
+    const hog = connectPair(p, 81);
+    hog.client.write(new Uint8Array(256 * KiB));
+    for (let i = 0; i < 200; i++) p.clock.advance(1);
+    expect(p.tcpB.memory.underPressure).toBe(true);
+    const { client, server } = connectPair(p);
+    const data = pattern(1 * MiB, 3);
+    const got: Uint8Array[] = [];
+    let off = 0;
+    let maxWnd = 0;
+    for (let i = 0; i < 20_000 && off < data.length + 1; i++) {
+      if (off < data.length) off += client.write(data.subarray(off));
+      for (let d = server.read(); d !== null; d = server.read()) got.push(d.slice());
+      p.clock.advance(1);
+      // (After the first round trips: the window of the handshake is not clamped.)
+      if (i > 100) maxWnd = Math.max(maxWnd, server.info().rcvWnd);
+      if (off === data.length && got.reduce((n, g) => n + g.length, 0) === data.length) break;
+    }
+    expect(Buffer.concat(got).equals(Buffer.from(data))).toBe(true);
+    const info = server.info();
+    expect(info.rcvBuf).toBe(p.tcpB.rmemDefault);
+    expect(maxWnd).toBeLessThanOrEqual(4 * info.advMss);
+    expect(p.tcpB.stats.memoryPressures).toBe(1);
+    // The hog reads: the pressure ends, and the window may open again.
+    for (let d = hog.server.read(); d !== null; d = hog.server.read());
+    p.clock.advance(1);
+    expect(p.tcpB.memory.underPressure).toBe(false);
+  });
 });
