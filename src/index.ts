@@ -44,6 +44,10 @@ export {
   sendBlocksInUse,
   BLOCK_SIZE,
   type BufferLease,
+  TcpMemory,
+  defaultTcpMemory,
+  tcpMemoryFromHigh,
+  type TcpMemoryLimits,
 } from './transport/tcp/index.js';
 export {
   IPv6Protocol,

@@ -29,6 +29,8 @@ Options:
   --max-tcp-flows N          TCP flows at once (default 65536)
   --max-udp-flows N          UDP flows at once (default 4096; least recently used closed first)
   --udp-idle-timeout SEC     close UDP flows idle this long (default 60)
+  --tcp-mem BYTES[K|M|G]     memory all TCP buffers may take together (tcp_mem's hard limit;
+                             pressure at 2/3, low at 1/2; default 1/64 of RAM, 16M..512M)
   -v, --verbose              progress and relay statistics on stderr
   -h, --help                 this help
 
@@ -48,6 +50,7 @@ export interface SandboxArgs {
   maxTcpFlows?: number;
   maxUdpFlows?: number;
   udpIdleMs?: number;
+  tcpMemory?: number;
   verbose: boolean;
   help: boolean;
 }
@@ -67,6 +70,14 @@ export function parsePublish(spec: string): PortForward {
 function intArg(name: string, v: string | undefined, lo: number, hi: number): number {
   const n = Number(v);
   if (v === undefined || !Number.isInteger(n) || n < lo || n > hi) throw new Error(`${name} wants an integer in ${lo}..${hi}`);
+  return n;
+}
+
+/** A byte count with an optional binary suffix (K, M, G), at least 1 MiB. */
+function bytesArg(name: string, v: string | undefined): number {
+  const m = /^(\d+)([kKmMgG]?)$/.exec(v ?? '');
+  const n = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 << 20) throw new Error(`${name} wants a byte count of at least 1M (suffix K, M or G)`);
   return n;
 }
 
@@ -129,6 +140,9 @@ export function parseSandboxArgs(args: string[]): SandboxArgs {
       case '--udp-idle-timeout':
         out.udpIdleMs = intArg(name, value(), 1, 86400) * 1000;
         break;
+      case '--tcp-mem':
+        out.tcpMemory = bytesArg(name, value());
+        break;
       case '-v':
       case '--verbose':
         out.verbose = true;
@@ -176,6 +190,7 @@ export async function runSandboxCommand(args: string[]): Promise<number> {
         ...(parsed.maxTcpFlows !== undefined ? { maxTcpFlows: parsed.maxTcpFlows } : {}),
         ...(parsed.maxUdpFlows !== undefined ? { maxUdpFlows: parsed.maxUdpFlows } : {}),
         ...(parsed.udpIdleMs !== undefined ? { udpIdleMs: parsed.udpIdleMs } : {}),
+        ...(parsed.tcpMemory !== undefined ? { tcpMemory: parsed.tcpMemory } : {}),
       },
     });
   } catch (e) {

@@ -17,6 +17,7 @@
  */
 import '../defaults.js';
 import { createServer, isIP, type Server } from 'node:net';
+import { totalmem } from 'node:os';
 import { TunstackError } from '../errors.js';
 import { parseIP } from '../headers/address.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
@@ -26,7 +27,9 @@ import type { IPv6Protocol } from '../network/ipv6.js';
 import type { Clock } from '../stack/clock.js';
 import type { NIC } from '../stack/nic.js';
 import { Stack } from '../stack/stack.js';
+import { tcpMemoryFromHigh } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
+import type { TcpStats } from '../transport/tcp/types.js';
 import type { UdpProtocol } from '../transport/udp.js';
 import { DhcpServer } from './dhcp.js';
 import { DnsRelay, type Lookup } from './dns-relay.js';
@@ -65,6 +68,29 @@ export interface SandboxLimits {
   udpIdleMs?: number;
   /** ping(8) processes at once (default 16). */
   maxPings?: number;
+  /**
+   * Bytes every TCP connection's buffers may take together: the hard limit of the stack's
+   * `tcp.memory` (pressure at two thirds, low at half). Default `sandboxTcpMemory(os.totalmem())`.
+   */
+  tcpMemory?: number;
+}
+
+function tcpMemoryStats(tcp: TcpProtocol): SandboxStats['tcpMemory'] {
+  const s = tcp.stats;
+  return {
+    limit: tcp.memory.high,
+    memoryAllocated: s.memoryAllocated,
+    memoryPressure: s.memoryPressure,
+    memoryPressures: s.memoryPressures,
+    rcvMemDrops: s.rcvMemDrops,
+    sndMemRefusals: s.sndMemRefusals,
+    ofoPruned: s.ofoPruned,
+  };
+}
+
+/** The sandbox's TCP memory default: 1/64 of the machine's memory, within 16 MiB..512 MiB. */
+export function sandboxTcpMemory(totalBytes: number): number {
+  return Math.min(512 * 1024 * 1024, Math.max(16 * 1024 * 1024, Math.floor(totalBytes / 64)));
 }
 
 export interface SandboxNetworkOptions {
@@ -100,6 +126,8 @@ export interface SandboxStats {
   dhcp: DhcpServer['stats'];
   ping: PingRelay['stats'] | null;
   echoIntercepted: number;
+  /** The stack's TCP memory budget: bytes charged, pressure, drops and refusals (TcpStats). */
+  tcpMemory: Pick<TcpStats, 'memoryAllocated' | 'memoryPressure' | 'memoryPressures' | 'rcvMemDrops' | 'sndMemRefusals' | 'ofoPruned'> & { limit: number };
 }
 
 export class SandboxNetwork {
@@ -128,6 +156,7 @@ export class SandboxNetwork {
     this.hostLoopback = options.hostLoopback ?? true;
     const limits = options.limits ?? {};
     this.stack = new Stack({ ...(options.clock ? { clock: options.clock } : {}), ...(options.seed !== undefined ? { seed: options.seed } : {}) });
+    this.stack.requireTransport<TcpProtocol>(6).memory.setLimits(tcpMemoryFromHigh(limits.tcpMemory ?? sandboxTcpMemory(totalmem())));
     let link: LinkEndpoint = options.link;
     if (options.pcap !== undefined) link = new SnifferEndpoint(link, { path: options.pcap, clock: this.stack.clock });
     const icmpMode = options.icmp ?? 'auto';
@@ -257,6 +286,7 @@ export class SandboxNetwork {
       dhcp: this.dhcp.stats,
       ping: this.ping?.stats ?? null,
       echoIntercepted: this.intercept.intercepted,
+      tcpMemory: tcpMemoryStats(this.stack.requireTransport<TcpProtocol>(6)),
     };
   }
 

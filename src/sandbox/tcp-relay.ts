@@ -208,6 +208,12 @@ const EARLY_MAX = 65536;
  * copied out before the read callback returns (reads are never concurrent on this thread).
  */
 const LANDING = new Uint8Array(BLOCK_SIZE);
+/**
+ * The landing buffer as lent to a socket whose flow paused (send buffer full or TCP memory
+ * spent): the read that resumes it takes at most this much, which bounds what 1000 waking flows
+ * add at once when the endpoint must take a read whole.
+ */
+const LANDING_PARKED = LANDING.subarray(0, 4096);
 
 /**
  * Reads a host socket (Node's `onread`). Node asks for the next buffer right after each read, so
@@ -220,6 +226,8 @@ class HostReader {
   private blk: SendBlock | null = null;
   private view: Uint8Array = LANDING;
   private bulk = false;
+  /** The flow paused on the last read: the next read lands in the shared buffer. */
+  private parked = false;
   /** Reads that came before the flow was set up (with a block reference when from one). */
   private early: Array<[Uint8Array, SendBlock | null]> = [];
   private earlyBytes = 0;
@@ -228,12 +236,12 @@ class HostReader {
   ended = false;
 
   buffer(): Uint8Array {
-    if (!this.bulk) {
+    if (!this.bulk || this.parked) {
       if (this.blk !== null) {
         this.blk.release();
         this.blk = null;
       }
-      return (this.view = LANDING);
+      return (this.view = this.parked ? LANDING_PARKED : LANDING);
     }
     let b = this.blk;
     if (b === null || BLOCK_SIZE - b.fill < READ_MIN) {
@@ -246,7 +254,7 @@ class HostReader {
   got(n: number): boolean {
     let v: Uint8Array;
     let lease: SendBlock | null = null;
-    if (this.view === LANDING) {
+    if (this.view === LANDING || this.view === LANDING_PARKED) {
       v = LANDING.slice(0, n);
       if (n >= BULK_READ) this.bulk = true;
     } else {
@@ -261,7 +269,12 @@ class HostReader {
       this.earlyBytes += n;
       return this.earlyBytes < EARLY_MAX;
     }
-    return this.flow.fromHost(v, lease);
+    const more = this.flow.fromHost(v, lease);
+    // Paused: the next buffer is (a small part of) the landing one, so that no half-filled block
+    // stays pinned while the flow waits (1000 waiting flows, 64 MiB); the send buffer keeps its
+    // ranges.
+    this.parked = !more;
+    return more;
   }
 
   /** Hand reads made before the flow existed to it; true if there were any. */

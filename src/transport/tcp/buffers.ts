@@ -71,6 +71,8 @@ interface Entry {
   /** Stream offset of buf[off]. */
   readonly start: number;
   readonly lease: BufferLease | null;
+  /** Memory the range pins: a whole block for pooled blocks, else its bytes. */
+  size: number;
 }
 
 /**
@@ -88,6 +90,11 @@ export class SendBuffer {
   ackedStream = 0;
   /** Stream offset after the last written byte. */
   endStream = 0;
+  /**
+   * Memory pinned by the ranges held (Linux's truesize): a whole block for each range in a
+   * pooled block, the bytes of other adopted views.
+   */
+  truesize = 0;
 
   /** Bytes held (written, not yet acknowledged). */
   get length(): number {
@@ -97,6 +104,15 @@ export class SendBuffer {
   /** Ranges held (for tests and accounting). */
   get rangeCount(): number {
     return this.entries.length - this.head;
+  }
+
+  /** Bytes that can still be copied into the last block without pinning new memory. */
+  get tailRoom(): number {
+    const es = this.entries;
+    if (es.length === this.head) return 0;
+    const last = es[es.length - 1]!;
+    const l = last.lease;
+    return l instanceof SendBlock && l.owner === this && last.off + last.len === l.fill ? BLOCK_SIZE - l.fill : 0;
   }
 
   /** Append a copy of `len` bytes of `src` at `off`. */
@@ -141,6 +157,10 @@ export class SendBuffer {
     if (lease !== null && last !== null && last.lease === lease && last.buf.buffer === data.buffer && last.buf.byteOffset + last.off + last.len === data.byteOffset) {
       // The next bytes of the same block: grow the range, keep one reference for it.
       last.len += len;
+      if (!(lease instanceof SendBlock)) {
+        last.size += len;
+        this.truesize += len;
+      }
       this.endStream += len;
       lease.release();
       return;
@@ -149,7 +169,9 @@ export class SendBuffer {
   }
 
   private push(buf: Uint8Array, off: number, len: number, lease: BufferLease | null): Entry {
-    const e: Entry = { buf, off, len, start: this.endStream, lease };
+    const size = lease instanceof SendBlock ? BLOCK_SIZE : len;
+    const e: Entry = { buf, off, len, start: this.endStream, lease, size };
+    this.truesize += size;
     if (this.entries.length === this.head) {
       this.entries.length = 0;
       this.head = 0;
@@ -251,6 +273,7 @@ export class SendBuffer {
       const e = es[this.head]!;
       if (e.start + e.len > pos) break;
       e.lease?.release();
+      this.truesize -= e.size;
       es[this.head] = EMPTY_ENTRY;
       this.head++;
     }
@@ -273,11 +296,12 @@ export class SendBuffer {
     this.head = 0;
     this.cursor = 0;
     this.ackedStream = this.endStream;
+    this.truesize = 0;
   }
 }
 
 const EMPTY = new Uint8Array(0);
-const EMPTY_ENTRY: Entry = { buf: EMPTY, off: 0, len: 0, start: 0, lease: null };
+const EMPTY_ENTRY: Entry = { buf: EMPTY, off: 0, len: 0, start: 0, lease: null, size: 0 };
 
 /** The in-order receive queue: views of payloads, read front to back. */
 export class RecvQueue {
@@ -409,6 +433,17 @@ export class OooQueue {
     data.splice(i, 0, v);
     this.bytes += v.length;
     this.noteRecent(s);
+    return v.length;
+  }
+
+  /** Drop the entry with the highest sequence number; returns its bytes (0 when empty). */
+  popLast(): number {
+    const v = this.data.pop();
+    if (v === undefined) return 0;
+    const s = this.seqs.pop()!;
+    this.bytes -= v.length;
+    const k = this.recent.indexOf(s);
+    if (k >= 0) this.recent.splice(k, 1);
     return v.length;
   }
 

@@ -32,6 +32,7 @@ import type { Route } from '../../stack/route.js';
 import { errorFor } from '../udp.js';
 import { OooQueue, RecvQueue, Scoreboard, SendBuffer, type BufferLease } from './buffers.js';
 import { createCongestionControl, type CcHost, type CongestionControl, type CongestionControlName } from './congestion.js';
+import { RANGE_OVERHEAD, type MemoryHolder } from './memory.js';
 import type { TcpProtocol, TableEntry } from './protocol.js';
 import type { Segment } from './segment.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
@@ -121,7 +122,7 @@ function defaultMss(family: 4 | 6): number {
   return family === 4 ? 536 : 1220;
 }
 
-export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements TableEntry, CcHost {
+export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements TableEntry, CcHost, MemoryHolder {
   readonly family: 4 | 6;
   /** @internal */ hnext: TableEntry | null = null;
   /** @internal */ hkey = 0;
@@ -175,6 +176,11 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   finSeq = 0;
   private shutWr = false;
   private wantWritable = false;
+  /** Send-buffer bound lowered when the memory budget refused a write (0: none). */
+  private sndBufCap = 0;
+  /** Bytes charged to the stack's memory budget, and the out-of-order part of them. */
+  private memHeld = 0;
+  private memOoo = 0;
 
   // ---- receive sequence space
   /** @internal */ irs = 0;
@@ -358,7 +364,15 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   /** The send buffer bound (autotuned up to the protocol's wmemMax unless set). */
   get sendBufferSize(): number {
-    return this.sndBufLocked ? this.sndBufLimit : this.autoSndBuf();
+    const b = this.sndBufLocked ? this.sndBufLimit : this.autoSndBuf();
+    const cap = this.sndBufCap;
+    if (cap === 0) return b;
+    // The bound lowered by the memory budget holds until the pressure is over.
+    if (!this.proto.memory.underPressure) {
+      this.sndBufCap = 0;
+      return b;
+    }
+    return cap < b ? cap : b;
   }
 
   set sendBufferSize(v: number) {
@@ -529,7 +543,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const sb = (this.sndBuf ??= new SendBuffer());
     const limit = this.sendBufferSize;
     const room = limit - sb.length;
-    const n = data.length <= room ? data.length : room > 0 ? room : 0;
+    let n = data.length <= room ? data.length : room > 0 ? room : 0;
+    if (n > 0) n = this.wmemRoom(n);
     if (n < data.length) this.wantWritable = true;
     if (n > 0) {
       sb.write(data, 0, n);
@@ -560,7 +575,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     } else {
       lease?.release();
     }
-    const more = sb.length < this.sendBufferSize;
+    const more = sb.length < this.sendBufferSize && this.wmemRoom(1) > 0;
     if (!more) this.wantWritable = true;
     this.flushEvents();
     return more;
@@ -615,6 +630,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     }
     if (st === CLOSED) {
       this.releasePort();
+      // Unread data of a finished connection goes with the last reference to it.
+      if (this.rcvQ !== null) this.rcvQ.clear();
       if (!this.closeEmitted) this.pendingEv |= EV_CLOSE;
       this.flushEvents();
       return;
@@ -804,6 +821,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
    */
   private autoSndBuf(): number {
     const p = this.proto;
+    // Under memory pressure the buffer stops growing and falls back to its default.
+    if (p.memory.underPressure) return p.wmemDefault;
     const want = Math.max(p.wmemDefault, 4 * Math.floor(this.cwnd));
     return Math.min(p.wmemMax, want);
   }
@@ -854,8 +873,12 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     let cur = seqDiff(this.rcvAdv, rcvNxt);
     if (cur < 0) cur = 0;
     const queued = (this.rcvQ ? this.rcvQ.bytes : 0) + (this.ooo ? this.ooo.bytes : 0);
+    if (this.proto.memory.underPressure) this.rcvPressure();
     let free = this.rcvBuf - queued;
     if (free < 0) free = 0;
+    // Under memory pressure the window opens at most four segments ahead (Linux clamps
+    // rcv_ssthresh to 4 * advmss); the right edge already offered stays (below).
+    if (this.proto.memory.underPressure && free > 4 * this.advMss) free = 4 * this.advMss;
     const mss = this.rcvMss;
     // Receiver SWS avoidance (RFC 9293 3.8.6.2.2, Linux __tcp_select_window).
     if (free < this.rcvBuf >> 1 && free < mss) free = 0;
@@ -1879,7 +1902,13 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       this.sndUna = ack;
       if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
       if (seqLt(this.highRxt, ack)) this.highRxt = ack;
-      if (sb !== null) sb.ackTo(ack);
+      if (sb !== null) {
+        sb.ackTo(ack);
+        // SACKed data right at the new left edge: the receiver dropped what it had SACKed
+        // (reneging, e.g. a memory-pressed out-of-order queue); forget the scoreboard so the
+        // data is sent again (Linux tcp_check_sack_reneging).
+        if (sb.count > 0 && sb.starts[0] === ack) sb.clear();
+      }
       // Congestion control.
       const ca = this.caState;
       if (ca === CA_RECOVERY) {
@@ -1916,7 +1945,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       } else if (ca !== CA_RECOVERY || sb !== null) {
         this.armRtx(RTX_RTO, this.currentRto());
       }
-      if (this.wantWritable && this.sndBuf !== null && this.sndBuf.length <= this.sendBufferSize >> 1) {
+      if (this.wantWritable && this.sndBuf !== null && this.sndBuf.length <= this.sendBufferSize >> 1 && this.wmemWritable(this.sndBuf)) {
         this.wantWritable = false;
         this.pendingEv |= EV_WRITABLE;
       }
@@ -2069,6 +2098,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     }
     if (plLen === 0 && !fin) return;
     const proto = this.proto;
+    // In order: no memory, no segment (Linux tcp_data_queue's TCPRcvQDrop); the sender resends.
+    if (plLen > 0 && seq === rcvNxt && !this.rmemAdmit(plLen)) return;
     if (plLen > 0) {
       this.dataSegsIn++;
       if (seg.plLen > this.rcvMss) this.rcvMss = Math.min(seg.plLen, this.advMss);
@@ -2106,7 +2137,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       proto.stats.oooSegs++;
       const ooo = (this.ooo ??= new OooQueue());
       if (plLen > 0) {
-        if (ooo.bytes + plLen > this.rcvBuf) {
+        if (ooo.bytes + plLen > this.rcvBuf || !this.rmemAdmit(plLen)) {
           proto.stats.oooDropped++;
         } else {
           const stored = ooo.insert(seq, seg.data.subarray(plOff, plOff + plLen), MAX_OOO_SEGMENTS);
@@ -2241,7 +2272,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (copied <= this.rcvSpace) return;
     this.rcvSpace = copied;
     const want = Math.min(this.rcvBufMax, 4 * copied);
-    if (want > this.rcvBuf) this.rcvBuf = want;
+    if (want > this.rcvBuf && !this.proto.memory.underPressure) this.rcvBuf = want;
   }
 
   /** @internal An ICMP error about a segment of this connection. */
@@ -2347,8 +2378,111 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     }
   }
 
+  // =====================================================================================
+  // Memory budget (the stack's tcp_mem, see memory.ts)
+  // =====================================================================================
+
+  /** Charge what the buffers hold now to the stack's budget (after every operation). */
+  private memSync(): void {
+    const sb = this.sndBuf;
+    const q = this.rcvQ;
+    const o = this.ooo;
+    const ooo = o === null ? 0 : o.bytes + o.count * RANGE_OVERHEAD;
+    const held = ooo + (sb === null ? 0 : sb.truesize + sb.rangeCount * RANGE_OVERHEAD) + (q === null ? 0 : q.bytes + q.count * RANGE_OVERHEAD);
+    if (held === this.memHeld && ooo === this.memOoo) return;
+    const m = this.proto.memory;
+    if (ooo !== this.memOoo) {
+      m.oooAllocated += ooo - this.memOoo;
+      if (ooo > 0) m.oooHolders.add(this);
+      else m.oooHolders.delete(this);
+      this.memOoo = ooo;
+    }
+    const d = held - this.memHeld;
+    this.memHeld = held;
+    m.charge(d);
+  }
+
+  /**
+   * Whether `n` more received bytes may be held: above the hard limit only while this connection
+   * holds less than rmemMin, after out-of-order queues (largest first) were pruned to make room.
+   */
+  private rmemAdmit(n: number): boolean {
+    this.memSync();
+    const p = this.proto;
+    const m = p.memory;
+    const need = n + RANGE_OVERHEAD;
+    const own = (this.rcvQ === null ? 0 : this.rcvQ.bytes) + (this.ooo === null ? 0 : this.ooo.bytes);
+    if (m.admits(need, own, p.rmemMin)) return true;
+    if (m.reclaim(need) > 0 && m.admits(need, (this.rcvQ === null ? 0 : this.rcvQ.bytes) + (this.ooo === null ? 0 : this.ooo.bytes), p.rmemMin)) {
+      return true;
+    }
+    p.stats.rcvMemDrops++;
+    return false;
+  }
+
+  /**
+   * How much of `want` bytes the memory budget lets this connection add to its send buffer: all of
+   * it below the hard limit; above it, what still fits in the block it already holds, or up to
+   * wmemMin when it holds nothing. A refusal lowers the send-buffer bound to half of what is
+   * queued (Linux sk_stream_moderate_sndbuf) until the pressure is over, so that 'writable'
+   * waits for the queue to drain.
+   */
+  private wmemRoom(want: number): number {
+    this.memSync();
+    const p = this.proto;
+    const m = p.memory;
+    const free = m.high - m.allocated - RANGE_OVERHEAD;
+    if (want <= free) return want;
+    const sb = this.sndBuf;
+    const own = sb === null ? 0 : sb.truesize;
+    const room = Math.max(free, own < p.wmemMin ? p.wmemMin - own : 0, sb === null ? 0 : sb.tailRoom, 0);
+    if (room >= want) return want;
+    p.stats.sndMemRefusals++;
+    this.sndBufCap = Math.max(p.wmemMin, Math.min(this.sendBufferSize, (sb === null ? 0 : sb.length) >> 1));
+    return room;
+  }
+
+  /**
+   * Whether 'writable' may be announced as far as the memory budget goes: below the hard limit,
+   * or once this connection's own queue is under wmemMin (Linux wakes writers from their own
+   * ACKs too; a write taken whole, as writeOwned's, must not push the stack past its limit).
+   */
+  private wmemWritable(sb: SendBuffer): boolean {
+    const m = this.proto.memory;
+    return m.allocated < m.high || sb.truesize < this.proto.wmemMin;
+  }
+
+  /** Under memory pressure: an autotuned receive buffer falls back to its default. */
+  private rcvPressure(): void {
+    const dflt = this.proto.rmemDefault;
+    if (!this.rcvBufLocked && this.rcvBuf > dflt) {
+      this.rcvBuf = Math.min(dflt, this.rcvBufMax);
+      this.rcvSpace = Math.min(this.rcvSpace, this.rcvBuf);
+    }
+  }
+
+  /** @internal Out-of-order bytes held (the budget prunes the largest holders first). */
+  get oooHeld(): number {
+    return this.memOoo;
+  }
+
+  /** @internal Drop out-of-order data from the highest sequence numbers down until `bytes` are freed. */
+  pruneOoo(bytes: number): number {
+    const o = this.ooo;
+    if (o === null) return 0;
+    let freed = 0;
+    let n = 0;
+    while (freed < bytes && o.count > 0) {
+      freed += o.popLast() + RANGE_OVERHEAD;
+      n++;
+    }
+    this.memSync();
+    return n;
+  }
+
   /** @internal Emit collected events (reentrancy-safe). */
   flushEvents(): void {
+    this.memSync();
     if (this.flushing) return;
     if (this.announce) {
       this.announce = false;

@@ -4,3 +4,4 @@ export { Cubic, Reno, CUBIC_BETA, CUBIC_C, createCongestionControl, type Congest
 export type { TcpState, TcpStats, TcpInfo, TcpEndpointOptions, CaState } from './types.js';
 export { SendBuffer, SendBlock, takeBlock, sendBlocksInUse, BLOCK_SIZE, RecvQueue, OooQueue, Scoreboard, type BufferLease } from './buffers.js';
 export { TcpForwarder, TcpForwardRequest, type TcpForwarderOptions, type TcpForwarderStats, type TcpForwardHandler } from './forwarder.js';
+export { TcpMemory, defaultTcpMemory, tcpMemoryFromHigh, RANGE_OVERHEAD, type TcpMemoryLimits, type MemoryHolder } from './memory.js';

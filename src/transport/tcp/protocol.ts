@@ -6,6 +6,7 @@
  * RFC 9293 3.10.7.1 resets. Also: ISNs (RFC 6528), timestamp offsets, the challenge-ACK rate
  * limit (RFC 5961 7), and the slab allocator segments are built in.
  */
+import { totalmem } from 'node:os';
 import { addrEqual } from '../../headers/address.js';
 import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../../headers/checksum.js';
 import {
@@ -29,6 +30,7 @@ import type { Scoreboard } from './buffers.js';
 import type { CongestionControlName } from './congestion.js';
 import { DUP_THRESH, TcpEndpoint } from './endpoint.js';
 import { keyedTupleHash, tupleHash } from './hash.js';
+import { TcpMemory, defaultTcpMemory } from './memory.js';
 import { Segment } from './segment.js';
 import { seqAdd, seqGt, seqLt } from './seq.js';
 import { newTcpStats, type TcpEndpointOptions, type TcpStats } from './types.js';
@@ -110,6 +112,18 @@ export class TcpProtocol implements TransportProtocol {
   /** Send buffer floor and autotuning bound (tcp_wmem[1], [2]). */
   wmemDefault = 262_144;
   wmemMax = 4_194_304;
+  /**
+   * What each connection may hold of receive and send memory even when the stack's budget is
+   * spent (tcp_rmem[0], tcp_wmem[0]): every connection can always make some progress.
+   */
+  rmemMin = 4096;
+  wmemMin = 4096;
+  /**
+   * The stack-wide memory budget of every TCP connection's buffers (tcp_mem, in bytes here):
+   * `memory.setLimits({ low, pressure, high })`; `allocated`, `underPressure`. Default: Linux's
+   * proportions of the machine's memory (high about 9%).
+   */
+  readonly memory: TcpMemory;
   timestamps = true;
   sack = true;
   windowScaling = true;
@@ -152,6 +166,7 @@ export class TcpProtocol implements TransportProtocol {
     this.tsKey = Uint32Array.of(r.u32(), r.u32());
     this.challengeBucket = new TokenBucket(stack.clock, this.challengeLimit, this.challengeLimit);
     this.writeParams = { protocol: IP_PROTO_TCP, ttl: stack.defaultTtl, tos: 0, dontFragment: true };
+    this.memory = new TcpMemory(defaultTcpMemory(totalmem()), this.stats);
   }
 
   /** Challenge ACKs allowed per second (RFC 5961 7, Linux tcp_challenge_ack_limit). */

@@ -95,6 +95,18 @@ export interface TcpStats {
   rstsAccepted: number;
   /** Segments dropped as unacceptable (out of window, bad ACK). */
   outOfWindow: number;
+  /** Bytes charged to the stack's TCP memory budget now (tcp_memory_allocated). */
+  memoryAllocated: number;
+  /** 1 while under memory pressure, else 0. */
+  memoryPressure: number;
+  /** Times memory pressure was entered (TCPMemoryPressures). */
+  memoryPressures: number;
+  /** Segments dropped on receive because the memory budget was spent (TCPRcvQDrop, OFO ones too). */
+  rcvMemDrops: number;
+  /** Writes shortened or refused because the memory budget was spent. */
+  sndMemRefusals: number;
+  /** Out-of-order segments dropped to reclaim memory (OfoPruned). */
+  ofoPruned: number;
 }
 
 export function newTcpStats(): TcpStats {
@@ -141,6 +153,12 @@ export function newTcpStats(): TcpStats {
     rstsIgnored: 0,
     rstsAccepted: 0,
     outOfWindow: 0,
+    memoryAllocated: 0,
+    memoryPressure: 0,
+    memoryPressures: 0,
+    rcvMemDrops: 0,
+    sndMemRefusals: 0,
+    ofoPruned: 0,
   };
 }
 
