@@ -43,7 +43,7 @@ export async function sandbox(args: string[], timeoutMs = 60_000): Promise<Run> 
 
 /** Sandbox namespaces that exist now. */
 export function namespaces(): string[] {
-  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith('tunstack-'));
+  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith('tunstack-')).map((l) => l.split(' ')[0]!);
 }
 
 /** The relay statistics a `-v` run printed at its end. */
