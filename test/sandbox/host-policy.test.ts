@@ -4,7 +4,8 @@
  */
 import type { NetworkInterfaceInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { ManualClock, Wire, parseMAC } from '../../src/index.js';
+import { ManualClock, Stack, Wire, parseIP, parseMAC } from '../../src/index.js';
+import { PingRelay } from '../../src/sandbox/icmp-relay.js';
 import { HostPolicy, embeddedIPv4, isLocalHostAddress } from '../../src/sandbox/host-policy.js';
 import { SandboxNetwork } from '../../src/sandbox/network.js';
 
@@ -132,6 +133,27 @@ describe('SandboxNetwork.mapDestination (what the TCP, UDP and ICMP relays relay
       expect(n.mapDestination(4, '198.18.200.200')).toBe('198.18.200.200');
     } finally {
       n.close();
+    }
+  });
+});
+
+describe('PingRelay without a map', () => {
+  it('never pings the host itself for the guest', () => {
+    const stack = new Stack({ clock: new ManualClock() });
+    const relay = new PingRelay(stack, { command: 'true' });
+    try {
+      for (const a of LOCAL) {
+        const dst = parseIP(a);
+        const v6 = dst.length === 16;
+        const datagram = new Uint8Array(v6 ? 48 : 28);
+        datagram[0] = v6 ? 0x60 : 0x45;
+        datagram.set(dst, v6 ? 24 : 16);
+        relay.handle({ family: v6 ? 6 : 4, datagram, icmpOffset: v6 ? 40 : 20 });
+      }
+      expect(relay.stats).toMatchObject({ requests: LOCAL.length, notRelayed: LOCAL.length });
+    } finally {
+      relay.close();
+      stack.close();
     }
   });
 });
