@@ -20,7 +20,8 @@ Traffic the guest addresses to the host itself is never relayed: 127.0.0.0/8, 0.
 only way to the host's loopback. The host's interface addresses stay reachable (as with
 slirp4netns) unless --disable-host-addresses.
 COMMAND runs in its own PID namespace and dies with tunstack, even when tunstack is killed
-with SIGKILL (a later sandbox then removes what such a tunstack left).
+with SIGKILL (needs util-linux setpriv and unshare 2.32+); a later sandbox reports and
+removes what such a tunstack left.
 
 Options:
   --mtu N                    link MTU, 1280..65520 (default 1500)
