@@ -90,6 +90,7 @@ export class HostPolicy {
   private readonly now: () => number;
   private cache: Set<string> | null = null;
   private readAt = 0;
+  private reads = 0;
 
   constructor(options: HostPolicyOptions = {}) {
     this.hostAddresses = options.hostAddresses ?? true;
@@ -110,6 +111,11 @@ export class HostPolicy {
     return this.ownAddresses().has(formatIP(embeddedIPv4(a) ?? a));
   }
 
+  /** Counts re-reads of the interface list: decisions cached under an older one are stale. */
+  get version(): number {
+    return this.reads;
+  }
+
   /** The host's interface addresses as last read (re-read when older than `refreshMs`). */
   ownAddresses(): Set<string> {
     const t = this.now();
@@ -121,6 +127,7 @@ export class HostPolicy {
         this.cache ??= new Set();
       }
       this.readAt = t;
+      this.reads++;
     }
     return this.cache;
   }

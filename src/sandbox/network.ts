@@ -32,7 +32,7 @@ import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import type { UdpProtocol } from '../transport/udp.js';
 import { DhcpServer } from './dhcp.js';
 import { DnsRelay, type Lookup } from './dns-relay.js';
-import { HostPolicy, embeddedIPv4 } from './host-policy.js';
+import { HostPolicy, embeddedIPv4, type HostPolicyOptions } from './host-policy.js';
 import { EchoInterceptEndpoint, PingRelay, pingRelayUnavailableReason } from './icmp-relay.js';
 import { TcpRelay } from './tcp-relay.js';
 import { UdpRelay } from './udp-relay.js';
@@ -85,6 +85,8 @@ export interface SandboxNetworkOptions {
    * service of this host. See HostPolicy.
    */
   hostAddresses?: boolean;
+  /** The host's interfaces for that check (default os.networkInterfaces; tests pass their own). */
+  hostInterfaces?: HostPolicyOptions['interfaces'];
   /** Write the guest link's packets to this pcap file. */
   pcap?: string;
   /** 'relay' through ping(8), 'gateway' only, or 'auto' (default: relay where allowed). */
@@ -129,6 +131,8 @@ export class SandboxNetwork {
   private readonly hostLoopback: boolean;
   /** Decides what is the host for every relay. */
   readonly hostPolicy: HostPolicy;
+  private readonly decided = new Map<string, string | null>();
+  private decidedVersion = -1;
   private closed = false;
 
   constructor(options: SandboxNetworkOptions) {
@@ -141,7 +145,7 @@ export class SandboxNetwork {
     const limits = options.limits ?? {};
     this.stack = new Stack({ ...(options.clock ? { clock: options.clock } : {}), ...(options.seed !== undefined ? { seed: options.seed } : {}) });
     const clock = this.stack.clock;
-    this.hostPolicy = new HostPolicy({ hostAddresses, now: () => clock.now() });
+    this.hostPolicy = new HostPolicy({ hostAddresses, now: () => clock.now(), ...(options.hostInterfaces ? { interfaces: options.hostInterfaces } : {}) });
     let link: LinkEndpoint = options.link;
     if (options.pcap !== undefined) link = new SnifferEndpoint(link, { path: options.pcap, clock: this.stack.clock });
     const icmpMode = options.icmp ?? 'auto';
@@ -216,6 +220,26 @@ export class SandboxNetwork {
    * else goes where it was sent.
    */
   mapDestination(family: 4 | 6, address: string): string | null {
+    // Asked per UDP datagram: decisions are remembered (at most 4096, under the interface list
+    // they were made with when the host's addresses count).
+    const policy = this.hostPolicy;
+    if (!policy.hostAddresses) {
+      policy.ownAddresses();
+      if (policy.version !== this.decidedVersion) {
+        this.decided.clear();
+        this.decidedVersion = policy.version;
+      }
+    }
+    let r = this.decided.get(address);
+    if (r === undefined) {
+      r = this.decide(family, address);
+      if (this.decided.size >= 4096) this.decided.clear();
+      this.decided.set(address, r);
+    }
+    return r;
+  }
+
+  private decide(family: 4 | 6, address: string): string | null {
     const d = SANDBOX_DEFAULTS;
     if (address === d.gateway4) return this.hostLoopback ? '127.0.0.1' : null;
     if (address === d.gateway6) return this.hostLoopback ? '::1' : null;

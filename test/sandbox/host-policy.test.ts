@@ -137,6 +137,25 @@ describe('SandboxNetwork.mapDestination (what the TCP, UDP and ICMP relays relay
   });
 });
 
+describe('SandboxNetwork with hostAddresses false', () => {
+  it('refuses an address the host gains once its interface list is re-read (1 s on the stack clock), despite remembered decisions', () => {
+    const clock = new ManualClock();
+    let list: NodeJS.Dict<NetworkInterfaceInfo[]> = { lo: [iface('127.0.0.1', '255.0.0.0', 'IPv4')] };
+    const wire = new Wire({ mtu: 1500, linkAddressA: parseMAC('52:55:0a:00:02:02') });
+    const n = new SandboxNetwork({ link: wire.a, icmp: 'gateway', dnsUpstream: [], clock, hostAddresses: false, hostInterfaces: () => list });
+    try {
+      expect(n.mapDestination(4, '198.18.9.9')).toBe('198.18.9.9');
+      list = { eth1: [iface('198.18.9.9', '255.255.255.255', 'IPv4'), iface('2001:db8::99', 'ffff:ffff:ffff:ffff::', 'IPv6')] };
+      clock.advance(999);
+      expect(n.mapDestination(4, '198.18.9.9')).toBe('198.18.9.9');
+      clock.advance(1);
+      expect([n.mapDestination(4, '198.18.9.9'), n.mapDestination(6, '2001:db8::99'), n.mapDestination(4, '198.18.9.8')]).toEqual([null, null, '198.18.9.8']);
+    } finally {
+      n.close();
+    }
+  });
+});
+
 describe('PingRelay without a map', () => {
   it('never pings the host itself for the guest', () => {
     const stack = new Stack({ clock: new ManualClock() });
