@@ -91,5 +91,6 @@ export * from './sim/index.js';
 export * from './replay/index.js';
 export { DhcpServer, type DhcpServerOptions } from './sandbox/dhcp.js';
 export { DnsRelay, type DnsRelayOptions } from './sandbox/dns-relay.js';
+export { HostPolicy, isLocalHostAddress, type HostPolicyOptions } from './sandbox/host-policy.js';
 export { SandboxNetwork, SANDBOX_DEFAULTS, type SandboxNetworkOptions, type PortForward, type SandboxLimits } from './sandbox/network.js';
 export { runSandbox, sandboxUnavailableReason, type SandboxRunOptions } from './sandbox/run.js';

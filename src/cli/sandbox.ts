@@ -15,11 +15,20 @@ The guest sees:
   DHCP       answers for 10.0.2.100.. (router, DNS, MTU, lease) for guests that ask
 Guest TCP and UDP to any other address are relayed through host sockets; ICMP echo is relayed
 through the host's ping(8) where this process may ping, else only the gateway answers.
+Traffic the guest addresses to the host itself is never relayed: 127.0.0.0/8, 0.0.0.0/8, ::1,
+:: and their IPv4-mapped/compatible forms (::ffff:127.0.0.1, ::127.0.0.1); the gateway is the
+only way to the host's loopback. The host's interface addresses stay reachable (as with
+slirp4netns) unless --disable-host-addresses.
+COMMAND runs in its own PID namespace and dies with tunstack, even when tunstack is killed
+with SIGKILL (needs util-linux setpriv and unshare 2.32+); a later sandbox reports and
+removes what such a tunstack left.
 
 Options:
   --mtu N                    link MTU, 1280..65520 (default 1500)
   --disable-ipv6             no IPv6 on the guest link
   --disable-host-loopback    refuse connections to the gateway (no access to host loopback)
+  --disable-host-addresses   also refuse the host's own interface addresses (the guest reaches
+                             no service of this host; implies --disable-host-loopback)
   -p, --publish [IP:]HOSTPORT:GUESTPORT[/tcp|/udp]
                              forward a host port into the guest (IP default 127.0.0.1;
                              the guest sees connections from 10.0.2.2); repeatable
@@ -43,6 +52,7 @@ export interface SandboxArgs {
   mtu: number;
   ipv6: boolean;
   hostLoopback: boolean;
+  hostAddresses: boolean;
   publish: PortForward[];
   pcap?: string;
   configure: boolean;
@@ -83,7 +93,7 @@ function bytesArg(name: string, v: string | undefined): number {
 
 /** Parse the command line (everything after "sandbox"). Throws Error with a message on bad input. */
 export function parseSandboxArgs(args: string[]): SandboxArgs {
-  const out: SandboxArgs = { command: [], mtu: 1500, ipv6: true, hostLoopback: true, publish: [], configure: true, icmp: 'auto', verbose: false, help: false };
+  const out: SandboxArgs = { command: [], mtu: 1500, ipv6: true, hostLoopback: true, hostAddresses: true, publish: [], configure: true, icmp: 'auto', verbose: false, help: false };
   let i = 0;
   for (; i < args.length; i++) {
     const a = args[i]!;
@@ -110,6 +120,10 @@ export function parseSandboxArgs(args: string[]): SandboxArgs {
         out.ipv6 = true;
         break;
       case '--disable-host-loopback':
+        out.hostLoopback = false;
+        break;
+      case '--disable-host-addresses':
+        out.hostAddresses = false;
         out.hostLoopback = false;
         break;
       case '-p':
@@ -181,6 +195,7 @@ export async function runSandboxCommand(args: string[]): Promise<number> {
       mtu: parsed.mtu,
       ipv6: parsed.ipv6,
       hostLoopback: parsed.hostLoopback,
+      hostAddresses: parsed.hostAddresses,
       publish: parsed.publish,
       configure: parsed.configure,
       icmp: parsed.icmp,

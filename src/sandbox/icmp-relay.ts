@@ -23,6 +23,7 @@ import type { NIC } from '../stack/nic.js';
 import type { PacketBuffer } from '../stack/packet.js';
 import type { Stack } from '../stack/stack.js';
 import type { RawSocket } from '../transport/raw.js';
+import { isLocalHostAddress } from './host-policy.js';
 
 /** An echo request taken from the inbound path: the whole IP datagram (a copy). */
 export interface EchoRequest {
@@ -116,7 +117,7 @@ export interface PingRelayOptions {
   waitSec?: number;
   /** ping(8) path (default 'ping'). */
   command?: string;
-  /** What to ping for a guest destination; null drops the request (default: the destination). */
+  /** What to ping for a guest destination; null drops the request (default: the destination, unless it is the local host). */
   map?: (family: 4 | 6, address: string) => string | null;
 }
 
@@ -157,7 +158,8 @@ export class PingRelay {
     }
     const d = req.datagram;
     const original = req.family === 4 ? formatIP(d.subarray(16, 20)) : formatIP(d.subarray(24, 40));
-    const dst = this.options.map ? this.options.map(req.family, original) : original;
+    // Without a map, the host itself is still never pinged on the guest's behalf (HostPolicy).
+    const dst = this.options.map ? this.options.map(req.family, original) : isLocalHostAddress(original) ? null : original;
     if (dst === null) {
       this.stats.notRelayed++;
       return;

@@ -8,7 +8,9 @@
  * - The NIC is promiscuous and spoofing: a guest connection to any address is terminated here and
  *   relayed to a host socket (TcpRelay, UdpRelay); answers leave from the address the guest used.
  * - The gateway address stands for the host's loopback (127.0.0.1 / ::1) unless
- *   `hostLoopback: false` (slirp4netns --disable-host-loopback), when it refuses.
+ *   `hostLoopback: false` (slirp4netns --disable-host-loopback), when it refuses. Guest traffic
+ *   addressed to the host itself (loopback and unspecified addresses in any form; with
+ *   `hostAddresses: false` also the host's interface addresses) is never relayed (HostPolicy).
  * - DHCP (DhcpServer) hands out the guest address, router, DNS, MTU and a lease; IPv6 router
  *   advertisements (tunstack's router mode) announce fd00::/64, the MTU and the DNS server.
  * - ICMP echo to foreign addresses is relayed through the host's ping(8) where it may ping, else
@@ -19,7 +21,7 @@ import '../defaults.js';
 import { createServer, isIP, type Server } from 'node:net';
 import { totalmem } from 'node:os';
 import { TunstackError } from '../errors.js';
-import { parseIP } from '../headers/address.js';
+import { parseIP, tryParseIPv4, tryParseIPv6 } from '../headers/address.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
 import type { LinkEndpoint } from '../link/endpoint.js';
 import { SnifferEndpoint } from '../link/sniffer.js';
@@ -33,6 +35,7 @@ import type { TcpStats } from '../transport/tcp/types.js';
 import type { UdpProtocol } from '../transport/udp.js';
 import { DhcpServer } from './dhcp.js';
 import { DnsRelay, type Lookup } from './dns-relay.js';
+import { HostPolicy, embeddedIPv4, type HostPolicyOptions } from './host-policy.js';
 import { EchoInterceptEndpoint, PingRelay, pingRelayUnavailableReason } from './icmp-relay.js';
 import { TcpRelay } from './tcp-relay.js';
 import { UdpRelay } from './udp-relay.js';
@@ -102,6 +105,14 @@ export interface SandboxNetworkOptions {
   ipv6?: boolean;
   /** Connections to the gateway reach the host's loopback (default true). */
   hostLoopback?: boolean;
+  /**
+   * Guest traffic to the host's own interface addresses is relayed (default true, as
+   * slirp4netns). False refuses them too (and implies hostLoopback false): the guest reaches no
+   * service of this host. See HostPolicy.
+   */
+  hostAddresses?: boolean;
+  /** The host's interfaces for that check (default os.networkInterfaces; tests pass their own). */
+  hostInterfaces?: HostPolicyOptions['interfaces'];
   /** Write the guest link's packets to this pcap file. */
   pcap?: string;
   /** 'relay' through ping(8), 'gateway' only, or 'auto' (default: relay where allowed). */
@@ -146,6 +157,10 @@ export class SandboxNetwork {
   private readonly intercept: EchoInterceptEndpoint;
   private readonly servers: Server[] = [];
   private readonly hostLoopback: boolean;
+  /** Decides what is the host for every relay. */
+  readonly hostPolicy: HostPolicy;
+  private readonly decided = new Map<string, string | null>();
+  private decidedVersion = -1;
   private closed = false;
 
   constructor(options: SandboxNetworkOptions) {
@@ -153,10 +168,13 @@ export class SandboxNetwork {
     const mtu = options.mtu ?? d.mtu;
     if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65520) throw new TunstackError('EINVAL', `MTU ${mtu} outside 1280..65520`);
     this.mtu = mtu;
-    this.hostLoopback = options.hostLoopback ?? true;
+    const hostAddresses = options.hostAddresses ?? true;
+    this.hostLoopback = (options.hostLoopback ?? true) && hostAddresses;
     const limits = options.limits ?? {};
     this.stack = new Stack({ ...(options.clock ? { clock: options.clock } : {}), ...(options.seed !== undefined ? { seed: options.seed } : {}) });
     this.stack.requireTransport<TcpProtocol>(6).memory.setLimits(tcpMemoryFromHigh(limits.tcpMemory ?? sandboxTcpMemory(totalmem())));
+    const clock = this.stack.clock;
+    this.hostPolicy = new HostPolicy({ hostAddresses, now: () => clock.now(), ...(options.hostInterfaces ? { interfaces: options.hostInterfaces } : {}) });
     let link: LinkEndpoint = options.link;
     if (options.pcap !== undefined) link = new SnifferEndpoint(link, { path: options.pcap, clock: this.stack.clock });
     const icmpMode = options.icmp ?? 'auto';
@@ -221,23 +239,47 @@ export class SandboxNetwork {
   }
 
   /**
-   * Where traffic the guest sends to `address` goes on the host, or null when it is not relayed:
-   * the gateway is the host's loopback (unless that is turned off); the DNS address, the rest of
-   * the guest's subnet and loopback addresses are not relayed; anything else goes where it was
-   * sent.
+   * Where traffic the guest sends to `address` goes on the host, or null when it is not relayed.
+   * The TCP, UDP and ICMP relays all ask this. The gateway is the host's loopback (unless
+   * hostLoopback is off); the host itself (HostPolicy: loopback and unspecified addresses in
+   * every IPv4/IPv6/mapped/compatible form, and the host's interface addresses when
+   * hostAddresses is off) is never relayed; nor are the DNS address, the rest of the guest's
+   * subnet, IPv4 multicast and broadcast, IPv6 link-local, multicast and fd00::/16, and IPv6
+   * addresses standing for IPv4 ones (mapped or compatible, never valid on the wire). Anything
+   * else goes where it was sent.
    */
   mapDestination(family: 4 | 6, address: string): string | null {
+    // Asked per UDP datagram: decisions are remembered (at most 4096, under the interface list
+    // they were made with when the host's addresses count).
+    const policy = this.hostPolicy;
+    if (!policy.hostAddresses) {
+      policy.ownAddresses();
+      if (policy.version !== this.decidedVersion) {
+        this.decided.clear();
+        this.decidedVersion = policy.version;
+      }
+    }
+    let r = this.decided.get(address);
+    if (r === undefined) {
+      r = this.decide(family, address);
+      if (this.decided.size >= 4096) this.decided.clear();
+      this.decided.set(address, r);
+    }
+    return r;
+  }
+
+  private decide(family: 4 | 6, address: string): string | null {
     const d = SANDBOX_DEFAULTS;
     if (address === d.gateway4) return this.hostLoopback ? '127.0.0.1' : null;
     if (address === d.gateway6) return this.hostLoopback ? '::1' : null;
+    const a = family === 4 ? tryParseIPv4(address) : tryParseIPv6(address);
+    if (a === null || this.hostPolicy.isHost(a)) return null;
     if (family === 4) {
-      if (address.startsWith('10.0.2.') || address.startsWith('127.') || address.startsWith('0.')) return null;
+      if ((a[0] === 10 && a[1] === 0 && a[2] === 2) || a[0]! >= 224) return null;
       return address;
     }
-    const a = parseIP(address);
-    if (a.length !== 16) return null;
-    const isLoop = a.every((b, i) => b === (i === 15 ? 1 : 0));
-    if (isLoop || (a[0] === 0xfe && (a[1]! & 0xc0) === 0x80) || a[0] === 0xff || (a[0] === 0xfd && a[1] === 0)) return null;
+    if (embeddedIPv4(a) !== null) return null;
+    if ((a[0] === 0xfe && (a[1]! & 0xc0) === 0x80) || a[0] === 0xff || (a[0] === 0xfd && a[1] === 0)) return null;
     return address;
   }
 

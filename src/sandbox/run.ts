@@ -9,22 +9,26 @@
  *      side into the namespace as eth0: the fd stays with this process.
  *   3. Configure eth0 inside: 10.0.2.100/24, fd00::100/64, MTU, up, default routes via the
  *      gateway (unless `configure: false`, when the guest must ask DHCP / listen for RAs).
- *   4. Run the command with `ip netns exec`, stdio inherited; SIGINT/SIGTERM/SIGHUP/SIGQUIT are
- *      passed on to it (a second one kills it).
+ *   4. Run the command with `ip netns exec`, stdio inherited, in its own PID namespace whose init
+ *      dies with this process (guest-process.ts), so the command and everything it started end
+ *      with tunstack even when tunstack is killed with SIGKILL; SIGINT/SIGTERM/SIGHUP/SIGQUIT are
+ *      passed on to the command (a second one kills it).
  *   5. When it exits (or crashes, or this process is told to stop), clean up: processes left in
  *      the namespace are killed, the relays closed, the TAP closed (the kernel removes it), the
  *      namespace deleted, /etc/netns/<name> removed. The command's exit status is returned
  *      (128 + signal number when a signal ended it). A tunstack killed with SIGKILL cannot clean
- *      up: its TAP goes with its fd, and the next sandbox removes the namespace it left.
+ *      up: its TAP goes with its fd, its guest dies with it (PID namespace), and the next sandbox
+ *      reports and removes the namespace it left, killing anything still running there.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { TunstackError } from '../errors.js';
 import { HostTap } from '../host/tap.js';
 import { nativeUnavailableReason } from '../host/native.js';
 import { FdEndpoint } from '../link/fd.js';
 import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR } from '../tundev/constants.js';
+import { guestCommandPids, guestLauncher, killNamespaceProcesses } from './guest-process.js';
 import { SANDBOX_DEFAULTS, SandboxNetwork, type PortForward, type SandboxNetworkOptions } from './network.js';
 
 export interface SandboxRunOptions extends Omit<SandboxNetworkOptions, 'link'> {
@@ -59,27 +63,49 @@ export function sandboxUnavailableReason(): string {
 
 let counter = 0;
 
+/** Whether process `pid` exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+export interface StaleSandbox {
+  /** The namespace name, `tunstack-<pid>-<n>`. */
+  name: string;
+  /** Processes that were still running in it (killed). */
+  processes: number;
+}
+
 /**
- * Namespaces (and /etc/netns entries) of sandboxes whose tunstack process is gone (killed with
- * SIGKILL, so it could not clean up): `tunstack-<pid>-<n>` with no process <pid>. Returns their names.
+ * Sandboxes whose tunstack process is gone (killed with SIGKILL, so it could not clean up):
+ * namespaces `tunstack-<pid>-<n>` with no process <pid>. Processes still running in them are
+ * killed, the namespaces and their /etc/netns entries removed (also /etc/netns entries whose
+ * namespace is already gone). Returns what was found.
  */
-export function removeStaleSandboxes(): string[] {
+export function removeStaleSandboxes(): StaleSandbox[] {
   const out = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
-  const removed: string[] = [];
+  const removed: StaleSandbox[] = [];
   for (const line of out.split('\n')) {
     const m = /^(tunstack-(\d+)-\d+)\b/.exec(line);
-    if (!m) continue;
-    const pid = Number(m[2]);
-    let alive = true;
-    try {
-      process.kill(pid, 0);
-    } catch (e) {
-      alive = (e as NodeJS.ErrnoException).code !== 'ESRCH';
-    }
-    if (alive) continue;
+    if (!m || alive(Number(m[2]))) continue;
+    const processes = killNamespaceProcesses(m[1]!);
     spawnSync('ip', ['netns', 'del', m[1]!]);
     rmSync(`/etc/netns/${m[1]!}`, { recursive: true, force: true });
-    removed.push(m[1]!);
+    removed.push({ name: m[1]!, processes });
+  }
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/etc/netns');
+  } catch {
+    /* none */
+  }
+  for (const e of entries) {
+    const m = /^tunstack-(\d+)-\d+$/.exec(e);
+    if (m && !alive(Number(m[1])) && !existsSync(`/run/netns/${e}`)) rmSync(`/etc/netns/${e}`, { recursive: true, force: true });
   }
   return removed;
 }
@@ -102,7 +128,10 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
     if (options.verbose) process.stderr.write(`tunstack sandbox: ${m}\n`);
   };
 
-  for (const n of removeStaleSandboxes()) log(`removed ${n}, left by a tunstack that was killed`);
+  // Always reported: a killed tunstack left these, and what ran in them is killed now.
+  for (const st of removeStaleSandboxes()) {
+    process.stderr.write(`tunstack sandbox: removed ${st.name}, left by a tunstack that was killed${st.processes > 0 ? `; killed ${st.processes} process(es) still running in it` : ''}\n`);
+  }
 
   let network: SandboxNetwork | null = null;
   let tap: HostTap | null = null;
@@ -113,17 +142,8 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
     if (cleaned) return;
     cleaned = true;
     if (child !== null && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    if (nsMade) {
-      // Whatever the command left running in the namespace goes with it.
-      const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout ?? '';
-      for (const p of pids.split(/\s+/).filter((x) => /^\d+$/.test(x))) {
-        try {
-          process.kill(Number(p), 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-    }
+    // Whatever the command left running in the namespace goes with it.
+    if (nsMade) killNamespaceProcesses(ns);
     try {
       network?.close();
     } catch {
@@ -176,15 +196,31 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   const handlers = new Map<NodeJS.Signals, () => void>();
   let told = 0;
   try {
+    const launcher = guestLauncher();
+    if (launcher.note !== '') log(launcher.note);
     const status = await new Promise<number>((resolve) => {
-      const c = spawn('ip', ['netns', 'exec', ns, ...options.command], { stdio: options.stdio ?? 'inherit' });
+      const c = spawn('ip', ['netns', 'exec', ns, ...launcher.prefix, ...options.command], { stdio: options.stdio ?? 'inherit' });
       child = c;
       options.onSpawn?.(c);
       for (const sig of signals) {
         const h = (): void => {
           told++;
           log(`${sig}: passing it on${told > 1 ? ' (again: SIGKILL)' : ''}`);
-          if (c.exitCode === null && c.signalCode === null) c.kill(told > 1 ? 'SIGKILL' : sig);
+          if (c.exitCode !== null || c.signalCode !== null) return;
+          // Under the launcher the command is its init's child; before it has started (or on a
+          // second signal) the launcher is killed, which takes the whole PID namespace.
+          const targets = launcher.prefix.length > 0 && told === 1 && c.pid !== undefined ? guestCommandPids(c.pid) : [];
+          if (targets.length === 0) {
+            c.kill(told > 1 || launcher.prefix.length > 0 ? 'SIGKILL' : sig);
+            return;
+          }
+          for (const pid of targets) {
+            try {
+              process.kill(pid, sig);
+            } catch {
+              /* gone meanwhile */
+            }
+          }
         };
         handlers.set(sig, h);
         process.on(sig, h);

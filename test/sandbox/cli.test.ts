@@ -30,6 +30,8 @@ describe('tunstack sandbox arguments', () => {
     expect(parseSandboxArgs(['sh', '-c', 'true']).command).toEqual(['sh', '-c', 'true']);
     expect(parseSandboxArgs(['--no-configure', '--icmp', 'gateway', '--', 'x'])).toMatchObject({ configure: false, icmp: 'gateway' });
     expect(parseSandboxArgs(['--udp-idle-timeout', '5', '--max-udp-flows', '10', 'x'])).toMatchObject({ udpIdleMs: 5000, maxUdpFlows: 10 });
+    expect(parseSandboxArgs(['x'])).toMatchObject({ hostLoopback: true, hostAddresses: true });
+    expect(parseSandboxArgs(['--disable-host-addresses', 'x'])).toMatchObject({ hostLoopback: false, hostAddresses: false });
   });
 
   it('rejects bad input with a reason', () => {
@@ -45,6 +47,7 @@ describe('tunstack sandbox arguments', () => {
     const h = cli(['sandbox', '--help']);
     expect(h.code).toBe(0);
     expect(h.stdout).toBe(SANDBOX_HELP);
+    expect(h.stdout).toMatch(/--disable-host-addresses/);
     const top = cli(['--help']);
     expect(top.stdout).toMatch(/sandbox\s+run a command/);
     const e = cli(['sandbox']);
