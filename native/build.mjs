@@ -1,16 +1,21 @@
 #!/usr/bin/env node
 /**
  * Builds tunstack's optional native host bridge (native/tunstack.c) with node-gyp. Run by
- * `npm install` / `npm ci` (the package's "install" script) and by hand (`node native/build.mjs`).
+ * `npm install` / `npm ci` (the package's "install" script), by `npm rebuild tunstack`, and by hand
+ * (`node native/build.mjs`).
  *
- * It never fails the install: when the addon cannot be built (not Linux, no compiler, no Node
- * headers, node-gyp missing) it prints why and exits 0. tunstack works without it; only the host
- * API (HostTap, FdEndpoint) then throws ENOSYS. Set TUNSTACK_SKIP_NATIVE=1 to skip the build.
+ * A package from the registry ships prebuilt addons for linux-x64 and linux-arm64 (prebuilds/,
+ * made at pack time by native/prebuild.mjs; the addon uses only Node-API, so one build serves
+ * every Node version). When the one for this machine loads, nothing is compiled (set
+ * TUNSTACK_BUILD_FROM_SOURCE=1 to compile anyway). It never fails the install: when the addon can
+ * be neither loaded nor built it prints why and exits 0; only the host API (HostTap, FdEndpoint)
+ * then throws ENOSYS. Set TUNSTACK_SKIP_NATIVE=1 to skip it all.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { prebuiltPath, runGyp } from './gyp.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, 'build', 'Release', 'tunstack.node');
@@ -23,39 +28,21 @@ function skip(why) {
 if (process.env.TUNSTACK_SKIP_NATIVE === '1') skip('TUNSTACK_SKIP_NATIVE=1');
 if (process.platform !== 'linux') skip(`${process.platform} is not Linux`);
 
-/** node-gyp: the one npm runs scripts with, else the one bundled with npm, else on PATH. */
-function findNodeGyp() {
-  const candidates = [];
-  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
-  if (process.env.npm_execpath) {
-    candidates.push(resolve(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+const prebuilt = prebuiltPath(join(here, '..'));
+if (process.env.TUNSTACK_BUILD_FROM_SOURCE !== '1' && existsSync(prebuilt)) {
+  // Load it in a child: a prebuilt that does not fit (another libc) must not end this script.
+  const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(prebuilt)})`], { encoding: 'utf8', timeout: 30_000 });
+  if (probe.status === 0) {
+    console.log(`tunstack: using the prebuilt native host bridge for ${process.platform}-${process.arch}`);
+    process.exit(0);
   }
-  const prefix = resolve(dirname(process.execPath), '..');
-  candidates.push(join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
-  candidates.push(join(prefix, 'lib', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
-  for (const c of candidates) if (existsSync(c)) return [process.execPath, c];
-  const which = spawnSync('sh', ['-c', 'command -v node-gyp'], { encoding: 'utf8' });
-  if (which.status === 0 && which.stdout.trim() !== '') return [which.stdout.trim()];
-  return null;
-}
-
-const gyp = findNodeGyp();
-if (gyp === null) skip('node-gyp not found');
-
-const args = [...gyp.slice(1), 'rebuild'];
-// Build against the headers of the running Node when they are installed beside it (no download).
-if (!process.env.npm_config_nodedir) {
-  const prefix = resolve(dirname(process.execPath), '..');
-  if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+  console.log(`tunstack: the prebuilt native host bridge does not load here (${(probe.stderr || '').trim().split('\n')[0]}); compiling`);
 }
 
 const started = Date.now();
-const r = spawnSync(gyp[0], args, { cwd: here, encoding: 'utf8', timeout: 300_000, env: process.env });
-if (r.status !== 0 || !existsSync(out)) {
-  const text = `${r.stdout ?? ''}\n${r.stderr ?? ''}\n${r.error?.message ?? ''}`.trim().split('\n');
-  const tail = text.filter((l) => /error:|Error:|not found|No such file|ENOENT/.test(l) && !/ stack at /.test(l)).slice(0, 8);
-  console.log('tunstack: building the native host bridge failed:');
-  for (const l of (tail.length > 0 ? tail : text.slice(-8))) console.log(`  ${l}`);
-  skip(`node-gyp exited with ${r.status ?? r.signal ?? r.error?.code}`);
+const failed = runGyp(here);
+if (failed !== null) {
+  console.log(`tunstack: building the native host bridge failed:\n  ${failed}`);
+  skip('no compiler, headers or node-gyp');
 }
 console.log(`tunstack: native host bridge built (${out}, ${((Date.now() - started) / 1000).toFixed(1)} s)`);

@@ -85,9 +85,14 @@ function packageRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 }
 
-/** Where the built addon is looked for. */
+/** Where an addon built from source is looked for (first). */
 export function nativeAddonPath(): string {
   return join(packageRoot(), 'native', 'build', 'Release', 'tunstack.node');
+}
+
+/** Where the prebuilt addon for this platform and CPU is looked for (when none was built). */
+export function prebuiltAddonPath(): string {
+  return join(packageRoot(), 'prebuilds', `${process.platform}-${process.arch}`, 'tunstack.node');
 }
 
 function load(): void {
@@ -100,9 +105,13 @@ function load(): void {
     reason = `the native host bridge needs Linux (this is ${process.platform})`;
     return;
   }
-  const path = nativeAddonPath();
+  const built = nativeAddonPath();
+  const prebuilt = prebuiltAddonPath();
+  const path = existsSync(built) ? built : prebuilt;
   if (!existsSync(path)) {
-    reason = `the native host bridge is not built (${path} missing; run \`node native/build.mjs\`)`;
+    reason =
+      `the native host bridge is not available: no prebuilt one for ${process.platform}-${process.arch} and none built ` +
+      '(in a project that uses tunstack: `npm rebuild tunstack --foreground-scripts`; in a tunstack checkout: `node native/build.mjs`)';
     return;
   }
   try {
