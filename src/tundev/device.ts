@@ -646,7 +646,10 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
     if (ep !== null && q !== null) {
       const i = q.readers.indexOf(this);
       if (i >= 0) q.readers.splice(i, 1);
+      // The queue goes with its last file (Linux tun_detach purges it): a persistent interface
+      // hands nothing stale to its next opener.
       if (ep.multiQueue) ep.removeQueue(q);
+      else if (q.readers.length === 0) q.purge();
       ep.decRef();
     }
     this.emit('close');

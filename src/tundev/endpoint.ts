@@ -88,7 +88,8 @@ export interface TunEndpointStats {
   txBytes: number;
   /** Outbound packets dropped: queue full. */
   txQueueFull: number;
-  /** Outbound packets dropped: no queue in the rotation (all detached), or the endpoint closed. */
+  /** Outbound packets dropped: no queue in the rotation (all detached, or no file attached to a
+   * persistent interface), or the endpoint closed. */
   txNoQueue: number;
   /** Packets written by the devices and handed to the NIC, and their bytes. */
   rxPackets: number;
@@ -318,7 +319,12 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
   private pickQueue(pkt: PacketBuffer): TunQueue | null {
     const n = this.active.length;
     if (n === 0 || this.dead) return null;
-    if (n === 1) return this.active[0]!;
+    if (n === 1) {
+      const q = this.active[0]!;
+      // Linux (tun_net_xmit): with no file attached (a persistent interface nobody has open) the
+      // packet is dropped, not kept for the next opener.
+      return q.readers.length === 0 ? null : q;
+    }
     const h = flowHash(pkt.data, pkt.start, pkt.end, this.isTap, this.hashSeed);
     // Linux's reciprocal_scale: the high bits of hash * n.
     return this.active[Math.floor((h * n) / 4294967296)]!;
