@@ -25,7 +25,7 @@ import {
   TUN_F_USO4,
   TUN_F_USO6,
 } from '../tundev/constants.js';
-import type { IfReq } from '../tundev/device.js';
+import { truncateIfName, type IfReq } from '../tundev/device.js';
 import { check, errnoToError, requireNative, type NativeBinding, type PollerHandle } from './native.js';
 
 /**
@@ -184,17 +184,16 @@ export class HostTap extends EventEmitter<HostTapEvents> {
   // ---------------------------------------------------------------- TUNSETIFF and ioctls
 
   /**
-   * TUNSETIFF. The name must fit IFNAMSIZ - 1 bytes (EINVAL); '' or a '%d' pattern lets the kernel
-   * choose. Returns the kernel's ifreq (chosen name, flags).
+   * TUNSETIFF. A name longer than IFNAMSIZ - 1 bytes is cut to that, as the kernel reads only the
+   * 16-byte buffer (as the virtual device does); '' or a '%d' pattern lets the kernel choose.
+   * Returns the kernel's ifreq (chosen name, flags as given).
    */
   setIff(req: IfReq): IfReq {
     this.assertOpen('ioctl');
     if (req === null || typeof req !== 'object') throw new TunstackError('EFAULT', 'TUNSETIFF needs an ifreq', 'ioctl');
-    const name = req.name ?? '';
-    if (typeof name !== 'string') throw new TunstackError('EFAULT', 'interface name must be a string', 'ioctl');
-    if (encoder.encode(name).length > IFNAMSIZ - 1) {
-      throw new TunstackError('EINVAL', `interface name ${JSON.stringify(name)} longer than ${IFNAMSIZ - 1} bytes`, 'ioctl');
-    }
+    const raw = req.name ?? '';
+    if (typeof raw !== 'string') throw new TunstackError('EFAULT', 'interface name must be a string', 'ioctl');
+    const name = truncateIfName(raw);
     if (typeof req.flags !== 'number' || !Number.isInteger(req.flags) || req.flags < -0x8000 || req.flags > 0xffff) {
       throw new TunstackError('EINVAL', 'flags must be a 16-bit integer', 'ioctl');
     }

@@ -6,7 +6,6 @@ import { PacketBuffer } from '../stack/packet.js';
 import { validateName, type Stack } from '../stack/stack.js';
 import { PI_LENGTH, TUN_PKT_STRIP } from '../headers/tunpi.js';
 import {
-  VIRTIO_NET_HDR_F_DATA_VALID,
   VIRTIO_NET_HDR_GSO_NONE,
   VIRTIO_NET_HDR_GSO_UDP,
   VIRTIO_NET_HDR_LENGTH,
@@ -17,6 +16,10 @@ import {
   IFF_ATTACH_QUEUE,
   IFF_DETACH_QUEUE,
   IFF_MULTI_QUEUE,
+  IFF_NAPI,
+  IFF_NAPI_FRAGS,
+  IFF_NOFILTER,
+  IFF_NO_CARRIER,
   IFF_NO_PI,
   IFF_PERSIST,
   IFF_SETIFF_MASK,
@@ -67,9 +70,21 @@ export interface IfReq {
   flags: number;
 }
 
+/** Options of `stack.openTun()`. */
+export interface TunOpenOptions {
+  /**
+   * Let this open attach to a single-queue interface that another open already has, sharing its
+   * one queue (gVisor's behaviour). Off by default: Linux answers EBUSY, which daemons use to
+   * detect a second instance, and a shared queue silently splits the traffic between readers.
+   */
+  shareQueue?: boolean;
+}
+
 export interface TunDeviceEvents {
   /** A packet was queued for this open (fired once per packet). */
   readable: [];
+  /** Something was accepted but changed, as Linux does silently (a name cut to 15 bytes). */
+  warning: [message: string];
   /** The device was closed. */
   close: [];
   /** The device lost its interface (removed from the stack) or its queue was detached. */
@@ -94,9 +109,12 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   private readonly vnet = new VirtioNetHeader(new Uint8Array(0));
   private readonly segments: PacketBuffer[] = [];
 
-  constructor(stack: Stack) {
+  private readonly shareQueue: boolean;
+
+  constructor(stack: Stack, options: TunOpenOptions = {}) {
     super();
     this.stack = stack;
+    this.shareQueue = options.shareQueue === true;
   }
 
   // ---------------------------------------------------------------- state
@@ -147,33 +165,40 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   // ---------------------------------------------------------------- TUNSETIFF
 
   /**
-   * TUNSETIFF: attach to the interface `name` (creating it when there is none). Returns the
-   * resulting ifreq (the name chosen for `%d` / empty names). Errors: EBADF closed; EINVAL
-   * already attached, bad flags, bad name, TUN/TAP or multi-queue mismatch with the existing
-   * interface; EEXIST the name exists and IFF_TUN_EXCL was given; EOPNOTSUPP the name belongs to
-   * a NIC that is not a tun interface; E2BIG 256 queues already.
+   * TUNSETIFF: attach to the interface `name` (creating it, down, when there is none). Returns the
+   * ifreq as Linux hands it back: the interface's name and the flags as given. Flags as Linux:
+   * IFF_TUN wins over IFF_TAP, bits outside TUN_FEATURES are ignored, IFF_NAPI_FRAGS needs
+   * IFF_NAPI and TAP, IFF_NO_CARRIER leaves the carrier off. A name longer than 15 bytes is cut
+   * (a 'warning' event says so). Errors: EBADF closed; EEXIST already attached; EINVAL neither
+   * TUN nor TAP, bad name or `%` pattern, the name is not a tun interface of that type, or the
+   * multi-queue flag differs from the interface's; EBUSY the name exists and IFF_TUN_EXCL was
+   * given, or a single-queue interface already has a file (unless `shareQueue`); E2BIG 256 queues.
    */
   setIff(req: IfReq): IfReq {
     this.assertOpen('ioctl');
-    if (this.ep !== null) throw err('EINVAL', 'device already attached (one TUNSETIFF per open)', 'ioctl');
+    if (this.ep !== null) throw err('EEXIST', 'device already attached (one TUNSETIFF per open)', 'ioctl');
     if (req === null || typeof req !== 'object') throw err('EFAULT', 'TUNSETIFF needs an ifreq', 'ioctl');
-    const flags = checkSetIffFlags(req.flags);
-    const tap = (flags & IFF_TAP) !== 0;
+    const input = checkSetIffFlags(req.flags);
+    const type = (input & IFF_TUN) !== 0 ? IFF_TUN : IFF_TAP;
+    const tap = type === IFF_TAP;
+    const flags = type | (input & IFF_SETIFF_MASK);
     const mq = (flags & IFF_MULTI_QUEUE) !== 0;
-    const name = req.name ?? '';
-    if (typeof name !== 'string') throw err('EFAULT', 'interface name must be a string', 'ioctl');
-    if (encoder.encode(name).length > IFNAMSIZ - 1) {
-      throw err('EINVAL', `interface name ${JSON.stringify(name)} longer than ${IFNAMSIZ - 1} bytes`, 'ioctl');
-    }
+    const raw = req.name ?? '';
+    if (typeof raw !== 'string') throw err('EFAULT', 'interface name must be a string', 'ioctl');
+    const name = truncateIfName(raw);
+    if (name !== raw) this.emit('warning', `interface name ${JSON.stringify(raw)} cut to ${IFNAMSIZ - 1} bytes: ${JSON.stringify(name)}`);
     let ep: TunEndpoint;
     const existing = name === '' ? undefined : this.stack.nic(name);
     if (existing !== undefined) {
-      if ((flags & IFF_TUN_EXCL) !== 0) throw err('EEXIST', `interface ${name} exists (IFF_TUN_EXCL)`, 'ioctl');
+      if ((input & IFF_TUN_EXCL) !== 0) throw err('EBUSY', `interface ${name} exists (IFF_TUN_EXCL)`, 'ioctl');
       const found = existing.kind === 'tun' ? TunEndpoint.forNIC(existing) : undefined;
-      if (found === undefined || found.isDead) throw err('EOPNOTSUPP', `${name} is not a tun/tap interface`, 'ioctl');
+      if (found === undefined || found.isDead) throw err('EINVAL', `${name} is not a tun/tap interface`, 'ioctl');
       if (found.isTap !== tap) throw err('EINVAL', `${name} is a ${found.isTap ? 'TAP' : 'TUN'} interface`, 'ioctl');
       if (found.multiQueue !== mq) {
         throw err('EINVAL', `${name} is ${found.multiQueue ? '' : 'not '}a multi-queue interface`, 'ioctl');
+      }
+      if (!mq && !this.shareQueue && found.sharedQueue.readers.length > 0) {
+        throw err('EBUSY', `${name} is a single-queue interface already attached to a file`, 'ioctl');
       }
       if (mq && found.queueCount >= MAX_TAP_QUEUES) throw err('E2BIG', `${name} has ${MAX_TAP_QUEUES} queues`, 'ioctl');
       ep = found;
@@ -182,7 +207,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
       ep = new TunEndpoint(this.stack, { tap, multiQueue: mq, ...(tap ? { mac: randomMac(this.stack) } : {}) });
       let nic: NIC;
       try {
-        nic = this.stack.createNIC({ name: ifname, endpoint: tap ? new EthernetEndpoint(ep) : ep, kind: 'tun' });
+        nic = this.stack.createNIC({ name: ifname, endpoint: tap ? new EthernetEndpoint(ep) : ep, kind: 'tun', enabled: false });
       } catch (e) {
         if (e instanceof TunstackError) throw err(e.code, e.message, 'ioctl');
         throw e;
@@ -190,7 +215,8 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
       ep.bind(nic);
     }
     this.attachTo(ep, flags);
-    return { name: ep.nic!.name, flags: this.ifreqFlags() };
+    if ((input & IFF_NO_CARRIER) === 0) ep.carrier = true;
+    return { name: ep.nic!.name, flags: input };
   }
 
   /** `pattern` with its `%d` replaced by the first free index (Linux dev_alloc_name). */
@@ -227,13 +253,14 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
     q.readers.push(this);
     this.ep = ep;
     this.q = q;
-    this._flags = flags & ~IFF_TUN_EXCL;
+    this._flags = flags;
     this.detachedQueue = false;
   }
 
-  /** Flags as TUNGETIFF reports them: this open's, plus IFF_PERSIST. */
+  /** Flags as TUNGETIFF reports them: this open's, IFF_PERSIST, IFF_DETACH_QUEUE, and always
+   * IFF_NOFILTER (which Linux sets in every answer; it is IFF_NO_PI's bit). */
   private ifreqFlags(): number {
-    return this._flags | (this.ep?.persistent ? IFF_PERSIST : 0);
+    return this._flags | IFF_NOFILTER | (this.ep?.persistent ? IFF_PERSIST : 0) | (this.detachedQueue ? IFF_DETACH_QUEUE : 0);
   }
 
   // ---------------------------------------------------------------- ioctl
@@ -241,8 +268,8 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   /**
    * The tun ioctls by their Linux request numbers. TUNSETIFF/TUNSETQUEUE take an IfReq,
    * TUNSETPERSIST/OWNER/GROUP/OFFLOAD/VNETHDRSZ a number; TUNGETIFF returns an IfReq,
-   * TUNGETFEATURES/TUNGETVNETHDRSZ a number, the setters 0. Unknown request: ENOTTY.
-   * Before TUNSETIFF every request but TUNSETIFF and TUNGETFEATURES fails with EBADFD.
+   * TUNGETFEATURES/TUNGETVNETHDRSZ a number, the setters 0. Unknown request: EINVAL (EBADFD
+   * before TUNSETIFF, as every request but TUNSETIFF, TUNGETFEATURES and TUNSETQUEUE).
    */
   ioctl(request: typeof TUNSETIFF | typeof TUNGETIFF, arg?: IfReq): IfReq;
   ioctl(request: typeof TUNGETFEATURES | typeof TUNGETVNETHDRSZ): number;
@@ -281,7 +308,9 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
         return 0;
       }
       default:
-        throw err('ENOTTY', `unknown tun ioctl 0x${(request >>> 0).toString(16)}`, 'ioctl');
+        // Linux: requests other than the few above need an attached file first.
+        this.requireEndpoint('ioctl');
+        throw err('EINVAL', `unknown tun ioctl 0x${(request >>> 0).toString(16)}`, 'ioctl');
     }
   }
 
@@ -443,22 +472,24 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
    * Inject one packet into the stack, as write(2) on the tun fd: [packet information][virtio_net_hdr]
    * [IP packet (TUN) | Ethernet frame (TAP)]. Returns the bytes consumed (all of them).
    *
-   * Errors: EBADF closed; EBADFD not attached (or queue detached); EINVAL empty write, or (as
-   * Linux, counted in rxFrameErrors) shorter than the packet information / vnet header /
-   * Ethernet header, an IP version other than 4 or 6 on a TUN without packet information, a
-   * vnet header that does not fit the packet; EIO interface down; EMSGSIZE longer than MTU plus
-   * headers (GSO writes: a 64 KiB IP packet).
+   * Errors: EBADF closed; EBADFD not attached; EINVAL empty write, or (as Linux, counted in
+   * rxFrameErrors) shorter than the packet information / vnet header / Ethernet header, an IP
+   * version other than 4 or 6 on a TUN without packet information, a vnet header that does not
+   * fit the packet (checked before the interface state, as Linux); EIO interface down; EMSGSIZE
+   * a GSO write above 64 KiB. Packets longer than the MTU are accepted (as Linux; the stack deals
+   * with them as with any received packet), a TUN packet whose packet information names
+   * protocol 0 is accepted and dropped (no handler, as Linux), and a write on a queue detached
+   * by TUNSETQUEUE still goes in.
    *
    * The protocol is the packet information's, else (TAP) the EtherType (which always wins on
    * TAP, as Linux), else the IP version nibble. The bytes are copied: the buffer may be reused.
    */
   write(bytes: Uint8Array): number {
     this.assertOpen('write');
-    const ep = this.requireAttached('write');
+    const ep = this.requireEndpoint('write');
     const nic = ep.nic!;
     const total = bytes.length;
     if (total === 0) throw err('EINVAL', 'empty write', 'write');
-    if (!nic.enabled) throw err('EIO', `${nic.name} is down`, 'write');
     const flags = this._flags;
     let off = 0;
     let protocol = 0;
@@ -478,18 +509,21 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
     if (ep.isTap) {
       if (frameLen < 14) return this.frameError(ep, 'shorter than an Ethernet header');
       protocol = (bytes[off + 12]! << 8) | bytes[off + 13]!;
-    } else if (frameLen === 0) {
-      return this.frameError(ep, 'no packet after the headers');
     } else if ((flags & IFF_NO_PI) !== 0) {
-      const v = bytes[off]! >>> 4;
+      const v = frameLen === 0 ? 0 : bytes[off]! >>> 4;
       if (v === 4) protocol = 0x0800;
       else if (v === 6) protocol = 0x86dd;
       else return this.frameError(ep, `IP version ${v}`);
     }
+    if (!nic.enabled) throw err('EIO', `${nic.name} is down`, 'write');
     const gso = vh === null ? VIRTIO_NET_HDR_GSO_NONE : vh.gsoProtocol;
-    const limit = gso === VIRTIO_NET_HDR_GSO_NONE ? nic.mtu : 65535;
-    if (frameLen - l2 > limit) {
-      throw err('EMSGSIZE', `packet of ${frameLen - l2} bytes exceeds ${gso === VIRTIO_NET_HDR_GSO_NONE ? `MTU ${limit}` : 'the GSO limit'}`, 'write');
+    if (gso !== VIRTIO_NET_HDR_GSO_NONE && frameLen - l2 > 65535) {
+      throw err('EMSGSIZE', `GSO packet of ${frameLen - l2} bytes exceeds 64 KiB`, 'write');
+    }
+    if (protocol === 0 || frameLen - l2 === 0) {
+      // No protocol handler (PI protocol 0) or nothing after the headers: accepted and dropped.
+      ep.stats.rxDropped++;
+      return total;
     }
     if (vh !== null) {
       // As Linux: with NEEDS_CSUM, hdr_len covers at least the checksum field; it must fit the
@@ -590,13 +624,8 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
       o += PI_LENGTH;
     }
     if (vnet) {
+      // As Linux: the stack's packets are complete (checksums done, no GSO), flags 0.
       buf.fill(0, o, o + this.vnetSize);
-      // Packets the stack built with their TCP/UDP checksum complete: tell the reader it need
-      // not verify (as a NIC that checked it would). Fragments and forwarded packets: 0.
-      const tp = pkt.transportProtocol;
-      if ((tp === 6 || tp === 17) && !pkt.checksumOffload && pkt.networkHeaderStart >= 0) {
-        buf[o] = VIRTIO_NET_HDR_F_DATA_VALID;
-      }
       o += this.vnetSize;
     }
     buf.set(d.subarray(start, start + copyLen), o);
@@ -606,14 +635,17 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   // ---------------------------------------------------------------- readiness
 
   /**
-   * The subset of `mask` (EventMask.Readable | Writable) that is ready: writable whenever
-   * attached, readable while this open's queue holds a packet. EventMask.Error is reported
-   * (whatever the mask, as POLLERR) when not attached or closed.
+   * The subset of `mask` (EventMask.Readable | Writable) that is ready: writable while the
+   * interface is up (a write would not fail with EIO; a detached queue too), readable while this
+   * open's queue holds a packet. EventMask.Error is reported (whatever the mask, as POLLERR) when
+   * not attached or closed.
    */
   readiness(mask: number): number {
-    if (this._closed || this.ep === null || this.detachedQueue) return EventMask.Error;
-    let r = mask & EventMask.Writable;
-    if ((mask & EventMask.Readable) !== 0 && this.q!.length > 0) r |= EventMask.Readable;
+    const ep = this.ep;
+    if (this._closed || ep === null) return EventMask.Error;
+    let r = 0;
+    if ((mask & EventMask.Writable) !== 0 && ep.nic!.enabled) r |= EventMask.Writable;
+    if ((mask & EventMask.Readable) !== 0 && !this.detachedQueue && this.q!.length > 0) r |= EventMask.Readable;
     return r;
   }
 
@@ -650,6 +682,8 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
       // hands nothing stale to its next opener.
       if (ep.multiQueue) ep.removeQueue(q);
       else if (q.readers.length === 0) q.purge();
+      // Linux: the carrier goes off with the last file (and back on with the next TUNSETIFF).
+      if (ep.queueCount === 0 || (!ep.multiQueue && q.readers.length === 0)) ep.carrier = false;
       ep.decRef();
     }
     this.emit('close');
@@ -668,14 +702,10 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
     return this.ep;
   }
 
-  private requireAttached(syscall: string): TunEndpoint {
-    const ep = this.requireEndpoint(syscall);
-    if (this.detachedQueue) throw err('EBADFD', 'queue detached (TUNSETQUEUE)', syscall);
-    return ep;
-  }
-
+  /** The queue to read; a queue detached by TUNSETQUEUE has nothing to read (EAGAIN, as Linux). */
   private requireQueue(syscall: string): TunQueue {
-    this.requireAttached(syscall);
+    this.requireEndpoint(syscall);
+    if (this.detachedQueue) throw err('EAGAIN', 'queue detached (TUNSETQUEUE)', syscall);
     return this.q!;
   }
 }
@@ -687,17 +717,31 @@ function ipProtocol(pkt: PacketBuffer): number {
   return v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
 }
 
+/** The 16-bit ifr_flags, checked as Linux's tun_set_iff does; unknown bits pass (ignored later). */
 function checkSetIffFlags(raw: unknown): number {
   if (typeof raw !== 'number' || !Number.isInteger(raw)) throw err('EINVAL', 'flags must be an integer', 'ioctl');
   // ifr_flags is a C short: accept -32768..65535 and read it as 16 bits.
   if (raw < -0x8000 || raw > 0xffff) throw err('EINVAL', `flags 0x${raw.toString(16)} out of range`, 'ioctl');
   const flags = raw & 0xffff;
-  if ((flags & ~IFF_SETIFF_MASK) !== 0) {
-    throw err('EINVAL', `unsupported flags 0x${(flags & ~IFF_SETIFF_MASK).toString(16)}`, 'ioctl');
+  if ((flags & (IFF_TUN | IFF_TAP)) === 0) throw err('EINVAL', 'one of IFF_TUN and IFF_TAP', 'ioctl');
+  if ((flags & IFF_NAPI_FRAGS) !== 0 && ((flags & IFF_NAPI) === 0 || (flags & IFF_TUN) !== 0)) {
+    throw err('EINVAL', 'IFF_NAPI_FRAGS needs IFF_NAPI on a TAP', 'ioctl');
   }
-  const type = flags & (IFF_TUN | IFF_TAP);
-  if (type !== IFF_TUN && type !== IFF_TAP) throw err('EINVAL', 'exactly one of IFF_TUN and IFF_TAP', 'ioctl');
   return flags;
+}
+
+/**
+ * An interface name as Linux keeps it from a TUNSETIFF: at most IFNAMSIZ - 1 bytes of UTF-8 (the
+ * kernel cuts the 16-byte buffer; here the cut falls between characters).
+ */
+export function truncateIfName(name: string): string {
+  if (encoder.encode(name).length <= IFNAMSIZ - 1) return name;
+  let out = '';
+  for (const ch of name) {
+    if (encoder.encode(out + ch).length > IFNAMSIZ - 1) break;
+    out += ch;
+  }
+  return out;
 }
 
 function checkId(id: number, what: string): number {

@@ -4,7 +4,7 @@ import { Ring, Trampoline, type DeliveryTarget } from '../link/queue.js';
 import type { NIC } from '../stack/nic.js';
 import type { PacketBuffer } from '../stack/packet.js';
 import type { Stack } from '../stack/stack.js';
-import { TUN_DEFAULT_MTU, TUN_MAX_MTU, TUN_MIN_MTU, TUN_QUEUE_LENGTH } from './constants.js';
+import { TAP_MAX_MTU, TUN_DEFAULT_MTU, TUN_MAX_MTU, TUN_MIN_MTU, TUN_QUEUE_LENGTH } from './constants.js';
 
 /**
  * The link side of the virtual tun device: the endpoint of the NIC that a TUNSETIFF creates.
@@ -88,6 +88,8 @@ export interface TunEndpointStats {
   txBytes: number;
   /** Outbound packets dropped: queue full. */
   txQueueFull: number;
+  /** Outbound packets dropped: carrier off (TUNSETCARRIER 0, IFF_NO_CARRIER, no file attached). */
+  txNoCarrier: number;
   /** Outbound packets dropped: no queue in the rotation (all detached, or no file attached to a
    * persistent interface), or the endpoint closed. */
   txNoQueue: number;
@@ -126,6 +128,7 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
     txPackets: 0,
     txBytes: 0,
     txQueueFull: 0,
+    txNoCarrier: 0,
     txNoQueue: 0,
     rxPackets: 0,
     rxBytes: 0,
@@ -138,6 +141,12 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
   group = -1;
   /** TUNSETOFFLOAD flags as accepted. */
   offload = 0;
+  /**
+   * Carrier (netif_carrier_on/off): on when a file attaches (unless IFF_NO_CARRIER), off with the
+   * last file or TUNSETCARRIER 0. While off the stack's packets are dropped (txNoCarrier), as the
+   * kernel stops transmitting; writes still go in.
+   */
+  carrier = false;
   private _mtu: number;
   private mac: Uint8Array;
   private dispatcher: NetworkDispatcher | null = null;
@@ -172,10 +181,11 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
     return this._mtu;
   }
 
-  /** Change the MTU (68..65535; SIOCSIFMTU). */
+  /** Change the MTU (SIOCSIFMTU: 68..65535 for TUN, 68..65521 for TAP, as Linux). */
   setMTU(mtu: number): void {
-    if (!Number.isInteger(mtu) || mtu < TUN_MIN_MTU || mtu > TUN_MAX_MTU) {
-      throw new TunstackError('EINVAL', `MTU ${mtu} outside ${TUN_MIN_MTU}..${TUN_MAX_MTU}`);
+    const max = this.isTap ? TAP_MAX_MTU : TUN_MAX_MTU;
+    if (!Number.isInteger(mtu) || mtu < TUN_MIN_MTU || mtu > max) {
+      throw new TunstackError('EINVAL', `MTU ${mtu} outside ${TUN_MIN_MTU}..${max}`);
     }
     this._mtu = mtu;
   }
@@ -202,6 +212,10 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
     let accepted = 0;
     for (let i = 0; i < pkts.length; i++) {
       const pkt = pkts[i]!;
+      if (!this.carrier) {
+        st.txNoCarrier++;
+        continue;
+      }
       const q = this.pickQueue(pkt);
       if (q === null) {
         st.txNoQueue++;
