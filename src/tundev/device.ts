@@ -69,6 +69,7 @@ import {
   TUN_F_USO6,
 } from './constants.js';
 import { checkBpfProgram, type BpfInstruction } from './bpf.js';
+import { packetsOf, readAsyncFrom, type ReadAsyncOptions, type TunFile, type TunWaitable } from './file.js';
 import { TapTxFilter, TunEndpoint, TunQueue, type TunQueueReader } from './endpoint.js';
 import { completePartialChecksum, segmentGso } from './gso.js';
 
@@ -134,7 +135,7 @@ function err(code: ErrnoCode, message: string, syscall?: string): TunstackError 
   return new TunstackError(code, message, syscall);
 }
 
-export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueueReader {
+export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueueReader, TunFile {
   readonly stack: Stack;
   private ep: TunEndpoint | null = null;
   private q: TunQueue | null = null;
@@ -738,6 +739,19 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
     }
     buf.set(d.subarray(start, start + copyLen), o);
     return o + copyLen - off;
+  }
+
+  /**
+   * The next packet, waiting for one ('readable'); rejects with EBADF when the device closes,
+   * EBADFD when its interface goes, or the signal's reason. Packets wait in the queue meanwhile.
+   */
+  readAsync(options?: ReadAsyncOptions): Promise<Uint8Array> {
+    return readAsyncFrom(this as unknown as TunWaitable, options);
+  }
+
+  /** `for await (const pkt of tun)`: one read per step, ending when the device closes. */
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return packetsOf(this as unknown as TunWaitable & TunDevice);
   }
 
   // ---------------------------------------------------------------- readiness

@@ -23,3 +23,4 @@ export {
 } from './endpoint.js';
 export { completePartialChecksum, segmentGso } from './gso.js';
 export { checkBpfProgram, runBpf, type BpfInstruction, type BpfPacketInfo } from './bpf.js';
+export { packetsOf, readAsyncFrom, type ReadAsyncOptions, type TunFile } from './file.js';
