@@ -497,8 +497,8 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
 
   /**
    * TUNSETQUEUE: IFF_DETACH_QUEUE takes this open's queue out of the rotation (queued packets are
-   * discarded; reads and writes fail with EBADFD until re-attached), IFF_ATTACH_QUEUE puts it
-   * back. EINVAL: not a multi-queue interface, already in that state, or neither flag.
+   * discarded; as Linux, reads find nothing (EAGAIN), writes still go in and TUNGETIFF shows
+   * IFF_DETACH_QUEUE), IFF_ATTACH_QUEUE puts it back. EINVAL: not a multi-queue interface, already in that state, or neither flag.
    */
   setQueue(flags: number): void {
     this.assertOpen('ioctl');

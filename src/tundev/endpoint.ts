@@ -15,7 +15,7 @@ import { ARPHRD_ETHER, ARPHRD_NONE, TAP_MAX_MTU, TUN_DEFAULT_MTU, TUN_DEFAULT_SN
  *   device's MAC as link address); what is queued and injected here are whole Ethernet frames.
  *
  * Outbound packets (the stack transmitting on the NIC) go to bounded queues that the open devices
- * read: one queue shared by every open of a single-queue interface (as gVisor), one queue per open
+ * read: the one queue of a single-queue interface (one open, or several with `shareQueue`), one queue per open
  * of an IFF_MULTI_QUEUE interface, picked by a flow hash over the queues in the rotation.
  * Inbound packets (device writes) are handed to the NIC through a shared trampoline, so that a
  * 'readable' listener writing back from inside a delivery does not recurse.
