@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   ARPHRD_ETHER,
@@ -183,6 +184,33 @@ describe('classic BPF checker (Linux bpf_check_classic)', () => {
     ];
     expect(errno(() => checkBpfProgram(oneSide))).toBe('EINVAL');
     expect(checkBpfProgram([{ code: 0x02, jt: 0, jf: 0, k: 3 }, ...oneSide.slice(0)]).length).toBe(5);
+  });
+
+  it('fast-check: any instructions are checked or refused with an errno, and a checked program runs to a uint32 on any bytes', () => {
+    const codes = [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x0c, 0x14, 0x15, 0x16, 0x1d, 0x20, 0x24, 0x25, 0x28, 0x2d, 0x30, 0x34, 0x35, 0x3c, 0x40, 0x44, 0x45, 0x48, 0x4d, 0x50, 0x54, 0x5c, 0x60, 0x61, 0x64, 0x6c, 0x74, 0x7c, 0x80, 0x81, 0x84, 0x87, 0x94, 0x9c, 0xa4, 0xac, 0xb1];
+    const insn = fc.record({
+      code: fc.oneof(fc.constantFrom(...codes), fc.integer({ min: 0, max: 0xffff })),
+      jt: fc.integer({ min: 0, max: 4 }),
+      jf: fc.integer({ min: 0, max: 4 }),
+      k: fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 0xffffffff }), fc.constantFrom(0xfffff000, 0xfffff004, 0xfff00000, 0xffe00000)),
+    });
+    let ran = 0;
+    fc.assert(
+      fc.property(fc.array(insn, { minLength: 0, maxLength: 12 }), fc.uint8Array({ maxLength: 80 }), (prog, bytes) => {
+        let checked: BpfInstruction[];
+        try {
+          checked = checkBpfProgram([...prog, { code: 0x16, jt: 0, jf: 0, k: 0 }]);
+        } catch (e) {
+          expect(['EINVAL', 'EFAULT']).toContain((e as { code?: string }).code);
+          return;
+        }
+        const r = runBpf(checked, bytes, 0, bytes.length, info, () => 1);
+        expect(Number.isInteger(r) && r >= 0 && r <= 0xffffffff).toBe(true);
+        ran++;
+      }),
+      { numRuns: 3000, seed: 12 },
+    );
+    expect(ran).toBeGreaterThan(100);
   });
 
   it('runs loads out of the packet, division by a zero X and ancillary loads as Linux', () => {
