@@ -244,7 +244,13 @@ static napi_value t_ioctl(napi_env env, napi_callback_info info) {
       r = ioctl(fd, req, (unsigned long)(uint32_t)arg);
       return num(env, r < 0 ? -errno : 0);
     case TUNSETVNETHDRSZ:
-    case TUNSETSNDBUF: {
+    case TUNSETSNDBUF:
+    case TUNSETCARRIER:
+    case TUNSETVNETLE:
+    case TUNSETVNETBE:
+    case TUNSETIFINDEX:
+    case TUNSETSTEERINGEBPF:
+    case TUNSETFILTEREBPF: {
       int v = arg;
       r = ioctl(fd, req, &v);
       return num(env, r < 0 ? -errno : 0);
@@ -255,7 +261,9 @@ static napi_value t_ioctl(napi_env env, napi_callback_info info) {
       return num(env, r < 0 ? -errno : (double)v);
     }
     case TUNGETVNETHDRSZ:
-    case TUNGETSNDBUF: {
+    case TUNGETSNDBUF:
+    case TUNGETVNETLE:
+    case TUNGETVNETBE: {
       int v = 0;
       r = ioctl(fd, req, &v);
       return num(env, r < 0 ? -errno : (double)v);
@@ -272,22 +280,6 @@ static napi_value t_ioctl(napi_env env, napi_callback_info info) {
     case TUNSETLINK:
       r = ioctl(fd, req, (unsigned long)(uint32_t)arg);
       return num(env, r < 0 ? -errno : 0);
-    case TUNSETCARRIER:
-    case TUNSETVNETLE:
-    case TUNSETVNETBE:
-    case TUNSETIFINDEX:
-    case TUNSETSTEERINGEBPF:
-    case TUNSETFILTEREBPF: {
-      int v = arg;
-      r = ioctl(fd, req, &v);
-      return num(env, r < 0 ? -errno : 0);
-    }
-    case TUNGETVNETLE:
-    case TUNGETVNETBE: {
-      int v = 0;
-      r = ioctl(fd, req, &v);
-      return num(env, r < 0 ? -errno : (double)v);
-    }
     default: {
       unsigned nr = _IOC_NR(req);
       /* Known requests that take structures (filters, TUNGETDEVNETNS's new fd) stay refused. */
