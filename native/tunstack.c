@@ -191,10 +191,35 @@ static napi_value t_getiff(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* Linux 4.8..5.2 tun requests, for older headers. */
+#ifndef TUNSETVNETLE
+#define TUNSETVNETLE _IOW('T', 220, int)
+#define TUNGETVNETLE _IOR('T', 221, int)
+#endif
+#ifndef TUNSETVNETBE
+#define TUNSETVNETBE _IOW('T', 222, int)
+#define TUNGETVNETBE _IOR('T', 223, int)
+#endif
+#ifndef TUNSETSTEERINGEBPF
+#define TUNSETSTEERINGEBPF _IOR('T', 224, int)
+#endif
+#ifndef TUNSETFILTEREBPF
+#define TUNSETFILTEREBPF _IOR('T', 225, int)
+#endif
+#ifndef TUNSETCARRIER
+#define TUNSETCARRIER _IOW('T', 226, int)
+#endif
+#ifndef TUNSETIFINDEX
+#define TUNSETIFINDEX _IOW('T', 218, unsigned int)
+#endif
+
 /*
  * tunIoctl(fd, request, arg) -> value | -errno, for the tun requests that take or return one
  * integer. Requests that pass the integer by value, by pointer, or inside an ifreq are told apart
- * here; any other request number is refused with -ENOTTY (no arbitrary pointers from JS).
+ * here. A 'T' request number not known here (above TUNGETDEVNETNS, or a gap) goes to the kernel
+ * with a zeroed scratch buffer of its encoded size (at most 64 bytes), so the kernel's own answer
+ * to an unknown request (EBADFD / EINVAL) comes back; any other number is refused with -ENOTTY
+ * (no arbitrary pointers from JS).
  */
 static napi_value t_ioctl(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -219,7 +244,13 @@ static napi_value t_ioctl(napi_env env, napi_callback_info info) {
       r = ioctl(fd, req, (unsigned long)(uint32_t)arg);
       return num(env, r < 0 ? -errno : 0);
     case TUNSETVNETHDRSZ:
-    case TUNSETSNDBUF: {
+    case TUNSETSNDBUF:
+    case TUNSETCARRIER:
+    case TUNSETVNETLE:
+    case TUNSETVNETBE:
+    case TUNSETIFINDEX:
+    case TUNSETSTEERINGEBPF:
+    case TUNSETFILTEREBPF: {
       int v = arg;
       r = ioctl(fd, req, &v);
       return num(env, r < 0 ? -errno : 0);
@@ -230,7 +261,9 @@ static napi_value t_ioctl(napi_env env, napi_callback_info info) {
       return num(env, r < 0 ? -errno : (double)v);
     }
     case TUNGETVNETHDRSZ:
-    case TUNGETSNDBUF: {
+    case TUNGETSNDBUF:
+    case TUNGETVNETLE:
+    case TUNGETVNETBE: {
       int v = 0;
       r = ioctl(fd, req, &v);
       return num(env, r < 0 ? -errno : (double)v);
@@ -242,8 +275,21 @@ static napi_value t_ioctl(napi_env env, napi_callback_info info) {
       r = ioctl(fd, req, &ifr);
       return num(env, r < 0 ? -errno : 0);
     }
-    default:
-      return num(env, -ENOTTY);
+    case TUNSETNOCSUM:
+    case TUNSETDEBUG:
+    case TUNSETLINK:
+      r = ioctl(fd, req, (unsigned long)(uint32_t)arg);
+      return num(env, r < 0 ? -errno : 0);
+    default: {
+      unsigned nr = _IOC_NR(req);
+      /* Known requests that take structures (filters, TUNGETDEVNETNS's new fd) stay refused. */
+      int known = nr >= 200 && nr <= 227;
+      if (_IOC_TYPE(req) != 'T' || known || _IOC_SIZE(req) > 64) return num(env, -ENOTTY);
+      unsigned char scratch[64];
+      memset(scratch, 0, sizeof scratch);
+      r = ioctl(fd, req, scratch);
+      return num(env, r < 0 ? -errno : r);
+    }
   }
 }
 

@@ -15,4 +15,4 @@ import { tcpFactory } from './transport/tcp/protocol.js';
 setDefaultProtocols([ipv4Factory(), arpFactory(), ipv6Factory()], [udpFactory(), tcpFactory(), pingFactory(4), pingFactory(6)]);
 setRawFactories(rawFactories);
 import './adapters/index.js';
-setTunFactory((stack) => new TunDevice(stack));
+setTunFactory((stack, options) => new TunDevice(stack, options));

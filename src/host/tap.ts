@@ -25,7 +25,8 @@ import {
   TUN_F_USO4,
   TUN_F_USO6,
 } from '../tundev/constants.js';
-import type { IfReq } from '../tundev/device.js';
+import { truncateIfName, type IfReq, type TunIoctlArg, type TunIoctlResult } from '../tundev/device.js';
+import { packetsOf, readAsyncFrom, type ReadAsyncOptions, type TunFile, type TunWaitable } from '../tundev/file.js';
 import { check, errnoToError, requireNative, type NativeBinding, type PollerHandle } from './native.js';
 
 /**
@@ -100,7 +101,7 @@ const MAX_FRAME = 65535 + 18 + 4 + 24;
 
 const encoder = new TextEncoder();
 
-export class HostTap extends EventEmitter<HostTapEvents> {
+export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
   /** The file descriptor (-1 once closed). */
   fd: number;
   private readonly n: NativeBinding;
@@ -184,17 +185,16 @@ export class HostTap extends EventEmitter<HostTapEvents> {
   // ---------------------------------------------------------------- TUNSETIFF and ioctls
 
   /**
-   * TUNSETIFF. The name must fit IFNAMSIZ - 1 bytes (EINVAL); '' or a '%d' pattern lets the kernel
-   * choose. Returns the kernel's ifreq (chosen name, flags).
+   * TUNSETIFF. A name longer than IFNAMSIZ - 1 bytes is cut to that, as the kernel reads only the
+   * 16-byte buffer (as the virtual device does); '' or a '%d' pattern lets the kernel choose.
+   * Returns the kernel's ifreq (chosen name, flags as given).
    */
   setIff(req: IfReq): IfReq {
     this.assertOpen('ioctl');
     if (req === null || typeof req !== 'object') throw new TunstackError('EFAULT', 'TUNSETIFF needs an ifreq', 'ioctl');
-    const name = req.name ?? '';
-    if (typeof name !== 'string') throw new TunstackError('EFAULT', 'interface name must be a string', 'ioctl');
-    if (encoder.encode(name).length > IFNAMSIZ - 1) {
-      throw new TunstackError('EINVAL', `interface name ${JSON.stringify(name)} longer than ${IFNAMSIZ - 1} bytes`, 'ioctl');
-    }
+    const raw = req.name ?? '';
+    if (typeof raw !== 'string') throw new TunstackError('EFAULT', 'interface name must be a string', 'ioctl');
+    const name = truncateIfName(raw);
     if (typeof req.flags !== 'number' || !Number.isInteger(req.flags) || req.flags < -0x8000 || req.flags > 0xffff) {
       throw new TunstackError('EINVAL', 'flags must be a 16-bit integer', 'ioctl');
     }
@@ -211,20 +211,20 @@ export class HostTap extends EventEmitter<HostTapEvents> {
    */
   ioctl(request: typeof TUNSETIFF | typeof TUNGETIFF, arg?: IfReq): IfReq;
   ioctl(request: typeof TUNGETFEATURES | typeof TUNGETVNETHDRSZ): number;
-  ioctl(request: number, arg?: number | IfReq): number | IfReq;
-  ioctl(request: number, arg?: number | IfReq): number | IfReq {
+  ioctl(request: number, arg?: TunIoctlArg): TunIoctlResult;
+  ioctl(request: number, arg?: TunIoctlArg): TunIoctlResult {
     this.assertOpen('ioctl');
     switch (request) {
       case TUNSETIFF:
-        if (arg === undefined || typeof arg !== 'object' || arg === null) throw new TunstackError('EFAULT', 'TUNSETIFF takes an ifreq', 'ioctl');
-        return this.setIff(arg);
+        if (arg === undefined || typeof arg !== 'object' || arg === null || Array.isArray(arg)) throw new TunstackError('EFAULT', 'TUNSETIFF takes an ifreq', 'ioctl');
+        return this.setIff(arg as IfReq);
       case TUNGETIFF: {
         const r = this.n.getIff(this.fd);
         if (typeof r === 'number') throw errnoToError(r, 'TUNGETIFF', 'ioctl');
         return { name: r[0], flags: r[1] };
       }
       case TUNSETQUEUE: {
-        const f = typeof arg === 'number' ? arg : arg !== undefined && arg !== null ? arg.flags : NaN;
+        const f = typeof arg === 'number' ? arg : arg !== undefined && arg !== null && 'flags' in arg && typeof arg.flags === 'number' ? arg.flags : NaN;
         this.setQueue(f);
         return 0;
       }
@@ -449,6 +449,16 @@ export class HostTap extends EventEmitter<HostTapEvents> {
     const s = this.scratch ?? (this.scratch = new Uint8Array(MAX_FRAME));
     const n = check(this.n.read(this.fd, s, 0, size), 'read', 'read');
     return s.slice(0, n);
+  }
+
+  /** The next packet, waiting for one (level-triggered 'readable'); rejects with EBADF at close. */
+  readAsync(options?: ReadAsyncOptions): Promise<Uint8Array> {
+    return readAsyncFrom(this as unknown as TunWaitable, options);
+  }
+
+  /** `for await (const pkt of tap)`: one read per step, ending when the file closes. */
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return packetsOf(this as unknown as TunWaitable & HostTap);
   }
 
   /** `read` into a caller's buffer at `off` (at most buf.length - off bytes); returns the count. */
@@ -685,7 +695,7 @@ export class HostTap extends EventEmitter<HostTapEvents> {
   }
 }
 
-function numberArg(arg: number | IfReq | undefined): number {
+function numberArg(arg: TunIoctlArg | undefined): number {
   if (typeof arg !== 'number') throw new TunstackError('EFAULT', 'this ioctl takes a number', 'ioctl');
   return arg;
 }

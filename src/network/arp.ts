@@ -73,11 +73,8 @@ export class ArpProtocol implements NetworkProtocol, LinkAddressResolver {
     const spa = h.senderProtocolOffset;
     const sha = h.senderHardwareOffset;
     const tpa = h.targetProtocolOffset;
-    // A sender hardware address that is broadcast/multicast is bogus.
-    if ((data[sha]! & 1) !== 0) {
-      this.stats.malformed++;
-      return;
-    }
+    // A sender hardware address with the multicast bit is taken as it is, as Linux's arp_process
+    // does (peers such as gVisor's test links use bb:bb:bb:bb:bb:bb).
     const isRequest = h.op === ARP_OP_REQUEST;
     if (isRequest) this.stats.requestsReceived++;
     else if (h.op === ARP_OP_REPLY) this.stats.repliesReceived++;

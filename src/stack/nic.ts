@@ -3,7 +3,7 @@ import { TunstackError } from '../errors.js';
 import { addrEqual, formatIP, parseCIDR, prefixMatch } from '../headers/address.js';
 import { LinkCapability, type LinkEndpoint, type NetworkDispatcher } from '../link/endpoint.js';
 import { NeighborCache, type NeighborConfig, type NeighborProber } from './neighbor.js';
-import type { PacketBuffer } from './packet.js';
+import { PacketType, type PacketBuffer } from './packet.js';
 import type { NicEvent } from './protocol.js';
 import { newNicStats, type NicStats } from './stats.js';
 import type { Stack } from './stack.js';
@@ -283,6 +283,12 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
       protocol = v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
     }
     if (this.observers.length !== 0) this.notifyObservers(false, pkt, protocol);
+    // Linux (ip_rcv, ipv6_rcv, arp_rcv): a frame for another host's MAC is not ours. Packet taps
+    // above still saw it, as AF_PACKET does. A promiscuous NIC (a sandbox's NAT) takes it.
+    if (pkt.packetType === PacketType.OtherHost && !this.promiscuous) {
+      stats.rxDroppedOtherHost++;
+      return;
+    }
     const proto = this.stack.networkProtocol(protocol);
     if (proto === undefined) {
       stats.rxDroppedUnknownProtocol++;

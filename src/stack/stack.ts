@@ -19,7 +19,7 @@ import { Route, RouteTable, parseRouteSpec, type RouteEntry, type RouteSpec } fr
 import type { IPv4Protocol, PingOptions, PingResult } from '../network/ipv4.js';
 import type { UdpEndpoint, UdpEndpointOptions, UdpProtocol } from '../transport/udp.js';
 import type { TcpEndpoint, TcpEndpointOptions, TcpProtocol } from '../transport/tcp/index.js';
-import type { TunDevice } from '../tundev/device.js';
+import type { TunDevice, TunOpenOptions } from '../tundev/device.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
 import type {
   PacketTap,
@@ -55,7 +55,7 @@ interface StackEvents {
 /** Defaults registered by the package entry (keeps this core free of protocol names). */
 let defaultNetwork: NetworkProtocolFactory[] = [];
 let defaultTransport: TransportProtocolFactory[] = [];
-let tunFactory: ((stack: Stack) => TunDevice) | null = null;
+let tunFactory: ((stack: Stack, options: TunOpenOptions) => TunDevice) | null = null;
 
 /** @internal How `stack.raw()`, `stack.pingSocket()` and `stack.packetTap()` make objects. */
 export interface RawFactories {
@@ -78,7 +78,7 @@ export function setRawFactories(f: RawFactories): void {
 export type RawInputHook = (family: 4 | 6, protocol: number, nic: NIC, data: Uint8Array, ipStart: number, end: number) => boolean;
 
 /** @internal Called once by src/index.ts: how `stack.openTun()` makes a device. */
-export function setTunFactory(f: (stack: Stack) => TunDevice): void {
+export function setTunFactory(f: (stack: Stack, options: TunOpenOptions) => TunDevice): void {
   tunFactory = f;
 }
 
@@ -389,10 +389,10 @@ export class Stack extends EventEmitter<StackEvents> {
   }
 
   /** Open the virtual /dev/net/tun: a new device object, not yet attached (call setIff). */
-  openTun(): TunDevice {
+  openTun(options: TunOpenOptions = {}): TunDevice {
     this.assertOpen();
     if (!tunFactory) throw new TunstackError('ENOSYS', 'the tun device is not registered (import tunstack, not src/stack)');
-    return tunFactory(this);
+    return tunFactory(this, options);
   }
 
   // ---- protocol plumbing ----

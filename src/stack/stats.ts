@@ -17,6 +17,9 @@ export interface NicStats {
   rxDroppedDisabled: number;
   /** Inbound dropped: no handler for the network protocol. */
   rxDroppedUnknownProtocol: number;
+  /** Inbound dropped: an Ethernet frame for another host's unicast MAC on a NIC that is not
+   * promiscuous (Linux's PACKET_OTHERHOST drop, `rx_otherhost_dropped`). */
+  rxDroppedOtherHost: number;
   /** Outbound dropped by the link endpoint (queue full). */
   txDropped: number;
   /** Outbound dropped: NIC disabled. */
@@ -31,6 +34,7 @@ export function newNicStats(): NicStats {
     txBytes: 0,
     rxDroppedDisabled: 0,
     rxDroppedUnknownProtocol: 0,
+    rxDroppedOtherHost: 0,
     txDropped: 0,
     txDroppedDisabled: 0,
   };

@@ -6,7 +6,6 @@ import { PacketBuffer } from '../stack/packet.js';
 import { validateName, type Stack } from '../stack/stack.js';
 import { PI_LENGTH, TUN_PKT_STRIP } from '../headers/tunpi.js';
 import {
-  VIRTIO_NET_HDR_F_DATA_VALID,
   VIRTIO_NET_HDR_GSO_NONE,
   VIRTIO_NET_HDR_GSO_UDP,
   VIRTIO_NET_HDR_LENGTH,
@@ -17,6 +16,10 @@ import {
   IFF_ATTACH_QUEUE,
   IFF_DETACH_QUEUE,
   IFF_MULTI_QUEUE,
+  IFF_NAPI,
+  IFF_NAPI_FRAGS,
+  IFF_NOFILTER,
+  IFF_NO_CARRIER,
   IFF_NO_PI,
   IFF_PERSIST,
   IFF_SETIFF_MASK,
@@ -26,8 +29,28 @@ import {
   IFF_VNET_HDR,
   IFNAMSIZ,
   MAX_TAP_QUEUES,
+  SIOCGIFHWADDR,
+  SIOCSIFHWADDR,
+  TUNATTACHFILTER,
+  TUNDETACHFILTER,
+  TUNGETDEVNETNS,
   TUNGETFEATURES,
+  TUNGETFILTER,
   TUNGETIFF,
+  TUNGETSNDBUF,
+  TUNGETVNETBE,
+  TUNGETVNETLE,
+  TUNSETCARRIER,
+  TUNSETDEBUG,
+  TUNSETFILTEREBPF,
+  TUNSETIFINDEX,
+  TUNSETLINK,
+  TUNSETNOCSUM,
+  TUNSETSNDBUF,
+  TUNSETSTEERINGEBPF,
+  TUNSETTXFILTER,
+  TUNSETVNETBE,
+  TUNSETVNETLE,
   TUNGETVNETHDRSZ,
   TUNSETGROUP,
   TUNSETIFF,
@@ -45,7 +68,9 @@ import {
   TUN_F_USO4,
   TUN_F_USO6,
 } from './constants.js';
-import { TunEndpoint, TunQueue, type TunQueueReader } from './endpoint.js';
+import { checkBpfProgram, type BpfInstruction } from './bpf.js';
+import { packetsOf, readAsyncFrom, type ReadAsyncOptions, type TunFile, type TunWaitable } from './file.js';
+import { TapTxFilter, TunEndpoint, TunQueue, type TunQueueReader } from './endpoint.js';
 import { completePartialChecksum, segmentGso } from './gso.js';
 
 /**
@@ -60,6 +85,22 @@ import { completePartialChecksum, segmentGso } from './gso.js';
  * opens of the interface.
  */
 
+/** struct sockaddr of SIOCGIFHWADDR / SIOCSIFHWADDR: the ARPHRD_* family and the address. */
+export interface HwAddr {
+  family: number;
+  address: Uint8Array;
+}
+
+/** struct tun_filter of TUNSETTXFILTER: TUN_FLT_ALLMULTI and the destination MACs to pass. */
+export interface TunTxFilterArg {
+  flags: number;
+  addresses: readonly Uint8Array[];
+}
+
+/** What `ioctl` takes: a number, an ifreq, a MAC filter, a BPF program or a hardware address. */
+export type TunIoctlArg = number | IfReq | TunTxFilterArg | readonly BpfInstruction[] | HwAddr;
+export type TunIoctlResult = number | IfReq | BpfInstruction[] | HwAddr;
+
 /** struct ifreq as TUNSETIFF / TUNGETIFF / TUNSETQUEUE use it. */
 export interface IfReq {
   /** Interface name; empty or absent: `tun%d` / `tap%d`. */
@@ -67,9 +108,21 @@ export interface IfReq {
   flags: number;
 }
 
+/** Options of `stack.openTun()`. */
+export interface TunOpenOptions {
+  /**
+   * Let this open attach to a single-queue interface that another open already has, sharing its
+   * one queue (gVisor's behaviour). Off by default: Linux answers EBUSY, which daemons use to
+   * detect a second instance, and a shared queue silently splits the traffic between readers.
+   */
+  shareQueue?: boolean;
+}
+
 export interface TunDeviceEvents {
   /** A packet was queued for this open (fired once per packet). */
   readable: [];
+  /** Something was accepted but changed, as Linux does silently (a name cut to 15 bytes). */
+  warning: [message: string];
   /** The device was closed. */
   close: [];
   /** The device lost its interface (removed from the stack) or its queue was detached. */
@@ -82,7 +135,7 @@ function err(code: ErrnoCode, message: string, syscall?: string): TunstackError 
   return new TunstackError(code, message, syscall);
 }
 
-export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueueReader {
+export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueueReader, TunFile {
   readonly stack: Stack;
   private ep: TunEndpoint | null = null;
   private q: TunQueue | null = null;
@@ -94,9 +147,14 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   private readonly vnet = new VirtioNetHeader(new Uint8Array(0));
   private readonly segments: PacketBuffer[] = [];
 
-  constructor(stack: Stack) {
+  private readonly shareQueue: boolean;
+  /** TUNSETIFINDEX before TUNSETIFF (kept; 0 when not given). */
+  requestedIfIndex = 0;
+
+  constructor(stack: Stack, options: TunOpenOptions = {}) {
     super();
     this.stack = stack;
+    this.shareQueue = options.shareQueue === true;
   }
 
   // ---------------------------------------------------------------- state
@@ -147,33 +205,40 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   // ---------------------------------------------------------------- TUNSETIFF
 
   /**
-   * TUNSETIFF: attach to the interface `name` (creating it when there is none). Returns the
-   * resulting ifreq (the name chosen for `%d` / empty names). Errors: EBADF closed; EINVAL
-   * already attached, bad flags, bad name, TUN/TAP or multi-queue mismatch with the existing
-   * interface; EEXIST the name exists and IFF_TUN_EXCL was given; EOPNOTSUPP the name belongs to
-   * a NIC that is not a tun interface; E2BIG 256 queues already.
+   * TUNSETIFF: attach to the interface `name` (creating it, down, when there is none). Returns the
+   * ifreq as Linux hands it back: the interface's name and the flags as given. Flags as Linux:
+   * IFF_TUN wins over IFF_TAP, bits outside TUN_FEATURES are ignored, IFF_NAPI_FRAGS needs
+   * IFF_NAPI and TAP, IFF_NO_CARRIER leaves the carrier off. A name longer than 15 bytes is cut
+   * (a 'warning' event says so). Errors: EBADF closed; EEXIST already attached; EINVAL neither
+   * TUN nor TAP, bad name or `%` pattern, the name is not a tun interface of that type, or the
+   * multi-queue flag differs from the interface's; EBUSY the name exists and IFF_TUN_EXCL was
+   * given, or a single-queue interface already has a file (unless `shareQueue`); E2BIG 256 queues.
    */
   setIff(req: IfReq): IfReq {
     this.assertOpen('ioctl');
-    if (this.ep !== null) throw err('EINVAL', 'device already attached (one TUNSETIFF per open)', 'ioctl');
+    if (this.ep !== null) throw err('EEXIST', 'device already attached (one TUNSETIFF per open)', 'ioctl');
     if (req === null || typeof req !== 'object') throw err('EFAULT', 'TUNSETIFF needs an ifreq', 'ioctl');
-    const flags = checkSetIffFlags(req.flags);
-    const tap = (flags & IFF_TAP) !== 0;
+    const input = checkSetIffFlags(req.flags);
+    const type = (input & IFF_TUN) !== 0 ? IFF_TUN : IFF_TAP;
+    const tap = type === IFF_TAP;
+    const flags = type | (input & IFF_SETIFF_MASK);
     const mq = (flags & IFF_MULTI_QUEUE) !== 0;
-    const name = req.name ?? '';
-    if (typeof name !== 'string') throw err('EFAULT', 'interface name must be a string', 'ioctl');
-    if (encoder.encode(name).length > IFNAMSIZ - 1) {
-      throw err('EINVAL', `interface name ${JSON.stringify(name)} longer than ${IFNAMSIZ - 1} bytes`, 'ioctl');
-    }
+    const raw = req.name ?? '';
+    if (typeof raw !== 'string') throw err('EFAULT', 'interface name must be a string', 'ioctl');
+    const name = truncateIfName(raw);
+    if (name !== raw) this.emit('warning', `interface name ${JSON.stringify(raw)} cut to ${IFNAMSIZ - 1} bytes: ${JSON.stringify(name)}`);
     let ep: TunEndpoint;
     const existing = name === '' ? undefined : this.stack.nic(name);
     if (existing !== undefined) {
-      if ((flags & IFF_TUN_EXCL) !== 0) throw err('EEXIST', `interface ${name} exists (IFF_TUN_EXCL)`, 'ioctl');
+      if ((input & IFF_TUN_EXCL) !== 0) throw err('EBUSY', `interface ${name} exists (IFF_TUN_EXCL)`, 'ioctl');
       const found = existing.kind === 'tun' ? TunEndpoint.forNIC(existing) : undefined;
-      if (found === undefined || found.isDead) throw err('EOPNOTSUPP', `${name} is not a tun/tap interface`, 'ioctl');
+      if (found === undefined || found.isDead) throw err('EINVAL', `${name} is not a tun/tap interface`, 'ioctl');
       if (found.isTap !== tap) throw err('EINVAL', `${name} is a ${found.isTap ? 'TAP' : 'TUN'} interface`, 'ioctl');
       if (found.multiQueue !== mq) {
         throw err('EINVAL', `${name} is ${found.multiQueue ? '' : 'not '}a multi-queue interface`, 'ioctl');
+      }
+      if (!mq && !this.shareQueue && found.sharedQueue.readers.length > 0) {
+        throw err('EBUSY', `${name} is a single-queue interface already attached to a file`, 'ioctl');
       }
       if (mq && found.queueCount >= MAX_TAP_QUEUES) throw err('E2BIG', `${name} has ${MAX_TAP_QUEUES} queues`, 'ioctl');
       ep = found;
@@ -182,7 +247,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
       ep = new TunEndpoint(this.stack, { tap, multiQueue: mq, ...(tap ? { mac: randomMac(this.stack) } : {}) });
       let nic: NIC;
       try {
-        nic = this.stack.createNIC({ name: ifname, endpoint: tap ? new EthernetEndpoint(ep) : ep, kind: 'tun' });
+        nic = this.stack.createNIC({ name: ifname, endpoint: tap ? new EthernetEndpoint(ep) : ep, kind: 'tun', enabled: false });
       } catch (e) {
         if (e instanceof TunstackError) throw err(e.code, e.message, 'ioctl');
         throw e;
@@ -190,7 +255,8 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
       ep.bind(nic);
     }
     this.attachTo(ep, flags);
-    return { name: ep.nic!.name, flags: this.ifreqFlags() };
+    if ((input & IFF_NO_CARRIER) === 0) ep.carrier = true;
+    return { name: ep.nic!.name, flags: input };
   }
 
   /** `pattern` with its `%d` replaced by the first free index (Linux dev_alloc_name). */
@@ -227,13 +293,14 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
     q.readers.push(this);
     this.ep = ep;
     this.q = q;
-    this._flags = flags & ~IFF_TUN_EXCL;
+    this._flags = flags;
     this.detachedQueue = false;
   }
 
-  /** Flags as TUNGETIFF reports them: this open's, plus IFF_PERSIST. */
+  /** Flags as TUNGETIFF reports them: this open's, IFF_PERSIST, IFF_DETACH_QUEUE, and always
+   * IFF_NOFILTER (which Linux sets in every answer; it is IFF_NO_PI's bit). */
   private ifreqFlags(): number {
-    return this._flags | (this.ep?.persistent ? IFF_PERSIST : 0);
+    return this._flags | IFF_NOFILTER | (this.ep?.persistent ? IFF_PERSIST : 0) | (this.detachedQueue ? IFF_DETACH_QUEUE : 0);
   }
 
   // ---------------------------------------------------------------- ioctl
@@ -241,13 +308,15 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   /**
    * The tun ioctls by their Linux request numbers. TUNSETIFF/TUNSETQUEUE take an IfReq,
    * TUNSETPERSIST/OWNER/GROUP/OFFLOAD/VNETHDRSZ a number; TUNGETIFF returns an IfReq,
-   * TUNGETFEATURES/TUNGETVNETHDRSZ a number, the setters 0. Unknown request: ENOTTY.
-   * Before TUNSETIFF every request but TUNSETIFF and TUNGETFEATURES fails with EBADFD.
+   * TUNGETFEATURES/TUNGETVNETHDRSZ a number, the setters 0. Unknown request: EINVAL (EBADFD
+   * before TUNSETIFF, as every request but TUNSETIFF, TUNGETFEATURES and TUNSETQUEUE).
    */
   ioctl(request: typeof TUNSETIFF | typeof TUNGETIFF, arg?: IfReq): IfReq;
-  ioctl(request: typeof TUNGETFEATURES | typeof TUNGETVNETHDRSZ): number;
-  ioctl(request: number, arg?: number | IfReq): number | IfReq;
-  ioctl(request: number, arg?: number | IfReq): number | IfReq {
+  ioctl(request: typeof TUNGETFEATURES | typeof TUNGETVNETHDRSZ | typeof TUNGETSNDBUF): number;
+  ioctl(request: typeof TUNGETFILTER): BpfInstruction[];
+  ioctl(request: typeof SIOCGIFHWADDR): HwAddr;
+  ioctl(request: number, arg?: TunIoctlArg): TunIoctlResult;
+  ioctl(request: number, arg?: TunIoctlArg): TunIoctlResult {
     this.assertOpen('ioctl');
     switch (request) {
       case TUNSETIFF:
@@ -280,8 +349,77 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
         this.setQueue(f);
         return 0;
       }
+      case TUNSETIFINDEX:
+        // Only before TUNSETIFF (EPERM after, as Linux). The index is kept but the NIC's id is the
+        // stack's own (see README's deviation list).
+        if (this.ep !== null) throw err('EPERM', 'TUNSETIFINDEX after TUNSETIFF', 'ioctl');
+        this.requestedIfIndex = numberArg(arg) >>> 0;
+        return 0;
+    }
+    const ep = this.requireEndpoint('ioctl');
+    switch (request) {
+      case TUNSETNOCSUM:
+      case TUNSETDEBUG:
+        numberArg(arg);
+        return 0;
+      case TUNSETLINK:
+        if (ep.nic!.enabled) throw err('EBUSY', 'TUNSETLINK while the interface is up', 'ioctl');
+        ep.linkType = numberArg(arg) & 0xffff;
+        return 0;
+      case TUNSETCARRIER:
+        ep.carrier = numberArg(arg) !== 0;
+        return 0;
+      case TUNGETSNDBUF:
+        return ep.sndbuf;
+      case TUNSETSNDBUF: {
+        const v = numberArg(arg);
+        if (!Number.isInteger(v) || v <= 0 || v > 0x7fffffff) throw err('EINVAL', `send buffer ${v}`, 'ioctl');
+        ep.sndbuf = v;
+        return 0;
+      }
+      case TUNSETVNETLE:
+        ep.vnetLE = numberArg(arg) !== 0;
+        return 0;
+      case TUNGETVNETLE:
+        return ep.vnetLE ? 1 : 0;
+      case TUNSETVNETBE:
+      case TUNGETVNETBE:
+        throw err('EINVAL', 'big-endian virtio headers need CONFIG_TUN_VNET_CROSS_LE (as x86-64 kernels, not built in)', 'ioctl');
+      case TUNSETTXFILTER: {
+        if (!ep.isTap) throw err('EINVAL', 'TUNSETTXFILTER is for TAP interfaces', 'ioctl');
+        const f = txFilterArg(arg);
+        ep.txFilter = TapTxFilter.fromIoctl(f.flags, f.addresses);
+        return ep.txFilter?.exactCount ?? 0;
+      }
+      case TUNATTACHFILTER:
+        if (!ep.isTap) throw err('EINVAL', 'TUNATTACHFILTER is for TAP interfaces', 'ioctl');
+        ep.socketFilter = checkBpfProgram(arg);
+        return 0;
+      case TUNDETACHFILTER:
+        if (!ep.isTap) throw err('EINVAL', 'TUNDETACHFILTER is for TAP interfaces', 'ioctl');
+        ep.socketFilter = null;
+        return 0;
+      case TUNGETFILTER:
+        if (!ep.isTap) throw err('EINVAL', 'TUNGETFILTER is for TAP interfaces', 'ioctl');
+        return (ep.socketFilter ?? []).map((i) => ({ ...i }));
+      case SIOCGIFHWADDR:
+        return { family: ep.linkType, address: ep.isTap ? ep.linkAddress.slice() : new Uint8Array(6) };
+      case SIOCSIFHWADDR: {
+        const h = hwAddrArg(arg);
+        if (!ep.isTap) throw err('EOPNOTSUPP', 'a TUN interface has no MAC', 'ioctl');
+        if (h.family !== ep.linkType) throw err('EINVAL', `address family ${h.family} is not the link type ${ep.linkType}`, 'ioctl');
+        this.mac = h.address;
+        return 0;
+      }
+      case TUNSETSTEERINGEBPF:
+      case TUNSETFILTEREBPF:
+      case TUNGETDEVNETNS:
+        // eBPF programs and namespace files need a kernel: answered as a kernel without them
+        // (before 4.16 / 4.19 / 5.2) answers, which is how programs probe for them.
+        throw err('EINVAL', `tun ioctl 0x${(request >>> 0).toString(16)} is not supported (no eBPF or namespace files here)`, 'ioctl');
       default:
-        throw err('ENOTTY', `unknown tun ioctl 0x${(request >>> 0).toString(16)}`, 'ioctl');
+        // Linux: requests other than the few above need an attached file first (EBADFD, above).
+        throw err('EINVAL', `unknown tun ioctl 0x${(request >>> 0).toString(16)}`, 'ioctl');
     }
   }
 
@@ -359,8 +497,8 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
 
   /**
    * TUNSETQUEUE: IFF_DETACH_QUEUE takes this open's queue out of the rotation (queued packets are
-   * discarded; reads and writes fail with EBADFD until re-attached), IFF_ATTACH_QUEUE puts it
-   * back. EINVAL: not a multi-queue interface, already in that state, or neither flag.
+   * discarded; as Linux, reads find nothing (EAGAIN), writes still go in and TUNGETIFF shows
+   * IFF_DETACH_QUEUE), IFF_ATTACH_QUEUE puts it back. EINVAL: not a multi-queue interface, already in that state, or neither flag.
    */
   setQueue(flags: number): void {
     this.assertOpen('ioctl');
@@ -443,22 +581,24 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
    * Inject one packet into the stack, as write(2) on the tun fd: [packet information][virtio_net_hdr]
    * [IP packet (TUN) | Ethernet frame (TAP)]. Returns the bytes consumed (all of them).
    *
-   * Errors: EBADF closed; EBADFD not attached (or queue detached); EINVAL empty write, or (as
-   * Linux, counted in rxFrameErrors) shorter than the packet information / vnet header /
-   * Ethernet header, an IP version other than 4 or 6 on a TUN without packet information, a
-   * vnet header that does not fit the packet; EIO interface down; EMSGSIZE longer than MTU plus
-   * headers (GSO writes: a 64 KiB IP packet).
+   * Errors: EBADF closed; EBADFD not attached; EINVAL empty write, or (as Linux, counted in
+   * rxFrameErrors) shorter than the packet information / vnet header / Ethernet header, an IP
+   * version other than 4 or 6 on a TUN without packet information, a vnet header that does not
+   * fit the packet (checked before the interface state, as Linux); EIO interface down; EMSGSIZE
+   * a GSO write above 64 KiB. Packets longer than the MTU are accepted (as Linux; the stack deals
+   * with them as with any received packet), a TUN packet whose packet information names
+   * protocol 0 is accepted and dropped (no handler, as Linux), and a write on a queue detached
+   * by TUNSETQUEUE still goes in.
    *
    * The protocol is the packet information's, else (TAP) the EtherType (which always wins on
    * TAP, as Linux), else the IP version nibble. The bytes are copied: the buffer may be reused.
    */
   write(bytes: Uint8Array): number {
     this.assertOpen('write');
-    const ep = this.requireAttached('write');
+    const ep = this.requireEndpoint('write');
     const nic = ep.nic!;
     const total = bytes.length;
     if (total === 0) throw err('EINVAL', 'empty write', 'write');
-    if (!nic.enabled) throw err('EIO', `${nic.name} is down`, 'write');
     const flags = this._flags;
     let off = 0;
     let protocol = 0;
@@ -478,18 +618,21 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
     if (ep.isTap) {
       if (frameLen < 14) return this.frameError(ep, 'shorter than an Ethernet header');
       protocol = (bytes[off + 12]! << 8) | bytes[off + 13]!;
-    } else if (frameLen === 0) {
-      return this.frameError(ep, 'no packet after the headers');
     } else if ((flags & IFF_NO_PI) !== 0) {
-      const v = bytes[off]! >>> 4;
+      const v = frameLen === 0 ? 0 : bytes[off]! >>> 4;
       if (v === 4) protocol = 0x0800;
       else if (v === 6) protocol = 0x86dd;
       else return this.frameError(ep, `IP version ${v}`);
     }
+    if (!nic.enabled) throw err('EIO', `${nic.name} is down`, 'write');
     const gso = vh === null ? VIRTIO_NET_HDR_GSO_NONE : vh.gsoProtocol;
-    const limit = gso === VIRTIO_NET_HDR_GSO_NONE ? nic.mtu : 65535;
-    if (frameLen - l2 > limit) {
-      throw err('EMSGSIZE', `packet of ${frameLen - l2} bytes exceeds ${gso === VIRTIO_NET_HDR_GSO_NONE ? `MTU ${limit}` : 'the GSO limit'}`, 'write');
+    if (gso !== VIRTIO_NET_HDR_GSO_NONE && frameLen - l2 > 65535) {
+      throw err('EMSGSIZE', `GSO packet of ${frameLen - l2} bytes exceeds 64 KiB`, 'write');
+    }
+    if (protocol === 0 || frameLen - l2 === 0) {
+      // No protocol handler (PI protocol 0) or nothing after the headers: accepted and dropped.
+      ep.stats.rxDropped++;
+      return total;
     }
     if (vh !== null) {
       // As Linux: with NEEDS_CSUM, hdr_len covers at least the checksum field; it must fit the
@@ -590,30 +733,41 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
       o += PI_LENGTH;
     }
     if (vnet) {
+      // As Linux: the stack's packets are complete (checksums done, no GSO), flags 0.
       buf.fill(0, o, o + this.vnetSize);
-      // Packets the stack built with their TCP/UDP checksum complete: tell the reader it need
-      // not verify (as a NIC that checked it would). Fragments and forwarded packets: 0.
-      const tp = pkt.transportProtocol;
-      if ((tp === 6 || tp === 17) && !pkt.checksumOffload && pkt.networkHeaderStart >= 0) {
-        buf[o] = VIRTIO_NET_HDR_F_DATA_VALID;
-      }
       o += this.vnetSize;
     }
     buf.set(d.subarray(start, start + copyLen), o);
     return o + copyLen - off;
   }
 
+  /**
+   * The next packet, waiting for one ('readable'); rejects with EBADF when the device closes,
+   * EBADFD when its interface goes, or the signal's reason. Packets wait in the queue meanwhile.
+   */
+  readAsync(options?: ReadAsyncOptions): Promise<Uint8Array> {
+    return readAsyncFrom(this as unknown as TunWaitable, options);
+  }
+
+  /** `for await (const pkt of tun)`: one read per step, ending when the device closes. */
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return packetsOf(this as unknown as TunWaitable & TunDevice);
+  }
+
   // ---------------------------------------------------------------- readiness
 
   /**
-   * The subset of `mask` (EventMask.Readable | Writable) that is ready: writable whenever
-   * attached, readable while this open's queue holds a packet. EventMask.Error is reported
-   * (whatever the mask, as POLLERR) when not attached or closed.
+   * The subset of `mask` (EventMask.Readable | Writable) that is ready: writable while the
+   * interface is up (a write would not fail with EIO; a detached queue too), readable while this
+   * open's queue holds a packet. EventMask.Error is reported (whatever the mask, as POLLERR) when
+   * not attached or closed.
    */
   readiness(mask: number): number {
-    if (this._closed || this.ep === null || this.detachedQueue) return EventMask.Error;
-    let r = mask & EventMask.Writable;
-    if ((mask & EventMask.Readable) !== 0 && this.q!.length > 0) r |= EventMask.Readable;
+    const ep = this.ep;
+    if (this._closed || ep === null) return EventMask.Error;
+    let r = 0;
+    if ((mask & EventMask.Writable) !== 0 && ep.nic!.enabled) r |= EventMask.Writable;
+    if ((mask & EventMask.Readable) !== 0 && !this.detachedQueue && this.q!.length > 0) r |= EventMask.Readable;
     return r;
   }
 
@@ -646,7 +800,12 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
     if (ep !== null && q !== null) {
       const i = q.readers.indexOf(this);
       if (i >= 0) q.readers.splice(i, 1);
+      // The queue goes with its last file (Linux tun_detach purges it): a persistent interface
+      // hands nothing stale to its next opener.
       if (ep.multiQueue) ep.removeQueue(q);
+      else if (q.readers.length === 0) q.purge();
+      // Linux: the carrier goes off with the last file (and back on with the next TUNSETIFF).
+      if (ep.queueCount === 0 || (!ep.multiQueue && q.readers.length === 0)) ep.carrier = false;
       ep.decRef();
     }
     this.emit('close');
@@ -665,14 +824,10 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
     return this.ep;
   }
 
-  private requireAttached(syscall: string): TunEndpoint {
-    const ep = this.requireEndpoint(syscall);
-    if (this.detachedQueue) throw err('EBADFD', 'queue detached (TUNSETQUEUE)', syscall);
-    return ep;
-  }
-
+  /** The queue to read; a queue detached by TUNSETQUEUE has nothing to read (EAGAIN, as Linux). */
   private requireQueue(syscall: string): TunQueue {
-    this.requireAttached(syscall);
+    this.requireEndpoint(syscall);
+    if (this.detachedQueue) throw err('EAGAIN', 'queue detached (TUNSETQUEUE)', syscall);
     return this.q!;
   }
 }
@@ -684,17 +839,31 @@ function ipProtocol(pkt: PacketBuffer): number {
   return v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
 }
 
+/** The 16-bit ifr_flags, checked as Linux's tun_set_iff does; unknown bits pass (ignored later). */
 function checkSetIffFlags(raw: unknown): number {
   if (typeof raw !== 'number' || !Number.isInteger(raw)) throw err('EINVAL', 'flags must be an integer', 'ioctl');
   // ifr_flags is a C short: accept -32768..65535 and read it as 16 bits.
   if (raw < -0x8000 || raw > 0xffff) throw err('EINVAL', `flags 0x${raw.toString(16)} out of range`, 'ioctl');
   const flags = raw & 0xffff;
-  if ((flags & ~IFF_SETIFF_MASK) !== 0) {
-    throw err('EINVAL', `unsupported flags 0x${(flags & ~IFF_SETIFF_MASK).toString(16)}`, 'ioctl');
+  if ((flags & (IFF_TUN | IFF_TAP)) === 0) throw err('EINVAL', 'one of IFF_TUN and IFF_TAP', 'ioctl');
+  if ((flags & IFF_NAPI_FRAGS) !== 0 && ((flags & IFF_NAPI) === 0 || (flags & IFF_TUN) !== 0)) {
+    throw err('EINVAL', 'IFF_NAPI_FRAGS needs IFF_NAPI on a TAP', 'ioctl');
   }
-  const type = flags & (IFF_TUN | IFF_TAP);
-  if (type !== IFF_TUN && type !== IFF_TAP) throw err('EINVAL', 'exactly one of IFF_TUN and IFF_TAP', 'ioctl');
   return flags;
+}
+
+/**
+ * An interface name as Linux keeps it from a TUNSETIFF: at most IFNAMSIZ - 1 bytes of UTF-8 (the
+ * kernel cuts the 16-byte buffer; here the cut falls between characters).
+ */
+export function truncateIfName(name: string): string {
+  if (encoder.encode(name).length <= IFNAMSIZ - 1) return name;
+  let out = '';
+  for (const ch of name) {
+    if (encoder.encode(out + ch).length > IFNAMSIZ - 1) break;
+    out += ch;
+  }
+  return out;
 }
 
 function checkId(id: number, what: string): number {
@@ -702,14 +871,31 @@ function checkId(id: number, what: string): number {
   return id;
 }
 
-function numberArg(arg: number | IfReq | undefined): number {
+function numberArg(arg: TunIoctlArg | undefined): number {
   if (typeof arg !== 'number') throw err('EFAULT', 'this ioctl takes a number', 'ioctl');
   return arg;
 }
 
-function ifreqArg(arg: number | IfReq | undefined): IfReq {
-  if (arg === undefined || typeof arg !== 'object' || arg === null) throw err('EFAULT', 'this ioctl takes an ifreq', 'ioctl');
-  return arg;
+function ifreqArg(arg: TunIoctlArg | undefined): IfReq {
+  if (arg === undefined || typeof arg !== 'object' || arg === null || Array.isArray(arg)) throw err('EFAULT', 'this ioctl takes an ifreq', 'ioctl');
+  return arg as IfReq;
+}
+
+function txFilterArg(arg: TunIoctlArg | undefined): TunTxFilterArg {
+  const f = arg as Partial<TunTxFilterArg> | undefined;
+  if (f === undefined || f === null || typeof f !== 'object' || typeof f.flags !== 'number' || !Array.isArray(f.addresses)) {
+    throw err('EFAULT', 'TUNSETTXFILTER takes { flags, addresses }', 'ioctl');
+  }
+  for (const a of f.addresses) if (!(a instanceof Uint8Array) || a.length !== 6) throw err('EFAULT', 'filter addresses are 6-byte MACs', 'ioctl');
+  return { flags: f.flags, addresses: f.addresses };
+}
+
+function hwAddrArg(arg: TunIoctlArg | undefined): HwAddr {
+  const h = arg as Partial<HwAddr> | undefined;
+  if (h === undefined || h === null || typeof h !== 'object' || typeof h.family !== 'number' || !(h.address instanceof Uint8Array)) {
+    throw err('EFAULT', 'SIOCSIFHWADDR takes { family, address }', 'ioctl');
+  }
+  return { family: h.family, address: h.address };
 }
 
 /** A random locally administered unicast MAC from the stack's seeded source (as eth_random_addr). */

@@ -4,7 +4,8 @@ import { Ring, Trampoline, type DeliveryTarget } from '../link/queue.js';
 import type { NIC } from '../stack/nic.js';
 import type { PacketBuffer } from '../stack/packet.js';
 import type { Stack } from '../stack/stack.js';
-import { TUN_DEFAULT_MTU, TUN_MAX_MTU, TUN_MIN_MTU, TUN_QUEUE_LENGTH } from './constants.js';
+import { runBpf, type BpfInstruction, type BpfPacketInfo } from './bpf.js';
+import { ARPHRD_ETHER, ARPHRD_NONE, TAP_MAX_MTU, TUN_DEFAULT_MTU, TUN_DEFAULT_SNDBUF, TUN_MAX_MTU, TUN_MIN_MTU, TUN_QUEUE_LENGTH } from './constants.js';
 
 /**
  * The link side of the virtual tun device: the endpoint of the NIC that a TUNSETIFF creates.
@@ -14,7 +15,7 @@ import { TUN_DEFAULT_MTU, TUN_MAX_MTU, TUN_MIN_MTU, TUN_QUEUE_LENGTH } from './c
  *   device's MAC as link address); what is queued and injected here are whole Ethernet frames.
  *
  * Outbound packets (the stack transmitting on the NIC) go to bounded queues that the open devices
- * read: one queue shared by every open of a single-queue interface (as gVisor), one queue per open
+ * read: the one queue of a single-queue interface (one open, or several with `shareQueue`), one queue per open
  * of an IFF_MULTI_QUEUE interface, picked by a flow hash over the queues in the rotation.
  * Inbound packets (device writes) are handed to the NIC through a shared trampoline, so that a
  * 'readable' listener writing back from inside a delivery does not recurse.
@@ -88,7 +89,14 @@ export interface TunEndpointStats {
   txBytes: number;
   /** Outbound packets dropped: queue full. */
   txQueueFull: number;
-  /** Outbound packets dropped: no queue in the rotation (all detached), or the endpoint closed. */
+  /** Outbound packets dropped: carrier off (TUNSETCARRIER 0, IFF_NO_CARRIER, no file attached). */
+  txNoCarrier: number;
+  /** Outbound packets dropped by the TAP MAC filter (TUNSETTXFILTER) or the BPF socket filter
+   * (TUNATTACHFILTER), and packets the BPF filter cut short. */
+  txFiltered: number;
+  txTrimmed: number;
+  /** Outbound packets dropped: no queue in the rotation (all detached, or no file attached to a
+   * persistent interface), or the endpoint closed. */
   txNoQueue: number;
   /** Packets written by the devices and handed to the NIC, and their bytes. */
   rxPackets: number;
@@ -125,6 +133,9 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
     txPackets: 0,
     txBytes: 0,
     txQueueFull: 0,
+    txNoCarrier: 0,
+    txFiltered: 0,
+    txTrimmed: 0,
     txNoQueue: 0,
     rxPackets: 0,
     rxBytes: 0,
@@ -137,6 +148,23 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
   group = -1;
   /** TUNSETOFFLOAD flags as accepted. */
   offload = 0;
+  /**
+   * Carrier (netif_carrier_on/off): on when a file attaches (unless IFF_NO_CARRIER), off with the
+   * last file or TUNSETCARRIER 0. While off the stack's packets are dropped (txNoCarrier), as the
+   * kernel stops transmitting; writes still go in.
+   */
+  carrier = false;
+  /** TUNSETTXFILTER: destination MACs a TAP reader gets (null: no filter). */
+  txFilter: TapTxFilter | null = null;
+  /** TUNATTACHFILTER: the classic BPF program run on every packet for the readers (null: none). */
+  socketFilter: BpfInstruction[] | null = null;
+  /** TUNSETSNDBUF (stored; writes are delivered synchronously, so nothing is ever in flight). */
+  sndbuf = TUN_DEFAULT_SNDBUF;
+  /** TUNSETVNETLE (the virtio header is little-endian either way on the hosts Node runs on). */
+  vnetLE = false;
+  /** TUNSETLINK: the ARPHRD_* type SIOCGIFHWADDR reports. */
+  linkType: number;
+  private readonly bpfInfo: BpfPacketInfo = { protocol: 0, pktType: 4, ifindex: 0, hatype: 0, networkOffset: 0 };
   private _mtu: number;
   private mac: Uint8Array;
   private dispatcher: NetworkDispatcher | null = null;
@@ -157,6 +185,7 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
     this._mtu = options.mtu ?? TUN_DEFAULT_MTU;
     this.mac = options.tap ? (options.mac ?? new Uint8Array(6)).slice() : new Uint8Array(0);
     this.hashSeed = options.multiQueue ? stack.random.u32() : 0;
+    this.linkType = options.tap ? ARPHRD_ETHER : ARPHRD_NONE;
     if (!options.multiQueue) this.addQueue(new TunQueue());
   }
 
@@ -171,10 +200,11 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
     return this._mtu;
   }
 
-  /** Change the MTU (68..65535; SIOCSIFMTU). */
+  /** Change the MTU (SIOCSIFMTU: 68..65535 for TUN, 68..65521 for TAP, as Linux). */
   setMTU(mtu: number): void {
-    if (!Number.isInteger(mtu) || mtu < TUN_MIN_MTU || mtu > TUN_MAX_MTU) {
-      throw new TunstackError('EINVAL', `MTU ${mtu} outside ${TUN_MIN_MTU}..${TUN_MAX_MTU}`);
+    const max = this.isTap ? TAP_MAX_MTU : TUN_MAX_MTU;
+    if (!Number.isInteger(mtu) || mtu < TUN_MIN_MTU || mtu > max) {
+      throw new TunstackError('EINVAL', `MTU ${mtu} outside ${TUN_MIN_MTU}..${max}`);
     }
     this._mtu = mtu;
   }
@@ -201,6 +231,14 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
     let accepted = 0;
     for (let i = 0; i < pkts.length; i++) {
       const pkt = pkts[i]!;
+      if (!this.carrier) {
+        st.txNoCarrier++;
+        continue;
+      }
+      if ((this.txFilter !== null || this.socketFilter !== null) && !this.filter(pkt)) {
+        st.txFiltered++;
+        continue;
+      }
       const q = this.pickQueue(pkt);
       if (q === null) {
         st.txNoQueue++;
@@ -228,6 +266,31 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
       }
     }
     return accepted;
+  }
+
+  /**
+   * Linux's tun_net_xmit filters, in its order: the TAP MAC filter, then the socket filter, whose
+   * result is the bytes to keep (0 drops; fewer than the packet cuts it, to at least 1 byte).
+   */
+  private filter(pkt: PacketBuffer): boolean {
+    const f = this.txFilter;
+    if (f !== null && !f.accepts(pkt.data, pkt.start)) return false;
+    const prog = this.socketFilter;
+    if (prog === null) return true;
+    const bytes = pkt.view();
+    const info = this.bpfInfo;
+    const tap = this.isTap;
+    info.protocol = tap ? (bytes.length >= 14 ? (bytes[12]! << 8) | bytes[13]! : 0) : pkt.networkProtocol || (bytes.length > 0 && bytes[0]! >>> 4 === 6 ? 0x86dd : 0x0800);
+    info.ifindex = this._nic?.id ?? 0;
+    info.hatype = this.linkType;
+    info.networkOffset = tap ? 14 : 0;
+    const keep = runBpf(prog, bytes, 0, bytes.length, info, () => this.stack.random.u32());
+    if (keep === 0) return false;
+    if (keep < bytes.length) {
+      pkt.truncate(keep);
+      this.stats.txTrimmed++;
+    }
+    return true;
   }
 
   /** Close: the queues are emptied and nothing more is delivered (the NIC's removal does this). */
@@ -318,7 +381,12 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
   private pickQueue(pkt: PacketBuffer): TunQueue | null {
     const n = this.active.length;
     if (n === 0 || this.dead) return null;
-    if (n === 1) return this.active[0]!;
+    if (n === 1) {
+      const q = this.active[0]!;
+      // Linux (tun_net_xmit): with no file attached (a persistent interface nobody has open) the
+      // packet is dropped, not kept for the next opener.
+      return q.readers.length === 0 ? null : q;
+    }
     const h = flowHash(pkt.data, pkt.start, pkt.end, this.isTap, this.hashSeed);
     // Linux's reciprocal_scale: the high bits of hash * n.
     return this.active[Math.floor((h * n) / 4294967296)]!;
@@ -461,4 +529,62 @@ function fmix(h: number): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
+}
+
+/** Exact-match slots of a TUNSETTXFILTER (Linux's FLT_EXACT_COUNT); more multicast MACs are hashed. */
+const FLT_EXACT_COUNT = 8;
+
+/**
+ * TUNSETTXFILTER's filter (Linux's struct tap_filter): the first 8 addresses match exactly, further
+ * multicast addresses set bits of a 64-bit hash (the top 6 bits of the Ethernet CRC), and
+ * TUN_FLT_ALLMULTI passes every multicast frame. A unicast address past the eighth leaves the
+ * interface unfiltered (as Linux: `fromIoctl` returns null then).
+ */
+export class TapTxFilter {
+  private constructor(
+    private readonly exact: Uint8Array[],
+    private readonly mask: Uint32Array,
+  ) {}
+
+  /** Build from TUNSETTXFILTER's arguments; null when Linux would leave the filter off. */
+  static fromIoctl(flags: number, addresses: readonly Uint8Array[]): TapTxFilter | null {
+    if (addresses.length === 0) return null;
+    const exact = addresses.slice(0, FLT_EXACT_COUNT).map((a) => a.slice(0, 6));
+    const mask = new Uint32Array(2);
+    for (let n = FLT_EXACT_COUNT; n < addresses.length; n++) {
+      const a = addresses[n]!;
+      if ((a[0]! & 1) === 0) return null;
+      const bit = etherCrc(a) >>> 26;
+      mask[bit >>> 5]! |= 1 << (bit & 31);
+    }
+    if ((flags & 0x0001) !== 0) mask.fill(0xffffffff);
+    return new TapTxFilter(exact, mask);
+  }
+
+  /** How many exact-match slots are in use (TUNSETTXFILTER's return value). */
+  get exactCount(): number {
+    return this.exact.length;
+  }
+
+  /** Whether a frame whose destination MAC is at `d[o..o+6)` passes. */
+  accepts(d: Uint8Array, o: number): boolean {
+    for (const e of this.exact) {
+      if (e[0] === d[o] && e[1] === d[o + 1] && e[2] === d[o + 2] && e[3] === d[o + 3] && e[4] === d[o + 4] && e[5] === d[o + 5]) return true;
+    }
+    if ((d[o]! & 1) === 0) return false;
+    const bit = etherCrc(d.subarray(o, o + 6)) >>> 26;
+    return (this.mask[bit >>> 5]! & (1 << (bit & 31))) !== 0;
+  }
+}
+
+/** Linux's ether_crc: bitrev32(crc32_le(~0, mac)), the CRC the multicast hash filters use. */
+export function etherCrc(mac: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (let i = 0; i < 6; i++) {
+    crc ^= mac[i]!;
+    for (let b = 0; b < 8; b++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+  }
+  let r = 0;
+  for (let b = 0; b < 32; b++) r = (r << 1) | ((crc >>> b) & 1);
+  return r >>> 0;
 }

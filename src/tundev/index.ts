@@ -1,7 +1,19 @@
 export * from './constants.js';
-export { TunDevice, type IfReq, type TunDeviceEvents } from './device.js';
 export {
+  TunDevice,
+  truncateIfName,
+  type HwAddr,
+  type IfReq,
+  type TunDeviceEvents,
+  type TunIoctlArg,
+  type TunIoctlResult,
+  type TunOpenOptions,
+  type TunTxFilterArg,
+} from './device.js';
+export {
+  TapTxFilter,
   TunEndpoint,
+  etherCrc,
   TunQueue,
   flowHash,
   type TunEndpointOptions,
@@ -10,3 +22,5 @@ export {
   type TunQueueStats,
 } from './endpoint.js';
 export { completePartialChecksum, segmentGso } from './gso.js';
+export { checkBpfProgram, runBpf, type BpfInstruction, type BpfPacketInfo } from './bpf.js';
+export { packetsOf, readAsyncFrom, type ReadAsyncOptions, type TunFile } from './file.js';

@@ -4,6 +4,10 @@ import {
   IFF_ATTACH_QUEUE,
   IFF_DETACH_QUEUE,
   IFF_MULTI_QUEUE,
+  IFF_NAPI,
+  IFF_NAPI_FRAGS,
+  IFF_NOFILTER,
+  IFF_NO_CARRIER,
   IFF_NO_PI,
   IFF_ONE_QUEUE,
   IFF_PERSIST,
@@ -55,26 +59,44 @@ describe('tun device: ioctl numbers and flags', () => {
     expect(TUNSETIFF).toBe(0x400454ca);
   });
 
-  it('TUNGETFEATURES works before TUNSETIFF and reports Linux set without NAPI', () => {
+  it('TUNGETFEATURES works before TUNSETIFF and reports Linux 6.x set (0x7173)', () => {
     const { stack } = newStack();
     const t = stack.openTun();
-    expect(t.ioctl(TUNGETFEATURES)).toBe(0x7103);
+    expect(t.ioctl(TUNGETFEATURES)).toBe(0x7173);
   });
 
-  it('rejects bad flag combinations with EINVAL', () => {
+  it('handles TUNSETIFF flags as Linux: unknown bits ignored, TUN wins over TAP, NAPI_FRAGS needs NAPI on a TAP', () => {
     const { stack } = newStack();
-    const bad = [0, IFF_TUN | IFF_TAP, IFF_NO_PI, IFF_TUN | 0x0004, IFF_TAP | IFF_PERSIST, IFF_TUN | IFF_ATTACH_QUEUE, IFF_TUN | IFF_DETACH_QUEUE, 0x10000, 1.5];
+    const bad = [0, IFF_NO_PI, 0x10000, 1.5, IFF_TUN | IFF_NAPI | IFF_NAPI_FRAGS, IFF_TAP | IFF_NAPI_FRAGS];
     for (const flags of bad) expect(errno(() => stack.openTun().setIff({ flags })), `flags ${flags}`).toBe('EINVAL');
     expect(stack.nics.length).toBe(0);
-    // Every documented flag together is fine; IFF_TUN_EXCL as a negative C short too.
+    // Linux hands the flags back as given, and keeps only what it knows (TUNGETIFF).
+    const odd = IFF_TUN | IFF_NO_PI | 0x4 | 0x8 | IFF_PERSIST | IFF_ATTACH_QUEUE | IFF_DETACH_QUEUE | IFF_NO_CARRIER;
+    const o = stack.openTun();
+    expect(o.setIff({ name: 'odd0', flags: odd })).toEqual({ name: 'odd0', flags: odd });
+    expect(o.ioctl(TUNGETIFF)).toEqual({ name: 'odd0', flags: IFF_TUN | IFF_NO_PI });
+    const both = stack.openTun();
+    both.setIff({ name: 'both0', flags: IFF_TUN | IFF_TAP | IFF_NO_PI });
+    expect(both.isTap).toBe(false);
+    expect(both.ioctl(TUNGETIFF).flags).toBe(IFF_TUN | IFF_NO_PI);
+    const napi = stack.openTun();
+    napi.setIff({ name: 'napi0', flags: IFF_TAP | IFF_NO_PI | IFF_NAPI | IFF_NAPI_FRAGS });
+    expect(napi.ioctl(TUNGETIFF).flags).toBe(IFF_TAP | IFF_NO_PI | IFF_NAPI | IFF_NAPI_FRAGS);
+    // Every kept flag together is fine; IFF_TUN_EXCL is not kept; as a negative C short too.
     const t = stack.openTun();
-    const r = t.setIff({ flags: IFF_TAP | IFF_NO_PI | IFF_ONE_QUEUE | IFF_VNET_HDR | IFF_MULTI_QUEUE | IFF_TUN_EXCL });
-    expect(r.name).toBe('tap0');
-    expect(r.flags).toBe(IFF_TAP | IFF_NO_PI | IFF_ONE_QUEUE | IFF_VNET_HDR | IFF_MULTI_QUEUE);
+    const all = IFF_TAP | IFF_NO_PI | IFF_ONE_QUEUE | IFF_VNET_HDR | IFF_MULTI_QUEUE | IFF_TUN_EXCL;
+    const r = t.setIff({ flags: all });
+    expect(r).toEqual({ name: 'tap0', flags: all });
+    expect(t.ioctl(TUNGETIFF).flags).toBe(IFF_TAP | IFF_NO_PI | IFF_ONE_QUEUE | IFF_VNET_HDR | IFF_MULTI_QUEUE);
     expect(stack.openTun().setIff({ name: 'x0', flags: (IFF_TUN | IFF_TUN_EXCL) - 0x10000 }).name).toBe('x0');
+    // With packet information TUNGETIFF still shows 0x1000: IFF_NOFILTER, which Linux always sets.
+    const pi = stack.openTun();
+    pi.setIff({ name: 'pi0', flags: IFF_TUN });
+    expect(pi.ioctl(TUNGETIFF).flags).toBe(IFF_TUN | IFF_NOFILTER);
+    expect(pi.headerLength).toBe(4);
   });
 
-  it('allows one TUNSETIFF per open (EINVAL), EBADF after close, EBADFD before attach', () => {
+  it('allows one TUNSETIFF per open (EEXIST), EBADF after close, EBADFD before attach', () => {
     const { stack } = newStack();
     const t = stack.openTun();
     expect(errno(() => t.read())).toBe('EBADFD');
@@ -88,8 +110,9 @@ describe('tun device: ioctl numbers and flags', () => {
     expect(errno(() => t.mtu)).toBe('EBADFD');
     expect(t.readiness(EventMask.Readable | EventMask.Writable)).toBe(EventMask.Error);
     t.setIff({ flags: IFF_TUN });
-    expect(errno(() => t.setIff({ flags: IFF_TUN }))).toBe('EINVAL');
-    expect(errno(() => t.ioctl(TUNSETIFF, { name: 'other', flags: IFF_TUN }))).toBe('EINVAL');
+    t.up();
+    expect(errno(() => t.setIff({ flags: IFF_TUN }))).toBe('EEXIST');
+    expect(errno(() => t.ioctl(TUNSETIFF, { name: 'other', flags: IFF_TUN }))).toBe('EEXIST');
     t.close();
     t.close(); // no-op
     expect(errno(() => t.read())).toBe('EBADF');
@@ -99,12 +122,15 @@ describe('tun device: ioctl numbers and flags', () => {
     expect(t.readiness(EventMask.Writable)).toBe(EventMask.Error);
   });
 
-  it('answers ENOTTY to unknown requests and EFAULT to a wrong argument type', () => {
+  it('answers unknown requests EBADFD before TUNSETIFF, EINVAL after (Linux), EFAULT to a wrong argument type', () => {
     const { stack } = newStack();
     const t = stack.openTun();
+    expect(errno(() => t.ioctl(0x400454ff, 1))).toBe('EBADFD');
+    expect(errno(() => t.ioctl(0x8914 /* SIOCGIFFLAGS */))).toBe('EBADFD');
     t.setIff({ flags: IFF_TUN });
-    expect(errno(() => t.ioctl(0x400454c8 /* TUNSETNOCSUM */, 1))).toBe('ENOTTY');
-    expect(errno(() => t.ioctl(0x8914 /* SIOCGIFFLAGS */))).toBe('ENOTTY');
+    t.up();
+    expect(errno(() => t.ioctl(0x400454ff, 1))).toBe('EINVAL');
+    expect(errno(() => t.ioctl(0x8914 /* SIOCGIFFLAGS */))).toBe('EINVAL');
     expect(errno(() => t.ioctl(TUNSETPERSIST))).toBe('EFAULT');
     expect(errno(() => t.ioctl(TUNSETPERSIST, { flags: 1 }))).toBe('EFAULT');
   });
@@ -119,11 +145,19 @@ describe('tun device: names, attach, references', () => {
     expect(stack.openTun().setIff({ name: 'vpn%d', flags: IFF_TUN }).name).toBe('vpn0');
     expect(stack.openTun().setIff({ name: 'vpn%d', flags: IFF_TUN }).name).toBe('vpn1');
     expect(stack.openTun().setIff({ name: 'a%db', flags: IFF_TAP }).name).toBe('a0b');
-    for (const bad of ['x%s', 'x%d%d', 'x%', '%%d', 'a/b', 'with space', 'abcdefghijklmnop' /* 16 bytes */]) {
+    for (const bad of ['x%s', 'x%d%d', 'x%', '%%d', 'a/b', 'with space']) {
       expect(errno(() => stack.openTun().setIff({ name: bad, flags: IFF_TUN })), bad).toBe('EINVAL');
     }
-    // 15 bytes is the limit (IFNAMSIZ - 1).
+    // 15 bytes is the limit (IFNAMSIZ - 1); longer names are cut, as Linux does, with a warning.
     expect(stack.openTun().setIff({ name: 'abcdefghijklmno', flags: IFF_TUN }).name).toBe('abcdefghijklmno');
+    const long = stack.openTun();
+    const warnings: string[] = [];
+    long.on('warning', (m) => warnings.push(m));
+    expect(long.setIff({ name: 'qrstuvwxyzabcdefghij', flags: IFF_TUN }).name).toBe('qrstuvwxyzabcde');
+    expect(warnings.length).toBe(1);
+    expect(stack.nic('qrstuvwxyzabcde')).toBeDefined();
+    // The cut falls between characters: 14 ASCII bytes and a 2-byte character would make 16.
+    expect(stack.openTun().setIff({ name: 'abcdefghijklmné', flags: IFF_TUN }).name).toBe('abcdefghijklmn');
     expect(stack.nic('tun0')!.kind).toBe('tun');
   });
 
@@ -133,7 +167,10 @@ describe('tun device: names, attach, references', () => {
     stack.on('nic-removed', (n) => removed.push(n.name));
     const a = stack.openTun();
     a.setIff({ name: 'tun7', flags: IFF_TUN | IFF_NO_PI });
-    const b = stack.openTun();
+    a.up();
+    // A single-queue interface takes one file (EBUSY, as Linux), unless the open asks to share.
+    expect(errno(() => stack.openTun().setIff({ name: 'tun7', flags: IFF_TUN }))).toBe('EBUSY');
+    const b = stack.openTun({ shareQueue: true });
     expect(b.setIff({ name: 'tun7', flags: IFF_TUN }).name).toBe('tun7');
     const ep = a.endpoint!;
     expect(b.endpoint).toBe(ep);
@@ -152,37 +189,41 @@ describe('tun device: names, attach, references', () => {
     const { stack } = newStack();
     const a = stack.openTun();
     a.setIff({ name: 'p0', flags: IFF_TAP });
+    a.up();
     expect(a.ioctl(TUNSETPERSIST, 1)).toBe(0);
     a.ioctl(TUNSETPERSIST, 1); // idempotent: still one reference
     expect(a.endpoint!.refCount).toBe(2);
-    expect(a.ioctl(TUNGETIFF)).toEqual({ name: 'p0', flags: IFF_TAP | IFF_PERSIST });
+    expect(a.ioctl(TUNGETIFF)).toEqual({ name: 'p0', flags: IFF_TAP | IFF_PERSIST | IFF_NOFILTER });
     const mac = a.mac;
     a.close();
     expect(stack.nic('p0')).toBeDefined();
     const b = stack.openTun();
     b.setIff({ name: 'p0', flags: IFF_TAP });
+    b.up();
     expect(b.persistent).toBe(true);
     expect(b.mac).toEqual(mac);
     b.setPersist(false);
-    expect(b.ioctl(TUNGETIFF).flags).toBe(IFF_TAP);
+    expect(b.ioctl(TUNGETIFF).flags).toBe(IFF_TAP | IFF_NOFILTER);
     expect(stack.nic('p0')).toBeDefined();
     b.close();
     expect(stack.nic('p0')).toBeUndefined();
   });
 
-  it('EXCL on an existing name: EEXIST; a non-tun NIC: EOPNOTSUPP; TUN/TAP or multi-queue mismatch: EINVAL', () => {
+  it('EXCL on an existing name: EBUSY; a non-tun NIC: EINVAL; TUN/TAP or multi-queue mismatch: EINVAL (Linux)', () => {
     const { stack } = newStack();
     stack.createNIC({ name: 'eth0', endpoint: new ChannelEndpoint() });
     const a = stack.openTun();
     a.setIff({ name: 'tun0', flags: IFF_TUN });
-    expect(errno(() => stack.openTun().setIff({ name: 'tun0', flags: IFF_TUN | IFF_TUN_EXCL }))).toBe('EEXIST');
-    expect(errno(() => stack.openTun().setIff({ name: 'eth0', flags: IFF_TUN }))).toBe('EOPNOTSUPP');
-    expect(errno(() => stack.openTun().setIff({ name: 'eth0', flags: IFF_TAP }))).toBe('EOPNOTSUPP');
+    a.up();
+    expect(errno(() => stack.openTun().setIff({ name: 'tun0', flags: IFF_TUN | IFF_TUN_EXCL }))).toBe('EBUSY');
+    expect(errno(() => stack.openTun().setIff({ name: 'eth0', flags: IFF_TUN | IFF_TUN_EXCL }))).toBe('EBUSY');
+    expect(errno(() => stack.openTun().setIff({ name: 'eth0', flags: IFF_TUN }))).toBe('EINVAL');
+    expect(errno(() => stack.openTun().setIff({ name: 'eth0', flags: IFF_TAP }))).toBe('EINVAL');
     expect(errno(() => stack.openTun().setIff({ name: 'tun0', flags: IFF_TAP }))).toBe('EINVAL');
     expect(errno(() => stack.openTun().setIff({ name: 'tun0', flags: IFF_TUN | IFF_MULTI_QUEUE }))).toBe('EINVAL');
     // A NIC tagged 'tun' that the tun device did not make is still not ours.
     stack.createNIC({ name: 'fake', endpoint: new ChannelEndpoint(), kind: 'tun' });
-    expect(errno(() => stack.openTun().setIff({ name: 'fake', flags: IFF_TUN }))).toBe('EOPNOTSUPP');
+    expect(errno(() => stack.openTun().setIff({ name: 'fake', flags: IFF_TUN }))).toBe('EINVAL');
     // EXCL with a new name creates it.
     expect(stack.openTun().setIff({ name: 'new0', flags: IFF_TUN | IFF_TUN_EXCL }).name).toBe('new0');
     // Failed attaches took no references.
@@ -195,6 +236,7 @@ describe('tun device: names, attach, references', () => {
     for (let i = 0; i < 256; i++) {
       const d = stack.openTun();
       d.setIff({ name: 'mq0', flags: IFF_TUN | IFF_MULTI_QUEUE | IFF_NO_PI });
+      d.up();
       devs.push(d);
     }
     expect(devs[0]!.endpoint!.queueCount).toBe(256);
@@ -207,6 +249,7 @@ describe('tun device: names, attach, references', () => {
     const { stack } = newStack();
     const a = stack.openTun();
     a.setIff({ flags: IFF_TUN | IFF_NO_PI });
+    a.up();
     let detached = 0;
     a.on('detached', () => detached++);
     stack.removeNIC('tun0');
@@ -221,6 +264,7 @@ describe('tun device: names, attach, references', () => {
     // stack.close() detaches too.
     const b = stack.openTun();
     b.setIff({ flags: IFF_TAP });
+    b.up();
     stack.close();
     expect(errno(() => b.read())).toBe('EBADFD');
     b.close();
@@ -233,11 +277,13 @@ describe('tun device: ioctls that store state', () => {
     const { stack } = newStack();
     const t = stack.openTun();
     t.setIff({ flags: IFF_TUN });
+    t.up();
     expect(t.owner).toBe(-1);
     t.ioctl(TUNSETOWNER, 1000);
     t.ioctl(TUNSETGROUP, 100);
-    const u = stack.openTun();
+    const u = stack.openTun({ shareQueue: true });
     u.setIff({ name: 'tun0', flags: IFF_TUN });
+    u.up();
     expect([u.owner, u.group]).toEqual([1000, 100]);
     expect(errno(() => t.ioctl(TUNSETOWNER, -1))).toBe('EINVAL');
     expect(errno(() => t.ioctl(TUNSETGROUP, 1.5))).toBe('EINVAL');
@@ -247,6 +293,7 @@ describe('tun device: ioctls that store state', () => {
     const { stack } = newStack();
     const t = stack.openTun();
     t.setIff({ flags: IFF_TAP | IFF_VNET_HDR });
+    t.up();
     const ok = [0, TUN_F_CSUM, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN, TUN_F_CSUM | TUN_F_UFO, TUN_F_CSUM | TUN_F_USO4 | TUN_F_USO6];
     for (const f of ok) {
       expect(t.ioctl(TUNSETOFFLOAD, f), `0x${f.toString(16)}`).toBe(0);
@@ -260,6 +307,7 @@ describe('tun device: ioctls that store state', () => {
     const { stack } = newStack();
     const t = stack.openTun();
     t.setIff({ flags: IFF_TUN | IFF_VNET_HDR });
+    t.up();
     expect(t.ioctl(TUNGETVNETHDRSZ)).toBe(10);
     t.ioctl(TUNSETVNETHDRSZ, 12);
     expect(t.ioctl(TUNGETVNETHDRSZ)).toBe(12);
@@ -273,12 +321,14 @@ describe('tun device: ioctls that store state', () => {
     const { stack } = newStack(99);
     const tap = stack.openTun();
     tap.setIff({ flags: IFF_TAP });
+    tap.up();
     const mac = tap.mac;
     expect(mac.length).toBe(6);
     expect(mac[0]! & 0x03).toBe(0x02); // locally administered unicast
     // Same seed, same MAC.
     const again = newStack(99).stack.openTun();
     again.setIff({ flags: IFF_TAP });
+    again.up();
     expect(again.mac).toEqual(mac);
     expect(tap.mtu).toBe(1500);
     tap.mtu = 9000;
@@ -304,6 +354,7 @@ describe('tun device: ioctls that store state', () => {
     expect(tap.isUp).toBe(true);
     const tun = stack.openTun();
     tun.setIff({ flags: IFF_TUN });
+    tun.up();
     expect(tun.mac.length).toBe(0);
     expect(errno(() => (tun.mac = m2))).toBe('EINVAL');
   });
@@ -314,45 +365,68 @@ describe('tun device: write errors', () => {
     const { stack } = newStack();
     const tun = stack.openTun();
     tun.setIff({ flags: IFF_TUN }); // with packet information
+    tun.up();
     tun.addAddress('10.0.0.1/24');
     const st = tun.endpoint!.stats;
     expect(errno(() => tun.write(new Uint8Array(0)))).toBe('EINVAL');
     expect(errno(() => tun.write(new Uint8Array(3)))).toBe('EINVAL');
     expect(st.rxFrameErrors).toBe(1);
-    // PI alone (nothing after it).
-    expect(errno(() => tun.write(Uint8Array.of(0, 0, 8, 0)))).toBe('EINVAL');
-    // MTU allowance counts the 4-byte PI: 4 + 1500 is fine, 4 + 1501 is not.
-    const big = (n: number) => {
+    // PI alone (nothing after it): Linux takes the 4 bytes (and the stack drops the empty packet).
+    expect(tun.write(Uint8Array.of(0, 0, 8, 0))).toBe(4);
+    const big = (n: number, proto = 0x0800) => {
       const b = new Uint8Array(4 + n);
-      b[2] = 0x08;
+      b[2] = proto >>> 8;
+      b[3] = proto & 0xff;
       b.set(echoRequest({ data: new Uint8Array(n - 28) }), 4);
       return b;
     };
+    // Longer than the MTU: accepted (Linux), and the stack answers, fragmenting its reply.
+    drain(tun);
     expect(tun.write(big(1500))).toBe(1504);
-    expect(errno(() => tun.write(big(1501)))).toBe('EMSGSIZE');
+    expect(tun.write(big(3000))).toBe(3004);
+    expect(drain(tun).map((p) => p.length)).toEqual([1504, 1504, 1504, 44]);
+    tun.mtu = 576;
+    expect(tun.write(big(1000))).toBe(1004);
+    expect(drain(tun).length).toBe(2);
+    // Packet information naming protocol 0: accepted and dropped, no answer (Linux).
+    expect(tun.write(big(100, 0))).toBe(104);
+    expect(drain(tun)).toEqual([]);
+    // Down: a well-formed write is EIO, a malformed one still EINVAL (checked first, as Linux).
     tun.down();
     expect(errno(() => tun.write(big(100)))).toBe('EIO');
+    expect(errno(() => tun.write(Uint8Array.of(0, 0, 8, 0)))).toBe('EIO');
+    expect(errno(() => tun.write(new Uint8Array(3)))).toBe('EINVAL');
     tun.up();
 
     const nopi = stack.openTun();
     nopi.setIff({ flags: IFF_TUN | IFF_NO_PI });
+    nopi.up();
     const before = nopi.endpoint!.stats.rxFrameErrors;
     // IP version neither 4 nor 6 without PI: EINVAL, counted.
     expect(errno(() => nopi.write(Uint8Array.of(0x50, 0, 0, 20)))).toBe('EINVAL');
     expect(nopi.endpoint!.stats.rxFrameErrors).toBe(before + 1);
     expect(nopi.write(echoRequest())).toBe(52);
+    nopi.down();
+    expect(errno(() => nopi.write(Uint8Array.of(0x70, 0, 0, 20)))).toBe('EINVAL');
+    expect(errno(() => nopi.write(echoRequest()))).toBe('EIO');
 
     const tap = stack.openTun();
     tap.setIff({ flags: IFF_TAP | IFF_NO_PI });
+    tap.up();
     expect(errno(() => tap.write(new Uint8Array(13)))).toBe('EINVAL');
     expect(tap.endpoint!.stats.rxFrameErrors).toBe(1);
-    // Ethernet header is in the allowance: 14 + 1500 ok, 14 + 1501 EMSGSIZE.
+    // Frames above the MTU are accepted, as Linux does.
     const frame = (n: number) => buildEthernet({ destination: tap.mac, source: parseMAC('02:00:00:00:00:02'), etherType: 0x0800 }, new Uint8Array(n));
     expect(tap.write(frame(1500))).toBe(1514);
-    expect(errno(() => tap.write(frame(1501)))).toBe('EMSGSIZE');
+    expect(tap.write(frame(1501))).toBe(1515);
+    expect(tap.write(frame(70000))).toBe(70014);
+    // TAP MTU: at most 65521 (65535 less the Ethernet header), as Linux.
+    tap.mtu = 65521;
+    expect(errno(() => (tap.mtu = 65522))).toBe('EINVAL');
 
     const vnet = stack.openTun();
     vnet.setIff({ flags: IFF_TAP | IFF_VNET_HDR });
+    vnet.up();
     // PI + 10-byte vnet header + Ethernet: 27 bytes is one short.
     expect(errno(() => vnet.write(new Uint8Array(4 + 10 + 13)))).toBe('EINVAL');
     expect(errno(() => vnet.write(new Uint8Array(4 + 9)))).toBe('EINVAL');
@@ -361,7 +435,7 @@ describe('tun device: write errors', () => {
     expect(vnet.write(ok)).toBe(ok.length);
     const over = new Uint8Array(4 + 10 + 14 + 1501);
     over.set(frame(1501), 14);
-    expect(errno(() => vnet.write(over))).toBe('EMSGSIZE');
+    expect(vnet.write(over)).toBe(over.length);
   });
 });
 
@@ -370,6 +444,7 @@ describe('tun device: framing', () => {
     const { stack } = newStack();
     const tun = stack.openTun();
     tun.setIff({ flags: IFF_TUN });
+    tun.up();
     tun.addAddress('10.0.0.1/24');
     const req = echoRequest();
     const pi = new Uint8Array(4 + req.length);
@@ -395,6 +470,7 @@ describe('tun device: framing', () => {
     const { stack } = newStack();
     const tun = stack.openTun();
     tun.setIff({ flags: IFF_TUN | IFF_NO_PI });
+    tun.up();
     tun.addAddress('10.0.0.1/24');
     tun.write(echoRequest());
     const out = tun.read();
@@ -406,6 +482,7 @@ describe('tun device: framing', () => {
     const { stack } = newStack();
     const tun = stack.openTun();
     tun.setIff({ flags: IFF_TUN });
+    tun.up();
     tun.addAddress('10.0.0.1/24');
     const pi = (b: Uint8Array) => {
       const o = new Uint8Array(4 + b.length);
@@ -439,6 +516,7 @@ describe('tun device: framing', () => {
     const { stack } = newStack();
     const tap = stack.openTun();
     tap.setIff({ flags: IFF_TAP });
+    tap.up();
     tap.addAddress('10.0.0.1/24');
     const peerMac = parseMAC('02:00:00:00:00:02');
     // A UDP datagram to a closed port: the stack must ARP for the sender before answering.
@@ -460,6 +538,7 @@ describe('tun device: queue, readiness, events', () => {
     const { stack } = newStack();
     const tun = stack.openTun();
     tun.setIff({ flags: IFF_TUN | IFF_NO_PI });
+    tun.up();
     tun.addAddress('10.0.0.1/24');
     let events = 0;
     tun.on('readable', () => events++);
@@ -476,11 +555,15 @@ describe('tun device: queue, readiness, events', () => {
     expect(tun.queue!.stats.read).toBe(1024);
   });
 
-  it('is writable whenever attached and readable exactly while packets wait; readable fires per enqueue', () => {
+  it('starts down (as Linux: not writable, writes EIO); up() makes it writable; readable exactly while packets wait', () => {
     const { stack } = newStack();
     const tun = stack.openTun();
     const both = EventMask.Readable | EventMask.Writable;
     tun.setIff({ flags: IFF_TUN | IFF_NO_PI });
+    expect(tun.isUp).toBe(false);
+    expect(tun.readiness(both)).toBe(0);
+    expect(errno(() => tun.write(echoRequest()))).toBe('EIO');
+    tun.up();
     tun.addAddress('10.0.0.1/24');
     expect(tun.readiness(both)).toBe(EventMask.Writable);
     expect(tun.readiness(EventMask.Readable)).toBe(0);
@@ -501,13 +584,15 @@ describe('tun device: queue, readiness, events', () => {
     expect(closed).toBe(1);
   });
 
-  it('shares the one queue between opens of a single-queue interface', () => {
+  it('shares the one queue between opens of a single-queue interface (only with shareQueue)', () => {
     const { stack } = newStack();
     const a = stack.openTun();
     a.setIff({ name: 'tun0', flags: IFF_TUN | IFF_NO_PI });
+    a.up();
     a.addAddress('10.0.0.1/24');
-    const b = stack.openTun();
+    const b = stack.openTun({ shareQueue: true });
     b.setIff({ name: 'tun0', flags: IFF_TUN }); // framing is per open
+    b.up();
     let ea = 0;
     let eb = 0;
     a.on('readable', () => ea++);
@@ -523,6 +608,7 @@ describe('tun device: queue, readiness, events', () => {
     const { stack } = newStack();
     const tun = stack.openTun();
     tun.setIff({ flags: IFF_TUN | IFF_NO_PI });
+    tun.up();
     tun.addAddress('10.0.0.1/24');
     let depth = 0;
     let maxDepth = 0;
@@ -544,6 +630,7 @@ describe('tun device: queue, readiness, events', () => {
     const { stack } = newStack();
     const tun = stack.openTun();
     tun.setIff({ flags: IFF_TUN | IFF_NO_PI });
+    tun.up();
     tun.addAddress('10.0.0.1/24');
     tun.on('readable', () => {
       throw new Error('listener bug');

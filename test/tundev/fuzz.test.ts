@@ -114,14 +114,18 @@ function heapUsed(): number {
 function setup(stack: Stack) {
   const tun = stack.openTun();
   tun.setIff({ name: 'tun0', flags: IFF_TUN | IFF_NO_PI });
+  tun.up();
   tun.addAddress('10.0.0.1/24');
-  const tunPi = stack.openTun();
+  const tunPi = stack.openTun({ shareQueue: true });
   tunPi.setIff({ name: 'tun0', flags: IFF_TUN });
+  tunPi.up();
   const tap = stack.openTun();
   tap.setIff({ name: 'tap0', flags: IFF_TAP | IFF_NO_PI });
+  tap.up();
   tap.addAddress('10.0.1.1/24');
-  const tapVnet = stack.openTun();
+  const tapVnet = stack.openTun({ shareQueue: true });
   tapVnet.setIff({ name: 'tap0', flags: IFF_TAP | IFF_VNET_HDR });
+  tapVnet.up();
   const chan = new ChannelEndpoint({ wireFormat: 'ethernet', linkAddress: parseMAC('02:00:00:00:aa:01') });
   const nic = stack.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(chan) });
   nic.addAddress('10.0.2.1/24');

@@ -44,6 +44,7 @@ describe('tun device: ping through the stack', () => {
     const { stack } = newStack();
     const tun = stack.openTun();
     tun.setIff({ name: 'tun0', flags: IFF_TUN | IFF_NO_PI });
+    tun.up();
     tun.addAddress(`${LOCAL}/24`);
     const req = echoRequest({ ident: 0xbeef, seq: 7 });
     expect(tun.write(req)).toBe(req.length);
@@ -56,6 +57,7 @@ describe('tun device: ping through the stack', () => {
     const { stack, clock } = newStack();
     const tap = stack.openTun();
     tap.setIff({ name: 'tap0', flags: IFF_TAP | IFF_NO_PI });
+    tap.up();
     tap.addAddress(`${LOCAL}/24`);
     drain(tap); // the gratuitous ARP sent when the address was added
     const mac = tap.mac;
@@ -95,6 +97,7 @@ describe('tun device: ping through the stack', () => {
     const { stack } = newStack();
     const tun = stack.openTun();
     tun.setIff({ flags: IFF_TUN | IFF_NO_PI });
+    tun.up();
     tun.addAddress(`${LOCAL}/24`);
     const reqs = [1, 2, 3].map((seq) => echoRequest({ seq, data: new Uint8Array(seq * 100).fill(seq) }));
     for (const r of reqs) tun.write(r);
