@@ -100,6 +100,8 @@ export interface SandboxStats {
   dhcp: DhcpServer['stats'];
   ping: PingRelay['stats'] | null;
   echoIntercepted: number;
+  /** The guest-facing NIC's neighbour caches (gc evictions, queue drops by reason). */
+  neighbor: ReturnType<NIC['neighborStats']>;
 }
 
 export class SandboxNetwork {
@@ -257,6 +259,7 @@ export class SandboxNetwork {
       dhcp: this.dhcp.stats,
       ping: this.ping?.stats ?? null,
       echoIntercepted: this.intercept.intercepted,
+      neighbor: this.nic.neighborStats(),
     };
   }
 
