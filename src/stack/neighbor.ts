@@ -63,7 +63,7 @@ export interface NeighborConfig {
   gcStaleTimeMs: number;
   /** Linux gc_interval: the periodic pass runs at most this often (when an entry is added). */
   gcIntervalMs: number;
-  /** Solicitations per second across the cache (token bucket) and burst. */
+  /** Retransmitted and unicast solicitations per second across the cache (token bucket) and burst. */
   solicitRate: number;
   solicitBurst: number;
 }
@@ -509,9 +509,13 @@ export class NeighborCache {
   }
 
   private solicit(e: Entry, unicastTo: Uint8Array | null): void {
+    // A new entry's first solicitation always goes out, one per entry as Linux sends it (the gc
+    // bounds the entries); only retransmissions and unicast probes draw from the bucket, so that
+    // a flood of unresolvable entries cannot starve a new neighbour's resolution.
+    const first = e.probes === 0 && e.state === NeighborState.Incomplete;
     e.probes++;
     e.timer.schedule(this.config.retransTimeMs);
-    if (!this.solicitBucket.take()) {
+    if (!first && !this.solicitBucket.take()) {
       this.stats.solicitsRateLimited++;
       return;
     }

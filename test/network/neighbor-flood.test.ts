@@ -110,13 +110,13 @@ function nsFrom(i: number): Uint8Array {
  * Ping the victim from the legitimate host while `flood(k)` adds frames each millisecond (k counts
  * up from 0); the flood starts `lead` ms before the ping. Returns the ping's RTT, or its error code.
  */
-async function pingUnderFlood(l: Lan, target: string, lead: number, flood: (k: number) => void): Promise<number | string> {
+async function pingUnderFlood(l: Lan, target: string, lead: number, flood: (k: number) => void, from: 'legit' | 'victim' = 'legit'): Promise<number | string> {
   let k = 0;
   for (; k < lead; k++) {
     flood(k);
     l.clock.advance(1);
   }
-  const r = l.legit.ping(target, { timeoutMs: 500 }).then(
+  const r = l[from].ping(target, { timeoutMs: 500 }).then(
     (res) => res.rttMs,
     (e: { code: string }) => e.code,
   );
@@ -128,9 +128,9 @@ async function pingUnderFlood(l: Lan, target: string, lead: number, flood: (k: n
 }
 
 /** The RTT of the same first ping on an idle link: resolution included, no flood. */
-async function idleRtt(target: string): Promise<number> {
+async function idleRtt(target: string, from: 'legit' | 'victim' = 'legit'): Promise<number> {
   const l = lan();
-  const r = await pingUnderFlood(l, target, 0, () => {});
+  const r = await pingUnderFlood(l, target, 0, () => {}, from);
   expect(typeof r).toBe('number');
   return r as number;
 }
@@ -178,6 +178,25 @@ describe('neighbour cache under a flood from spoofed on-link sources', () => {
         // entries too, as our advertisements use them, and those compete with it by age.)
         expect((l.victim.networkProtocol(0x0806) as ArpProtocol).cache(l.vNic).lookup(parseIP(L4))).toEqual(parseMAC(L_MAC));
       }
+    });
+
+    it(`IPv${family}: under the same flood, we resolve a new neighbour at once (our own ping to it)`, async () => {
+      const peer = family === 4 ? L4 : L6;
+      const base = await idleRtt(peer, 'victim');
+      expect(base).toBe(4 * LATENCY);
+      const l = lan();
+      const r = await pingUnderFlood(
+        l,
+        peer,
+        10,
+        (k) => {
+          const frames: Uint8Array[] = [];
+          for (let j = 0; j < 200; j++) frames.push(echo(k * 200 + j));
+          l.inject(frames);
+        },
+        'victim',
+      );
+      expectWithin(r, base);
     });
   }
 });

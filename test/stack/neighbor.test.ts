@@ -183,3 +183,14 @@ describe('neighbour cache queue bounds', () => {
     expect(r.released.sort()).toEqual(['x', 'y', 'z']);
   });
 });
+
+describe('neighbour solicitation rate limit', () => {
+  it("sends every new entry's first solicitation; retransmissions draw from the bucket", () => {
+    const r = rig({ solicitRate: 1, solicitBurst: 2 });
+    const c = r.cache;
+    for (let n = 1; n <= 5; n++) c.send(ip(n), r.pkt(`p${n}`));
+    expect(c.stats).toMatchObject({ solicitsSent: 5, solicitsRateLimited: 0 });
+    r.clock.advance(1000); // second probes: the bucket (still full: 2) lets two go
+    expect(c.stats).toMatchObject({ solicitsSent: 7, solicitsRateLimited: 3 });
+  });
+});
