@@ -45,8 +45,9 @@ export interface NeighborConfig {
   /** Packets queued per unresolved entry (oldest dropped first, as Linux does). */
   maxQueuedPerEntry: number;
   /**
-   * Bytes queued per unresolved entry, counted as each packet's buffer (headroom included) plus
-   * its scatter-gather fragments (Linux counts skb truesize); oldest dropped first. Default
+   * Bytes queued per unresolved entry, counted as each packet's buffer (headroom included), its
+   * scatter-gather fragments and QUEUED_PACKET_OVERHEAD (Linux counts skb truesize); oldest
+   * dropped first. Default
    * 212992, Linux's `unres_qlen_bytes` default (read from a 6.18 kernel's
    * /proc/sys/net/ipv4/neigh/default/unres_qlen_bytes).
    */
@@ -85,6 +86,12 @@ export const DEFAULT_NEIGHBOR_CONFIG: NeighborConfig = {
   solicitRate: 100,
   solicitBurst: 100,
 };
+
+/**
+ * Bytes charged per queued packet on top of its buffer and fragments: the PacketBuffer object
+ * itself (Linux's truesize likewise adds its sk_buff and shared info).
+ */
+export const QUEUED_PACKET_OVERHEAD = 256;
 
 /** Linux's forced gc: at most once per 5 s above gc_thresh2; spares valid entries confirmed within 5 s. */
 const FORCED_GC_MS = 5_000;
@@ -135,12 +142,11 @@ export interface NeighborEntrySnapshot {
   state: NeighborState;
 }
 
-/** A queued packet, in its entry's queue and in the cache-wide FIFO. */
+/** A queued packet, in its entry's queue and in the cache-wide FIFO; `pkt` is null once it left. */
 interface Queued {
-  pkt: PacketBuffer;
+  pkt: PacketBuffer | null;
   entry: Entry;
   bytes: number;
-  live: boolean;
 }
 
 type DropReason = 'queueDropsEntryFull' | 'queueDropsTotalFull' | 'queueDropsEvicted';
@@ -422,7 +428,7 @@ export class NeighborCache {
   private enqueue(e: Entry, pkt: PacketBuffer): void {
     const c = this.config;
     const st = this.stats;
-    const bytes = pkt.data.byteLength + pkt.fragBytes;
+    const bytes = pkt.data.byteLength + pkt.fragBytes + QUEUED_PACKET_OVERHEAD;
     if (bytes > c.maxQueuedBytesPerEntry || bytes > c.maxQueuedBytesTotal) {
       this.discard(pkt, bytes > c.maxQueuedBytesPerEntry ? 'queueDropsEntryFull' : 'queueDropsTotalFull');
       return;
@@ -431,7 +437,11 @@ export class NeighborCache {
       this.drop(e.queue.shift()!, 'queueDropsEntryFull');
     }
     while (st.queuedBytes + bytes > c.maxQueuedBytesTotal) this.dropOldest();
-    const q: Queued = { pkt, entry: e, bytes, live: true };
+    // A small packet lives in a shared 64 KiB slab (packet.ts) that it would keep alive while it
+    // waits: give it bytes of its own, so that what is charged is what is held.
+    const d = pkt.data;
+    if (d.byteLength < d.buffer.byteLength) pkt.data = d.slice();
+    const q: Queued = { pkt, entry: e, bytes };
     e.queue.push(q);
     e.queuedBytes += bytes;
     st.queuedPackets++;
@@ -440,7 +450,7 @@ export class NeighborCache {
     fifo.push(q);
     // Keep the FIFO proportional to what is queued: drop the consumed head and dead records.
     if (fifo.length - this.fifoHead > 2 * st.queuedPackets + 256) {
-      this.fifo = fifo.slice(this.fifoHead).filter((r) => r.live);
+      this.fifo = fifo.slice(this.fifoHead).filter((r) => r.pkt !== null);
       this.fifoHead = 0;
     }
   }
@@ -450,24 +460,25 @@ export class NeighborCache {
     const fifo = this.fifo;
     while (this.fifoHead < fifo.length) {
       const q = fifo[this.fifoHead++]!;
-      if (!q.live) continue;
+      if (q.pkt === null) continue;
       q.entry.queue.shift();
       this.drop(q, 'queueDropsTotalFull');
       return;
     }
   }
 
-  /** Unlink a queued packet from the accounting (its entry's queue is the caller's). */
-  private unlink(q: Queued): void {
-    q.live = false;
+  /** Take a queued packet out of the accounting (its entry's queue is the caller's). */
+  private unlink(q: Queued): PacketBuffer {
+    const pkt = q.pkt!;
+    q.pkt = null; // the FIFO may keep the record a while, not the packet
     q.entry.queuedBytes -= q.bytes;
     this.stats.queuedPackets--;
     this.stats.queuedBytes -= q.bytes;
+    return pkt;
   }
 
   private drop(q: Queued, reason: DropReason): void {
-    this.unlink(q);
-    this.discard(q.pkt, reason);
+    this.discard(this.unlink(q), reason);
   }
 
   /** A dropped packet is freed silently, as Linux's kfree_skb: its borrowed bytes are returned. */
@@ -481,10 +492,7 @@ export class NeighborCache {
     const q = e.queue;
     e.queue = [];
     const out: PacketBuffer[] = new Array<PacketBuffer>(q.length);
-    for (let i = 0; i < q.length; i++) {
-      this.unlink(q[i]!);
-      out[i] = q[i]!.pkt;
-    }
+    for (let i = 0; i < q.length; i++) out[i] = this.unlink(q[i]!);
     return out;
   }
 

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ManualClock, NeighborCache, NeighborState, PacketBuffer, Random, type NeighborConfig, type NeighborProber } from '../../src/index.js';
+import { QUEUED_PACKET_OVERHEAD as O } from '../../src/stack/neighbor.js';
 
 const MAC = Uint8Array.of(2, 0, 0, 0, 0, 9);
 
@@ -138,27 +139,28 @@ describe('neighbour cache gc (gc_thresh1/2/3 = 2/4/8)', () => {
 
 describe('neighbour cache queue bounds', () => {
   it('caps bytes per entry and across the cache, dropping the oldest packet first, and hands back what fails', () => {
-    const r = rig({ maxQueuedBytesPerEntry: 10_000, maxQueuedBytesTotal: 25_000, maxQueuedPerEntry: 64 });
+    const u = 3000 + O; // what a 3000-byte packet is charged
+    const r = rig({ maxQueuedBytesPerEntry: 3 * u + 1000, maxQueuedBytesTotal: 8 * u + 1000, maxQueuedPerEntry: 64 });
     const c = r.cache;
     for (const n of ['A0', 'A1', 'A2', 'A3']) c.send(ip(1), r.pkt(n, 3000));
-    // 4 x 3000 > 10000: A0 went for A3.
+    // Four do not fit in one entry: A0 went for A3.
     expect(r.released).toEqual(['A0']);
-    expect(c.stats).toMatchObject({ queueDropsEntryFull: 1, queuedPackets: 3, queuedBytes: 9000 });
+    expect(c.stats).toMatchObject({ queueDropsEntryFull: 1, queuedPackets: 3, queuedBytes: 3 * u });
     for (const n of ['B0', 'B1', 'B2']) c.send(ip(2), r.pkt(n, 3000));
     for (const n of ['C0', 'C1']) c.send(ip(3), r.pkt(n, 3000));
-    expect(c.stats.queuedBytes).toBe(24_000);
-    // C2 would make 27000 > 25000: the oldest packet in the whole cache (A1) goes.
+    expect(c.stats.queuedBytes).toBe(8 * u);
+    // A ninth does not fit in the cache: the oldest packet in the whole cache (A1) goes.
     c.send(ip(3), r.pkt('C2', 3000));
     expect(r.released).toEqual(['A0', 'A1']);
-    expect(c.stats).toMatchObject({ queueDropsTotalFull: 1, queuedPackets: 8, queuedBytes: 24_000 });
+    expect(c.stats).toMatchObject({ queueDropsTotalFull: 1, queuedPackets: 8, queuedBytes: 8 * u });
     // A packet bigger than a cap is dropped at once, without pushing anything out.
-    c.send(ip(4), r.pkt('huge', 12_000));
+    c.send(ip(4), r.pkt('huge', 4 * u));
     expect(r.released).toEqual(['A0', 'A1', 'huge']);
-    expect(c.stats).toMatchObject({ queueDropsEntryFull: 2, queuedPackets: 8, queuedBytes: 24_000 });
+    expect(c.stats).toMatchObject({ queueDropsEntryFull: 2, queuedPackets: 8, queuedBytes: 8 * u });
     // A resolves: its two remaining packets go out in order.
     c.update(ip(1), MAC, reachable);
     expect(r.transmitted).toEqual(['A2', 'A3']);
-    expect(c.stats).toMatchObject({ queuedPackets: 6, queuedBytes: 18_000 });
+    expect(c.stats).toMatchObject({ queuedPackets: 6, queuedBytes: 6 * u });
     // The others fail (3 probes, 1 s apart): their packets are handed back for EHOSTUNREACH,
     // then their loans returned.
     r.clock.advance(3000);
@@ -173,14 +175,30 @@ describe('neighbour cache queue bounds', () => {
     const p = r.pkt('x', 500);
     p.addFrag(new Uint8Array(700));
     c.send(ip(1), p);
-    expect(c.stats.queuedBytes).toBe(1200);
+    expect(c.stats.queuedBytes).toBe(1200 + O);
     c.send(ip(1), r.pkt('y', 100));
     c.send(ip(1), r.pkt('z', 100));
     expect(r.released).toEqual(['x']);
-    expect(c.stats).toMatchObject({ queuedPackets: 2, queuedBytes: 200, queueDropsEntryFull: 1 });
+    expect(c.stats).toMatchObject({ queuedPackets: 2, queuedBytes: 2 * (100 + O), queueDropsEntryFull: 1 });
     c.clear();
     expect(c.stats).toMatchObject({ queuedPackets: 0, queuedBytes: 0 });
     expect(r.released.sort()).toEqual(['x', 'y', 'z']);
+  });
+
+  it('gives a waiting small packet its own bytes (it would pin a shared 64 KiB slab), contents and offsets intact', () => {
+    const out: PacketBuffer[] = [];
+    const c = new NeighborCache(new ManualClock(), new Random(1), { sendSolicit: () => {}, transmit: (p) => out.push(p), resolutionFailed: () => {} });
+    const p = PacketBuffer.alloc(100);
+    p.data.fill(7, p.start, p.end);
+    const [start, end] = [p.start, p.end];
+    expect(p.data.buffer.byteLength).toBeGreaterThan(p.data.byteLength); // from the slab
+    c.send(ip(1), p);
+    expect(c.stats.queuedBytes).toBe(p.data.byteLength + O);
+    c.update(ip(1), MAC, reachable);
+    expect(out).toEqual([p]);
+    expect(p.data.buffer.byteLength).toBe(p.data.byteLength);
+    expect([p.start, p.end]).toEqual([start, end]);
+    expect(p.view().every((b) => b === 7)).toBe(true);
   });
 });
 
