@@ -449,7 +449,7 @@ export class NeighborCache {
     const fifo = this.fifo;
     fifo.push(q);
     // Keep the FIFO proportional to what is queued: drop the consumed head and dead records.
-    if (fifo.length - this.fifoHead > 2 * st.queuedPackets + 256) {
+    if (this.fifoHead >= 1024 || fifo.length - this.fifoHead > 2 * st.queuedPackets + 256) {
       this.fifo = fifo.slice(this.fifoHead).filter((r) => r.pkt !== null);
       this.fifoHead = 0;
     }

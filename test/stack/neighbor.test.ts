@@ -185,6 +185,16 @@ describe('neighbour cache queue bounds', () => {
     expect(r.released.sort()).toEqual(['x', 'y', 'z']);
   });
 
+  it('keeps its cache-wide FIFO proportional to what is queued under a steady stream of drops', () => {
+    const r = rig({ maxQueuedBytesTotal: 20 * (1000 + O) });
+    const c = r.cache;
+    for (let i = 0; i < 20_000; i++) c.send(ip(1 + (i % 5)), r.pkt(`p${i}`, 1000));
+    expect(c.stats).toMatchObject({ queuedPackets: 20, queueDropsTotalFull: 20_000 - 20 });
+    // Internal, but the bound is the point: the records of packets gone do not pile up.
+    const fifo = (c as unknown as { fifo: unknown[] }).fifo;
+    expect(fifo.length).toBeLessThanOrEqual(1024 + 2 * 20 + 256);
+  });
+
   it('gives a waiting small packet its own bytes (it would pin a shared 64 KiB slab), contents and offsets intact', () => {
     const out: PacketBuffer[] = [];
     const c = new NeighborCache(new ManualClock(), new Random(1), { sendSolicit: () => {}, transmit: (p) => out.push(p), resolutionFailed: () => {} });
