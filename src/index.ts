@@ -10,7 +10,7 @@ export { PacketBuffer, PacketType, DEFAULT_HEADROOM } from './stack/packet.js';
 export { Stack, type StackOptions } from './stack/stack.js';
 export { NIC, type NICOptions, type AddressInfo } from './stack/nic.js';
 export { Route, RouteTable, type RouteEntry, type RouteSpec } from './stack/route.js';
-export { NeighborCache, NeighborState, type NeighborConfig } from './stack/neighbor.js';
+export { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, NeighborState, type NeighborConfig, type NeighborProber, type NeighborStats } from './stack/neighbor.js';
 export { TransportResult } from './stack/protocol.js';
 export type * from './stack/protocol.js';
 export { IPv4Protocol, ipv4Factory, type IPv4Stats, type PingOptions, type PingResult } from './network/ipv4.js';

@@ -139,6 +139,8 @@ export interface SandboxStats {
   echoIntercepted: number;
   /** The stack's TCP memory budget: bytes charged, pressure, drops and refusals (TcpStats). */
   tcpMemory: Pick<TcpStats, 'memoryAllocated' | 'memoryPressure' | 'memoryPressures' | 'rcvMemDrops' | 'sndMemRefusals' | 'ofoPruned'> & { limit: number };
+  /** The guest-facing NIC's neighbour caches (gc evictions, queue drops by reason). */
+  neighbor: ReturnType<NIC['neighborStats']>;
 }
 
 export class SandboxNetwork {
@@ -329,6 +331,7 @@ export class SandboxNetwork {
       ping: this.ping?.stats ?? null,
       echoIntercepted: this.intercept.intercepted,
       tcpMemory: tcpMemoryStats(this.stack.requireTransport<TcpProtocol>(6)),
+      neighbor: this.nic.neighborStats(),
     };
   }
 

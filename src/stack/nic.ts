@@ -2,7 +2,7 @@ import { EventEmitter } from 'eventemitter3';
 import { TunstackError } from '../errors.js';
 import { addrEqual, formatIP, parseCIDR, prefixMatch } from '../headers/address.js';
 import { LinkCapability, type LinkEndpoint, type NetworkDispatcher } from '../link/endpoint.js';
-import { NeighborCache, type NeighborConfig, type NeighborProber } from './neighbor.js';
+import { NeighborCache, type NeighborConfig, type NeighborProber, type NeighborStats } from './neighbor.js';
 import { PacketType, type PacketBuffer } from './packet.js';
 import type { NicEvent } from './protocol.js';
 import { newNicStats, type NicStats } from './stats.js';
@@ -267,6 +267,18 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
       this.neighborCaches.set(protocolNumber, c);
     }
     return c;
+  }
+
+  /**
+   * A copy of the counters of this NIC's neighbour caches (ARP: ipv4, NDP: ipv6) with their
+   * current entry counts; null for a cache not created yet.
+   */
+  neighborStats(): { ipv4: (NeighborStats & { entries: number }) | null; ipv6: (NeighborStats & { entries: number }) | null } {
+    const of = (n: number): (NeighborStats & { entries: number }) | null => {
+      const c = this.neighborCaches.get(n);
+      return c ? { ...c.stats, entries: c.size } : null;
+    };
+    return { ipv4: of(0x0800), ipv6: of(0x86dd) };
   }
 
   /** Inbound from the link endpoint. Never throws. */
