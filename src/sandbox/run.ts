@@ -31,6 +31,9 @@ import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR } from '../tundev/constants.js';
 import { guestCommandPids, guestLauncher, killNamespaceProcesses } from './guest-process.js';
 import { SANDBOX_DEFAULTS, SandboxNetwork, type PortForward, type SandboxNetworkOptions } from './network.js';
 
+/** The sandbox TAP's transmit queue (packets from the guest waiting for tunstack), Linux default 1000. */
+export const SANDBOX_TAP_QUEUE = 4096;
+
 export interface SandboxRunOptions extends Omit<SandboxNetworkOptions, 'link'> {
   /** The command and its arguments. */
   command: string[];
@@ -166,6 +169,10 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
     const t = HostTap.open({ name: `tsb${(process.pid % 1_000_000).toString(36)}${(counter++).toString(36)}`.slice(0, 15), flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR });
     tap = t;
     t.mtu = mtu;
+    // The guest's packets wait in this queue while tunstack's event loop is busy: 1000 (the
+    // default) overflows under bursts of small datagrams on a loaded machine; TCP is bounded by
+    // tunstack's windows whatever the length.
+    t.txQueueLength = SANDBOX_TAP_QUEUE;
     // The relay terminates every guest connection: TSO super-packets are taken whole.
     const ep = new FdEndpoint(t, { mtu, keepTcpGso: true });
     const dev = t.name;

@@ -333,7 +333,7 @@ for i in range(3000):
 socks = []
 for i in range(3000):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"x", ("10.0.2.2", ${uport})); socks.append(s)
-    if i % 100 == 99: time.sleep(0.02)  # paced: the TAP's queue (1000 packets) is not the subject here
+    if i % 100 == 99: time.sleep(0.05)  # paced: the TAP's queue (4096 packets) is not the subject here
 time.sleep(0.5)
 for s in socks: s.close()
 # 4. still served: UDP echo and HTTP
