@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import * as nodeNet from 'node:net';
 import * as packet from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock, Stack, parseMAC } from '../../src/index.js';
+import { ManualClock, Stack, parseMAC, type IPv6Protocol } from '../../src/index.js';
 import { Wire } from '../../src/link/wire.js';
 import { EthernetEndpoint } from '../../src/link/ethernet.js';
 import { decodeDnsResponse } from '../../src/headers/dns-message.js';
@@ -138,11 +138,11 @@ async function nodeServer(): Promise<string> {
   }
 }
 
-function pair() {
+function pair(options: { routerB?: boolean } = {}) {
   const clock = new ManualClock();
   const wire = new Wire({ clock });
   const a = new Stack({ clock, seed: 21 });
-  const b = new Stack({ clock, seed: 22 });
+  const b = new Stack({ clock, seed: 22, forwarding: options.routerB === true });
   a.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(wire.a, { linkAddress: parseMAC('02:00:00:00:00:0a') }) }).addAddress('198.18.0.1/24');
   b.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(wire.b, { linkAddress: parseMAC('02:00:00:00:00:0b') }) }).addAddress('198.18.0.2/24');
   closers.push(() => {
@@ -152,18 +152,18 @@ function pair() {
   return { clock, a, b };
 }
 
-/** The same server on stack B at 198.18.0.2:53. */
-async function stackServer(b: Stack): Promise<string> {
-  const udp = b.dgram.createSocket('udp4');
+/** The same server on stack B at 198.18.0.2:53 (or another address of B). */
+async function stackServer(b: Stack, address = '198.18.0.2'): Promise<string> {
+  const udp = b.dgram.createSocket(address.includes(':') ? 'udp6' : 'udp4');
   udp.on('message', (m, r) => {
     const a = answer(m, false);
     if (a) udp.send(a, r.port, r.address);
   });
-  udp.bind(53, '198.18.0.2');
+  udp.bind(53, address);
   await once(udp, 'listening');
   const tcp = b.net.createServer((s) => serveTcp(s));
-  tcp.listen(53, '198.18.0.2');
-  return '198.18.0.2';
+  tcp.listen(53, address);
+  return address;
 }
 
 interface Resolverish {
@@ -274,6 +274,21 @@ describe('stack.dns against node:dns', () => {
     expect(a.dns.getServers()).toEqual([]);
     const e = await outcome(() => a.dns.promises.resolve4('www.zone.test'));
     expect(e).toMatchObject({ code: 'ECONNREFUSED', syscall: 'queryA', hostname: 'www.zone.test', message: 'queryA ECONNREFUSED www.zone.test' });
+  });
+
+  it('uses the DNS servers learned from IPv6 router advertisements (RDNSS) when none are set', async () => {
+    const { a, b, clock } = pair({ routerB: true });
+    b.nic('eth0')!.addAddress('2001:db8:1::1/64');
+    b.requireNetwork<IPv6Protocol>(0x86dd).ndp.startRouter(b.nic('eth0')!, { prefixes: ['2001:db8:1::/64'], dnsServers: ['2001:db8:1::1'] });
+    clock.advance(10_000);
+    expect(a.dns.getServers()).toEqual(['2001:db8:1::1']);
+    await stackServer(b, '2001:db8:1::1');
+    expect(await a.dns.promises.resolveMx(Z)).toEqual([
+      { exchange: `mx1.${Z}`, priority: 10 },
+      { exchange: `mx2.${Z}`, priority: 20 },
+    ]);
+    expect(await a.dns.promises.lookup(`big.${Z}`, { family: 4 })).toEqual({ address: BIG_A[0], family: 4 });
+    expect(a.dns.stats.tcpQueries).toBe(1);
   });
 
   it('times out on the clock after tries, ignoring answers with the wrong ID', async () => {
