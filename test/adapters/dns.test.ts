@@ -276,6 +276,23 @@ describe('stack.dns against node:dns', () => {
     expect(e).toMatchObject({ code: 'ECONNREFUSED', syscall: 'queryA', hostname: 'www.zone.test', message: 'queryA ECONNREFUSED www.zone.test' });
   });
 
+  it('gives ECONNREFUSED as Node does when the server port is closed (ICMP port unreachable)', async () => {
+    const probe = nodeDgram.createSocket('udp4');
+    probe.bind(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const closedPort = probe.address().port;
+    probe.close();
+    const theirs = new nodeDns.promises.Resolver({ timeout: 2000, tries: 1 });
+    theirs.setServers([`127.0.0.1:${closedPort}`]);
+    const { a } = pair();
+    const mine = new a.dns.promises.Resolver({ tries: 1 });
+    mine.setServers(['198.18.0.2:1']);
+    const strip = (o: unknown) => ({ ...(o as object), message: undefined, hostname: undefined });
+    const t = await outcome(() => theirs.resolveSrv('_x._udp.zone.test'));
+    expect((t as { code: string }).code).toBe('ECONNREFUSED');
+    expect(strip(await outcome(() => mine.resolveSrv('_x._udp.zone.test')))).toEqual(strip(t));
+  });
+
   it('uses the DNS servers learned from IPv6 router advertisements (RDNSS) when none are set', async () => {
     const { a, b, clock } = pair({ routerB: true });
     b.nic('eth0')!.addAddress('2001:db8:1::1/64');
@@ -298,10 +315,13 @@ describe('stack.dns against node:dns', () => {
     srv.on('message', (m, rinfo) => {
       const id = m.readUInt16BE(0);
       seen.push(id);
+      // Two wrong answers: another ID; the right ID for another question.
       const spoof = Buffer.from(m);
       spoof.writeUInt16BE((id + 1) & 0xffff, 0);
       spoof[2]! |= 0x80;
       srv.send(spoof, rinfo.port, rinfo.address);
+      const other = packet.encode({ id, type: 'response', questions: [{ name: 'evil.zone.test', type: 'A' }], answers: [{ name: 'evil.zone.test', type: 'A', data: '198.18.66.6' }] });
+      srv.send(other, rinfo.port, rinfo.address);
     });
     srv.bind(53, '198.18.0.2');
     await once(srv, 'listening');
@@ -318,6 +338,7 @@ describe('stack.dns against node:dns', () => {
     expect(seen.length).toBe(3);
     expect(new Set(seen).size).toBe(3);
     expect(a.dns.stats.badId).toBe(3);
+    expect(a.dns.stats.badQuestion).toBe(3);
   });
 
   it('cancel() ends queries in progress with ECANCELLED', async () => {
