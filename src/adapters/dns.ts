@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { ParseError } from '../errors.js';
 import { addrEqual, parseIP } from '../headers/address.js';
 import { sameQuestion } from '../headers/dns.js';
 import {
@@ -191,7 +192,7 @@ export class PromisesResolver {
   async resolveCname(hostname: string): Promise<string[]> {
     const a = await this.query(hostname, DNS_TYPES.CNAME, 'queryCname');
     // The end of the chain in the answer (c-ares reads a CNAME answer as an A one: its h_name).
-    const { chain } = this.follow(a, hostname, 0);
+    const { chain } = this.parse('queryCname', hostname, () => this.follow(a, hostname, 0));
     if (chain.length === 0) throw dnsError('ENODATA', 'queryCname', hostname);
     return [chain[chain.length - 1]!.target];
   }
@@ -241,35 +242,43 @@ export class PromisesResolver {
       if (syscall === 'getHostByAddr' && (e as DnsError).code === 'ENODATA') throw dnsError('ENOTFOUND', syscall, shown);
       throw e;
     }
-    const { records } = this.follow(a, name, DNS_TYPES.PTR);
-    if (records.length === 0) throw dnsError(syscall === 'getHostByAddr' ? 'ENOTFOUND' : 'ENODATA', syscall, shown);
-    return records.map((r) => decodeRecordData(a.msg, r) as string);
+    return this.parse(syscall, shown, () => {
+      const { records } = this.follow(a, name, DNS_TYPES.PTR);
+      if (records.length === 0) throw dnsError(syscall === 'getHostByAddr' ? 'ENOTFOUND' : 'ENODATA', syscall, shown);
+      return records.map((r) => decodeRecordData(a.msg, r) as string);
+    });
   }
 
   private async addresses(hostname: string, type: number, syscall: string, ttl: boolean): Promise<string[] | RecordWithTtl[]> {
     const a = await this.query(hostname, type, syscall);
-    const { records, chain } = this.follow(a, hostname, type);
-    if (records.length === 0) throw dnsError('ENODATA', syscall, hostname);
-    if (!ttl) return records.map((r) => decodeRecordData(a.msg, r) as string);
-    // As c-ares: an address's TTL is capped by the TTLs of the CNAMEs that led to it.
-    const cap = chain.reduce((m, c) => Math.min(m, c.ttl), Infinity);
-    return records.map((r) => ({ address: decodeRecordData(a.msg, r) as string, ttl: Math.min(r.ttl, cap) }));
+    return this.parse(syscall, hostname, () => {
+      const { records, chain } = this.follow(a, hostname, type);
+      if (records.length === 0) throw dnsError('ENODATA', syscall, hostname);
+      if (!ttl) return records.map((r) => decodeRecordData(a.msg, r) as string);
+      // As c-ares: an address's TTL is capped by the TTLs of the CNAMEs that led to it.
+      const cap = chain.reduce((m, c) => Math.min(m, c.ttl), Infinity);
+      return records.map((r) => ({ address: decodeRecordData(a.msg, r) as string, ttl: Math.min(r.ttl, cap) }));
+    });
   }
 
   /** Every answer record of `type` (as c-ares does for these types, whatever its owner name). */
   private async records<T>(hostname: string, type: number, syscall: string, none = 'ENODATA'): Promise<T[]> {
     const a = await this.query(hostname, type, syscall);
-    const out = a.res.answers.filter((r) => r.type === type && r.class === DNS_CLASS_IN).map((r) => this.data(a, r, syscall, hostname) as T);
+    const out = this.parse(syscall, hostname, () => a.res.answers.filter((r) => r.type === type && r.class === DNS_CLASS_IN).map((r) => decodeRecordData(a.msg, r) as T));
     if (out.length === 0) throw dnsError(none, syscall, hostname);
     return out;
   }
 
-  private data(a: Answer, r: DnsRecord, syscall: string, hostname: string): ReturnType<typeof decodeRecordData> {
+  /** Run a reading of record data; record data that does not decode is EBADRESP (and counted). */
+  private parse<T>(syscall: string, hostname: string, f: () => T): T {
     try {
-      return decodeRecordData(a.msg, r);
-    } catch {
-      this.module.stats.badResponses++;
-      throw dnsError('EBADRESP', syscall, hostname);
+      return f();
+    } catch (e) {
+      if (e instanceof ParseError) {
+        this.module.stats.badResponses++;
+        throw dnsError('EBADRESP', syscall, hostname);
+      }
+      throw e;
     }
   }
 

@@ -74,6 +74,13 @@ function answer(query: Buffer, overTcp: boolean): Buffer | null {
     out.writeUInt16BE(1, 6);
     return out;
   }
+  if (name === `shorta.${Z}`) {
+    // An A record with 3 bytes of data.
+    const head = packet.encode({ ...base, flags });
+    const out = Buffer.concat([head, Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 3, 1, 2, 3])]);
+    out.writeUInt16BE(1, 6);
+    return out;
+  }
   const answers: Rr[] = [];
   let cur = name;
   for (let hop = 0; hop < 8; hop++) {
@@ -212,6 +219,7 @@ const cases: Array<[string, (r: Resolverish) => Promise<unknown>]> = [
   ['REFUSED', (r) => r.resolveTxt(`refused.${Z}`)],
   ['reverse NXDOMAIN', (r) => r.reverse('198.18.5.77')],
   ['pointer loop', (r) => r.resolve4(`loop.${Z}`)],
+  ['short A record', (r) => r.resolve4(`shorta.${Z}`)],
   ['bad name', (r) => r.resolve4('a..b')],
 ];
 
