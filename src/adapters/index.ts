@@ -4,6 +4,7 @@
  */
 import { Stack } from '../stack/stack.js';
 import { DgramModule } from './dgram.js';
+import { DnsModule } from './dns.js';
 import { NetModule } from './net.js';
 
 declare module '../stack/stack.js' {
@@ -12,11 +13,14 @@ declare module '../stack/stack.js' {
     readonly net: NetModule;
     /** Node's `dgram` bound to this stack: createSocket('udp4' | 'udp6'). */
     readonly dgram: DgramModule;
+    /** Node's `dns` (and `dns.promises`) bound to this stack: lookup, resolve*, reverse, Resolver, hosts. */
+    readonly dns: DnsModule;
   }
 }
 
 const nets = new WeakMap<Stack, NetModule>();
 const dgrams = new WeakMap<Stack, DgramModule>();
+const dnses = new WeakMap<Stack, DnsModule>();
 
 Object.defineProperty(Stack.prototype, 'net', {
   configurable: true,
@@ -36,5 +40,27 @@ Object.defineProperty(Stack.prototype, 'dgram', {
   },
 });
 
+Object.defineProperty(Stack.prototype, 'dns', {
+  configurable: true,
+  get(this: Stack): DnsModule {
+    let m = dnses.get(this);
+    if (!m) dnses.set(this, (m = new DnsModule(this)));
+    return m;
+  },
+});
+
 export { DgramModule, DgramSocket, type RemoteInfo } from './dgram.js';
+export {
+  DnsModule,
+  DnsPromises,
+  HostsTable,
+  PromisesResolver,
+  Resolver,
+  type DnsError,
+  type DnsStats,
+  type LookupAddress,
+  type LookupOptions,
+  type RecordWithTtl,
+  type ResolverOptions,
+} from './dns.js';
 export { NetModule, Server, Socket, type SocketConnectOpts, type ListenOptions } from './net.js';

@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { promises as dnsPromises } from 'node:dns';
 import { readFileSync } from 'node:fs';
@@ -6,10 +5,13 @@ import { connect as netConnect, isIP } from 'node:net';
 import { TunstackError } from '../errors.js';
 import { addrEqual, parseIP } from '../headers/address.js';
 import { DNS_RCODE_NOERROR, DNS_RCODE_SERVFAIL, DNS_TYPE_A, DNS_TYPE_AAAA, decodeQuestion, encodeAnswer, sameQuestion } from '../headers/dns.js';
-import { ManualClock, type Clock, type Timer } from '../stack/clock.js';
+import type { Clock, Timer } from '../stack/clock.js';
+import { upstreamIdSource } from '../stack/random.js';
 import type { Stack } from '../stack/stack.js';
 import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
 import type { UdpEndpoint } from '../transport/udp.js';
+
+export { upstreamIdSource };
 
 export type Lookup = (name: string, family: 4 | 6) => Promise<Uint8Array[]>;
 
@@ -78,19 +80,6 @@ const TCP_MAX_IN_PROGRESS = 16;
 /** UDP answer limits: 512 bytes (RFC 1035), or 1232 when the query has an additional record (EDNS). */
 const UDP_LIMIT = 512;
 const UDP_LIMIT_EDNS = 1232;
-
-/**
- * Transaction IDs for upstream queries: from the CSPRNG (node:crypto), so that an off-path
- * attacker cannot predict them; from the stack's seeded source only when the stack runs on a
- * ManualClock (a reproducible simulation, where nothing real is at stake).
- */
-export function upstreamIdSource(stack: Pick<Stack, 'clock' | 'random'>): () => number {
-  if (stack.clock instanceof ManualClock) {
-    const r = stack.random.fork();
-    return () => r.below(0x10000);
-  }
-  return () => randomInt(0x10000);
-}
 
 /**
  * A DNS relay for a sandbox guest (the job of slirp's 10.0.2.3), over UDP and TCP port 53: A and

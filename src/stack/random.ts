@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { ManualClock, type Clock } from './clock.js';
 
 /**
  * The stack's seeded random source (xoshiro128**, seeded through splitmix32).
@@ -92,4 +93,17 @@ export class Random {
 
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
+}
+
+/**
+ * Transaction IDs for DNS queries (the sandbox relay's upstream queries, stack.dns's queries):
+ * from the CSPRNG (node:crypto), so that an off-path attacker cannot predict them; from the stack's seeded source only when the stack runs on a
+ * ManualClock (a reproducible simulation, where nothing real is at stake).
+ */
+export function upstreamIdSource(stack: { clock: Clock; random: Random }): () => number {
+  if (stack.clock instanceof ManualClock) {
+    const r = stack.random.fork();
+    return () => r.below(0x10000);
+  }
+  return () => randomInt(0x10000);
 }
