@@ -2,6 +2,7 @@
 import { isIP } from 'node:net';
 import { stderr, stdout } from 'node:process';
 import type { PortForward } from '../sandbox/network.js';
+import { version } from './args.js';
 
 export const SANDBOX_HELP = `Usage: tunstack sandbox [options] -- COMMAND [ARGS...]
 
@@ -41,7 +42,12 @@ Options:
   --tcp-mem BYTES[K|M|G]     memory all TCP buffers may take together (tcp_mem's hard limit;
                              pressure at 2/3, low at 1/2; default 1/64 of RAM, 16M..512M)
   -v, --verbose              progress and relay statistics on stderr
+  -V, --version              print tunstack's version
   -h, --help                 this help
+
+Options take their value as --mtu 9000 or --mtu=9000; the first word that is not an option
+starts COMMAND ("--" before it is clearer). Exit status: COMMAND's, 127 when it cannot be run,
+128 + N when a signal N ended it, 1 when the sandbox could not be made, 2 for usage errors.
 
 Needs root (a network namespace and a TAP), iproute2 and tunstack's native shim.
 Example: tunstack sandbox -p 8080:80 -- sh -c 'python3 -m http.server 80'
@@ -63,6 +69,7 @@ export interface SandboxArgs {
   tcpMemory?: number;
   verbose: boolean;
   help: boolean;
+  version?: boolean;
 }
 
 /** Parse `-p [IP:]HOSTPORT:GUESTPORT[/proto]`. Throws on bad input. */
@@ -108,6 +115,10 @@ export function parseSandboxArgs(args: string[]): SandboxArgs {
       case '-h':
       case '--help':
         out.help = true;
+        break;
+      case '-V':
+      case '--version':
+        out.version = true;
         break;
       case '--mtu':
         out.mtu = intArg('--mtu', value(), 1280, 65520);
@@ -182,6 +193,10 @@ export async function runSandboxCommand(args: string[]): Promise<number> {
   }
   if (parsed.help) {
     stdout.write(SANDBOX_HELP);
+    return 0;
+  }
+  if (parsed.version === true) {
+    stdout.write(`tunstack ${version()}\n`);
     return 0;
   }
   if (parsed.command.length === 0) {

@@ -27,7 +27,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('every subcommand', () => {
   it('--version, -V and `version` print the package version', () => {
-    for (const args of [['--version'], ['-V'], ['version'], ['demo', '--version'], ['flow', '-V'], ['replay', '--version']]) {
+    for (const args of [['--version'], ['-V'], ['version'], ['demo', '--version'], ['flow', '-V'], ['replay', '--version'], ['sandbox', '--version']]) {
       const r = tunstack(args);
       expect(r.status, args.join(' ')).toBe(0);
       expect(r.stdout.trim(), args.join(' ')).toBe(`tunstack ${VERSION}`);
@@ -52,6 +52,14 @@ describe('every subcommand', () => {
       expect(r.stderr, args.join(' ')).toMatch(why);
       expect(r.stderr, args.join(' ')).toMatch(/Usage: tunstack/);
     }
+  });
+});
+
+describe('tunstack sandbox', () => {
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  it.skipIf(!root)('exits 127 for a command that cannot be run, as env does', () => {
+    const r = tunstack(['sandbox', '--', '/nonexistent/tunstack-test-command']);
+    expect(r.status, r.stderr).toBe(127);
   });
 });
 
