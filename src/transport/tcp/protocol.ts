@@ -6,6 +6,7 @@
  * RFC 9293 3.10.7.1 resets. Also: ISNs (RFC 6528), timestamp offsets, the challenge-ACK rate
  * limit (RFC 5961 7), and the slab allocator segments are built in.
  */
+import { TunstackError } from '../../errors.js';
 import { addrEqual } from '../../headers/address.js';
 import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../../headers/checksum.js';
 import {
@@ -31,7 +32,7 @@ import { DUP_THRESH, TcpEndpoint } from './endpoint.js';
 import { keyedTupleHash, tupleHash } from './hash.js';
 import { Segment } from './segment.js';
 import { seqAdd, seqGt, seqLt } from './seq.js';
-import { newTcpStats, type TcpEndpointOptions, type TcpStats } from './types.js';
+import { newTcpStats, TX_OK, TX_TOO_BIG, type TcpEndpointOptions, type TcpStats } from './types.js';
 
 const IP_PROTO_TCP = 6;
 
@@ -214,12 +215,21 @@ export class TcpProtocol implements TransportProtocol {
     return PacketBuffer.allocUninitialized(len, headroom);
   }
 
-  /** @internal Hand a segment to the network layer; failures are counted, never thrown. */
-  transmit(route: Route, pkt: PacketBuffer): void {
+  /**
+   * @internal Hand a segment to the network layer; failures are counted, never thrown. Returns
+   * TX_TOO_BIG when it was refused for its size (EMSGSIZE), TX_OK otherwise.
+   */
+  transmit(route: Route, pkt: PacketBuffer): number {
     try {
       route.send(pkt, this.writeParams);
-    } catch {
+      return TX_OK;
+    } catch (e) {
       this.sendErrors++;
+      if (e instanceof TunstackError && e.code === 'EMSGSIZE') {
+        this.stats.sendTooBig++;
+        return TX_TOO_BIG;
+      }
+      return TX_OK;
     }
   }
 
