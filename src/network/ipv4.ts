@@ -900,7 +900,7 @@ interface PathMtuEntry {
 }
 
 /** Smallest path MTU learned from frag-needed (Linux net.ipv4.route.min_pmtu, 512 + 20 + 20). */
-export const IPV4_MIN_PMTU = 552;
+const IPV4_MIN_PMTU = 552;
 /** Path MTU entries expire after this long (Linux net.ipv4.route.mtu_expires, 600 s). */
 const PMTU_EXPIRES_MS = 600_000;
 /** Destinations with a learned path MTU, at most (a full table is cleared). */
