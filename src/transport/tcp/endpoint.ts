@@ -2247,6 +2247,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       // The message is about a segment of ours in flight: now the IP layer may believe it.
       err.confirmPathMtu?.();
       this.pathMtuReduced();
+      this.flushEvents();
       return;
     }
     const e = errorFor(err);
@@ -2265,7 +2266,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
    * Re-read the path MTU (lowered by a validated ICMP message, or found lower when the IP layer
    * refused a segment as too big) and, if it went down, re-segment what is in flight at the new
    * MSS (Linux tcp_v4_mtu_reduced / tcp_simple_retransmit: resend with the new size, cwnd kept).
-   * Reentrancy-safe: from inside output() the resend happens on the loop's next pass.
+   * Reentrancy-safe: from inside output() the resend happens on the loop's next pass. Events are
+   * left for the caller to flush (every entry point does).
    */
   private pathMtuReduced(): void {
     const route = this.route;
@@ -2284,7 +2286,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       this.sndNxt = this.sndUna;
       this.rttTime = -1;
       this.output();
-      this.flushEvents();
     }
   }
 
