@@ -28,7 +28,7 @@ import {
   encodeIcmpV6Error,
   setIcmpV6Checksum,
 } from '../headers/icmpv6.js';
-import { IPV6_HEADER_LENGTH, IPV6_NEXT_HEADER_ICMPV6, IPV6_WALK_OK, IPv6Walk, walkIPv6Extensions } from '../headers/ipv6.js';
+import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, IPV6_NEXT_HEADER_ICMPV6, IPV6_WALK_OK, IPv6Walk, walkIPv6Extensions } from '../headers/ipv6.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer, PacketType } from '../stack/packet.js';
 import type { TransportError } from '../stack/protocol.js';
@@ -44,8 +44,10 @@ import { isLinkLocal, isUnspecifiedAt, UNSPECIFIED, type IPv6Protocol } from './
  * or about a datagram sent to a multicast address or as link-layer multicast/broadcast, except
  * Packet Too Big and Parameter Problem for an unrecognised option (RFC 4443 2.4 e). They are rate
  * limited by a token bucket, except Packet Too Big (Linux's default icmp/ratemask "0-1,3-127").
- * Received errors update the path MTU (Packet Too Big) and reach the transport that sent the
- * quoted datagram through TransportProtocol.handleError; a quoted echo request fails `ping`.
+ * Received errors reach the transport that sent the quoted datagram through
+ * TransportProtocol.handleError; a quoted echo request fails `ping`. A Packet Too Big lowers the
+ * path MTU (never below 1280) only when that transport confirms the quoted flow is its own
+ * (TransportError.confirmPathMtu, RFC 5927).
  */
 
 export interface Icmpv6Stats {
@@ -205,6 +207,7 @@ export class Icmpv6 {
     if (end - inner < IPV6_HEADER_LENGTH || data[inner]! >>> 4 !== 6) return;
     let kind: TransportError['kind'];
     let mtu = 0;
+    let confirmPathMtu: (() => void) | undefined;
     switch (type) {
       case ICMPV6_DEST_UNREACHABLE:
         kind = code === ICMPV6_NO_ROUTE
@@ -218,10 +221,15 @@ export class Icmpv6 {
       case ICMPV6_PACKET_TOO_BIG:
         this.stats.packetTooBigReceived++;
         kind = 'packet-too-big';
-        mtu = Math.max(1280, rest >>> 0);
-        // Only for datagrams we sent (the quoted source is ours), RFC 8201 5.
+        mtu = Math.max(IPV6_MIN_MTU, rest >>> 0);
+        // Only for datagrams we sent (the quoted source is ours), RFC 8201 5, and only once the
+        // transport owning the quoted flow confirmed it (RFC 5927).
         if (this.ip.stack.nicForAddress(data.subarray(inner + 8, inner + 24)) !== null) {
-          this.ip.updatePathMtu(data, inner + 24, rest >>> 0);
+          const dst = data.slice(inner + 24, inner + 40);
+          const learned = mtu;
+          confirmPathMtu = () => {
+            this.ip.updatePathMtu(dst, 0, learned);
+          };
         }
         break;
       case ICMPV6_TIME_EXCEEDED:
@@ -236,11 +244,11 @@ export class Icmpv6 {
     const proto = w.protocol;
     const t = w.offset;
     if (t + 8 > end) return;
-    const err: TransportError = { kind, mtu, from: data.slice(ip + 8, ip + 24) };
+    const err: TransportError = { kind, mtu, from: data.slice(ip + 8, ip + 24), confirmPathMtu };
     if (proto === IPV6_NEXT_HEADER_ICMPV6 && data[t] === ICMPV6_ECHO_REQUEST) {
       const id = (data[t + 4]! << 8) | data[t + 5]!;
       const seq = (data[t + 6]! << 8) | data[t + 7]!;
-      this.ip.pingFailed(id, seq, icmpv6Errno(err));
+      if (this.ip.pingFailed(id, seq, icmpv6Errno(err))) confirmPathMtu?.();
     }
     const tp = this.ip.stack.transportProtocol(proto);
     tp?.handleError?.(this.ip.networkInfo(nic, data, inner, false), err, data, t);

@@ -176,8 +176,12 @@ export class IPv4Protocol implements NetworkProtocol {
   /** IGMP host side: the multicast groups each NIC accepts, reported to routers. */
   readonly igmp: Igmp;
   echoReplyToBroadcast: boolean;
-  /** Path MTU learned from ICMP fragmentation-needed, per destination (u32). */
-  private readonly pmtu = new Map<number, { mtu: number; expires: number }>();
+  /**
+   * Path MTU learned from ICMP fragmentation-needed, per destination (u32), once the transport
+   * that owns the quoted flow confirmed it. `locked`: the report was below IPV4_MIN_PMTU and was
+   * clamped to it, so packets to that destination go without DF (Linux's locked route MTU).
+   */
+  private readonly pmtu = new Map<number, PathMtuEntry>();
   private readonly hdr = new IPv4Header(new Uint8Array(0));
   private readonly icmpHdr = new IcmpV4Header(new Uint8Array(0));
   private readonly info: Ipv4NetworkInfo;
@@ -484,7 +488,16 @@ export class IPv4Protocol implements NetworkProtocol {
     const total = payloadLength + IPV4_MIN_HEADER;
     // The path MTU learned from fragmentation-needed (RFC 1191), as Linux applies it to every
     // local sender: DF sends beyond it fail, others are fragmented to it.
-    const mtu = this.pmtu.size === 0 ? route.nic.mtu : this.pathMtu(route.remoteAddress, route.nic.mtu);
+    let mtu = route.nic.mtu;
+    let df = params.dontFragment === true;
+    if (this.pmtu.size !== 0) {
+      const e = this.pathMtuEntry(route.remoteAddress);
+      if (e !== undefined) {
+        if (e.mtu < mtu) mtu = e.mtu;
+        // A clamped (locked) path MTU: the real path is smaller still, so let routers fragment.
+        if (e.locked) df = false;
+      }
+    }
     if (total > 65535) throw new TunstackError('EMSGSIZE', `datagram of ${total} bytes exceeds 65535`);
     if (total > mtu && params.dontFragment) {
       throw new TunstackError('EMSGSIZE', `packet of ${total} bytes exceeds MTU ${mtu}`);
@@ -498,7 +511,7 @@ export class IPv4Protocol implements NetworkProtocol {
     b[start + 3] = total & 0xff;
     b[start + 4] = id >>> 8;
     b[start + 5] = id & 0xff;
-    b[start + 6] = params.dontFragment ? 0x40 : 0;
+    b[start + 6] = df ? 0x40 : 0;
     b[start + 7] = 0;
     b[start + 8] = params.ttl;
     b[start + 9] = params.protocol;
@@ -678,13 +691,31 @@ export class IPv4Protocol implements NetworkProtocol {
 
   /** The path MTU towards `dst` (from ICMP frag-needed), or the NIC MTU. */
   pathMtu(dst: Uint8Array, nicMtu: number): number {
-    const e = this.pmtu.get(ipv4ToU32(dst));
-    if (!e) return nicMtu;
-    if (e.expires <= this.stack.clock.now()) {
-      this.pmtu.delete(ipv4ToU32(dst));
-      return nicMtu;
+    const e = this.pmtu.size === 0 ? undefined : this.pathMtuEntry(dst);
+    return e === undefined ? nicMtu : Math.min(e.mtu, nicMtu);
+  }
+
+  /** The unexpired path MTU entry towards `dst`. */
+  private pathMtuEntry(dst: Uint8Array): PathMtuEntry | undefined {
+    const key = ipv4ToU32(dst);
+    const e = this.pmtu.get(key);
+    if (e !== undefined && e.expires <= this.stack.clock.now()) {
+      this.pmtu.delete(key);
+      return undefined;
     }
-    return Math.min(e.mtu, nicMtu);
+    return e;
+  }
+
+  /**
+   * Learn a path MTU towards `dst` (u32) for PMTU_EXPIRES_MS; only ever lowers a live entry
+   * (Linux __ip_rt_update_pmtu). Bounded: a full table starts over.
+   */
+  private learnPathMtu(dst: number, mtu: number, locked: boolean): void {
+    const now = this.stack.clock.now();
+    const e = this.pmtu.get(dst);
+    if (e !== undefined && e.expires > now && e.mtu <= mtu) return;
+    if (e === undefined && this.pmtu.size >= PMTU_MAX_ENTRIES) this.pmtu.clear();
+    this.pmtu.set(dst, { mtu, expires: now + PMTU_EXPIRES_MS, locked });
   }
 
   // ---------------------------------------------------------------- ICMP
@@ -814,13 +845,18 @@ export class IPv4Protocol implements NetworkProtocol {
     } else {
       kind = 'param-problem';
     }
+    let confirmPathMtu: (() => void) | undefined;
     if (kind === 'frag-needed') {
-      // RFC 1191: a zero MTU field (old routers) means use the next lower plateau; keep >= 68.
-      const dst = ipv4ToU32(data, innerStart + 16);
+      // RFC 1191: a zero MTU field (old routers) means use the next lower plateau. Below
+      // IPV4_MIN_PMTU the path MTU is clamped to it and locked (DF off), as Linux's min_pmtu.
       const quotedLen = (data[innerStart + 2]! << 8) | data[innerStart + 3]!;
-      const m = mtu >= 68 ? mtu : plateauBelow(quotedLen);
-      this.pmtu.set(dst, { mtu: Math.max(68, m), expires: this.stack.clock.now() + 600_000 });
-      mtu = Math.max(68, m);
+      const reported = mtu >= 68 ? mtu : plateauBelow(quotedLen);
+      const locked = reported < IPV4_MIN_PMTU;
+      const learned = locked ? IPV4_MIN_PMTU : reported;
+      mtu = learned;
+      const dst = ipv4ToU32(data, innerStart + 16);
+      // Applied only when the owner of the quoted flow vouches for it (RFC 5927).
+      confirmPathMtu = () => this.learnPathMtu(dst, learned, locked);
     }
     const protocol = data[innerStart + 9]!;
     if (protocol === IP_PROTO_ICMP && data[innerStart + ihl] === ICMPV4_ECHO_REQUEST) {
@@ -829,13 +865,14 @@ export class IPv4Protocol implements NetworkProtocol {
       const from = formatIPv4(data, ipStart + 12);
       const what = kind === 'ttl-exceeded' ? 'time to live exceeded' : kind.replace(/-/g, ' ');
       const code = kind === 'net-unreachable' ? 'ENETUNREACH' : kind === 'frag-needed' ? 'EMSGSIZE' : 'EHOSTUNREACH';
-      this.failPing((data[q + 4]! << 8) | data[q + 5]!, (data[q + 6]! << 8) | data[q + 7]!, new TunstackError(code, `${what} (from ${from})`, 'ping'));
+      const mine = this.failPing((data[q + 4]! << 8) | data[q + 5]!, (data[q + 6]! << 8) | data[q + 7]!, new TunstackError(code, `${what} (from ${from})`, 'ping'));
+      if (mine) confirmPathMtu?.();
     }
     const tp = this.stack.transportProtocol(protocol);
     if (!tp?.handleError) return;
     // Present the quoted packet's addresses as the network info (src = us, dst = remote).
     const info = this.info.set(nic, data, innerStart, false);
-    tp.handleError(info, { kind, mtu, from: data.slice(ipStart + 12, ipStart + 16) }, data, innerStart + ihl);
+    tp.handleError(info, { kind, mtu, from: data.slice(ipStart + 12, ipStart + 16), confirmPathMtu }, data, innerStart + ihl);
   }
 
   /** Report an error for a packet we failed to send (no ICMP on the wire). */
@@ -965,15 +1002,29 @@ export class IPv4Protocol implements NetworkProtocol {
   private pingSeq = 0;
 
   /** @internal For error reports on a pending ping (host unreachable). */
-  failPing(id: number, seq: number, err: Error): void {
+  failPing(id: number, seq: number, err: Error): boolean {
     const key = (id << 16) | seq;
     const p = this.pings.get(key);
-    if (!p) return;
+    if (!p) return false;
     this.pings.delete(key);
     p.timer.cancel();
     p.reject(err);
+    return true;
   }
 }
+
+interface PathMtuEntry {
+  mtu: number;
+  expires: number;
+  locked: boolean;
+}
+
+/** Smallest path MTU learned from frag-needed (Linux net.ipv4.route.min_pmtu, 512 + 20 + 20). */
+const IPV4_MIN_PMTU = 552;
+/** Path MTU entries expire after this long (Linux net.ipv4.route.mtu_expires, 600 s). */
+const PMTU_EXPIRES_MS = 600_000;
+/** Destinations with a learned path MTU, at most (a full table is cleared). */
+const PMTU_MAX_ENTRIES = 4096;
 
 /** RFC 1191 section 7 plateau table. */
 const PLATEAUS = [65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68];

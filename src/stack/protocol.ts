@@ -92,6 +92,13 @@ export interface TransportError {
   mtu: number;
   /** Who sent the error. */
   from: Uint8Array;
+  /**
+   * frag-needed / packet-too-big: record `mtu` as the path MTU towards the quoted destination.
+   * The IP layer never lowers the path MTU on its own word: the transport calls this (during
+   * handleError) only once the quoted packet is shown to be one of its own flows (RFC 5927
+   * section 4.1: TCP's quoted sequence number in flight, UDP/ping a matching socket).
+   */
+  confirmPathMtu?: () => void;
 }
 
 /** A transport protocol keyed by IP protocol number (TCP 6, UDP 17, ICMP 1 for ping sockets). */

@@ -407,6 +407,8 @@ export class PingProtocol implements TransportProtocol {
     if (quoted[off] !== (this.family === 4 ? 8 : 128)) return;
     const list = this.byId.get((quoted[off + 4]! << 8) | quoted[off + 5]!);
     if (!list) return;
+    // A path MTU report counts when a socket with that identifier could have sent the request.
+    if (list.some((sock) => sock.remoteAddress === null || sameAt(sock.remoteAddress, net.data, net.dstOffset))) error.confirmPathMtu?.();
     for (const sock of list) {
       // As Linux without IP_RECVERR: hard errors go to connected sockets.
       if (sock.remoteAddress === null || !sameAt(sock.remoteAddress, net.data, net.dstOffset)) continue;

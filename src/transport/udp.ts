@@ -457,12 +457,25 @@ export class UdpProtocol implements TransportProtocol {
     const list = this.byPort.get(localPort);
     if (!list) return;
     const alen = net.family === 4 ? 4 : 16;
+    // A path MTU report counts once a socket that could have sent the quoted datagram exists
+    // (Linux __udp4_lib_err: the socket lookup comes first, RFC 5927).
+    if (error.confirmPathMtu !== undefined && list.some((ep) => this.couldHaveSent(ep, net, remotePort, alen))) {
+      error.confirmPathMtu();
+    }
     for (const ep of list) {
       // Linux reports ICMP errors only to connected sockets (without IP_RECVERR).
       if (!ep.remoteAddress || ep.remotePort !== remotePort) continue;
       if (!sameAddr(ep.remoteAddress, net.data, net.dstOffset, alen)) continue;
       ep.fail(errorFor(error));
     }
+  }
+
+  /** Whether `ep` matches the quoted datagram's flow (net: src = us, dst = the remote). */
+  private couldHaveSent(ep: UdpEndpoint, net: NetworkInfo, remotePort: number, alen: number): boolean {
+    if (ep.family !== net.family && (net.family === 6 || ep.v6Only)) return false;
+    if (ep.localAddress && !sameAddr(ep.localAddress, net.data, net.srcOffset, alen)) return false;
+    if (ep.remoteAddress && (ep.remotePort !== remotePort || !sameAddr(ep.remoteAddress, net.data, net.dstOffset, alen))) return false;
+    return true;
   }
 
   close(): void {

@@ -9,6 +9,7 @@ import {
   Wire,
   buildIPv4,
   buildIcmpV4DestUnreachable,
+  buildIcmpV4Echo,
   buildUdp,
   parseIPv4,
   parseMAC,
@@ -195,6 +196,28 @@ describe('IPv4 send', () => {
     s.send(new Uint8Array(1400), 4000, '10.1.0.2');
     expect(out().map((p) => new IPv4Header(p).totalLength)).toEqual([996, 452]); // 1408 bytes: 976 + 432
     await expect(stack.ping('10.1.0.2', { size: 1200, dontFragment: true })).rejects.toMatchObject({ code: 'EMSGSIZE' });
+  });
+
+  it('learns from fragmentation-needed only about what one of its sockets or pings sent; 68 becomes 552 (RFC 5927, min_pmtu)', () => {
+    const { stack, link, ip, out } = channelHost();
+    const s = stack.udp();
+    s.bind(null, 5000);
+    s.send(new Uint8Array(1400), 4000, '10.1.0.2');
+    const sent = out()[0]!;
+    const fragNeeded = (quoted: Uint8Array, mtu: number): boolean =>
+      link.injectBytes(buildIPv4({ src: parseIPv4('10.1.0.254'), dst: B, protocol: 1 }, buildIcmpV4DestUnreachable(4, quoted.subarray(0, 28), { mtu })));
+    // From a source port no socket has: ignored.
+    const otherPort = sent.slice();
+    otherPort[20] = 0x30;
+    otherPort[21] = 0x39;
+    fragNeeded(otherPort, 1000);
+    // About an echo request no ping is waiting for: ignored.
+    fragNeeded(buildIPv4({ src: B, dst: A, protocol: 1 }, buildIcmpV4Echo({ ident: 77, sequence: 1, dataLength: 1372 })), 1000);
+    expect(ip.stats.icmp.errorsReceived).toBe(2);
+    expect(ip.pathMtu(A, 1500)).toBe(1500);
+    // About the socket's own datagram: believed, and clamped to 552.
+    fragNeeded(sent, 68);
+    expect(ip.pathMtu(A, 1500)).toBe(552);
   });
 
   it('gives ENETUNREACH without a route and stops using a removed NIC', async () => {

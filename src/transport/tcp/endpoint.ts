@@ -49,6 +49,7 @@ import {
   SYN_RECEIVED,
   SYN_SENT,
   TIME_WAIT,
+  TX_TOO_BIG,
   type CaState,
   type TcpEndpointOptions,
   type TcpInfo,
@@ -1028,7 +1029,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (len > 0) this.dataSegsOut++;
     proto.stats.outSegs++;
     if ((flags & TCP_RST) !== 0) proto.stats.outRsts++;
-    proto.transmit(route, pkt);
+    // Refused for its size (the path MTU went down under us): never stall, re-segment.
+    if (proto.transmit(route, pkt) === TX_TOO_BIG) this.pathMtuReduced();
   }
 
   /** SYN or SYN-ACK (seq = iss) with our options. */
@@ -2283,26 +2285,10 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       if (!(st === SYN_SENT && quotedSeq === this.iss)) return;
     }
     if (err.kind === 'frag-needed' || err.kind === 'packet-too-big') {
-      const route = this.route;
-      if (route === null) return;
-      const pmtu = this.proto.pathMtu(route, route.nic.mtu);
-      const mtu = Math.min(pmtu, err.mtu > 0 ? err.mtu : pmtu);
-      if (mtu >= this.pmtu) return;
-      this.pmtu = mtu;
-      this.proto.stats.pmtuUpdates++;
-      const old = this.sndMss;
-      this.updateMss();
-      if (this.sndMss < old && this.isSynchronized() && seqLt(this.sndUna, this.sndMax)) {
-        // Simple retransmit (Linux tcp_simple_retransmit): resend with the new size, cwnd kept.
-        if (this.caState !== CA_LOSS) {
-          this.caState = CA_LOSS;
-          this.recoveryPoint = this.sndMax;
-        }
-        this.sndNxt = this.sndUna;
-        this.rttTime = -1;
-        this.output();
-        this.flushEvents();
-      }
+      // The message is about a segment of ours in flight: now the IP layer may believe it.
+      err.confirmPathMtu?.();
+      this.pathMtuReduced();
+      this.flushEvents();
       return;
     }
     const e = errorFor(err);
@@ -2315,6 +2301,33 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (st === SYN_RECEIVED) return;
     // Established: a soft error, reported if the connection later times out.
     this.softError = e;
+  }
+
+  /**
+   * Re-read the path MTU (lowered by a validated ICMP message, or found lower when the IP layer
+   * refused a segment as too big) and, if it went down, re-segment what is in flight at the new
+   * MSS (Linux tcp_v4_mtu_reduced / tcp_simple_retransmit: resend with the new size, cwnd kept).
+   * Reentrancy-safe: from inside output() the resend happens on the loop's next pass. Events are
+   * left for the caller to flush (every entry point does).
+   */
+  private pathMtuReduced(): void {
+    const route = this.route;
+    if (route === null) return;
+    const mtu = this.proto.pathMtu(route, route.nic.mtu);
+    if (mtu >= this.pmtu) return;
+    this.pmtu = mtu;
+    this.proto.stats.pmtuUpdates++;
+    const old = this.sndMss;
+    this.updateMss();
+    if (this.sndMss < old && this.isSynchronized() && seqLt(this.sndUna, this.sndMax)) {
+      if (this.caState !== CA_LOSS) {
+        this.caState = CA_LOSS;
+        this.recoveryPoint = this.sndMax;
+      }
+      this.sndNxt = this.sndUna;
+      this.rttTime = -1;
+      this.output();
+    }
   }
 
   // =====================================================================================

@@ -7,6 +7,7 @@
  * limit (RFC 5961 7), and the slab allocator segments are built in.
  */
 import { totalmem } from 'node:os';
+import { TunstackError } from '../../errors.js';
 import { addrEqual } from '../../headers/address.js';
 import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../../headers/checksum.js';
 import {
@@ -33,7 +34,7 @@ import { keyedTupleHash, tupleHash } from './hash.js';
 import { TcpMemory, defaultTcpMemory } from './memory.js';
 import { Segment } from './segment.js';
 import { seqAdd, seqGt, seqLt } from './seq.js';
-import { newTcpStats, type TcpEndpointOptions, type TcpStats } from './types.js';
+import { newTcpStats, TX_OK, TX_TOO_BIG, type TcpEndpointOptions, type TcpStats } from './types.js';
 
 const IP_PROTO_TCP = 6;
 
@@ -229,12 +230,21 @@ export class TcpProtocol implements TransportProtocol {
     return PacketBuffer.allocUninitialized(len, headroom);
   }
 
-  /** @internal Hand a segment to the network layer; failures are counted, never thrown. */
-  transmit(route: Route, pkt: PacketBuffer): void {
+  /**
+   * @internal Hand a segment to the network layer; failures are counted, never thrown. Returns
+   * TX_TOO_BIG when it was refused for its size (EMSGSIZE), TX_OK otherwise.
+   */
+  transmit(route: Route, pkt: PacketBuffer): number {
     try {
       route.send(pkt, this.writeParams);
-    } catch {
+      return TX_OK;
+    } catch (e) {
       this.sendErrors++;
+      if (e instanceof TunstackError && e.code === 'EMSGSIZE') {
+        this.stats.sendTooBig++;
+        return TX_TOO_BIG;
+      }
+      return TX_OK;
     }
   }
 

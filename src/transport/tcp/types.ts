@@ -90,6 +90,8 @@ export interface TcpStats {
   abortOnTimeout: number;
   abortOnClose: number;
   pmtuUpdates: number;
+  /** Segments the IP layer refused for their size (EMSGSIZE): each re-reads the path MTU. */
+  sendTooBig: number;
   /** RSTs received that were not in window, and RSTs that reset a connection. */
   rstsIgnored: number;
   rstsAccepted: number;
@@ -150,6 +152,7 @@ export function newTcpStats(): TcpStats {
     abortOnTimeout: 0,
     abortOnClose: 0,
     pmtuUpdates: 0,
+    sendTooBig: 0,
     rstsIgnored: 0,
     rstsAccepted: 0,
     outOfWindow: 0,
@@ -226,3 +229,7 @@ export interface TcpEndpointOptions {
   receiveBufferSize?: number;
   noDelay?: boolean;
 }
+
+/** @internal TcpProtocol.transmit results: sent (or failed otherwise), or refused as too big. */
+export const TX_OK = 0;
+export const TX_TOO_BIG = 1;
