@@ -138,30 +138,40 @@ describe('stack.net (Node net surface over tunstack TCP)', () => {
     c.destroy();
   });
 
-  it("serves Node's own http.createServer and http.get through the stack", async () => {
+  it("serves Node's own http.createServer via stack.net.listen and http.get through the stack, names by lookup", async () => {
     const { a, b } = pair();
     const httpServer = http.createServer((req, res) => {
       res.setHeader('content-type', 'text/plain');
       res.end(`hello ${req.url} from ${req.socket.remoteAddress}`);
     });
-    const listener = b.net.createServer((s) => httpServer.emit('connection', s));
-    listener.listen(80);
-    await once(listener, 'listening');
+    // No emit('connection') by hand; listen(port) is dual stack, so the IPv4 peer is ::ffff:.
+    const listener = b.net.listen(httpServer, 80);
+    await once(httpServer, 'listening');
+    expect(listener.address()).toEqual({ address: '::', family: 'IPv6', port: 80 });
     const agent = a.net.httpAgent({ keepAlive: true });
-    const body = async (path: string): Promise<{ status: number; text: string }> =>
+    const looked: string[] = [];
+    const lookup = (name: string, _o: object, cb: (e: Error | null, r: Array<{ address: string; family: number }>) => void): void => {
+      looked.push(name);
+      cb(null, [{ address: '172.16.0.2', family: 4 }]);
+    };
+    const body = async (path: string, host = '172.16.0.2'): Promise<{ status: number; text: string }> =>
       new Promise((resolve, reject) => {
         http
-          .get({ host: '172.16.0.2', port: 80, path, agent }, (res) => {
+          .get({ host, port: 80, path, agent, lookup }, (res) => {
             const parts: Buffer[] = [];
             res.on('data', (d: Buffer) => parts.push(d));
             res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
           })
           .on('error', reject);
       });
-    expect(await body('/one')).toEqual({ status: 200, text: 'hello /one from 172.16.0.1' });
-    expect(await body('/two')).toEqual({ status: 200, text: 'hello /two from 172.16.0.1' });
+    expect(await body('/one')).toEqual({ status: 200, text: 'hello /one from ::ffff:172.16.0.1' });
+    expect(await body('/two')).toEqual({ status: 200, text: 'hello /two from ::ffff:172.16.0.1' });
+    expect(await body('/three', 'web.test')).toEqual({ status: 200, text: 'hello /three from ::ffff:172.16.0.1' });
+    expect(looked).toEqual(['web.test']);
     agent.destroy();
     httpServer.close();
+    await once(listener, 'close');
+    expect(listener.listening).toBe(false);
   });
 
   it('carries TLS: tls.connect({ socket }) and a TLSSocket server over tunstack sockets', async () => {
