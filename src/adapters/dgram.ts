@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { TunstackError } from '../errors.js';
 import { formatIP } from '../headers/address.js';
 import { holdClock } from '../stack/clock.js';
-import { codedError } from './node-errors.js';
+import { NodeError, codedError } from './node-errors.js';
 import type { Stack } from '../stack/stack.js';
 import type { UdpEndpoint } from '../transport/udp.js';
 
@@ -177,16 +177,18 @@ export class DgramSocket extends EventEmitter {
         callback = portArg;
       }
     } else {
+      port = portArg;
+      address = addressArg;
+      callback = callbackArg;
       if (typeof length === 'number') {
         data = sliceBytes(msg, offset, length);
-        callback = typeof portArg === 'function' ? portArg : addressArg;
-        if (typeof portArg !== 'function') port = portArg;
-        address = addressArg;
-        if (typeof addressArg === 'function') address = undefined;
+        if (typeof portArg === 'function') {
+          callback = portArg;
+          port = null;
+        }
       } else {
         data = toBytes(msg);
         callback = offset;
-        port = length;
       }
       if (port || address) throw codedError(Error, 'ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected');
     }
@@ -316,8 +318,7 @@ export class DgramSocket extends EventEmitter {
   private assertBufferable(syscall: string): void {
     if (this.state === 'bound') return;
     const message = 'bad file descriptor';
-    const err = new Error(`Could not get or set buffer size: ${syscall} returned EBADF (${message})`) as Error & Record<string, unknown>;
-    err.name = 'SystemError';
+    const err = new NodeError(`Could not get or set buffer size: ${syscall} returned EBADF (${message})`) as NodeError & Record<string, unknown>;
     err.code = 'ERR_SOCKET_BUFFER_SIZE';
     err.info = { errno: -9, code: 'EBADF', message, syscall };
     err.errno = -9;
@@ -380,9 +381,9 @@ function sliceBytes(msg: MessageData, offset: unknown, length: unknown): Uint8Ar
   return data.subarray(off, off + len);
 }
 
-/** Node's check: a positive integer, else ERR_SOCKET_BAD_BUFFER_SIZE. */
+/** Node's check: an integer >= 0 (its message says positive), else ERR_SOCKET_BAD_BUFFER_SIZE. */
 function checkBufferSize(size: number): void {
-  if (!(Number.isInteger(size) && size > 0 && size <= 0x7fffffff)) {
+  if (!(Number.isInteger(size) && size >= 0 && size <= 0x7fffffff)) {
     throw codedError(TypeError, 'ERR_SOCKET_BAD_BUFFER_SIZE', 'Buffer size must be a positive integer');
   }
 }

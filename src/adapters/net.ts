@@ -95,6 +95,9 @@ export class Socket extends Duplex {
   private readBytes = 0;
   private idleTimer: Timer | null = null;
   private idleMs = 0;
+  private idleSet = false;
+  /** Node's socket has a handle from connect() (or accept) on: 'close' then carries hadError. */
+  private hasHandle = false;
   private wantNoDelay = false;
   private wantKeepAlive: { on: boolean; delay: number } | null = null;
   /** IPv4 underneath, shown as IPv6 (::ffff:a.b.c.d), as a dual-stack socket on Linux. */
@@ -151,16 +154,17 @@ export class Socket extends Duplex {
   get pending(): boolean {
     return this.ep === null || this.connecting;
   }
+  /** As Node's (a new, unconnected socket is 'open': readable and writable). */
   get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
     if (this.connecting) return 'opening';
-    if (this.destroyed || !this.ep) return 'closed';
     if (this.readable && this.writable) return 'open';
     if (this.readable) return 'readOnly';
     if (this.writable) return 'writeOnly';
     return 'closed';
   }
+  /** The idle timeout set by setTimeout (0 once cleared), undefined before any. */
   get timeout(): number | undefined {
-    return this.idleMs || undefined;
+    return this.idleSet ? this.idleMs : undefined;
   }
 
   address(): AddressInfo | Record<string, never> {
@@ -191,6 +195,7 @@ export class Socket extends Duplex {
       throw codedError(RangeError, 'ERR_SOCKET_BAD_PORT', `Port should be > 0 and < 65536. Received ${String(opts.port)}.`);
     }
     this.connecting = true;
+    this.hasHandle = true;
     this.updateHold();
     if (opts.noDelay) this.wantNoDelay = true;
     if (opts.keepAlive) this.wantKeepAlive = { on: true, delay: opts.keepAliveInitialDelay ?? 0 };
@@ -259,6 +264,7 @@ export class Socket extends Duplex {
   setTimeout(ms: number, callback?: () => void): this {
     if (!(ms >= 0)) throw new RangeError(`timeout must be >= 0, got ${ms}`);
     this.idleMs = ms;
+    this.idleSet = true;
     if (callback) {
       if (ms === 0) this.removeListener('timeout', callback);
       else this.once('timeout', callback);
@@ -352,9 +358,11 @@ export class Socket extends Duplex {
     if (pw) pw.cb(err ?? new TunstackError('EPIPE', 'socket destroyed', 'write'));
     cb(err);
     this.updateHold();
-    // After the stream's own 'error' (queued by cb), as Node's handle close comes later.
+    // Node emits 'close' from the handle's close callback, a loop turn after 'error' (queued by
+    // cb); a socket that never had a handle closes on the next tick, without hadError.
     const hadError = err != null;
-    process.nextTick(() => this.emit('close', hadError));
+    if (this.hasHandle) setImmediate(() => this.emit('close', hadError));
+    else process.nextTick(() => this.emit('close'));
   }
 
   private startConnect(address: string, family: 4 | 6, opts: SocketConnectOpts): void {
@@ -384,6 +392,7 @@ export class Socket extends Duplex {
 
   private attach(ep: TcpEndpoint): void {
     this.ep = ep;
+    this.hasHandle = true;
     if (this.wantNoDelay) ep.setNoDelay(true);
     if (this.wantKeepAlive) this.applyKeepAlive();
     ep.on('connect', () => {
@@ -400,10 +409,7 @@ export class Socket extends Duplex {
     ep.on('close', () =>
       queueMicrotask(() => {
         this.pump();
-        if (!this.endPushed && !this.destroyed) {
-          this.endPushed = true;
-          this.push(null);
-        }
+        if (!this.endPushed && !this.destroyed) this.pushEnd();
       }),
     );
     if (ep.state !== 'SYN_SENT' && ep.state !== 'CLOSED') this.connecting = false;
@@ -433,16 +439,20 @@ export class Socket extends Duplex {
     for (;;) {
       const chunk = ep.read();
       if (chunk === null) {
-        if (ep.readEnded) {
-          this.endPushed = true;
-          this.push(null);
-        }
+        if (ep.readEnded) this.pushEnd();
         return;
       }
       this.readBytes += chunk.length;
       this.touch();
       if (!this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))) return;
     }
+  }
+
+  /** EOF as Node's onStreamRead: push(null) then read(0), so 'end' comes even when nobody reads. */
+  private pushEnd(): void {
+    this.endPushed = true;
+    this.push(null);
+    this.read(0);
   }
 
   private writeChunk(chunk: Uint8Array, cb: (err?: Error | null) => void): void {

@@ -85,3 +85,10 @@ export function codedError<E extends Error>(Base: new (message: string) => E, co
   Object.defineProperty(ex, 'name', { value: Base.name, configurable: true, writable: true });
   return ex;
 }
+
+/** Node's SystemError class (its constructor is named NodeError; its name is 'SystemError'). */
+export class NodeError extends Error {
+  override get name(): string {
+    return 'SystemError';
+  }
+}
