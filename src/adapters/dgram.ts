@@ -87,6 +87,13 @@ export class DgramSocket extends EventEmitter {
     };
     this.ep.on('readable', () => this.scheduleDrain());
     this.ep.on('error', (e) => queueMicrotask(() => this.emit('error', e)));
+    // The stack closed under us: closed, as if close() had been called (the hold is released).
+    this.ep.on('close', () => {
+      if (this.state === 'closed') return;
+      this.state = 'closed';
+      this.updateHold();
+      queueMicrotask(() => this.emit('close'));
+    });
   }
 
   /** bind([port][, address][, callback]) or bind(options[, callback]) */
