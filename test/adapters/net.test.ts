@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EthernetEndpoint, Stack, Wire, parseMAC, type Socket } from '../../src/index.js';
+import { EthernetEndpoint, ManualClock, Stack, Wire, parseMAC, type Socket } from '../../src/index.js';
 
 // Node surfaces over two stacks on a zero-latency wire, on the real clock (Node's own http and tls
 // run on top unchanged, with their own timers).
@@ -71,6 +71,52 @@ describe('stack.net (Node net surface over tunstack TCP)', () => {
     const c = a.net.connect(9, '172.16.0.2');
     const [err] = (await once(c, 'error')) as [{ code: string }];
     expect(err.code).toBe('ECONNREFUSED');
+  });
+
+  it("fails a connect nobody answers with Node's ETIMEDOUT shape, a name without lookup with ENOTFOUND", async () => {
+    // Node's loopback cannot time a connect out, so the shape is libuv's connect error
+    // (exceptionWithHostPort) and getaddrinfo's EAI_NONAME, as node:net gives them.
+    const clock = new ManualClock();
+    const wire = new Wire({ clock });
+    const a = new Stack({ clock, seed: 23 });
+    // The gateway is a stack that does not forward: it drops the SYNs silently.
+    const gw = new Stack({ clock, seed: 24 });
+    gw.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(wire.b, { linkAddress: parseMAC('02:00:00:00:01:04') }) }).addAddress('198.18.0.254/24');
+    a.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(wire.a, { linkAddress: parseMAC('02:00:00:00:01:03') }) }).addAddress('198.18.0.1/24');
+    a.addRoute({ destination: '0.0.0.0/0', gateway: '198.18.0.254', nic: 'eth0' });
+    const c = a.net.connect(80, '203.0.113.9');
+    const errs: Error[] = [];
+    const closes: unknown[] = [];
+    c.on('error', (e) => errs.push(e));
+    c.on('close', (h: unknown) => closes.push(h));
+    for (let i = 0; i < 400 && errs.length === 0; i++) {
+      clock.advance(1000);
+      await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setImmediate(r));
+    const e = errs[0] as Error & Record<string, unknown>;
+    expect({ keys: Object.keys(e), ...e, message: e.message }).toEqual({
+      keys: ['errno', 'code', 'syscall', 'address', 'port'],
+      errno: -110,
+      code: 'ETIMEDOUT',
+      syscall: 'connect',
+      address: '203.0.113.9',
+      port: 80,
+      message: 'connect ETIMEDOUT 203.0.113.9:80',
+    });
+    expect(closes).toEqual([true]);
+    const n = a.net.connect({ port: 80, host: 'nothing.test' });
+    const [nf] = (await once(n, 'error')) as [Error & Record<string, unknown>];
+    expect({ keys: Object.keys(nf), ...nf, message: nf.message }).toEqual({
+      keys: ['errno', 'code', 'syscall', 'hostname'],
+      errno: -3008,
+      code: 'ENOTFOUND',
+      syscall: 'getaddrinfo',
+      hostname: 'nothing.test',
+      message: 'getaddrinfo ENOTFOUND nothing.test',
+    });
+    a.close();
+    gw.close();
   });
 
   it('reports EADDRINUSE for a second listener on the same port', async () => {
