@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { TunstackError } from '../errors.js';
 import { formatIP } from '../headers/address.js';
-import { holdClock } from '../stack/clock.js';
+import { ClockHold } from '../stack/clock.js';
 import { NodeError, codedError } from './node-errors.js';
 import type { Stack } from '../stack/stack.js';
 import type { UdpEndpoint } from '../transport/udp.js';
@@ -58,17 +58,16 @@ export class DgramSocket extends EventEmitter {
   private state: 'unbound' | 'bound' | 'closed' = 'unbound';
   private connected = false;
   private draining = false;
-  private readonly stack: Stack;
   /** SO_SNDBUF as Linux reports it (sends are synchronous here, so it bounds nothing). */
   private sndbuf = SOCK_SNDBUF_DEFAULT;
   /** Buffer sizes asked for at creation, applied when bound (as Node does). */
   private readonly initialSizes: { recv?: number; send?: number };
   private refed = true;
-  private release: (() => void) | null = null;
+  private readonly hold: ClockHold;
 
   constructor(stack: Stack, options: SocketOptions) {
     super();
-    this.stack = stack;
+    this.hold = new ClockHold(stack.clock);
     if (options.type !== 'udp4' && options.type !== 'udp6') {
       throw new TunstackError('EINVAL', `bad socket type ${String(options.type)}`);
     }
@@ -314,11 +313,7 @@ export class DgramSocket extends EventEmitter {
 
   private updateHold(): void {
     const want = this.refed && this.state === 'bound';
-    if (want && !this.release) this.release = holdClock(this.stack.clock);
-    else if (!want && this.release) {
-      this.release();
-      this.release = null;
-    }
+    this.hold.set(want);
   }
 
   /** Node's ERR_SOCKET_BUFFER_SIZE (libuv's EBADF) on a socket not bound yet or closed. */

@@ -3,7 +3,7 @@ import { Agent as HttpAgent, type AgentOptions } from 'node:http';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TunstackError } from '../errors.js';
-import { holdClock, type Timer } from '../stack/clock.js';
+import { ClockHold, type Timer } from '../stack/clock.js';
 import type { Stack } from '../stack/stack.js';
 import type { TcpEndpoint } from '../transport/tcp/index.js';
 import { codedError, errnoError, hostPortError, notFoundError, uvHostPortError } from './node-errors.js';
@@ -105,12 +105,13 @@ export class Socket extends Duplex {
   /** Where a connect goes, for Node's error shape (`connect ECONNREFUSED addr:port`). */
   private connectTo: { address: string; port: number } | null = null;
   private refed = true;
-  private release: (() => void) | null = null;
+  private readonly hold: ClockHold;
 
   constructor(stack: Stack, options: SocketOptions = {}) {
     // 'close' is emitted by _destroy with Node's hadError argument (Duplex would emit none).
     super({ allowHalfOpen: options.allowHalfOpen ?? false, decodeStrings: true, emitClose: false, autoDestroy: true });
     this.stack = stack;
+    this.hold = new ClockHold(stack.clock);
   }
 
   /** @internal Wrap an endpoint accepted by a listener. */
@@ -294,11 +295,7 @@ export class Socket extends Duplex {
 
   private updateHold(): void {
     const want = this.refed && !this.destroyed && (this.connecting || this.ep !== null);
-    if (want && !this.release) this.release = holdClock(this.stack.clock);
-    else if (!want && this.release) {
-      this.release();
-      this.release = null;
-    }
+    this.hold.set(want);
   }
 
   destroySoon(): void {
@@ -515,7 +512,7 @@ export class Server extends EventEmitter {
   private ep: TcpEndpoint | null = null;
   private readonly connections = new Set<Socket>();
   private refed = true;
-  private release: (() => void) | null = null;
+  private readonly hold: ClockHold;
 
   constructor(
     private readonly stack: Stack,
@@ -523,6 +520,7 @@ export class Server extends EventEmitter {
     listener?: (socket: Socket) => void,
   ) {
     super();
+    this.hold = new ClockHold(stack.clock);
     if (listener) this.on('connection', listener);
   }
 
@@ -643,11 +641,7 @@ export class Server extends EventEmitter {
 
   private updateHold(): void {
     const want = this.refed && this.ep !== null;
-    if (want && !this.release) this.release = holdClock(this.stack.clock);
-    else if (!want && this.release) {
-      this.release();
-      this.release = null;
-    }
+    this.hold.set(want);
   }
 
   private stopListening(): void {

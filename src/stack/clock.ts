@@ -35,9 +35,20 @@ export interface Clock {
   hold?(): () => void;
 }
 
-/** Hold `clock` (see Clock.hold); a no-op release for clocks without one. */
-export function holdClock(clock: Clock): () => void {
-  return clock.hold ? clock.hold() : () => {};
+/** A hold on a clock (see Clock.hold) switched on and off as an object's state changes. */
+export class ClockHold {
+  private release: (() => void) | null = null;
+
+  constructor(private readonly clock: Clock) {}
+
+  /** Hold (once) while `on`, release otherwise. */
+  set(on: boolean): void {
+    if (on && !this.release && this.clock.hold) this.release = this.clock.hold();
+    else if (!on && this.release) {
+      this.release();
+      this.release = null;
+    }
+  }
 }
 
 class HeapTimer implements Timer {
