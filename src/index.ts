@@ -18,7 +18,7 @@ export { ArpProtocol, arpFactory, type ArpStats } from './network/arp.js';
 export { Reassembler, type ReassemblyConfig, type ReassemblyStats } from './network/reassembly.js';
 export { UdpProtocol, UdpEndpoint, udpFactory, type UdpMessage, type UdpStats, type UdpForwardRequest, type UdpForwarder } from './transport/udp.js';
 export * from './link/index.js';
-export { DgramModule, DgramSocket, NetModule, Server, Socket, type RemoteInfo, type SocketConnectOpts, type ListenOptions } from './adapters/index.js';
+export { DgramModule, DgramSocket, NetModule, Server, Socket, type RemoteInfo, type SocketConnectOpts, type ListenOptions, type LookupFunction, type ConnectionSink } from './adapters/index.js';
 export * from './tundev/index.js';
 export {
   TcpProtocol,

@@ -246,6 +246,20 @@ describe('stack.net (Node net surface over tunstack TCP)', () => {
     t.on('data', (d: Buffer) => chunks.push(d));
     await once(t, 'end');
     expect(Buffer.concat(chunks).toString()).toBe('secure hello');
+
+    // A tls.Server served through stack.net.listen: no TLSSocket or emit('connection') by hand.
+    const secure = tls.createServer({ key, cert }, (s) => s.end(`tls.Server saw ${s.remoteAddress}`));
+    const l2 = b.net.listen(secure, 8443, '172.16.0.2');
+    await once(secure, 'listening');
+    const t2 = tls.connect({ socket: a.net.connect(8443, '172.16.0.2'), servername: 'tunstack.test', ca: cert });
+    const got: Buffer[] = [];
+    t2.on('data', (d: Buffer) => got.push(d));
+    await once(t2, 'end');
+    // Node's TLSSocket over a stream that is not a libuv handle cannot see the peer's address
+    // (README: Node surfaces); the stack socket, given as 'connection', has it.
+    expect(Buffer.concat(got).toString()).toBe('tls.Server saw undefined');
+    secure.close();
+    await once(l2, 'close');
   });
 
   it('handles 1000 concurrent connections each echoing data', async () => {
