@@ -53,8 +53,9 @@ export function httpOverLossyLink(options: { seed?: number; capture?: string; lo
       res.writeHead(404).end();
     }
   });
-  // A tunstack listener hands its sockets (stream.Duplex, net.Socket's API) to Node's http server.
-  const listener = server.net.createServer((socket) => app.emit('connection', socket)).listen(80);
+  // A tunstack listener hands its sockets (stream.Duplex, net.Socket's API) to Node's http server
+  // (IPv4 only here: listen(80) alone is dual stack, and would show the client as ::ffff:10.0.1.1).
+  const listener = server.net.listen(app, 80, '0.0.0.0');
   const agent = client.net.httpAgent({ keepAlive: true });
 
   const get = (path: string): Promise<HttpResult> =>

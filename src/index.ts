@@ -21,7 +21,7 @@ export { UdpProtocol, UdpEndpoint, udpFactory, type UdpMessage, type UdpStats, t
 export { UdpMulticast, type MulticastInterface } from './transport/udp-multicast.js';
 export * from './link/index.js';
 export { DnsModule, DnsPromises, HostsTable, PromisesResolver, Resolver, type DnsError, type DnsStats, type LookupAddress, type LookupOptions, type RecordWithTtl, type ResolverOptions } from './adapters/index.js';
-export { DgramModule, DgramSocket, NetModule, Server, Socket, type RemoteInfo, type SocketConnectOpts, type ListenOptions } from './adapters/index.js';
+export { DgramModule, DgramSocket, NetModule, Server, Socket, type RemoteInfo, type SocketConnectOpts, type ListenOptions, type LookupFunction, type ConnectionSink } from './adapters/index.js';
 export * from './tundev/index.js';
 export {
   TcpProtocol,

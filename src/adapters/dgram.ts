@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { TunstackError } from '../errors.js';
 import { formatIP } from '../headers/address.js';
+import { ClockHold } from '../stack/clock.js';
+import { NodeError, codedError } from './node-errors.js';
 import type { Stack } from '../stack/stack.js';
 import type { UdpEndpoint } from '../transport/udp.js';
 
@@ -39,7 +41,15 @@ export interface AddressInfo {
   port: number;
 }
 
-type MessageData = Uint8Array | string | ReadonlyArray<Uint8Array | string>;
+type MessageData = ArrayBufferView | string | ReadonlyArray<ArrayBufferView | string>;
+
+/** Linux's default net.core.rmem_max and wmem_max (a socket buffer can be set up to twice that). */
+const SOCK_BUF_MAX = 212992;
+/** Linux's SOCK_MIN_RCVBUF and SOCK_MIN_SNDBUF (x86-64). */
+const SOCK_MIN_RCVBUF = 2304;
+const SOCK_MIN_SNDBUF = 4608;
+/** Linux's default send buffer (net.core.wmem_default). */
+const SOCK_SNDBUF_DEFAULT = 212992;
 type SendCallback = (error: Error | null, bytes: number) => void;
 
 export class DgramSocket extends EventEmitter {
@@ -48,12 +58,19 @@ export class DgramSocket extends EventEmitter {
   private state: 'unbound' | 'bound' | 'closed' = 'unbound';
   private connected = false;
   private draining = false;
+  /** SO_SNDBUF as Linux reports it (sends are synchronous here, so it bounds nothing). */
+  private sndbuf = SOCK_SNDBUF_DEFAULT;
+  /** Buffer sizes asked for at creation, applied when bound (as Node does). */
+  private readonly initialSizes: { recv?: number; send?: number };
+  private refed = true;
+  private readonly hold: ClockHold;
 
   constructor(
     private readonly stack: Stack,
     options: SocketOptions,
   ) {
     super();
+    this.hold = new ClockHold(stack.clock);
     if (options.type !== 'udp4' && options.type !== 'udp6') {
       throw new TunstackError('EINVAL', `bad socket type ${String(options.type)}`);
     }
@@ -62,10 +79,23 @@ export class DgramSocket extends EventEmitter {
       family: options.type === 'udp4' ? 4 : 6,
       reuseAddress: options.reuseAddr ?? false,
       ...(options.ipv6Only !== undefined ? { v6Only: options.ipv6Only } : {}),
-      ...(options.recvBufferSize !== undefined ? { receiveBufferSize: options.recvBufferSize } : {}),
     });
+    for (const size of [options.recvBufferSize, options.sendBufferSize]) {
+      if (size !== undefined) checkBufferSize(size);
+    }
+    this.initialSizes = {
+      ...(options.recvBufferSize !== undefined ? { recv: options.recvBufferSize } : {}),
+      ...(options.sendBufferSize !== undefined ? { send: options.sendBufferSize } : {}),
+    };
     this.ep.on('readable', () => this.scheduleDrain());
     this.ep.on('error', (e) => queueMicrotask(() => this.emit('error', e)));
+    // The stack closed under us: closed, as if close() had been called (the hold is released).
+    this.ep.on('close', () => {
+      if (this.state === 'closed') return;
+      this.state = 'closed';
+      this.updateHold();
+      queueMicrotask(() => this.emit('close'));
+    });
   }
 
   /** bind([port][, address][, callback]) or bind(options[, callback]) */
@@ -95,8 +125,7 @@ export class DgramSocket extends EventEmitter {
       queueMicrotask(() => this.emit('error', e));
       return this;
     }
-    this.state = 'bound';
-    queueMicrotask(() => this.emit('listening'));
+    this.markBound();
     return this;
   }
 
@@ -114,10 +143,7 @@ export class DgramSocket extends EventEmitter {
       return;
     }
     this.connected = true;
-    if (!wasBound) {
-      this.state = 'bound';
-      queueMicrotask(() => this.emit('listening'));
-    }
+    if (!wasBound) this.markBound();
     queueMicrotask(() => this.emit('connect'));
   }
 
@@ -132,44 +158,70 @@ export class DgramSocket extends EventEmitter {
    * send(msg[, offset, length][, port][, address][, callback]), as Node's. Errors go to the
    * callback when given, else to an 'error' event.
    */
-  send(msg: MessageData, ...args: Array<number | string | SendCallback | undefined>): void {
+  send(
+    msg: MessageData,
+    offset?: number | string | SendCallback | null,
+    length?: number | string | SendCallback | null,
+    portArg?: number | string | SendCallback | null,
+    addressArg?: string | SendCallback | null,
+    callbackArg?: SendCallback,
+  ): void {
     this.assertNotClosed();
-    let callback: SendCallback | undefined;
-    if (typeof args[args.length - 1] === 'function') callback = args.pop() as SendCallback;
-    let data = toBytes(msg);
-    // (msg, offset, length, port?, address?) when the two first extra args are numbers and msg is bytes.
-    if (typeof args[0] === 'number' && typeof args[1] === 'number' && !(typeof msg === 'string') && !Array.isArray(msg)
-      && (args.length >= 3 || this.connected)) {
-      const offset = args.shift() as number;
-      const length = args.shift() as number;
-      if (offset < 0 || length < 0 || offset + length > data.length) {
-        throw new TunstackError('EINVAL', 'offset/length out of range', 'send');
+    // Node's argument rules (lib/dgram.js): offset/length only when a port follows (unconnected)
+    // or when length is a number (connected); everything else shifts left.
+    let data: Uint8Array;
+    let port: unknown;
+    let address: unknown;
+    let callback: unknown;
+    if (!this.connected) {
+      if (addressArg || (portArg && typeof portArg !== 'function')) {
+        data = sliceBytes(msg, offset, length);
+        port = portArg;
+        address = addressArg;
+        callback = callbackArg;
+      } else {
+        data = toBytes(msg);
+        port = offset;
+        address = length;
+        callback = portArg;
       }
-      data = data.subarray(offset, offset + length);
+    } else {
+      port = portArg;
+      address = addressArg;
+      callback = callbackArg;
+      if (typeof length === 'number') {
+        data = sliceBytes(msg, offset, length);
+        if (typeof portArg === 'function') {
+          callback = portArg;
+          port = null;
+        }
+      } else {
+        data = toBytes(msg);
+        callback = offset;
+      }
+      if (port || address) throw codedError(Error, 'ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected');
     }
-    const port = args[0] as number | undefined;
-    const address = args[1] as string | undefined;
+    if (typeof address === 'function') {
+      callback = address;
+      address = undefined;
+    }
+    const cb = typeof callback === 'function' ? (callback as SendCallback) : undefined;
     const wasBound = this.ep.isBound;
     let n = 0;
     let err: Error | null = null;
     try {
-      if (this.connected) {
-        if (port !== undefined) throw new TunstackError('EISCONN', 'Already connected', 'send');
-        n = this.ep.send(data);
-      } else {
-        if (port === undefined) throw new TunstackError('EDESTADDRREQ', 'Destination address required', 'send');
-        const dst = address ?? (this.type === 'udp4' ? '127.0.0.1' : '::1');
+      if (this.connected) n = this.ep.send(data);
+      else {
+        if (typeof port !== 'number') throw new TunstackError('EDESTADDRREQ', 'Destination address required', 'send');
+        const dst = typeof address === 'string' && address !== '' ? address : this.type === 'udp4' ? '127.0.0.1' : '::1';
         n = this.ep.send(data, port, dst);
       }
     } catch (e) {
       err = e as Error;
     }
-    if (!wasBound && this.ep.isBound) {
-      this.state = 'bound';
-      queueMicrotask(() => this.emit('listening'));
-    }
+    if (!wasBound && this.ep.isBound) this.markBound();
     queueMicrotask(() => {
-      if (callback) callback(err, n);
+      if (cb) cb(err, n);
       else if (err) this.emit('error', err);
     });
   }
@@ -179,6 +231,7 @@ export class DgramSocket extends EventEmitter {
     if (callback) this.once('close', callback);
     this.state = 'closed';
     this.ep.close();
+    this.updateHold();
     queueMicrotask(() => this.emit('close'));
     return this;
   }
@@ -204,19 +257,51 @@ export class DgramSocket extends EventEmitter {
     return ttl;
   }
 
+  /** SO_RCVBUF: Linux keeps (and reports) twice the size asked, within its bounds. */
   setRecvBufferSize(size: number): void {
-    this.ep.receiveBufferSize = size;
+    checkBufferSize(size);
+    this.assertBufferable('uv_recv_buffer_size');
+    this.ep.receiveBufferSize = linuxBufferSize(size, SOCK_MIN_RCVBUF);
   }
 
   getRecvBufferSize(): number {
+    this.assertBufferable('uv_recv_buffer_size');
     return this.ep.receiveBufferSize;
   }
 
+  /** SO_SNDBUF, as Linux reports it (sends leave at once here, so nothing queues against it). */
+  setSendBufferSize(size: number): void {
+    checkBufferSize(size);
+    this.assertBufferable('uv_send_buffer_size');
+    this.sndbuf = linuxBufferSize(size, SOCK_MIN_SNDBUF);
+  }
+
+  getSendBufferSize(): number {
+    this.assertBufferable('uv_send_buffer_size');
+    return this.sndbuf;
+  }
+
+  /** Bytes waiting to be sent: always 0, as every send() leaves synchronously. */
+  getSendQueueSize(): number {
+    return 0;
+  }
+
+  /** Sends waiting: always 0 (see getSendQueueSize). */
+  getSendQueueCount(): number {
+    return 0;
+  }
+
+  /** Keep the process alive while bound (the default), as Node's sockets do. */
   ref(): this {
+    this.refed = true;
+    this.updateHold();
     return this;
   }
 
+  /** Let the process exit even while bound. */
   unref(): this {
+    this.refed = false;
+    this.updateHold();
     return this;
   }
 
@@ -285,14 +370,42 @@ export class DgramSocket extends EventEmitter {
     requireString(argName, group);
     if (iface !== undefined) requireString('multicastInterface', iface);
     if (!this.ep.isBound) {
+      // libuv binds 0.0.0.0 / :: on an ephemeral port first; Node emits no 'listening' then.
       this.ep.bind(null, 0);
       this.state = 'bound';
+      this.updateHold();
     }
     fn();
   }
 
   private assertRunning(): void {
     if (this.state === 'closed') throw nodeError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running');
+  }
+
+  private markBound(): void {
+    this.state = 'bound';
+    const { recv, send } = this.initialSizes;
+    if (recv !== undefined) this.ep.receiveBufferSize = linuxBufferSize(recv, SOCK_MIN_RCVBUF);
+    if (send !== undefined) this.sndbuf = linuxBufferSize(send, SOCK_MIN_SNDBUF);
+    this.updateHold();
+    queueMicrotask(() => this.emit('listening'));
+  }
+
+  private updateHold(): void {
+    const want = this.refed && this.state === 'bound';
+    this.hold.set(want);
+  }
+
+  /** Node's ERR_SOCKET_BUFFER_SIZE (libuv's EBADF) on a socket not bound yet or closed. */
+  private assertBufferable(syscall: string): void {
+    if (this.state === 'bound') return;
+    const message = 'bad file descriptor';
+    const err = new NodeError(`Could not get or set buffer size: ${syscall} returned EBADF (${message})`) as NodeError & Record<string, unknown>;
+    err.code = 'ERR_SOCKET_BUFFER_SIZE';
+    err.info = { errno: -9, code: 'EBADF', message, syscall };
+    err.errno = -9;
+    err.syscall = syscall;
+    throw err;
   }
 
   private get family(): 'IPv4' | 'IPv6' {
@@ -350,7 +463,34 @@ function requireString(name: string, value: unknown): asserts value is string {
 
 function toBytes(msg: MessageData): Uint8Array {
   if (typeof msg === 'string') return Buffer.from(msg);
-  if (msg instanceof Uint8Array) return msg;
-  if (Array.isArray(msg)) return Buffer.concat(msg.map((m) => (typeof m === 'string' ? Buffer.from(m) : m)));
-  throw new TunstackError('EINVAL', 'message must be a string, Buffer, Uint8Array or an array of them');
+  if (ArrayBuffer.isView(msg)) return viewBytes(msg);
+  if (Array.isArray(msg)) return Buffer.concat(msg.map((m: ArrayBufferView | string) => (typeof m === 'string' ? Buffer.from(m) : viewBytes(m))));
+  throw new TunstackError('EINVAL', 'message must be a string, Buffer, TypedArray, DataView or an array of them');
+}
+
+/** The bytes of any ArrayBufferView (Buffer, TypedArray, DataView), without copying. */
+function viewBytes(v: ArrayBufferView): Uint8Array {
+  return v instanceof Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/** Node's sliceBuffer: msg[offset, offset + length) of a string or a view (not an array). */
+function sliceBytes(msg: MessageData, offset: unknown, length: unknown): Uint8Array {
+  if (Array.isArray(msg)) throw new TunstackError('EINVAL', 'offset and length need a string, Buffer, TypedArray or DataView', 'send');
+  const data = toBytes(msg);
+  const off = typeof offset === 'number' ? offset : 0;
+  const len = typeof length === 'number' ? length : data.length - off;
+  if (!(off >= 0 && len >= 0 && off + len <= data.length)) throw new TunstackError('EINVAL', 'offset/length out of range', 'send');
+  return data.subarray(off, off + len);
+}
+
+/** Node's check: an integer >= 0 (its message says positive), else ERR_SOCKET_BAD_BUFFER_SIZE. */
+function checkBufferSize(size: number): void {
+  if (!(Number.isInteger(size) && size >= 0 && size <= 0x7fffffff)) {
+    throw codedError(TypeError, 'ERR_SOCKET_BAD_BUFFER_SIZE', 'Buffer size must be a positive integer');
+  }
+}
+
+/** What Linux stores for SO_RCVBUF/SO_SNDBUF = size: twice it, within [min, 2 * rmem_max]. */
+function linuxBufferSize(size: number, min: number): number {
+  return Math.max(min, Math.min(size, SOCK_BUF_MAX) * 2);
 }

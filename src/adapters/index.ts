@@ -9,7 +9,7 @@ import { NetModule } from './net.js';
 
 declare module '../stack/stack.js' {
   interface Stack {
-    /** Node's `net` bound to this stack: createServer, connect/createConnection, Socket, httpAgent. */
+    /** Node's `net` bound to this stack: createServer, connect/createConnection, Socket, Server, listen, httpAgent, isIP. */
     readonly net: NetModule;
     /** Node's `dgram` bound to this stack: createSocket('udp4' | 'udp6'). */
     readonly dgram: DgramModule;
@@ -63,4 +63,4 @@ export {
   type RecordWithTtl,
   type ResolverOptions,
 } from './dns.js';
-export { NetModule, Server, Socket, type SocketConnectOpts, type ListenOptions } from './net.js';
+export { NetModule, Server, Socket, type SocketConnectOpts, type ListenOptions, type LookupFunction, type ConnectionSink } from './net.js';

@@ -229,7 +229,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       res.end(`hello from beta, ${req.socket.remoteAddress}\n`);
     }
   });
-  const listener = beta.net.createServer((socket) => site.emit('connection', socket)).listen(80);
+  const listener = beta.net.listen(site, 80, '0.0.0.0');
   const agent = alpha.net.httpAgent({ keepAlive: true });
   const httpResults: DemoResult['http'] = [];
   const get = (path: string): Promise<void> => {

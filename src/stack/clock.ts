@@ -27,6 +27,28 @@ export interface Clock {
   timer(fn: () => void): Timer;
   /** One-shot convenience: a timer already scheduled. */
   setTimeout(fn: () => void, delayMs: number): Timer;
+  /**
+   * Keep the Node process alive until the returned function is called (a listening server or an
+   * open socket holds its clock, as Node's handles keep the event loop alive). Optional: a clock
+   * that does not run on Node's loop (ManualClock) has nothing to hold.
+   */
+  hold?(): () => void;
+}
+
+/** A hold on a clock (see Clock.hold) switched on and off as an object's state changes. */
+export class ClockHold {
+  private release: (() => void) | null = null;
+
+  constructor(private readonly clock: Clock) {}
+
+  /** Hold (once) while `on`, release otherwise. */
+  set(on: boolean): void {
+    if (on && !this.release && this.clock.hold) this.release = this.clock.hold();
+    else if (!on && this.release) {
+      this.release();
+      this.release = null;
+    }
+  }
 }
 
 class HeapTimer implements Timer {
@@ -230,9 +252,36 @@ export class RealClock extends TimerQueue {
   /** When false (default), the clock's Node timer does not keep the process alive by itself. */
   readonly ref: boolean;
 
+  private holds = 0;
+  private keeper: NodeJS.Timeout | null = null;
+
   constructor(options: { ref?: boolean } = {}) {
     super();
     this.ref = options.ref ?? false;
+  }
+
+  /**
+   * Keep the process alive until the returned release is called (once; later calls do nothing).
+   * While any hold is out the clock keeps one ref'd Node handle, so a program serving on a stack
+   * does not exit; its own timers stay unref'd (TCP's TIME_WAIT or keepalive timers do not hold
+   * a process, as the kernel's do not).
+   */
+  hold(): () => void {
+    if (this.holds++ === 0) this.keeper = setInterval(noop, 0x7fffffff);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.holds === 0 && this.keeper) {
+        clearInterval(this.keeper);
+        this.keeper = null;
+      }
+    };
+  }
+
+  /** Number of holds out (see hold). */
+  get holdCount(): number {
+    return this.holds;
   }
 
   now(): number {
@@ -264,3 +313,5 @@ export class RealClock extends TimerQueue {
     this.onEarliestChanged();
   };
 }
+
+function noop(): void {}

@@ -39,6 +39,8 @@ interface UdpEndpointEvents {
   readable: [];
   /** An asynchronous error (ICMP port unreachable on a connected socket: ECONNREFUSED). */
   error: [TunstackError];
+  /** Closed (by close(), or by the stack closing). */
+  close: [];
 }
 
 export interface UdpEndpointOptions {
@@ -241,6 +243,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
     if (this.localPort !== 0) this.proto.stack.ports.release(IP_PROTO_UDP, this.localPort, this);
     this.queue = [];
     this.queuedBytes = 0;
+    this.emit('close');
     this.removeAllListeners();
   }
 

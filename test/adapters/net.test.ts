@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EthernetEndpoint, Stack, Wire, parseMAC, type Socket } from '../../src/index.js';
+import { EthernetEndpoint, ManualClock, Stack, Wire, parseMAC, type Socket } from '../../src/index.js';
 
 // Node surfaces over two stacks on a zero-latency wire, on the real clock (Node's own http and tls
 // run on top unchanged, with their own timers).
@@ -71,6 +71,52 @@ describe('stack.net (Node net surface over tunstack TCP)', () => {
     const c = a.net.connect(9, '172.16.0.2');
     const [err] = (await once(c, 'error')) as [{ code: string }];
     expect(err.code).toBe('ECONNREFUSED');
+  });
+
+  it("fails a connect nobody answers with Node's ETIMEDOUT shape, a name without lookup with ENOTFOUND", async () => {
+    // Node's loopback cannot time a connect out, so the shape is libuv's connect error
+    // (exceptionWithHostPort) and getaddrinfo's EAI_NONAME, as node:net gives them.
+    const clock = new ManualClock();
+    const wire = new Wire({ clock });
+    const a = new Stack({ clock, seed: 23 });
+    // The gateway is a stack that does not forward: it drops the SYNs silently.
+    const gw = new Stack({ clock, seed: 24 });
+    gw.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(wire.b, { linkAddress: parseMAC('02:00:00:00:01:04') }) }).addAddress('198.18.0.254/24');
+    a.createNIC({ name: 'eth0', endpoint: new EthernetEndpoint(wire.a, { linkAddress: parseMAC('02:00:00:00:01:03') }) }).addAddress('198.18.0.1/24');
+    a.addRoute({ destination: '0.0.0.0/0', gateway: '198.18.0.254', nic: 'eth0' });
+    const c = a.net.connect(80, '203.0.113.9');
+    const errs: Error[] = [];
+    const closes: unknown[] = [];
+    c.on('error', (e) => errs.push(e));
+    c.on('close', (h: unknown) => closes.push(h));
+    for (let i = 0; i < 400 && errs.length === 0; i++) {
+      clock.advance(1000);
+      await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setImmediate(r));
+    const e = errs[0] as Error & Record<string, unknown>;
+    expect({ keys: Object.keys(e), ...e, message: e.message }).toEqual({
+      keys: ['errno', 'code', 'syscall', 'address', 'port'],
+      errno: -110,
+      code: 'ETIMEDOUT',
+      syscall: 'connect',
+      address: '203.0.113.9',
+      port: 80,
+      message: 'connect ETIMEDOUT 203.0.113.9:80',
+    });
+    expect(closes).toEqual([true]);
+    const n = a.net.connect({ port: 80, host: 'nothing.test' });
+    const [nf] = (await once(n, 'error')) as [Error & Record<string, unknown>];
+    expect({ keys: Object.keys(nf), ...nf, message: nf.message }).toEqual({
+      keys: ['errno', 'code', 'syscall', 'hostname'],
+      errno: -3008,
+      code: 'ENOTFOUND',
+      syscall: 'getaddrinfo',
+      hostname: 'nothing.test',
+      message: 'getaddrinfo ENOTFOUND nothing.test',
+    });
+    a.close();
+    gw.close();
   });
 
   it('reports EADDRINUSE for a second listener on the same port', async () => {
@@ -138,30 +184,40 @@ describe('stack.net (Node net surface over tunstack TCP)', () => {
     c.destroy();
   });
 
-  it("serves Node's own http.createServer and http.get through the stack", async () => {
+  it("serves Node's own http.createServer via stack.net.listen and http.get through the stack, names by lookup", async () => {
     const { a, b } = pair();
     const httpServer = http.createServer((req, res) => {
       res.setHeader('content-type', 'text/plain');
       res.end(`hello ${req.url} from ${req.socket.remoteAddress}`);
     });
-    const listener = b.net.createServer((s) => httpServer.emit('connection', s));
-    listener.listen(80);
-    await once(listener, 'listening');
+    // No emit('connection') by hand; listen(port) is dual stack, so the IPv4 peer is ::ffff:.
+    const listener = b.net.listen(httpServer, 80);
+    await once(httpServer, 'listening');
+    expect(listener.address()).toEqual({ address: '::', family: 'IPv6', port: 80 });
     const agent = a.net.httpAgent({ keepAlive: true });
-    const body = async (path: string): Promise<{ status: number; text: string }> =>
+    const looked: string[] = [];
+    const lookup = (name: string, _o: object, cb: (e: Error | null, r: Array<{ address: string; family: number }>) => void): void => {
+      looked.push(name);
+      cb(null, [{ address: '172.16.0.2', family: 4 }]);
+    };
+    const body = async (path: string, host = '172.16.0.2'): Promise<{ status: number; text: string }> =>
       new Promise((resolve, reject) => {
         http
-          .get({ host: '172.16.0.2', port: 80, path, agent }, (res) => {
+          .get({ host, port: 80, path, agent, lookup }, (res) => {
             const parts: Buffer[] = [];
             res.on('data', (d: Buffer) => parts.push(d));
             res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
           })
           .on('error', reject);
       });
-    expect(await body('/one')).toEqual({ status: 200, text: 'hello /one from 172.16.0.1' });
-    expect(await body('/two')).toEqual({ status: 200, text: 'hello /two from 172.16.0.1' });
+    expect(await body('/one')).toEqual({ status: 200, text: 'hello /one from ::ffff:172.16.0.1' });
+    expect(await body('/two')).toEqual({ status: 200, text: 'hello /two from ::ffff:172.16.0.1' });
+    expect(await body('/three', 'web.test')).toEqual({ status: 200, text: 'hello /three from ::ffff:172.16.0.1' });
+    expect(looked).toEqual(['web.test']);
     agent.destroy();
     httpServer.close();
+    await once(listener, 'close');
+    expect(listener.listening).toBe(false);
   });
 
   it('carries TLS: tls.connect({ socket }) and a TLSSocket server over tunstack sockets', async () => {
@@ -190,6 +246,20 @@ describe('stack.net (Node net surface over tunstack TCP)', () => {
     t.on('data', (d: Buffer) => chunks.push(d));
     await once(t, 'end');
     expect(Buffer.concat(chunks).toString()).toBe('secure hello');
+
+    // A tls.Server served through stack.net.listen: no TLSSocket or emit('connection') by hand.
+    const secure = tls.createServer({ key, cert }, (s) => s.end(`tls.Server saw ${s.remoteAddress}`));
+    const l2 = b.net.listen(secure, 8443, '172.16.0.2');
+    await once(secure, 'listening');
+    const t2 = tls.connect({ socket: a.net.connect(8443, '172.16.0.2'), servername: 'tunstack.test', ca: cert });
+    const got: Buffer[] = [];
+    t2.on('data', (d: Buffer) => got.push(d));
+    await once(t2, 'end');
+    // Node's TLSSocket over a stream that is not a libuv handle cannot see the peer's address
+    // (README: Node surfaces); the stack socket, given as 'connection', has it.
+    expect(Buffer.concat(got).toString()).toBe('tls.Server saw undefined');
+    secure.close();
+    await once(l2, 'close');
   });
 
   it('handles 1000 concurrent connections each echoing data', async () => {

@@ -167,7 +167,7 @@ describe('SandboxNetwork', () => {
     const l = guest.net.createServer((c) => {
       c.end(`from ${c.remoteAddress}`);
     });
-    l.listen(8080);
+    l.listen(8080, '0.0.0.0'); // IPv4 only: a dual-stack listener would see ::ffff:10.0.2.2
     const ud = guest.dgram.createSocket('udp4');
     ud.bind(5353);
     ud.on('message', (m, r) => ud.send(Buffer.from(`u:${m.toString()}`), r.port, r.address));

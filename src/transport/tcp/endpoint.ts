@@ -136,6 +136,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal Holds a PortManager reservation for lport. */
   portOwner = false;
   /** @internal */ reuseAddress = false;
+  /** IPV6_V6ONLY (see TcpEndpointOptions.v6Only); always false for IPv4. */
+  readonly v6Only: boolean;
   /** @internal */ route: Route | null = null;
   /** @internal */ headroom = 64;
   /** @internal Pseudo-header partial sum without the length (addresses and protocol). */
@@ -303,6 +305,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     super();
     this.family = options.family ?? 4;
     if (this.family !== 4 && this.family !== 6) throw new TunstackError('EAFNOSUPPORT', `bad family ${String(options.family)}`);
+    this.v6Only = this.family === 6 && (options.v6Only ?? false);
     this.cc = createCongestionControl(options.congestionControl ?? proto.congestionControl);
     this.noDelay = options.noDelay ?? false;
     if (options.sendBufferSize !== undefined) this.sendBufferSize = options.sendBufferSize;
@@ -413,10 +416,11 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (port !== 0 && !reuse && this.proto.timeWaitOnPort(port)) {
       throw new TunstackError('EADDRINUSE', `port ${port} is in use (TIME_WAIT)`, 'bind');
     }
-    if (port !== 0 && reuse && this.proto.listenerConflict(port, addr, this.family)) {
+    if (port !== 0 && reuse && this.proto.listenerConflict(port, addr, this.family, this.v6Only)) {
       throw new TunstackError('EADDRINUSE', `port ${port} has a listener`, 'bind');
     }
-    this.lport = stack.ports.reserve(IP_PROTO_TCP, addr, port, this, reuse);
+    const scope = this.family === 4 ? 'v4' : this.v6Only ? 'v6' : 'any';
+    this.lport = stack.ports.reserve(IP_PROTO_TCP, addr, port, this, reuse, scope);
     this.portOwner = true;
     this.reuseAddress = reuse;
     this.laddr = addr;
@@ -430,7 +434,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     }
     if (this.st !== CLOSED) throw new TunstackError('EINVAL', 'socket is connected', 'listen');
     if (this.lport === 0) this.bind(null, 0);
-    if (this.proto.listenerConflict(this.lport, this.laddr, this.family, this)) {
+    if (this.proto.listenerConflict(this.lport, this.laddr, this.family, this.v6Only, this)) {
       throw new TunstackError('EADDRINUSE', `port ${this.lport} has a listener`, 'listen');
     }
     this.backlog = clampBacklog(backlog, this.proto.somaxconn);

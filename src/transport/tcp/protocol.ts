@@ -379,13 +379,20 @@ export class TcpProtocol implements TransportProtocol {
   /**
    * @internal True when a listener already holds `port` on `addr` (or either is a wildcard):
    * SO_REUSEADDR does not let two sockets listen on one address and port (Linux
-   * inet_csk_get_port refuses the bind, or the listen when both were bound first).
+   * inet_csk_get_port refuses the bind, or the listen when both were bound first). A dual-stack
+   * IPv6 wildcard (not v6Only) covers IPv4 too, so it conflicts with IPv4 listeners.
    */
-  listenerConflict(port: number, addr: Uint8Array | null, family: 4 | 6, self: TcpEndpoint | null = null): boolean {
+  listenerConflict(port: number, addr: Uint8Array | null, family: 4 | 6, v6Only: boolean, self: TcpEndpoint | null = null): boolean {
     const list = this.listeners.get(port);
     if (!list) return false;
     for (const l of list) {
-      if (l === self || l.family !== family) continue;
+      if (l === self) continue;
+      if (l.family !== family) {
+        // Across families only a dual-stack IPv6 wildcard meets IPv4.
+        const dual = family === 6 ? addr === null && !v6Only : l.laddr === null && !l.v6Only;
+        if (dual) return true;
+        continue;
+      }
       if (l.laddr === null || addr === null) return true;
       if (l.laddr.length === addr.length && l.laddr.every((b, i) => b === addr[i])) return true;
     }
@@ -412,13 +419,18 @@ export class TcpProtocol implements TransportProtocol {
     const list = this.listeners.get(port);
     if (!list) return null;
     let wildcard: TcpEndpoint | null = null;
+    let dual: TcpEndpoint | null = null;
     for (let i = 0; i < list.length; i++) {
       const l = list[i]!;
-      if (l.family !== family) continue;
+      if (l.family !== family) {
+        // IPv4 reaches a dual-stack IPv6 wildcard listener when nothing IPv4 matches.
+        if (family === 4 && l.laddr === null && !l.v6Only) dual ??= l;
+        continue;
+      }
       if (l.laddr === null) wildcard ??= l;
       else if (addrEqual(l.laddr, data, dstOff)) return l;
     }
-    return wildcard;
+    return wildcard ?? dual;
   }
 
   /** @internal Forget a closed listener's embryonic children. */

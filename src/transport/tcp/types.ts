@@ -228,6 +228,12 @@ export interface TcpEndpointOptions {
   /** SO_RCVBUF-like bound in bytes; default: autotuned up to the protocol's rmemMax. */
   receiveBufferSize?: number;
   noDelay?: boolean;
+  /**
+   * IPV6_V6ONLY for an IPv6 endpoint (default false, Linux's bindv6only=0): a dual-stack IPv6
+   * listener on the wildcard address also accepts IPv4 (its children are IPv4 endpoints) and
+   * holds the port for both families.
+   */
+  v6Only?: boolean;
 }
 
 /** @internal TcpProtocol.transmit results: sent (or failed otherwise), or refused as too big. */
