@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { TunstackError } from '../errors.js';
 import { formatIP } from '../headers/address.js';
 import type { Stack } from '../stack/stack.js';
+import { nodeArgType, nodeError, nodePort } from '../validate.js';
 import type { UdpEndpoint } from '../transport/udp.js';
 
 /**
@@ -51,9 +52,11 @@ export class DgramSocket extends EventEmitter {
 
   constructor(stack: Stack, options: SocketOptions) {
     super();
-    if (options.type !== 'udp4' && options.type !== 'udp6') {
-      throw new TunstackError('EINVAL', `bad socket type ${String(options.type)}`);
+    if (typeof options !== 'object' || options === null || (options.type !== 'udp4' && options.type !== 'udp6')) {
+      throw nodeError(TypeError, 'ERR_SOCKET_BAD_TYPE', 'Bad socket type specified. Valid types are: udp4, udp6');
     }
+    if (options.recvBufferSize !== undefined) checkBufferSize(options.recvBufferSize);
+    if (options.sendBufferSize !== undefined) checkBufferSize(options.sendBufferSize);
     this.type = options.type;
     this.ep = stack.udp({
       family: options.type === 'udp4' ? 4 : 6,
@@ -84,6 +87,9 @@ export class DgramSocket extends EventEmitter {
       }
     }
     this.assertNotClosed();
+    // Node coerces a bad port (bind(-1) listens on 65535); tunstack refuses it as connect does.
+    port = nodePort(port);
+    if (address !== undefined && typeof address !== 'string') throw nodeArgType('hostname', 'of type string', address);
     if (this.state === 'bound') throw new TunstackError('EINVAL', 'Socket is already bound', 'bind');
     if (callback) this.once('listening', callback);
     try {
@@ -100,6 +106,10 @@ export class DgramSocket extends EventEmitter {
   connect(port: number, addressOrCb?: string | (() => void), cb?: () => void): void {
     this.assertNotClosed();
     if (this.connected) throw new TunstackError('EISCONN', 'Already connected', 'connect');
+    port = nodePort(port, 'Port', false);
+    if (addressOrCb !== undefined && typeof addressOrCb !== 'string' && typeof addressOrCb !== 'function') {
+      throw nodeArgType('address', 'of type string', addressOrCb);
+    }
     const address = typeof addressOrCb === 'string' ? addressOrCb : this.type === 'udp4' ? '127.0.0.1' : '::1';
     const callback = typeof addressOrCb === 'function' ? addressOrCb : cb;
     if (callback) this.once('connect', callback);
@@ -137,15 +147,17 @@ export class DgramSocket extends EventEmitter {
     // (msg, offset, length, port?, address?) when the two first extra args are numbers and msg is bytes.
     if (typeof args[0] === 'number' && typeof args[1] === 'number' && !(typeof msg === 'string') && !Array.isArray(msg)
       && (args.length >= 3 || this.connected)) {
-      const offset = args.shift() as number;
-      const length = args.shift() as number;
-      if (offset < 0 || length < 0 || offset + length > data.length) {
-        throw new TunstackError('EINVAL', 'offset/length out of range', 'send');
-      }
+      // As Node: both are taken as unsigned 32-bit integers, then bounded by the buffer.
+      const offset = (args.shift() as number) >>> 0;
+      const length = (args.shift() as number) >>> 0;
+      if (offset > data.length) throw nodeError(RangeError, 'ERR_BUFFER_OUT_OF_BOUNDS', '"offset" is outside of buffer bounds');
+      if (length > data.length - offset) throw nodeError(RangeError, 'ERR_BUFFER_OUT_OF_BOUNDS', '"length" is outside of buffer bounds');
       data = data.subarray(offset, offset + length);
     }
-    const port = args[0] as number | undefined;
-    const address = args[1] as string | undefined;
+    let port = args[0] as number | undefined;
+    const address = args[1];
+    if (!this.connected || port !== undefined) port = nodePort(port, 'Port', false);
+    if (address !== undefined && typeof address !== 'string') throw nodeArgType('address', 'of type string', address);
     const wasBound = this.ep.isBound;
     let n = 0;
     let err: Error | null = null;
@@ -192,17 +204,18 @@ export class DgramSocket extends EventEmitter {
   }
 
   setBroadcast(flag: boolean): void {
-    this.ep.broadcast = flag;
+    this.ep.broadcast = Boolean(flag);
   }
 
   setTTL(ttl: number): number {
+    if (typeof ttl !== 'number') throw nodeArgType('ttl', 'of type number', ttl);
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) throw new TunstackError('EINVAL', `TTL ${ttl} out of range`, 'setTTL');
     this.ep.ttl = ttl;
     return ttl;
   }
 
   setRecvBufferSize(size: number): void {
-    this.ep.receiveBufferSize = size;
+    this.ep.receiveBufferSize = checkBufferSize(size);
   }
 
   getRecvBufferSize(): number {
@@ -245,14 +258,28 @@ export class DgramModule {
 
   createSocket(type: SocketType | SocketOptions, listener?: (msg: Buffer, rinfo: RemoteInfo) => void): DgramSocket {
     const s = new DgramSocket(this.stack, typeof type === 'string' ? { type } : type);
-    if (listener) s.on('message', listener);
+    if (typeof listener === 'function') s.on('message', listener);
     return s;
   }
 }
 
+const BYTES_EXPECTED = 'of type string or an instance of Buffer, TypedArray, or DataView';
+
 function toBytes(msg: MessageData): Uint8Array {
   if (typeof msg === 'string') return Buffer.from(msg);
   if (msg instanceof Uint8Array) return msg;
-  if (Array.isArray(msg)) return Buffer.concat(msg.map((m) => (typeof m === 'string' ? Buffer.from(m) : m)));
-  throw new TunstackError('EINVAL', 'message must be a string, Buffer, Uint8Array or an array of them');
+  if (Array.isArray(msg)) {
+    const bad = msg.findIndex((m) => typeof m !== 'string' && !(m instanceof Uint8Array));
+    if (bad >= 0) throw nodeArgType('buffer list arguments', BYTES_EXPECTED, msg[bad]);
+    return Buffer.concat(msg.map((m) => (typeof m === 'string' ? Buffer.from(m) : m)));
+  }
+  throw nodeArgType('buffer', BYTES_EXPECTED, msg);
+}
+
+/** Node's buffer size check (ERR_SOCKET_BAD_BUFFER_SIZE): a positive integer. */
+function checkBufferSize(size: unknown): number {
+  if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0 || size > 0x7fffffff) {
+    throw nodeError(TypeError, 'ERR_SOCKET_BAD_BUFFER_SIZE', 'Buffer size must be a positive integer');
+  }
+  return size;
 }

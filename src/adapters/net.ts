@@ -6,6 +6,7 @@ import { TunstackError } from '../errors.js';
 import type { Timer } from '../stack/clock.js';
 import type { Stack } from '../stack/stack.js';
 import type { TcpEndpoint } from '../transport/tcp/index.js';
+import { nodeArgType, nodeError, nodePort, nodeReceived } from '../validate.js';
 
 /**
  * Node's `net` over tunstack TCP: `Socket` is a real stream.Duplex with net.Socket's API, `Server`
@@ -54,6 +55,8 @@ export class Socket extends Duplex {
   private wantKeepAlive: { on: boolean; delay: number } | null = null;
 
   constructor(stack: Stack, options: SocketOptions = {}) {
+    if (options === null) options = {};
+    if (typeof options !== 'object') throw nodeArgType('options', 'of type object', options);
     super({ allowHalfOpen: options.allowHalfOpen ?? false, decodeStrings: true, emitClose: true, autoDestroy: true });
     this.stack = stack;
   }
@@ -117,15 +120,14 @@ export class Socket extends Duplex {
 
   /** connect(options[, listener]) | connect(port[, host][, listener]) */
   connect(portOrOptions: number | SocketConnectOpts, hostOrListener?: string | (() => void), listener?: () => void): this {
-    const opts: SocketConnectOpts = typeof portOrOptions === 'object' ? { ...portOrOptions } : { port: Number(portOrOptions) };
+    const opts = connectArgs(portOrOptions);
     let cb = listener;
     if (typeof hostOrListener === 'function') cb = hostOrListener;
     else if (typeof hostOrListener === 'string') opts.host = hostOrListener;
     if (cb) this.once('connect', cb);
     if (this.ep) throw new TunstackError('EISCONN', 'socket is already connected', 'connect');
-    if (!Number.isInteger(opts.port) || opts.port <= 0 || opts.port > 65535) {
-      throw Object.assign(new RangeError(`Port should be > 0 and < 65536. Received ${String(opts.port)}.`), { code: 'ERR_SOCKET_BAD_PORT' });
-    }
+    opts.port = nodePort(opts.port, 'Port', false);
+    if (opts.host !== undefined && typeof opts.host !== 'string') throw nodeArgType('hostname', 'of type string', opts.host);
     this.connecting = true;
     if (opts.noDelay) this.wantNoDelay = true;
     if (opts.keepAlive) this.wantKeepAlive = { on: true, delay: opts.keepAliveInitialDelay ?? 0 };
@@ -147,20 +149,26 @@ export class Socket extends Duplex {
   }
 
   setNoDelay(noDelay = true): this {
-    this.wantNoDelay = noDelay;
-    this.ep?.setNoDelay(noDelay);
+    // Node takes any value for its truthiness.
+    this.wantNoDelay = Boolean(noDelay);
+    this.ep?.setNoDelay(this.wantNoDelay);
     return this;
   }
 
   setKeepAlive(enable = false, initialDelay = 0): this {
-    this.wantKeepAlive = { on: enable, delay: initialDelay };
+    // As Node: any value for `enable`; a delay that is not a positive number means the default.
+    const delay = typeof initialDelay === 'number' && initialDelay > 0 && initialDelay < 0x7fffffff ? initialDelay : 0;
+    this.wantKeepAlive = { on: Boolean(enable), delay };
     if (this.ep) this.applyKeepAlive();
     return this;
   }
 
   /** Idle timeout on the stack's clock: 'timeout' is emitted, the socket is not closed. */
   setTimeout(ms: number, callback?: () => void): this {
-    if (!(ms >= 0)) throw new RangeError(`timeout must be >= 0, got ${ms}`);
+    if (typeof ms !== 'number') throw nodeArgType('msecs', 'of type number', ms);
+    if (!(ms >= 0) || !Number.isFinite(ms)) {
+      throw nodeError(RangeError, 'ERR_OUT_OF_RANGE', `The value of "msecs" is out of range. It must be a non-negative finite number. Received ${ms}`);
+    }
     this.idleMs = ms;
     if (callback) {
       if (ms === 0) this.removeListener('timeout', callback);
@@ -392,14 +400,19 @@ export class Server extends EventEmitter {
     let cb: (() => void) | undefined;
     if (typeof args[args.length - 1] === 'function') cb = args.pop() as () => void;
     let opts: ListenOptions;
-    if (typeof args[0] === 'object' && args[0] !== null) opts = args[0] as ListenOptions;
-    else {
+    if (typeof args[0] === 'object' && args[0] !== null) {
+      opts = { ...(args[0] as ListenOptions) };
+      if (opts.port === undefined && !('path' in opts)) {
+        throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument 'options' must have the property "port" or "path". ${nodeReceived(args[0])}`);
+      }
+    } else {
       opts = { port: (args[0] as number | undefined) ?? 0 };
       if (typeof args[1] === 'string') {
         opts.host = args[1];
         if (typeof args[2] === 'number') opts.backlog = args[2];
       } else if (typeof args[1] === 'number') opts.backlog = args[1];
     }
+    checkListenOptions(opts);
     if (this.ep) throw Object.assign(new Error('Listen method has been called more than once without closing.'), { code: 'ERR_SERVER_ALREADY_LISTEN' });
     if (cb) this.once('listening', cb);
     const host = opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? opts.host : null;
@@ -495,7 +508,10 @@ export class NetModule {
 
   createServer(optionsOrListener?: ServerOptions | ((s: Socket) => void), listener?: (s: Socket) => void): Server {
     if (typeof optionsOrListener === 'function') return new Server(this.stack, {}, optionsOrListener);
-    return new Server(this.stack, optionsOrListener ?? {}, listener);
+    if (optionsOrListener !== undefined && (typeof optionsOrListener !== 'object' || optionsOrListener === null)) {
+      throw nodeArgType('options', 'of type object', optionsOrListener);
+    }
+    return new Server(this.stack, optionsOrListener ?? {}, typeof listener === 'function' ? listener : undefined);
   }
 
   connect(portOrOptions: number | (SocketConnectOpts & SocketOptions), hostOrListener?: string | (() => void), listener?: () => void): Socket {
@@ -523,4 +539,39 @@ export class NetModule {
   }
 
   isIP = isIP;
+}
+
+/** connect()'s first argument as Node's normalizeArgs reads it (ERR_MISSING_ARGS without a port). */
+function connectArgs(portOrOptions: unknown): SocketConnectOpts {
+  if (typeof portOrOptions === 'object' && portOrOptions !== null) {
+    const o = portOrOptions as Partial<SocketConnectOpts> & { path?: unknown };
+    if (o.path !== undefined) {
+      if (typeof o.path !== 'string') throw nodeArgType('options.path', 'of type string', o.path);
+      throw new TunstackError('EAFNOSUPPORT', 'connect: Unix domain sockets ("options.path") are not supported');
+    }
+    if (o.port === undefined) throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "options" or "port" or "path" argument must be specified');
+    if (typeof o.port !== 'number' && typeof o.port !== 'string') throw nodeArgType('options.port', 'one of type number or string', o.port);
+    return { ...o } as SocketConnectOpts;
+  }
+  if (portOrOptions === undefined) throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "options" or "port" or "path" argument must be specified');
+  if (typeof portOrOptions !== 'number' && typeof portOrOptions !== 'string') {
+    throw nodeArgType('options.port', 'one of type number or string', portOrOptions);
+  }
+  return { port: portOrOptions as number };
+}
+
+/** listen()'s options checked as Node's Server.listen does (ERR_SOCKET_BAD_PORT, ERR_INVALID_ARG_VALUE). */
+function checkListenOptions(opts: ListenOptions & { path?: unknown }): void {
+  if (opts.path !== undefined) throw new TunstackError('EAFNOSUPPORT', 'listen: Unix domain sockets ("options.path") are not supported');
+  const port: unknown = opts.port;
+  if (typeof port === 'number' || (typeof port === 'string' && /^[0-9]+$/.test(port))) {
+    opts.port = nodePort(port, 'options.port');
+  } else if (port !== undefined) {
+    // Node takes a non-numeric string as a pipe path; tunstack has none, so it is refused too.
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument 'options' is invalid. ${nodeReceived(port)}`);
+  }
+  if (opts.host !== undefined && opts.host !== null && typeof opts.host !== 'string') {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument 'options' is invalid. ${nodeReceived(opts.host)}`);
+  }
+  if (opts.backlog !== undefined && !(Number.isInteger(opts.backlog) && opts.backlog >= 0)) delete opts.backlog;
 }
