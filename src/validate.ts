@@ -153,6 +153,15 @@ export function expectMethods<T extends object>(v: T | unknown, where: string, n
   return v as T;
 }
 
+/** The options a channel and a wire share: mtu, queueLength, wireFormat, capabilities. */
+export function checkLinkOptions(options: unknown, where: string): void {
+  const o = optionsObject<{ mtu?: unknown; queueLength?: unknown; wireFormat?: unknown; capabilities?: unknown }>(options, where);
+  optionalInteger(o.mtu, where, 'options.mtu', 1, 0x7fffffff);
+  optionalInteger(o.queueLength, where, 'options.queueLength', 1, 0x7fffffff);
+  optionalOneOf(o.wireFormat, where, 'options.wireFormat', ['ip', 'ethernet']);
+  optionalInteger(o.capabilities, where, 'options.capabilities', 0, 0x7fffffff);
+}
+
 // ---- Node-shaped errors (the node:dgram / node:net adapters) ----
 
 type NodeErrorCtor = typeof TypeError | typeof RangeError | typeof Error;

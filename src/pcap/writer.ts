@@ -87,7 +87,7 @@ export class PcapWriter {
   }
 
   /** Append one packet captured at `timeMs` (wall-clock ms since the epoch). */
-  write(packet: Uint8Array, timeMs: number, originalLength = packet.length): void {
+  write(packet: Uint8Array, timeMs: number, originalLength?: number): void {
     this.writeParts(packet, null, timeMs, originalLength);
   }
 
