@@ -85,6 +85,8 @@ function cases(): Case[] {
   toClose.push(tun);
   const udp = stack.udp();
   const tcp = stack.tcp();
+  const raw = stack.raw({ family: 4, protocol: 253 });
+  toClose.push(raw);
   const writer = PcapWriter.inMemory();
   const sock = stack.dgram.createSocket('udp4');
   // Errors of a bind or connect that got through come as 'error' events, as Node's do.
@@ -128,6 +130,12 @@ function cases(): Case[] {
     { name: 'raw(options)', arg: 'options', bad: pool([undefined, ...NOT_OBJECT]), call: (v) => stack.raw(v as never) },
     { name: 'pingSocket(options)', arg: 'options', bad: pool(NOT_OBJECT), call: (v) => stack.pingSocket(v as never) },
     { name: 'packetTap(options)', arg: 'options', bad: pool(NOT_OBJECT), call: (v) => stack.packetTap(v as never) },
+    { name: 'packetTap({direction})', arg: 'options.direction', bad: pool([null, 'sideways', 1, sym, {}]), call: (v) => stack.packetTap({ direction: v as never }) },
+    { name: 'raw({queueLength})', arg: 'options.queueLength', bad: outside(1, 0x7fffffff), call: (v) => stack.raw({ family: 4, protocol: 17, queueLength: v as never }) },
+    { name: 'raw.send(datagram)', arg: 'datagram', bad: pool([undefined, ...NOT_BYTES]), call: (v) => raw.send(v as never) },
+    { name: 'pingSocket.bind(address, id)', arg: 'id', bad: outside(0, 0xffff), call: (v) => stack.pingSocket().bind(null, v as never) },
+    { name: 'pingSocket.send(message)', arg: 'message', bad: pool([undefined, ...NOT_BYTES]), call: (v) => stack.pingSocket().send(v as never, '198.18.0.2') },
+    { name: 'pingSocket.connect(address)', arg: 'address', bad: pool([undefined, ...NOT_ADDRESS]), call: (v) => stack.pingSocket().connect(v as never) },
     { name: 'nic.addAddress(addr)', arg: 'addr', bad: pool([undefined, ...NOT_ADDRESS, '198.18.0.9/33', { address: '198.18.0.9', prefixLength: 24 }, { address: new Uint8Array(4), prefixLength: 33 }]), call: (v) => nic.addAddress(v as never) },
     { name: 'nic.addAddress(addr, options)', arg: 'options', bad: pool(NOT_OBJECT), call: (v) => nic.addAddress('198.18.0.9/24', v as never) },
     { name: 'nic.removeAddress(addr)', arg: 'addr', bad: pool([undefined, ...NOT_ADDRESS]), call: (v) => nic.removeAddress(v as never) },
