@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ChannelEndpoint,
+  EthernetEndpoint,
   FaultEndpoint,
   IFF_NO_PI,
   IFF_TUN,
@@ -170,6 +171,13 @@ function cases(): Case[] {
     { name: 'new Wire({queueLength})', arg: 'options.queueLength', bad: outside(1, 0x7fffffff), call: (v) => new Wire({ queueLength: v as never }) },
     { name: 'new ChannelEndpoint(options)', arg: 'options', bad: pool(NOT_OBJECT), call: (v) => new ChannelEndpoint(v as never) },
     { name: 'new ChannelEndpoint({queueLength})', arg: 'options.queueLength', bad: outside(1, 0x7fffffff), call: (v) => new ChannelEndpoint({ queueLength: v as never }) },
+    { name: 'new EthernetEndpoint(inner)', arg: 'inner', bad: pool([undefined, ...NOT_OBJECT, {}]), call: (v) => new EthernetEndpoint(v as never) },
+    {
+      name: 'new EthernetEndpoint({linkAddress})',
+      arg: 'options.linkAddress',
+      bad: pool([null, 42, '02:00:00:00:00:01', {}, sym]),
+      call: (v) => new EthernetEndpoint(new ChannelEndpoint({ wireFormat: 'ethernet' }), { linkAddress: v as never }),
+    },
     { name: 'new FaultEndpoint(inner)', arg: 'inner', bad: pool([undefined, ...NOT_OBJECT, {}]), call: (v) => new FaultEndpoint(v as never, { clock: new ManualClock() }) },
     { name: 'new FaultEndpoint(inner, options)', arg: 'options', bad: pool([undefined, ...NOT_OBJECT]), call: (v) => new FaultEndpoint(ep(), v as never) },
     { name: 'new FaultEndpoint({loss})', arg: 'loss', bad: pool([-0.1, 1.1, ...NOT_NUMBER]), call: (v) => new FaultEndpoint(ep(), { clock: new ManualClock(), loss: v as never }) },
