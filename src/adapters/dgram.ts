@@ -4,6 +4,7 @@ import { formatIP } from '../headers/address.js';
 import { ClockHold } from '../stack/clock.js';
 import { NodeError, codedError } from './node-errors.js';
 import type { Stack } from '../stack/stack.js';
+import { nodeArgType, nodeError, nodePort } from '../validate.js';
 import type { UdpEndpoint } from '../transport/udp.js';
 
 /**
@@ -70,10 +71,12 @@ export class DgramSocket extends EventEmitter {
     options: SocketOptions,
   ) {
     super();
-    this.hold = new ClockHold(stack.clock);
-    if (options.type !== 'udp4' && options.type !== 'udp6') {
-      throw new TunstackError('EINVAL', `bad socket type ${String(options.type)}`);
+    if (typeof options !== 'object' || options === null || (options.type !== 'udp4' && options.type !== 'udp6')) {
+      throw nodeError(TypeError, 'ERR_SOCKET_BAD_TYPE', 'Bad socket type specified. Valid types are: udp4, udp6');
     }
+    this.hold = new ClockHold(stack.clock);
+    if (options.recvBufferSize !== undefined) checkBufferSize(options.recvBufferSize);
+    if (options.sendBufferSize !== undefined) checkBufferSize(options.sendBufferSize);
     this.type = options.type;
     this.ep = stack.udp({
       family: options.type === 'udp4' ? 4 : 6,
@@ -117,6 +120,9 @@ export class DgramSocket extends EventEmitter {
       }
     }
     this.assertNotClosed();
+    // Node coerces a bad port (bind(-1) listens on 65535); tunstack refuses it as connect does.
+    port = nodePort(port);
+    if (address !== undefined && typeof address !== 'string') throw nodeArgType('hostname', 'of type string', address);
     if (this.state === 'bound') throw new TunstackError('EINVAL', 'Socket is already bound', 'bind');
     if (callback) this.once('listening', callback);
     try {
@@ -132,6 +138,10 @@ export class DgramSocket extends EventEmitter {
   connect(port: number, addressOrCb?: string | (() => void), cb?: () => void): void {
     this.assertNotClosed();
     if (this.connected) throw new TunstackError('EISCONN', 'Already connected', 'connect');
+    port = nodePort(port, 'Port', false);
+    if (addressOrCb !== undefined && typeof addressOrCb !== 'string' && typeof addressOrCb !== 'function') {
+      throw nodeArgType('address', 'of type string', addressOrCb);
+    }
     const address = typeof addressOrCb === 'string' ? addressOrCb : this.type === 'udp4' ? '127.0.0.1' : '::1';
     const callback = typeof addressOrCb === 'function' ? addressOrCb : cb;
     if (callback) this.once('connect', callback);
@@ -205,6 +215,11 @@ export class DgramSocket extends EventEmitter {
       callback = address;
       address = undefined;
     }
+    // Node validates these at once (lib/dgram.js): ERR_SOCKET_BAD_PORT, ERR_INVALID_ARG_TYPE.
+    if (!this.connected) {
+      port = nodePort(port, 'Port', false);
+      if (address !== undefined && address !== null && typeof address !== 'string') throw nodeArgType('address', 'of type string', address);
+    }
     const cb = typeof callback === 'function' ? (callback as SendCallback) : undefined;
     const wasBound = this.ep.isBound;
     let n = 0;
@@ -248,10 +263,11 @@ export class DgramSocket extends EventEmitter {
   }
 
   setBroadcast(flag: boolean): void {
-    this.ep.broadcast = flag;
+    this.ep.broadcast = Boolean(flag);
   }
 
   setTTL(ttl: number): number {
+    if (typeof ttl !== 'number') throw nodeArgType('ttl', 'of type number', ttl);
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) throw new TunstackError('EINVAL', `TTL ${ttl} out of range`, 'setTTL');
     this.ep.ttl = ttl;
     return ttl;
@@ -379,7 +395,7 @@ export class DgramSocket extends EventEmitter {
   }
 
   private assertRunning(): void {
-    if (this.state === 'closed') throw nodeError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running');
+    if (this.state === 'closed') throw nodeCodeError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running');
   }
 
   private markBound(): void {
@@ -436,36 +452,43 @@ export class DgramModule {
 
   createSocket(type: SocketType | SocketOptions, listener?: (msg: Buffer, rinfo: RemoteInfo) => void): DgramSocket {
     const s = new DgramSocket(this.stack, typeof type === 'string' ? { type } : type);
-    if (listener) s.on('message', listener);
+    if (typeof listener === 'function') s.on('message', listener);
     return s;
   }
 }
 
 /** Node's validation errors (`ERR_*` codes), for the argument checks Node makes before any syscall. */
-function nodeError(code: string, message: string, ctor: ErrorConstructor = Error): Error & { code: string } {
+function nodeCodeError(code: string, message: string, ctor: ErrorConstructor = Error): Error & { code: string } {
   const e = new ctor(message) as Error & { code: string };
   e.code = code;
   return e;
 }
 
 function nodeMissingArg(name: string): Error {
-  return nodeError('ERR_MISSING_ARGS', `The "${name}" argument must be specified`, TypeError);
+  return nodeCodeError('ERR_MISSING_ARGS', `The "${name}" argument must be specified`, TypeError);
 }
 
 function nodeTypeError(name: string, type: string, value: unknown): Error {
   const shown = typeof value === 'string' ? `type string ('${value}')` : value === null ? 'null' : `type ${typeof value} (${String(value)})`;
-  return nodeError('ERR_INVALID_ARG_TYPE', `The "${name}" argument must be of type ${type}. Received ${shown}`, TypeError);
+  return nodeCodeError('ERR_INVALID_ARG_TYPE', `The "${name}" argument must be of type ${type}. Received ${shown}`, TypeError);
 }
 
 function requireString(name: string, value: unknown): asserts value is string {
   if (typeof value !== 'string') throw nodeTypeError(name, 'string', value);
 }
 
+const BYTES_EXPECTED = 'of type string or an instance of Buffer, TypedArray, or DataView';
+
 function toBytes(msg: MessageData): Uint8Array {
   if (typeof msg === 'string') return Buffer.from(msg);
   if (ArrayBuffer.isView(msg)) return viewBytes(msg);
-  if (Array.isArray(msg)) return Buffer.concat(msg.map((m: ArrayBufferView | string) => (typeof m === 'string' ? Buffer.from(m) : viewBytes(m))));
-  throw new TunstackError('EINVAL', 'message must be a string, Buffer, TypedArray, DataView or an array of them');
+  if (Array.isArray(msg)) {
+    const list = msg as unknown[];
+    const bad = list.findIndex((m) => typeof m !== 'string' && !ArrayBuffer.isView(m));
+    if (bad >= 0) throw nodeArgType('buffer list arguments', BYTES_EXPECTED, list[bad]);
+    return Buffer.concat(msg.map((m: ArrayBufferView | string) => (typeof m === 'string' ? Buffer.from(m) : viewBytes(m))));
+  }
+  throw nodeArgType('buffer', BYTES_EXPECTED, msg);
 }
 
 /** The bytes of any ArrayBufferView (Buffer, TypedArray, DataView), without copying. */
@@ -475,11 +498,13 @@ function viewBytes(v: ArrayBufferView): Uint8Array {
 
 /** Node's sliceBuffer: msg[offset, offset + length) of a string or a view (not an array). */
 function sliceBytes(msg: MessageData, offset: unknown, length: unknown): Uint8Array {
-  if (Array.isArray(msg)) throw new TunstackError('EINVAL', 'offset and length need a string, Buffer, TypedArray or DataView', 'send');
+  if (Array.isArray(msg)) throw nodeArgType('buffer', BYTES_EXPECTED, msg);
   const data = toBytes(msg);
-  const off = typeof offset === 'number' ? offset : 0;
-  const len = typeof length === 'number' ? length : data.length - off;
-  if (!(off >= 0 && len >= 0 && off + len <= data.length)) throw new TunstackError('EINVAL', 'offset/length out of range', 'send');
+  // As Node: both taken as unsigned 32-bit integers, then bounded by the buffer.
+  const off = Number(offset) >>> 0;
+  const len = Number(length) >>> 0;
+  if (off > data.length) throw nodeError(RangeError, 'ERR_BUFFER_OUT_OF_BOUNDS', '"offset" is outside of buffer bounds');
+  if (off + len > data.length) throw nodeError(RangeError, 'ERR_BUFFER_OUT_OF_BOUNDS', '"length" is outside of buffer bounds');
   return data.subarray(off, off + len);
 }
 

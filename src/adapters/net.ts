@@ -7,6 +7,7 @@ import { ClockHold, type Timer } from '../stack/clock.js';
 import type { Stack } from '../stack/stack.js';
 import type { TcpEndpoint } from '../transport/tcp/index.js';
 import { codedError, errnoError, hostPortError, notFoundError, uvHostPortError } from './node-errors.js';
+import { nodeArgType, nodeError, nodePort, nodeReceived } from '../validate.js';
 
 /**
  * Node's `net` over tunstack TCP: `Socket` is a real stream.Duplex with net.Socket's API, `Server`
@@ -108,6 +109,8 @@ export class Socket extends Duplex {
   private readonly hold: ClockHold;
 
   constructor(stack: Stack, options: SocketOptions = {}) {
+    if (options === null) options = {};
+    if (typeof options !== 'object') throw nodeArgType('options', 'of type object', options);
     // 'close' is emitted by _destroy with Node's hadError argument (Duplex would emit none).
     super({ allowHalfOpen: options.allowHalfOpen ?? false, decodeStrings: true, emitClose: false, autoDestroy: true });
     this.stack = stack;
@@ -186,15 +189,14 @@ export class Socket extends Duplex {
 
   /** connect(options[, listener]) | connect(port[, host][, listener]) */
   connect(portOrOptions: number | SocketConnectOpts, hostOrListener?: string | (() => void), listener?: () => void): this {
-    const opts: SocketConnectOpts = typeof portOrOptions === 'object' ? { ...portOrOptions } : { port: Number(portOrOptions) };
+    const opts = connectArgs(portOrOptions);
     let cb = listener;
     if (typeof hostOrListener === 'function') cb = hostOrListener;
     else if (typeof hostOrListener === 'string') opts.host = hostOrListener;
     if (cb) this.once('connect', cb);
     if (this.ep) throw new TunstackError('EISCONN', 'socket is already connected', 'connect');
-    if (!Number.isInteger(opts.port) || opts.port <= 0 || opts.port > 65535) {
-      throw codedError(RangeError, 'ERR_SOCKET_BAD_PORT', `Port should be > 0 and < 65536. Received ${String(opts.port)}.`);
-    }
+    opts.port = nodePort(opts.port, 'Port', false);
+    if (opts.host !== undefined && typeof opts.host !== 'string') throw nodeArgType('hostname', 'of type string', opts.host);
     this.connecting = true;
     this.hasHandle = true;
     this.updateHold();
@@ -250,20 +252,26 @@ export class Socket extends Duplex {
   }
 
   setNoDelay(noDelay = true): this {
-    this.wantNoDelay = noDelay;
-    this.ep?.setNoDelay(noDelay);
+    // Node takes any value for its truthiness.
+    this.wantNoDelay = Boolean(noDelay);
+    this.ep?.setNoDelay(this.wantNoDelay);
     return this;
   }
 
   setKeepAlive(enable = false, initialDelay = 0): this {
-    this.wantKeepAlive = { on: enable, delay: initialDelay };
+    // As Node: any value for `enable`; a delay that is not a positive number means the default.
+    const delay = typeof initialDelay === 'number' && initialDelay > 0 && initialDelay < 0x7fffffff ? initialDelay : 0;
+    this.wantKeepAlive = { on: Boolean(enable), delay };
     if (this.ep) this.applyKeepAlive();
     return this;
   }
 
   /** Idle timeout on the stack's clock: 'timeout' is emitted, the socket is not closed. */
   setTimeout(ms: number, callback?: () => void): this {
-    if (!(ms >= 0)) throw new RangeError(`timeout must be >= 0, got ${ms}`);
+    if (typeof ms !== 'number') throw nodeArgType('msecs', 'of type number', ms);
+    if (!(ms >= 0) || !Number.isFinite(ms)) {
+      throw nodeError(RangeError, 'ERR_OUT_OF_RANGE', `The value of "msecs" is out of range. It must be a non-negative finite number. Received ${ms}`);
+    }
     this.idleMs = ms;
     this.idleSet = true;
     if (callback) {
@@ -542,19 +550,21 @@ export class Server extends EventEmitter {
     let cb: (() => void) | undefined;
     if (typeof args[args.length - 1] === 'function') cb = args.pop() as () => void;
     let opts: ListenOptions;
-    if (typeof args[0] === 'object' && args[0] !== null) opts = { ...(args[0] as ListenOptions) };
-    else {
-      opts = { port: Number(args[0] ?? 0) };
+    if (typeof args[0] === 'object' && args[0] !== null) {
+      opts = { ...(args[0] as ListenOptions) };
+      if (opts.port === undefined && !('path' in opts)) {
+        throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument 'options' must have the property "port" or "path". ${nodeReceived(args[0])}`);
+      }
+    } else {
+      opts = { port: (args[0] as number | undefined) ?? 0 };
       if (typeof args[1] === 'string') {
         opts.host = args[1];
         if (typeof args[2] === 'number') opts.backlog = args[2];
       } else if (typeof args[1] === 'number') opts.backlog = args[1];
     }
-    const port = opts.port ?? 0;
-    if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      throw codedError(RangeError, 'ERR_SOCKET_BAD_PORT', `options.port should be >= 0 and < 65536. Received ${String(opts.port)}.`);
-    }
+    checkListenOptions(opts);
     if (this.ep) throw codedError(Error, 'ERR_SERVER_ALREADY_LISTEN', 'Listen method has been called more than once without closing.');
+    const port = opts.port ?? 0;
     if (cb) this.once('listening', cb);
     let host = opts.host ?? '::';
     if (host === 'localhost') host = '127.0.0.1';
@@ -721,6 +731,9 @@ export class NetModule {
   }
 
   createServer(optionsOrListener?: ServerOptions | ((s: Socket) => void), listener?: (s: Socket) => void): Server {
+    if (optionsOrListener !== undefined && typeof optionsOrListener !== 'function' && (typeof optionsOrListener !== 'object' || optionsOrListener === null)) {
+      throw nodeArgType('options', 'of type object', optionsOrListener);
+    }
     return new this.Server(optionsOrListener, listener);
   }
 
@@ -785,4 +798,39 @@ export class NetModule {
   isIP = isIP;
   isIPv4 = isIPv4;
   isIPv6 = isIPv6;
+}
+
+/** connect()'s first argument as Node's normalizeArgs reads it (ERR_MISSING_ARGS without a port). */
+function connectArgs(portOrOptions: unknown): SocketConnectOpts {
+  if (typeof portOrOptions === 'object' && portOrOptions !== null) {
+    const o = portOrOptions as Partial<SocketConnectOpts> & { path?: unknown };
+    if (o.path !== undefined) {
+      if (typeof o.path !== 'string') throw nodeArgType('options.path', 'of type string', o.path);
+      throw new TunstackError('EAFNOSUPPORT', 'connect: Unix domain sockets ("options.path") are not supported');
+    }
+    if (o.port === undefined) throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "options" or "port" or "path" argument must be specified');
+    if (typeof o.port !== 'number' && typeof o.port !== 'string') throw nodeArgType('options.port', 'one of type number or string', o.port);
+    return { ...o } as SocketConnectOpts;
+  }
+  if (portOrOptions === undefined) throw nodeError(TypeError, 'ERR_MISSING_ARGS', 'The "options" or "port" or "path" argument must be specified');
+  if (typeof portOrOptions !== 'number' && typeof portOrOptions !== 'string') {
+    throw nodeArgType('options.port', 'one of type number or string', portOrOptions);
+  }
+  return { port: portOrOptions as number };
+}
+
+/** listen()'s options checked as Node's Server.listen does (ERR_SOCKET_BAD_PORT, ERR_INVALID_ARG_VALUE). */
+function checkListenOptions(opts: ListenOptions & { path?: unknown }): void {
+  if (opts.path !== undefined) throw new TunstackError('EAFNOSUPPORT', 'listen: Unix domain sockets ("options.path") are not supported');
+  const port: unknown = opts.port;
+  if (typeof port === 'number' || (typeof port === 'string' && /^[0-9]+$/.test(port))) {
+    opts.port = nodePort(port, 'options.port');
+  } else if (port !== undefined) {
+    // Node takes a non-numeric string as a pipe path; tunstack has none, so it is refused too.
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument 'options' is invalid. ${nodeReceived(port)}`);
+  }
+  if (opts.host !== undefined && opts.host !== null && typeof opts.host !== 'string') {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument 'options' is invalid. ${nodeReceived(opts.host)}`);
+  }
+  if (opts.backlog !== undefined && !(Number.isInteger(opts.backlog) && opts.backlog >= 0)) delete opts.backlog;
 }

@@ -3,6 +3,7 @@ import { TunstackError } from '../errors.js';
 import { PacketBuffer } from '../stack/packet.js';
 import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from './endpoint.js';
 import { Ring } from './queue.js';
+import { checkLinkOptions, optionalBytes, optionalInteger } from '../validate.js';
 
 /**
  * ChannelEndpoint: a link whose other side is the application (gVisor's channel.Endpoint).
@@ -62,6 +63,9 @@ export class ChannelEndpoint extends EventEmitter<ChannelEvents> implements Link
 
   constructor(options: ChannelEndpointOptions = {}) {
     super();
+    checkLinkOptions(options, 'new ChannelEndpoint');
+    optionalBytes(options.linkAddress, 'new ChannelEndpoint', 'options.linkAddress');
+    optionalInteger(options.maxHeaderLength, 'new ChannelEndpoint', 'options.maxHeaderLength', 0, 0xffff);
     this._mtu = checkMtu(options.mtu ?? 1500);
     this.queue = new Ring(options.queueLength ?? 1024);
     this.linkAddress = options.linkAddress ?? new Uint8Array(0);
@@ -76,6 +80,7 @@ export class ChannelEndpoint extends EventEmitter<ChannelEvents> implements Link
 
   /** Change the MTU (SIOCSIFMTU on the tun device). */
   setMTU(mtu: number): void {
+    optionalInteger(mtu, 'setMTU', 'mtu', 1, 0x7fffffff);
     this._mtu = checkMtu(mtu);
   }
 
@@ -177,3 +182,4 @@ function checkMtu(mtu: number): number {
   }
   return mtu;
 }
+

@@ -1,4 +1,5 @@
 import { TunstackError } from '../errors.js';
+import { expectFunction, expectMethods, optionalBytes, optionsObject } from '../validate.js';
 import {
   ETHERNET_HEADER_LENGTH,
   ETHERTYPE_IPV4,
@@ -83,7 +84,10 @@ export class EthernetEndpoint extends WrappingEndpoint {
   private lensBusy = false;
 
   constructor(inner: LinkEndpoint, options: EthernetEndpointOptions = {}) {
-    super(inner);
+    super(expectMethods<LinkEndpoint>(inner, 'new EthernetEndpoint', 'inner', ['attach', 'writePackets']));
+    options = optionsObject<EthernetEndpointOptions>(options, 'new EthernetEndpoint');
+    optionalBytes(options.linkAddress, 'new EthernetEndpoint', 'options.linkAddress');
+    if (options.vlanFilter !== undefined) expectFunction(options.vlanFilter, 'new EthernetEndpoint', 'options.vlanFilter');
     if (inner.wireFormat !== 'ethernet') {
       throw new TunstackError('EINVAL', `EthernetEndpoint needs an Ethernet link below, got '${inner.wireFormat}'`);
     }

@@ -3,6 +3,7 @@ import type { Clock, Timer } from '../stack/clock.js';
 import { PacketBuffer } from '../stack/packet.js';
 import { Random } from '../stack/random.js';
 import { WrappingEndpoint, type LinkEndpoint } from './endpoint.js';
+import { describe, expectMethods, expectObject, optionalInteger } from '../validate.js';
 
 /**
  * FaultEndpoint: a link impairment (what netem does in the kernel), wrapping any endpoint. The
@@ -113,21 +114,22 @@ interface Normalized {
 }
 
 function prob(name: string, v: number | undefined): number {
-  const x = v ?? 0;
-  if (!(x >= 0 && x <= 1)) throw new TunstackError('EINVAL', `fault ${name} ${x} is not a probability`);
+  const x = v === undefined ? 0 : v;
+  if (typeof x !== 'number' || !(x >= 0 && x <= 1)) throw new TunstackError('EINVAL', `fault ${name} ${describe(x)} is not a probability`);
   return x;
 }
 
 function nonNeg(name: string, v: number | undefined, dflt: number): number {
-  const x = v ?? dflt;
-  if (!(x >= 0) || !Number.isFinite(x)) throw new TunstackError('EINVAL', `fault ${name} ${x} out of range`);
+  const x = v === undefined ? dflt : v;
+  if (typeof x !== 'number' || !(x >= 0) || !Number.isFinite(x)) throw new TunstackError('EINVAL', `fault ${name} ${describe(x)} out of range`);
   return x;
 }
 
 function normalize(c: FaultConfig): Normalized {
+  expectObject(c, 'fault', 'config');
   const ge = c.gilbertElliott ?? null;
-  const limit = c.limit ?? 1000;
-  if (!Number.isInteger(limit) || limit <= 0) throw new TunstackError('EINVAL', `fault limit ${limit} out of range`);
+  if (ge !== null) expectObject(ge, 'fault', 'gilbertElliott');
+  const limit = optionalInteger(c.limit, 'fault', 'limit', 1, 0x7fffffff) ?? 1000;
   const n: Normalized = {
     loss: prob('loss', c.loss),
     ge: ge !== null,
@@ -465,7 +467,11 @@ export class FaultEndpoint extends WrappingEndpoint {
   private readonly one: PacketBuffer[] = [];
 
   constructor(inner: LinkEndpoint, options: FaultEndpointOptions) {
-    super(inner);
+    super(expectMethods<LinkEndpoint>(inner, 'new FaultEndpoint', 'inner', ['attach', 'writePackets']));
+    expectObject(options, 'new FaultEndpoint', 'options');
+    expectMethods(options.clock, 'new FaultEndpoint', 'options.clock', ['now', 'timer']);
+    if (options.random !== undefined) expectMethods(options.random, 'new FaultEndpoint', 'options.random', ['fork']);
+    optionalInteger(options.seed, 'new FaultEndpoint', 'options.seed', -0x80000000, 0xffffffff);
     const random = options.random ?? new Random(options.seed);
     this.outbound = new FaultDirection(this, true, options, options.clock, random.fork());
     this.inbound = new FaultDirection(this, false, options.inbound ?? {}, options.clock, random.fork());

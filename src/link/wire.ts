@@ -3,6 +3,7 @@ import type { Clock, Timer } from '../stack/clock.js';
 import type { PacketBuffer } from '../stack/packet.js';
 import { BaseEndpoint, LinkCapability, type NetworkDispatcher, type WireFormat } from './endpoint.js';
 import { NumberRing, Ring, Trampoline, resetForReceive, type DeliveryTarget } from './queue.js';
+import { checkLinkOptions, expectMethods, optionalBytes, optionalNumber } from '../validate.js';
 
 /**
  * Wire: a virtual cable joining two endpoints, `wire.a` and `wire.b`. A packet written on one end
@@ -152,6 +153,13 @@ export class Wire {
   readonly trampoline: Trampoline;
 
   constructor(options: WireOptions = {}) {
+    const where = 'new Wire';
+    checkLinkOptions(options, where);
+    optionalNumber(options.latencyMs, where, 'options.latencyMs', 0, 0x7fffffff);
+    if (options.clock !== undefined) expectMethods(options.clock, where, 'options.clock', ['now', 'timer']);
+    optionalBytes(options.linkAddressA, where, 'options.linkAddressA');
+    optionalBytes(options.linkAddressB, where, 'options.linkAddressB');
+    if (options.trampoline !== undefined) expectMethods(options.trampoline, where, 'options.trampoline', ['enqueue', 'run']);
     const latency = options.latencyMs ?? 0;
     if (!(latency >= 0) || !Number.isFinite(latency)) {
       throw new TunstackError('EINVAL', `wire latency ${latency} out of range`);

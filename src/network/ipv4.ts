@@ -1,5 +1,6 @@
 import { TunstackError } from '../errors.js';
-import { BROADCAST_MAC, formatIPv4, ipv4ToU32, parseIPv4 } from '../headers/address.js';
+import { checkPingArgs } from '../validate.js';
+import { BROADCAST_MAC, formatIPv4, ipv4ToU32 } from '../headers/address.js';
 import { pseudoHeaderSumV4, sum, updateChecksum16 } from '../headers/checksum.js';
 import { ETHERTYPE_IPV4 } from '../headers/ethernet.js';
 import {
@@ -957,11 +958,13 @@ export class IPv4Protocol implements NetworkProtocol {
    * Send an ICMP echo request and resolve with the reply (rejects ETIMEDOUT, or the send error).
    */
   ping(host: string | Uint8Array, options: PingOptions = {}): Promise<PingResult> {
-    const dst = typeof host === 'string' ? parseIPv4(host) : host;
-    const size = options.size ?? 56;
-    if (!Number.isInteger(size) || size < 0 || size > 65507) {
-      return Promise.reject(new TunstackError('EINVAL', `ping size ${size} out of range`));
+    let dst: Uint8Array;
+    try {
+      ({ dst, options } = checkPingArgs(host, options, 4));
+    } catch (e) {
+      return Promise.reject(e as Error);
     }
+    const size = options.size ?? 56;
     const id = options.id ?? this.pingIdent;
     const seq = options.seq ?? (this.pingSeq = (this.pingSeq + 1) & 0xffff);
     const key = (id << 16) | seq;

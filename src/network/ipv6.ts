@@ -1,6 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { buildEchoRequest } from './echo.js';
 import { TunstackError } from '../errors.js';
+import { checkPingArgs } from '../validate.js';
 import { formatIPv6, parseIPv6 } from '../headers/address.js';
 import { pseudoHeaderSumV6 } from '../headers/checksum.js';
 import { ETHERTYPE_IPV6 } from '../headers/ethernet.js';
@@ -864,14 +865,11 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
   ping(host: string | Uint8Array, options: PingOptions = {}): Promise<PingResult> {
     let dst: Uint8Array;
     try {
-      dst = typeof host === 'string' ? parseIPv6(host) : host;
+      ({ dst, options } = checkPingArgs(host, options, 6));
     } catch (e) {
       return Promise.reject(e as Error);
     }
     const size = options.size ?? 56;
-    if (!Number.isInteger(size) || size < 0 || size > 65527) {
-      return Promise.reject(new TunstackError('EINVAL', `ping size ${size} out of range`));
-    }
     const id = (options.id ?? this.pingIdent) & 0xffff;
     const seq = options.seq ?? (this.pingSeq = (this.pingSeq + 1) & 0xffff);
     const key = ((id << 16) | seq) >>> 0;

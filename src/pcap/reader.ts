@@ -19,6 +19,17 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { ParseError, TunstackError } from '../errors.js';
+import {
+  expectBytes,
+  expectInteger,
+  expectMethods,
+  expectString,
+  optionalBoolean,
+  optionalInteger,
+  optionalOneOf,
+  optionsObject,
+  expectFunction,
+} from '../validate.js';
 
 /** pcapng block types. */
 export const PcapngBlockType = {
@@ -186,6 +197,7 @@ class PcapParser {
   private readonly onInterface: ((iface: PcapInterface) => void) | undefined;
 
   constructor(options: PcapReaderOptions) {
+    checkReaderOptions(options);
     const maxBlock = options.maxBlockLength ?? DEFAULT_MAX_BLOCK_LENGTH;
     if (!Number.isInteger(maxBlock) || maxBlock < 64 || maxBlock > 0x7ffffff0) {
       throw new TunstackError('EINVAL', `maxBlockLength ${maxBlock} out of range`);
@@ -708,22 +720,29 @@ export class PcapReader extends PcapReaderBase implements Iterable<PcapRecord> {
 
   /** Open a capture file. Throws ParseError if it is not a pcap/pcapng file. */
   static open(path: string, options: PcapReaderOptions = {}): PcapReader {
+    expectString(path, 'PcapReader.open', 'path');
+    checkReaderOptions(options);
     const fd = openSync(path, 'r');
     return new PcapReader(fdSource(fd, true), null, options);
   }
 
   /** Read from an open file descriptor (not closed by the reader unless `closeFd`). */
   static fromFd(fd: number, options: PcapReaderOptions & { closeFd?: boolean } = {}): PcapReader {
+    expectInteger(fd, 'PcapReader.fromFd', 'fd', 0, 0x7fffffff);
+    checkReaderOptions(options);
+    optionalBoolean(options.closeFd, 'PcapReader.fromFd', 'options.closeFd');
     return new PcapReader(fdSource(fd, options.closeFd ?? false), null, options);
   }
 
   /** Read from any synchronous byte source. */
   static fromSource(source: SyncByteSource, options: PcapReaderOptions = {}): PcapReader {
+    expectMethods(source, 'PcapReader.fromSource', 'source', ['read']);
     return new PcapReader(source, null, options);
   }
 
   /** Read a capture already in memory (records are copied out unless `reuse`). */
   static fromBytes(bytes: Uint8Array, options: PcapReaderOptions = {}): PcapReader {
+    expectBytes(bytes, 'PcapReader.fromBytes', 'bytes');
     return new PcapReader(null, bytes, options);
   }
 
@@ -800,6 +819,10 @@ export class PcapStreamReader extends PcapReaderBase implements AsyncIterable<Pc
   private chunkOff = 0;
 
   constructor(stream: AsyncIterable<unknown>, options: PcapReaderOptions = {}) {
+    const s = stream as { [Symbol.asyncIterator]?: unknown } | null;
+    if (typeof s !== 'object' || s === null || typeof s[Symbol.asyncIterator] !== 'function') {
+      throw new TunstackError('EINVAL', `new PcapStreamReader: "stream" must be an async iterable of bytes`);
+    }
     super(options, null);
     this.stream = stream;
   }
@@ -859,4 +882,16 @@ export function formatEpochNs(ns: bigint): string {
   const neg = ns < 0n;
   const a = neg ? -ns : ns;
   return `${neg ? '-' : ''}${a / NS_PER_SEC}.${(a % NS_PER_SEC).toString().padStart(9, '0')}`;
+}
+
+/** The reader options' types and ranges (EINVAL naming the option). */
+function checkReaderOptions(options: unknown): void {
+  const where = 'PcapReader';
+  const o = optionsObject<PcapReaderOptions>(options, where);
+  optionalInteger(o.maxBlockLength, where, 'options.maxBlockLength', 64, 0x7ffffff0);
+  optionalInteger(o.maxInterfaces, where, 'options.maxInterfaces', 1, 0x7fffffff);
+  optionalOneOf(o.truncated, where, 'options.truncated', ['error', 'stop']);
+  optionalBoolean(o.reuse, where, 'options.reuse');
+  if (o.onInterface !== undefined) expectFunction(o.onInterface, where, 'options.onInterface');
+  optionalInteger(o.bufferSize, where, 'options.bufferSize', 64, 0x7fffffff);
 }

@@ -1,5 +1,6 @@
 import { openSync, writeSync, closeSync } from 'node:fs';
 import { TunstackError } from '../errors.js';
+import { expectBytes, expectMethods, expectNumber, expectString, optionalBoolean, optionalInteger, optionsObject } from '../validate.js';
 
 /** pcap link types (LINKTYPE_*). */
 export const LinkType = {
@@ -44,7 +45,12 @@ export class PcapWriter {
   packets = 0;
 
   constructor(sink: ByteSink, options: PcapWriterOptions = {}) {
-    this.sink = sink;
+    const where = 'new PcapWriter';
+    this.sink = expectMethods<ByteSink>(sink, where, 'sink', ['write']);
+    options = optionsObject<PcapWriterOptions>(options, where);
+    optionalInteger(options.linkType, where, 'options.linkType', 0, 0xffff);
+    optionalBoolean(options.nanosecond, where, 'options.nanosecond');
+    optionalInteger(options.snapLength, where, 'options.snapLength', 1, 0x7fffffff);
     this.linkType = options.linkType ?? LinkType.ETHERNET;
     this.nanosecond = options.nanosecond ?? false;
     this.snapLength = options.snapLength ?? 262144;
@@ -68,6 +74,7 @@ export class PcapWriter {
 
   /** Open a file and write to it synchronously. */
   static toFile(path: string, options: PcapWriterOptions = {}): PcapWriter {
+    expectString(path, 'PcapWriter.toFile', 'path');
     return new PcapWriter(new FileSink(path), options);
   }
 
@@ -80,12 +87,15 @@ export class PcapWriter {
   }
 
   /** Append one packet captured at `timeMs` (wall-clock ms since the epoch). */
-  write(packet: Uint8Array, timeMs: number, originalLength = packet.length): void {
+  write(packet: Uint8Array, timeMs: number, originalLength?: number): void {
     this.writeParts(packet, null, timeMs, originalLength);
   }
 
   /** Like `write`, for a packet in pieces: `head` followed by each of `rest` (not joined first). */
   writeParts(head: Uint8Array, rest: readonly Uint8Array[] | null, timeMs: number, originalLength?: number): void {
+    checkRecord('write', head, rest, originalLength);
+    // Seconds must fit the 32-bit field.
+    expectNumber(timeMs, 'write', 'timeMs', 0, 0xffffffff * 1000);
     let sec = Math.floor(timeMs / 1000);
     const units = this.nanosecond ? 1e9 : 1e6;
     let frac = Math.round((timeMs - sec * 1000) * (units / 1000));
@@ -105,7 +115,11 @@ export class PcapWriter {
    * Append one packet captured at `timeNs` (nanoseconds since the epoch), exactly: a microsecond
    * file keeps the whole microseconds (the nanoseconds are dropped, as libpcap does).
    */
-  writeNs(packet: Uint8Array, timeNs: bigint, originalLength = packet.length): void {
+  writeNs(packet: Uint8Array, timeNs: bigint, originalLength?: number): void {
+    checkRecord('writeNs', packet, null, originalLength);
+    if (typeof timeNs !== 'bigint' || timeNs < 0n || timeNs >= 0x100000000n * 1_000_000_000n) {
+      throw new TunstackError('EINVAL', `writeNs: "timeNs" must be a bigint in 0..2^32 s, got ${typeof timeNs}`);
+    }
     const sec = timeNs / 1_000_000_000n;
     const ns = Number(timeNs - sec * 1_000_000_000n);
     this.record(packet, null, Number(sec), this.nanosecond ? ns : Math.floor(ns / 1000), originalLength);
@@ -133,6 +147,16 @@ export class PcapWriter {
   close(): void {
     this.sink.close?.();
   }
+}
+
+/** A record's packet parts and original length (at least the bytes given, at most 2^32-1). */
+function checkRecord(where: string, head: unknown, rest: unknown, originalLength: unknown): void {
+  expectBytes(head, where, 'packet');
+  if (rest !== null) {
+    if (!Array.isArray(rest)) throw new TunstackError('EINVAL', `${where}: "rest" must be an array of Uint8Array or null`);
+    rest.forEach((r, i) => expectBytes(r, where, `rest[${i}]`));
+  }
+  optionalInteger(originalLength, where, 'originalLength', 0, 0xffffffff);
 }
 
 export class FileSink implements ByteSink {

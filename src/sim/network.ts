@@ -17,6 +17,7 @@ import { Random } from '../stack/random.js';
 import { Stack, type StackOptions } from '../stack/stack.js';
 import { TapPoint } from './capture.js';
 import { VirtualPump } from './pump.js';
+import { expectNumber, expectObject, expectString, optionalBoolean, optionalInteger, optionalString, optionsObject } from '../validate.js';
 
 /**
  * Network: a whole virtual network in one process, built in a few lines, on one ManualClock.
@@ -317,6 +318,15 @@ export class Network {
   private readonly pumper: VirtualPump;
 
   constructor(options: NetworkOptions = {}) {
+    const where = 'new Network';
+    options = optionsObject<NetworkOptions>(options, where);
+    optionalInteger(options.seed, where, 'options.seed', -0x80000000, 0xffffffff);
+    if (options.clock !== undefined && !(options.clock instanceof ManualClock)) {
+      throw new TunstackError('EINVAL', `${where}: "options.clock" must be a ManualClock`);
+    }
+    optionalString(options.subnetBase, where, 'options.subnetBase');
+    optionalBoolean(options.autoRoutes, where, 'options.autoRoutes');
+    optionalBoolean(options.ipv6, where, 'options.ipv6');
     this.seed = options.seed ?? 1;
     this.random = new Random(this.seed);
     this.clock = options.clock ?? new ManualClock();
@@ -330,8 +340,18 @@ export class Network {
 
   // ---- building ----
 
+  /** A host of this network, EINVAL naming the argument otherwise. */
+  private checkHost(h: unknown, where: string, name: string): void {
+    if (!(h instanceof SimHost) || !this.hosts.includes(h)) throw new TunstackError('EINVAL', `${where}: "${name}" must be a host of this network`);
+  }
+
   /** Add a host (no forwarding). */
   host(name: string, options: HostOptions = {}): SimHost {
+    if (expectString(name, 'host', 'name') === '') throw new TunstackError('EINVAL', 'host: "name" must not be empty');
+    options = optionsObject<HostOptions>(options, 'host');
+    optionalBoolean(options.forwarding, 'host', 'options.forwarding');
+    optionalInteger(options.seed, 'host', 'options.seed', -0x80000000, 0xffffffff);
+    if (options.stack !== undefined) expectObject(options.stack, 'host', 'options.stack');
     if (this.hosts.some((h) => h.name === name)) throw new TunstackError('EEXIST', `host ${name} exists`);
     const seed = options.seed ?? this.random.u32();
     const stackOptions: StackOptions = { ...(options.stack ?? {}), clock: this.clock, seed, forwarding: options.forwarding ?? false };
@@ -349,6 +369,7 @@ export class Network {
 
   /** Look a host up by name. */
   get(name: string): SimHost {
+    expectString(name, 'get', 'name');
     const h = this.hosts.find((x) => x.name === name);
     if (h === undefined) throw new TunstackError('ENOENT', `no host ${name}`);
     return h;
@@ -356,6 +377,9 @@ export class Network {
 
   /** Join two hosts with a cable. */
   link(a: SimHost, b: SimHost, options: LinkOptions = {}): SimLink {
+    this.checkHost(a, 'link', 'a');
+    this.checkHost(b, 'link', 'b');
+    options = optionsObject<LinkOptions>(options, 'link');
     if (a === b) throw new TunstackError('EINVAL', 'a link joins two different hosts');
     return this.makeLink(a, b, options).link;
   }
@@ -369,6 +393,8 @@ export class Network {
    * the rest of the network gets routes to the link's subnet through `host` when it is a router.
    */
   port(host: SimHost, options: LinkOptions = {}): ExternalPort {
+    this.checkHost(host, 'port', 'host');
+    options = optionsObject<LinkOptions>(options, 'port');
     const { link, cidrB, cidr6B } = this.makeLink(host, null, options);
     return {
       link,
@@ -532,6 +558,11 @@ export class Network {
    * Returns the writer; files are closed by `close()`.
    */
   capture(host: SimHost, target: string | PcapWriter, options: { iface?: string | SimHost } = {}): PcapWriter {
+    this.checkHost(host, 'capture', 'host');
+    if (typeof target !== 'string' && !(target instanceof PcapWriter)) {
+      throw new TunstackError('EINVAL', 'capture: "target" must be a file path or a PcapWriter');
+    }
+    options = optionsObject(options, 'capture');
     let writer: PcapWriter;
     if (typeof target === 'string') {
       mkdirSync(dirname(target), { recursive: true });
@@ -605,6 +636,7 @@ export class Network {
 
   /** Advance to `untilMs` synchronously (timers only, no async draining): for pure packet loops. */
   runSync(untilMs: number): void {
+    expectNumber(untilMs, 'runSync', 'untilMs', 0, Number.MAX_SAFE_INTEGER);
     this.prepare();
     this.clock.advanceTo(Math.max(untilMs, this.clock.now()));
   }

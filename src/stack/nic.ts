@@ -1,12 +1,13 @@
 import { EventEmitter } from 'eventemitter3';
 import { TunstackError } from '../errors.js';
-import { addrEqual, formatIP, parseCIDR, prefixMatch } from '../headers/address.js';
+import { addrEqual, formatIP, prefixMatch } from '../headers/address.js';
 import { LinkCapability, type LinkEndpoint, type NetworkDispatcher } from '../link/endpoint.js';
 import { NeighborCache, type NeighborConfig, type NeighborProber, type NeighborStats } from './neighbor.js';
 import { PacketType, type PacketBuffer } from './packet.js';
 import type { NicEvent } from './protocol.js';
 import { newNicStats, type NicStats } from './stats.js';
 import type { Stack } from './stack.js';
+import { expectAddress, expectCidr, expectInteger, expectObject, optionalBoolean, optionsObject } from '../validate.js';
 
 export interface NICOptions {
   /** Interface name (unique in the stack); default `nic<id>`. */
@@ -103,6 +104,7 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
 
   /** Set the MTU (68 ..= endpoint MTU); EINVAL outside that range. */
   set mtu(v: number) {
+    expectInteger(v, 'NIC.mtu', 'mtu', 0, Number.MAX_SAFE_INTEGER);
     if (!Number.isInteger(v) || v < 68 || v > this.endpoint.mtu) {
       throw new TunstackError('EINVAL', `MTU ${v} outside 68..${this.endpoint.mtu}`);
     }
@@ -143,10 +145,10 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
    * `nodad`: an IPv6 address is usable at once, without duplicate address detection.
    */
   addAddress(addr: string | AddressInfo, options: { route?: boolean; nodad?: boolean } = {}): AddressInfo {
-    const info: AddressInfo = typeof addr === 'string' ? parseCIDR(addr) : { address: addr.address.slice(), prefixLength: addr.prefixLength };
-    if (info.address.length !== 4 && info.address.length !== 16) {
-      throw new TunstackError('EINVAL', 'address must be IPv4 or IPv6');
-    }
+    const info = checkAddressArg(addr, 'addAddress');
+    options = optionsObject(options, 'addAddress');
+    optionalBoolean(options.route, 'addAddress', 'options.route');
+    optionalBoolean(options.nodad, 'addAddress', 'options.nodad');
     if (options.nodad === true || (typeof addr !== 'string' && addr.nodad === true)) info.nodad = true;
     if (this.addressInfo(info.address) !== undefined) {
       throw new TunstackError('EEXIST', `${formatIP(info.address)} already on ${this.name}`);
@@ -161,7 +163,7 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
   }
 
   removeAddress(addr: string | Uint8Array): void {
-    const bytes = typeof addr === 'string' ? parseCIDR(addr).address : addr;
+    const bytes = typeof addr === 'string' ? expectCidr(addr, 'removeAddress', 'addr').address : expectAddress(addr, 'removeAddress', 'addr');
     const i = this._addresses.findIndex((a) => a.address.length === bytes.length && addrEqual(a.address, bytes));
     if (i < 0) throw new TunstackError('EADDRNOTAVAIL', `${formatIP(bytes)} is not on ${this.name}`);
     const [info] = this._addresses.splice(i, 1);
@@ -377,6 +379,17 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
       }
     }
   }
+}
+
+/** addAddress's first argument: "a.b.c.d/n" text or an AddressInfo; returns a fresh AddressInfo. */
+function checkAddressArg(addr: unknown, where: string): AddressInfo {
+  if (typeof addr === 'string') return expectCidr(addr, where, 'addr');
+  const a = expectObject<AddressInfo>(addr, where, 'addr');
+  const address = expectAddress(a.address, where, 'addr.address');
+  if (typeof a.address === 'string') throw new TunstackError('EINVAL', `${where}: "addr.address" must be 4 or 16 bytes, got a string`);
+  const prefixLength = expectInteger(a.prefixLength, where, 'addr.prefixLength', 0, address.length * 8);
+  optionalBoolean(a.nodad, where, 'addr.nodad');
+  return { address: address.slice(), prefixLength };
 }
 
 function usable(a: AddressInfo): boolean {

@@ -15,6 +15,18 @@ import type {
 } from './protocol.js';
 import { Random } from './random.js';
 import { Route, RouteTable, parseRouteSpec, type RouteEntry, type RouteSpec } from './route.js';
+import {
+  expectAddress,
+  expectCidr,
+  expectMethods,
+  expectNicRef,
+  expectObject,
+  optionalBoolean,
+  optionalInteger,
+  optionalString,
+  optionsObject,
+} from '../validate.js';
+import type { LinkEndpoint } from '../link/endpoint.js';
 // Type-only: the convenience methods below look protocols up by number at run time.
 import type { IPv4Protocol, PingOptions, PingResult } from '../network/ipv4.js';
 import type { UdpEndpoint, UdpEndpointOptions, UdpProtocol } from '../transport/udp.js';
@@ -115,6 +127,11 @@ export class Stack extends EventEmitter<StackEvents> {
 
   constructor(options: StackOptions = {}) {
     super();
+    options = optionsObject<StackOptions>(options, 'new Stack');
+    if (options.clock !== undefined) expectMethods(options.clock, 'new Stack', 'options.clock', ['now', 'wallNow', 'timer', 'setTimeout']);
+    optionalInteger(options.seed, 'new Stack', 'options.seed', -0x80000000, 0xffffffff);
+    optionalBoolean(options.forwarding, 'new Stack', 'options.forwarding');
+    optionalInteger(options.defaultTtl, 'new Stack', 'options.defaultTtl', 1, 255);
     this.clock = options.clock ?? new RealClock();
     this.random = new Random(options.seed);
     this.ports = new PortManager(this.random.fork());
@@ -155,6 +172,7 @@ export class Stack extends EventEmitter<StackEvents> {
 
   createNIC(options: NICOptions): NIC {
     this.assertOpen();
+    checkNicOptions(options);
     if (options.name !== undefined) validateName(options.name);
     if (options.name !== undefined && this.nicsByName.has(options.name)) {
       throw new TunstackError('EEXIST', `a NIC named "${options.name}" exists`);
@@ -166,6 +184,7 @@ export class Stack extends EventEmitter<StackEvents> {
     }
     this.nicsById.set(id, nic);
     this.nicsByName.set(nic.name, nic);
+    claimEndpoint(nic.endpoint, nic);
     this.generation++;
     if (options.enabled !== false) nic.enable();
     this.emit('nic-added', nic);
@@ -173,9 +192,10 @@ export class Stack extends EventEmitter<StackEvents> {
   }
 
   removeNIC(idOrName: number | string): void {
-    const nic = this.getNIC(idOrName);
+    const nic = this.getNIC(expectNicRef(idOrName, 'removeNIC', 'idOrName'));
     this.routes.remove((e) => e.nicId === nic.id);
     nic.destroy();
+    releaseEndpoint(nic.endpoint, nic);
     this.nicsById.delete(nic.id);
     this.nicsByName.delete(nic.name);
     this.generation++;
@@ -184,6 +204,7 @@ export class Stack extends EventEmitter<StackEvents> {
 
   /** The NIC with this id or name, or undefined. */
   nic(idOrName: number | string): NIC | undefined {
+    expectNicRef(idOrName, 'nic', 'idOrName');
     return typeof idOrName === 'number' ? this.nicsById.get(idOrName) : this.nicsByName.get(idOrName);
   }
 
@@ -207,6 +228,7 @@ export class Stack extends EventEmitter<StackEvents> {
   // ---- routes ----
 
   addRoute(spec: RouteSpec): void {
+    checkRouteSpec(spec, 'addRoute');
     const nic = this.getNIC(spec.nic);
     const { destination, prefixLength, gateway } = parseRouteSpec(spec);
     this.routes.add({ destination, prefixLength, gateway, nicId: nic.id, metric: spec.metric ?? 0, connected: false });
@@ -214,6 +236,7 @@ export class Stack extends EventEmitter<StackEvents> {
   }
 
   removeRoute(spec: RouteSpec): void {
+    checkRouteSpec(spec, 'removeRoute');
     const nic = this.getNIC(spec.nic);
     const { destination, prefixLength, gateway } = parseRouteSpec(spec);
     const dest = maskAddress(destination, prefixLength);
@@ -346,7 +369,7 @@ export class Stack extends EventEmitter<StackEvents> {
   ping(host: string | Uint8Array, options: PingOptions = {}): Promise<PingResult> {
     let dst: Uint8Array;
     try {
-      dst = typeof host === 'string' ? parseIP(host) : host;
+      dst = expectAddress(host, 'ping', 'host');
       if (dst.length === 16) return this.requireNetwork<IPv6Protocol>(0x86dd).ping(dst, options);
       return this.requireNetwork<IPv4Protocol>(0x0800).ping(dst, options);
     } catch (e) {
@@ -361,31 +384,31 @@ export class Stack extends EventEmitter<StackEvents> {
   raw(options: RawSocketOptions): RawSocket {
     this.assertOpen();
     if (!rawFactories) throw new TunstackError('ENOSYS', 'raw sockets are not registered (import tunstack, not src/stack)');
-    return rawFactories.raw(this, options);
+    return rawFactories.raw(this, expectObject<RawSocketOptions>(options, 'raw', 'options'));
   }
 
   /** An unprivileged ICMP echo socket (Linux's SOCK_DGRAM/IPPROTO_ICMP{,V6}). */
   pingSocket(options: PingSocketOptions = {}): PingSocket {
     this.assertOpen();
     if (!rawFactories) throw new TunstackError('ENOSYS', 'ping sockets are not registered (import tunstack, not src/stack)');
-    return rawFactories.ping(this, options);
+    return rawFactories.ping(this, optionsObject<PingSocketOptions>(options, 'pingSocket'));
   }
 
   /** A packet tap (AF_PACKET-like): every frame in and out of one NIC, or of all NICs. */
   packetTap(options: PacketTapOptions = {}): PacketTap {
     this.assertOpen();
     if (!rawFactories) throw new TunstackError('ENOSYS', 'packet taps are not registered (import tunstack, not src/stack)');
-    return rawFactories.tap(this, options);
+    return rawFactories.tap(this, optionsObject<PacketTapOptions>(options, 'packetTap'));
   }
 
   /** A new UDP endpoint (bind/connect/send/recv). */
   udp(options: UdpEndpointOptions = {}): UdpEndpoint {
-    return this.requireTransport<UdpProtocol>(17).createEndpoint(options);
+    return this.requireTransport<UdpProtocol>(17).createEndpoint(optionsObject<UdpEndpointOptions>(options, 'udp'));
   }
 
   /** A new TCP endpoint (bind/listen/accept or connect; read/write/shutdown/close). */
   tcp(options: TcpEndpointOptions = {}): TcpEndpoint {
-    return this.requireTransport<TcpProtocol>(6).createEndpoint(options);
+    return this.requireTransport<TcpProtocol>(6).createEndpoint(optionsObject<TcpEndpointOptions>(options, 'tcp'));
   }
 
   /** Open the virtual /dev/net/tun: a new device object, not yet attached (call setIff). */
@@ -452,4 +475,45 @@ export function validateName(name: string): void {
   if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > 15 || /[\s/:]/.test(name) || name === '.' || name === '..') {
     throw new TunstackError('EINVAL', `invalid interface name ${JSON.stringify(name)}`);
   }
+}
+
+/**
+ * Which NIC holds each link endpoint (across stacks): a second NIC on the same endpoint would
+ * silently take its inbound packets over, so createNIC refuses it with EBUSY.
+ */
+const endpointOwners = new WeakMap<LinkEndpoint, NIC>();
+
+/** The NIC removed: its endpoint may be used again. */
+function releaseEndpoint(endpoint: LinkEndpoint, nic: NIC): void {
+  if (endpointOwners.get(endpoint) === nic) endpointOwners.delete(endpoint);
+}
+
+function claimEndpoint(endpoint: LinkEndpoint, nic: NIC): void {
+  endpointOwners.set(endpoint, nic);
+}
+
+function checkNicOptions(options: NICOptions): void {
+  const where = 'createNIC';
+  expectObject(options, where, 'options');
+  const ep = expectMethods<LinkEndpoint>(options.endpoint, where, 'options.endpoint', ['attach', 'writePackets', 'close']);
+  const owner = endpointOwners.get(ep);
+  if (owner !== undefined) {
+    throw new TunstackError('EBUSY', `${where}: "options.endpoint" is already attached to NIC ${owner.name}`);
+  }
+  if (ep.isAttached === true) throw new TunstackError('EBUSY', `${where}: "options.endpoint" is already attached to a dispatcher`);
+  optionalString(options.name, where, 'options.name');
+  optionalBoolean(options.enabled, where, 'options.enabled');
+  optionalBoolean(options.promiscuous, where, 'options.promiscuous');
+  optionalBoolean(options.spoofing, where, 'options.spoofing');
+  optionalInteger(options.mtu, where, 'options.mtu', 68, 0x7fffffff);
+  optionalString(options.kind, where, 'options.kind');
+  if (options.neighbor !== undefined) expectObject(options.neighbor, where, 'options.neighbor');
+}
+
+function checkRouteSpec(spec: RouteSpec, where: string): void {
+  expectObject(spec, where, 'spec');
+  expectCidr(spec.destination, where, 'spec.destination');
+  if (spec.gateway !== undefined) expectAddress(spec.gateway, where, 'spec.gateway');
+  expectNicRef(spec.nic, where, 'spec.nic');
+  optionalInteger(spec.metric, where, 'spec.metric', 0, 0xffffffff);
 }

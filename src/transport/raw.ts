@@ -1,5 +1,6 @@
 import { EventEmitter } from 'eventemitter3';
 import { TunstackError } from '../errors.js';
+import { expectAddress, expectBytes, expectInteger, optionalInteger, optionalNicRef, optionalOneOf } from '../validate.js';
 import { BROADCAST_MAC, formatIP, parseIP } from '../headers/address.js';
 import { sum } from '../headers/checksum.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../headers/ethernet.js';
@@ -74,6 +75,8 @@ export class RawSocket extends EventEmitter<RawEvents> {
     options: RawSocketOptions,
   ) {
     super();
+    optionalInteger(options.queueLength, 'raw', 'options.queueLength', 1, 0x7fffffff);
+    optionalNicRef(options.nic, 'raw', 'options.nic');
     if (options.family !== 4 && options.family !== 6) throw new TunstackError('EAFNOSUPPORT', 'raw socket family must be 4 or 6');
     if (!Number.isInteger(options.protocol) || options.protocol < 1 || options.protocol > 255) {
       throw new TunstackError('EPROTONOSUPPORT', `raw protocol ${options.protocol}`);
@@ -101,6 +104,7 @@ export class RawSocket extends EventEmitter<RawEvents> {
    */
   send(datagram: Uint8Array): void {
     this.assertOpen();
+    expectBytes(datagram, 'send', 'datagram');
     const stack = this.mgr.stack;
     const hl = this.family === 4 ? 20 : 40;
     if (datagram.length < hl || datagram[0]! >>> 4 !== this.family) {
@@ -240,6 +244,7 @@ export class PingSocket extends EventEmitter<PingEvents> {
     options: PingSocketOptions,
   ) {
     super();
+    optionalInteger(options.queueLength, 'pingSocket', 'options.queueLength', 1, 0x7fffffff);
     this.family = options.family ?? 4;
     if (this.family !== 4 && this.family !== 6) throw new TunstackError('EAFNOSUPPORT', 'ping socket family must be 4 or 6');
     this.queueLength = options.queueLength ?? DEFAULT_QUEUE;
@@ -250,7 +255,8 @@ export class PingSocket extends EventEmitter<PingEvents> {
   bind(address: string | Uint8Array | null = null, id = 0): void {
     this.assertOpen();
     if (this.id !== 0) throw new TunstackError('EINVAL', 'socket is already bound', 'bind');
-    let addr = typeof address === 'string' ? (address === '' ? null : parseIP(address)) : address;
+    let addr = address === null || address === '' ? null : expectAddress(address, 'bind', 'address');
+    expectInteger(id, 'bind', 'id', 0, 0xffff);
     if (addr !== null && isZero(addr)) addr = null;
     if (addr !== null && addr.length !== (this.family === 4 ? 4 : 16)) throw new TunstackError('EAFNOSUPPORT', 'address family mismatch', 'bind');
     if (addr !== null && this.proto.stack.nicForAddress(addr) === null) {
@@ -264,7 +270,7 @@ export class PingSocket extends EventEmitter<PingEvents> {
   /** Only exchange echoes with `address`; errors are reported to a connected socket. */
   connect(address: string | Uint8Array): void {
     this.assertOpen();
-    const addr = typeof address === 'string' ? parseIP(address) : address.slice();
+    const addr = expectAddress(address, 'connect', 'address').slice();
     if (addr.length !== (this.family === 4 ? 4 : 16)) throw new TunstackError('EAFNOSUPPORT', 'address family mismatch', 'connect');
     this.proto.stack.findRoute(addr);
     if (this.id === 0) this.bind(null, 0);
@@ -277,6 +283,7 @@ export class PingSocket extends EventEmitter<PingEvents> {
    */
   send(message: Uint8Array, address?: string | Uint8Array): number {
     this.assertOpen();
+    expectBytes(message, 'send', 'message');
     const want = this.family === 4 ? 8 : 128;
     if (message.length < 8 || message[0] !== want || message[1] !== 0) {
       throw new TunstackError('EINVAL', `not an ICMP${this.family === 6 ? 'v6' : ''} echo request`, 'send');
@@ -286,7 +293,7 @@ export class PingSocket extends EventEmitter<PingEvents> {
       if (this.remoteAddress === null) throw new TunstackError('EDESTADDRREQ', 'no destination address', 'send');
       dst = this.remoteAddress;
     } else {
-      dst = typeof address === 'string' ? parseIP(address) : address;
+      dst = expectAddress(address, 'send', 'address');
       if (dst.length !== (this.family === 4 ? 4 : 16)) throw new TunstackError('EAFNOSUPPORT', 'address family mismatch', 'send');
     }
     if (this.id === 0) this.bind(null, 0);
@@ -484,6 +491,9 @@ export class PacketTap extends EventEmitter<RawEvents> implements NicPacketObser
     options: PacketTapOptions,
   ) {
     super();
+    optionalInteger(options.queueLength, 'packetTap', 'options.queueLength', 1, 0x7fffffff);
+    optionalOneOf(options.direction, 'packetTap', 'options.direction', ['both', 'in', 'out']);
+    optionalNicRef(options.nic, 'packetTap', 'options.nic');
     this.queueLength = options.queueLength ?? 1024;
     const d = options.direction ?? 'both';
     this.wantIn = d !== 'out';

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { TunstackError } from '../errors.js';
-import { addrEqual, formatIP, parseIP } from '../headers/address.js';
+import { expectAddress, expectBytes, expectInteger, optionalBoolean, optionalInteger, optionalOneOf, optionsObject } from '../validate.js';
+import { addrEqual, formatIP } from '../headers/address.js';
 import { pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../headers/checksum.js';
 import { IP_PROTO_UDP } from '../headers/ipv4.js';
 import { UDP_HEADER_LENGTH } from '../headers/udp.js';
@@ -114,7 +115,8 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   bind(address?: string | Uint8Array | null, port = 0): void {
     this.assertOpen();
     if (this.isBound) throw new TunstackError('EINVAL', 'socket is already bound', 'bind');
-    let addr = typeof address === 'string' ? (address === '' ? null : parseIP(address)) : (address ?? null);
+    let addr = address === undefined || address === null || address === '' ? null : expectAddress(address, 'bind', 'address');
+    expectInteger(port, 'bind', 'port', 0, 65535);
     if (addr && isUnspecified(addr)) addr = null;
     if (addr && addr.length !== (this.family === 4 ? 4 : 16)) {
       throw new TunstackError('EAFNOSUPPORT', `address family does not match udp${this.family}`, 'bind');
@@ -137,8 +139,8 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
   /** Set the default destination; datagrams from others are then filtered out. */
   connect(address: string | Uint8Array, port: number): void {
     this.assertOpen();
+    const addr = expectAddress(address, 'connect', 'address').slice();
     checkPort(port, 'connect');
-    const addr = typeof address === 'string' ? parseIP(address) : address.slice();
     if (addr.length !== (this.family === 4 ? 4 : 16)) {
       throw new TunstackError('EAFNOSUPPORT', 'address family mismatch', 'connect');
     }
@@ -165,6 +167,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
    */
   send(data: Uint8Array, port?: number, address?: string | Uint8Array): number {
     this.assertOpen();
+    expectBytes(data, 'send', 'data');
     let route: Route;
     let dstPort: number;
     if (address === undefined || port === undefined) {
@@ -173,7 +176,7 @@ export class UdpEndpoint extends EventEmitter<UdpEndpointEvents> {
       dstPort = this.remotePort;
     } else {
       checkPort(port, 'send');
-      const addr = typeof address === 'string' ? parseIP(address) : address;
+      const addr = expectAddress(address, 'send', 'address');
       if (addr.length !== (this.family === 4 ? 4 : 16)) {
         throw new TunstackError('EAFNOSUPPORT', 'address family mismatch', 'send');
       }
@@ -345,7 +348,13 @@ export class UdpProtocol implements TransportProtocol {
 
   /** A new unbound endpoint. */
   createEndpoint(options: UdpEndpointOptions = {}): UdpEndpoint {
-    return new UdpEndpoint(this, options);
+    const where = 'udp';
+    const o = optionsObject<UdpEndpointOptions>(options, where);
+    optionalOneOf(o.family, where, 'options.family', [4, 6]);
+    optionalInteger(o.receiveBufferSize, where, 'options.receiveBufferSize', 1, 0x7fffffff);
+    optionalBoolean(o.reuseAddress, where, 'options.reuseAddress');
+    optionalBoolean(o.v6Only, where, 'options.v6Only');
+    return new UdpEndpoint(this, o);
   }
 
   /** @internal */
@@ -550,9 +559,7 @@ export function errorFor(e: TransportError): TunstackError {
 }
 
 function checkPort(port: number, syscall: string): void {
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new TunstackError('EINVAL', `port ${port} out of range`, syscall);
-  }
+  expectInteger(port, syscall, 'port', 0, 65535);
 }
 
 function isUnspecified(a: Uint8Array): boolean {

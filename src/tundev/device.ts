@@ -4,6 +4,7 @@ import type { AddressInfo, NIC } from '../stack/nic.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
 import { PacketBuffer } from '../stack/packet.js';
 import { validateName, type Stack } from '../stack/stack.js';
+import { expectBoolean, expectBytes, expectInteger, expectNumber, optionalNumber } from '../validate.js';
 import { PI_LENGTH, TUN_PKT_STRIP } from '../headers/tunpi.js';
 import {
   VIRTIO_NET_HDR_GSO_NONE,
@@ -318,6 +319,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   ioctl(request: number, arg?: TunIoctlArg): TunIoctlResult;
   ioctl(request: number, arg?: TunIoctlArg): TunIoctlResult {
     this.assertOpen('ioctl');
+    expectInteger(request, 'ioctl', 'request', -0x80000000, 0xffffffff);
     switch (request) {
       case TUNSETIFF:
         return this.setIff(ifreqArg(arg));
@@ -426,6 +428,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   /** TUNSETPERSIST: keep the interface after the last close (it holds one reference). */
   setPersist(on: boolean): void {
     this.assertOpen('ioctl');
+    expectBoolean(on, 'setPersist', 'on');
     this.requireEndpoint('ioctl').setPersistent(on);
   }
 
@@ -436,6 +439,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   /** TUNSETOWNER: owning uid (stored; nothing is enforced). EINVAL for a negative or non-integer uid. */
   setOwner(uid: number): void {
     this.assertOpen('ioctl');
+    expectInteger(uid, 'setOwner', 'uid', 0, 0xfffffffe);
     const ep = this.requireEndpoint('ioctl');
     ep.owner = checkId(uid, 'uid');
   }
@@ -443,6 +447,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   /** TUNSETGROUP: owning gid (stored). */
   setGroup(gid: number): void {
     this.assertOpen('ioctl');
+    expectInteger(gid, 'setGroup', 'gid', 0, 0xfffffffe);
     const ep = this.requireEndpoint('ioctl');
     ep.group = checkId(gid, 'gid');
   }
@@ -463,6 +468,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
    */
   setOffload(flags: number): void {
     this.assertOpen('ioctl');
+    expectInteger(flags, 'setOffload', 'flags', 0, 0xffffffff);
     const ep = this.requireEndpoint('ioctl');
     if (!Number.isInteger(flags) || flags < 0) throw err('EINVAL', `bad offload flags ${flags}`, 'ioctl');
     let rest = flags;
@@ -484,6 +490,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   /** TUNSETVNETHDRSZ: size of the virtio_net_hdr (>= 10; 12 adds num_buffers). */
   setVnetHdrSize(size: number): void {
     this.assertOpen('ioctl');
+    expectInteger(size, 'setVnetHdrSize', 'size', VIRTIO_NET_HDR_LENGTH, 0x7fffffff);
     this.requireEndpoint('ioctl');
     if (!Number.isInteger(size) || size < VIRTIO_NET_HDR_LENGTH || size > 0x7fffffff) {
       throw err('EINVAL', `vnet header size ${size} < ${VIRTIO_NET_HDR_LENGTH}`, 'ioctl');
@@ -502,6 +509,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
    */
   setQueue(flags: number): void {
     this.assertOpen('ioctl');
+    expectInteger(flags, 'setQueue', 'flags', -0x80000000, 0xffffffff);
     if ((flags & IFF_ATTACH_QUEUE) !== 0) {
       if (this.ep === null || !this.detachedQueue) throw err('EINVAL', 'queue is not detached', 'ioctl');
       this.ep.setQueueActive(this.q!, true);
@@ -529,6 +537,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
 
   /** Set the MTU (68..65535, SIOCSIFMTU). */
   set mtu(v: number) {
+    expectInteger(v, 'mtu', 'mtu', 68, 65535);
     const ep = this.requireEndpoint();
     ep.setMTU(v);
     ep.nic!.mtu = v;
@@ -595,6 +604,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
    */
   write(bytes: Uint8Array): number {
     this.assertOpen('write');
+    expectBytes(bytes, 'write', 'bytes');
     const ep = this.requireEndpoint('write');
     const nic = ep.nic!;
     const total = bytes.length;
@@ -684,6 +694,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
    */
   read(max = Infinity): Uint8Array {
     this.assertOpen('read');
+    if (max !== Infinity) optionalNumber(max, 'read', 'max', 0, Number.MAX_SAFE_INTEGER);
     const q = this.requireQueue('read');
     if (!(max >= 0)) throw err('EINVAL', `bad read size ${max}`, 'read');
     if (max === 0) return new Uint8Array(0);
@@ -701,6 +712,9 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
    */
   readInto(buf: Uint8Array, off = 0): number {
     this.assertOpen('read');
+    expectBytes(buf, 'readInto', 'buf');
+    // A number is required here; one outside the buffer is EFAULT below, as a bad pointer.
+    expectNumber(off, 'readInto', 'off', -Infinity, Infinity);
     const q = this.requireQueue('read');
     if (!Number.isInteger(off) || off < 0 || off > buf.length) throw err('EFAULT', `offset ${off} outside the buffer`, 'read');
     const room = buf.length - off;

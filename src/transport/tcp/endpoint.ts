@@ -14,6 +14,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { TunstackError } from '../../errors.js';
+import { expectAddress, expectBoolean, expectBytes, expectInteger, expectString, optionalNumber, optionsObject } from '../../validate.js';
 import { formatIP, parseIP } from '../../headers/address.js';
 import { pseudoHeaderSumV4, pseudoHeaderSumV6, sum, fold } from '../../headers/checksum.js';
 import {
@@ -399,6 +400,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   }
 
   bind(address: string | null, port: number, options: { reuseAddress?: boolean } = {}): void {
+    if (address !== null && address !== '') expectAddress(expectString(address, 'bind', 'address'), 'bind', 'address');
+    expectInteger(port, 'bind', 'port', 0, 65535);
+    if (optionsObject<{ reuseAddress?: boolean }>(options, 'bind').reuseAddress !== undefined) expectBoolean(options.reuseAddress, 'bind', 'options.reuseAddress');
     if (this.st !== CLOSED || this.lport !== 0 || this.closeEmitted) {
       throw new TunstackError('EINVAL', 'socket is already bound', 'bind');
     }
@@ -450,6 +454,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   }
 
   connect(address: string, port: number): void {
+    expectAddress(expectString(address, 'connect', 'address'), 'connect', 'address');
+    expectInteger(port, 'connect', 'port', 0, 65535);
     if (this.closeEmitted) throw new TunstackError('EBADF', 'socket is closed', 'connect');
     if (this.st === SYN_SENT || this.st === SYN_RECEIVED) throw new TunstackError('EALREADY', 'connection in progress', 'connect');
     if (this.st !== CLOSED) throw new TunstackError('EISCONN', 'socket is connected', 'connect');
@@ -499,6 +505,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   }
 
   read(max = Infinity): Uint8Array | null {
+    if (max !== Infinity) optionalNumber(max, 'read', 'max', 0, Number.MAX_SAFE_INTEGER);
     const q = this.rcvQ;
     if (q === null || q.bytes === 0 || !(max > 0)) return null;
     let out: Uint8Array;
@@ -544,6 +551,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   /** Copy as much of `data` as the send buffer has room for; returns the bytes taken. */
   write(data: Uint8Array): number {
+    expectBytes(data, 'write', 'data');
     const st = this.checkWritable();
     const sb = (this.sndBuf ??= new SendBuffer());
     const limit = this.sendBufferSize;
@@ -681,12 +689,17 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   }
 
   setNoDelay(on: boolean): void {
+    expectBoolean(on, 'setNoDelay', 'on');
     this.noDelay = on;
     if (on && (this.st === ESTABLISHED || this.st === CLOSE_WAIT)) this.output();
     this.flushEvents();
   }
 
   setKeepAlive(on: boolean, idleMs?: number, intervalMs?: number, count?: number): void {
+    expectBoolean(on, 'setKeepAlive', 'on');
+    optionalNumber(idleMs, 'setKeepAlive', 'idleMs', 0, 0x7fffffff);
+    optionalNumber(intervalMs, 'setKeepAlive', 'intervalMs', 0, 0x7fffffff);
+    optionalNumber(count, 'setKeepAlive', 'count', 0, 127);
     const p = this.proto;
     this.keepAlive = on;
     if (idleMs !== undefined && idleMs > 0) this.keepIdle = idleMs;

@@ -9,6 +9,7 @@
 import { totalmem } from 'node:os';
 import { TunstackError } from '../../errors.js';
 import { addrEqual } from '../../headers/address.js';
+import { optionalBoolean, optionalInteger, optionalOneOf, optionsObject } from '../../validate.js';
 import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../../headers/checksum.js';
 import {
   TCP_ACK,
@@ -182,7 +183,14 @@ export class TcpProtocol implements TransportProtocol {
 
   /** A new endpoint (family 4 by default). */
   createEndpoint(options: TcpEndpointOptions = {}): TcpEndpoint {
-    return new TcpEndpoint(this, options);
+    const where = 'tcp';
+    const o = optionsObject<TcpEndpointOptions>(options, where);
+    optionalOneOf(o.family, where, 'options.family', [4, 6]);
+    optionalOneOf(o.congestionControl, where, 'options.congestionControl', ['cubic', 'reno']);
+    optionalInteger(o.sendBufferSize, where, 'options.sendBufferSize', 1, 0x7fffffff);
+    optionalInteger(o.receiveBufferSize, where, 'options.receiveBufferSize', 1, 0x7fffffff);
+    optionalBoolean(o.noDelay, where, 'options.noDelay');
+    return new TcpEndpoint(this, o);
   }
 
   /** Connections and TIME_WAIT records in the table. */
