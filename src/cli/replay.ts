@@ -113,9 +113,9 @@ export async function runReplayCommand(args: string[]): Promise<number> {
 let progressShown = false;
 
 /**
- * Progress on stderr once a replay has run for a second of wall time, whatever its size (a short
- * capture replayed at its original pace can take long): then every second (a TTY line is
- * rewritten five times a second), and a last line when it ends.
+ * Progress on stderr for a capture of 2000 frames or more, and for any replay once it has run for
+ * a second of wall time (a short capture replayed at its original pace can take long): then every
+ * second (a TTY line is rewritten five times a second), and a last line when it ends.
  */
 function progressPrinter(): (p: ReplayProgress) => void {
   const started = Date.now();
@@ -123,7 +123,7 @@ function progressPrinter(): (p: ReplayProgress) => void {
   return (p) => {
     const now = Date.now();
     const done = p.frame === p.frames;
-    if (!progressShown && now - started < 1000) return;
+    if (!progressShown && now - started < 1000 && p.frames < 2000) return;
     if (now - last < (stderr.isTTY ? 200 : 1000) && !done) return;
     last = now;
     const pct = p.frames > 0 ? ((100 * p.frame) / p.frames).toFixed(0) : '100';

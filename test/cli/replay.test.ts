@@ -75,7 +75,7 @@ describe('tunstack replay progress', () => {
     }
     net.close();
     const r = tunstack(['replay', path, '--as', b.address, '--fast']);
-    expect(r.stderr).toMatch(/replay: frame \d+\/\d+ \(\d+%\), \d+ injected, \d+ answers/);
+    expect(r.stderr).toMatch(/replay: \d+\.\d s, capture time \d+\.\d s, frame \d+\/\d+ \(\d+%\), \d+ injected, \d+ answers/);
     expect(r.stderr).toMatch(/\(100%\)/);
     expect(r.stdout).toContain('1502 injected'); // a's ARP request, the ping and 1500 datagrams
     // Replayed as fast as possible, the stack's ICMP rate limit (burst 50) shows against the
