@@ -1,0 +1,236 @@
+/**
+ * TCP between tunstack and the Linux kernel over a TAP (the host bridge: tunstack's NIC is an
+ * FdEndpoint with the kernel's offloads, the kernel's end in a fresh namespace), in the four
+ * directions, beside the same transfers between two kernels over a veth pair measured in the same
+ * run (root; skips with the reason otherwise):
+ *
+ * - kernel pulls from tunstack: a kernel socket reads what a `stack.net` server sends;
+ * - kernel pushes to tunstack: a kernel socket sends to a `stack.net` server;
+ * - tunstack pulls from kernel / pushes to kernel: a `stack.net` client against a kernel server.
+ *
+ * The kernel side is a small python3 program (the same one for the veth reference); it times the
+ * transfer itself where it ends the transfer, tunstack's side times it where it does. Each figure
+ * is the best of KERNEL_BENCH_RUNS (default 2) transfers of KERNEL_BENCH_MB MiB (default 64).
+ * KERNEL_BENCH_GSO=1 gives the FdEndpoint `keepTcpGso` (the kernel's TSO super-packets delivered
+ * whole to the terminating stack, as the sandbox does) to see what splitting them costs.
+ */
+import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { Socket } from '../src/index.js';
+import { interopSkipReason, Netns, uniqueName } from '../test/interop/helpers/netns.js';
+import { KERNEL4, KERNEL6, Pair, STACK4, STACK6 } from '../test/interop/helpers/pair.js';
+import type { BenchRow } from './run.js';
+
+const MB = 1 << 20;
+const SIZE = Number(process.env.KERNEL_BENCH_MB ?? 64) * MB;
+const RUNS = Number(process.env.KERNEL_BENCH_RUNS ?? 2);
+const PORT = 9100;
+
+/** python3: `server send|recv PORT N` or `client send|recv HOST PORT N`; prints the seconds it timed (or nothing). */
+const PY = `
+import socket, sys, time
+role, mode = sys.argv[1], sys.argv[2]
+n = int(sys.argv[-1])
+buf = bytearray(1 << 20)
+def run(c, timed):
+    t0 = time.time()
+    if mode == 'send':
+        left = n
+        view = memoryview(buf)
+        while left > 0:
+            k = c.send(view[:min(left, len(buf))]); left -= k
+        c.shutdown(socket.SHUT_WR)
+        while c.recv(65536): pass
+    else:
+        got = 0
+        while True:
+            k = c.recv_into(buf)
+            if k == 0: break
+            got += k
+        assert got == n, got
+    if timed: print(time.time() - t0, flush=True)
+    c.close()
+if role == 'server':
+    fam = socket.AF_INET6 if ':' in sys.argv[3] else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[3], int(sys.argv[4]))); s.listen(4); print('ready', flush=True)
+    c, _ = s.accept(); run(c, mode == 'recv')
+else:
+    c = socket.create_connection((sys.argv[3], int(sys.argv[4]))); run(c, mode == 'recv')
+`;
+
+function gbps(seconds: number): number {
+  return (SIZE * 8) / seconds / 1e9;
+}
+
+function spawnPy(ns: Netns, args: string[]): { child: ReturnType<Netns['spawn']>; out: () => string } {
+  const child = ns.spawn('python3', ['-c', PY, ...args]);
+  let text = '';
+  child.stdout!.on('data', (b: Buffer) => (text += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => process.stderr.write(b));
+  return { child, out: () => text };
+}
+
+async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** One kernel-to-kernel transfer over veth: the receiver's seconds. */
+async function vethOnce(a: Netns, b: Netns, bAddr: string, serverSends: boolean): Promise<number> {
+  const srv = spawnPy(b, ['server', serverSends ? 'send' : 'recv', bAddr, String(PORT), String(SIZE)]);
+  await until(() => srv.out().includes('ready'), 5000, 'veth server');
+  const cli = spawnPy(a, ['client', serverSends ? 'recv' : 'send', bAddr, String(PORT), String(SIZE)]);
+  await Promise.all([once(srv.child, 'close'), once(cli.child, 'close')]);
+  const text = serverSends ? cli.out() : srv.out().replace('ready', '');
+  return Number(text.trim());
+}
+
+/** tunstack's server: sends SIZE bytes (kernel pulls) or receives them (kernel pushes, timed here). */
+async function tunstackServer(p: Pair, host: string, send: boolean): Promise<number> {
+  const server = p.stack.net.createServer();
+  const done = new Promise<number>((resolve, reject) => {
+    server.once('connection', (s: Socket) => {
+      const t0 = performance.now();
+      if (send) {
+        const chunk = Buffer.alloc(MB, 0x61);
+        let left = SIZE;
+        const pump = (): void => {
+          while (left > 0) {
+            left -= chunk.length;
+            if (!s.write(chunk)) return;
+          }
+          s.end();
+        };
+        s.on('drain', pump);
+        pump();
+        s.resume();
+        s.on('close', () => resolve(NaN));
+      } else {
+        let got = 0;
+        s.on('data', (d: Buffer) => (got += d.length));
+        s.on('end', () => {
+          const secs = (performance.now() - t0) / 1000;
+          s.end();
+          if (got !== SIZE) reject(new Error(`tunstack received ${got} of ${SIZE}`));
+          resolve(secs);
+        });
+      }
+      s.on('error', reject);
+    });
+  });
+  server.listen(PORT, host);
+  await once(server, 'listening');
+  const cli = spawnPy(p.ns, ['client', send ? 'recv' : 'send', host, String(PORT), String(SIZE)]);
+  const [mine] = await Promise.all([done, once(cli.child, 'close')]);
+  server.close();
+  return send ? Number(cli.out().trim()) : mine;
+}
+
+/** tunstack's client against a kernel server: pulls SIZE bytes (timed here) or pushes them. */
+async function tunstackClient(p: Pair, host: string, pull: boolean): Promise<number> {
+  const srv = spawnPy(p.ns, ['server', pull ? 'send' : 'recv', host, String(PORT), String(SIZE)]);
+  await until(() => srv.out().includes('ready'), 5000, 'kernel server');
+  const s = p.stack.net.connect({ host, port: PORT });
+  const mine = new Promise<number>((resolve, reject) => {
+    s.on('error', reject);
+    s.once('connect', () => {
+      const t0 = performance.now();
+      if (pull) {
+        let got = 0;
+        s.on('data', (d: Buffer) => (got += d.length));
+        s.on('end', () => {
+          s.end();
+          if (got !== SIZE) reject(new Error(`tunstack received ${got} of ${SIZE}`));
+          resolve((performance.now() - t0) / 1000);
+        });
+      } else {
+        const chunk = Buffer.alloc(MB, 0x62);
+        let left = SIZE;
+        const pump = (): void => {
+          while (left > 0) {
+            left -= chunk.length;
+            if (!s.write(chunk)) return;
+          }
+          s.end();
+        };
+        s.on('drain', pump);
+        pump();
+        s.resume();
+        s.on('close', () => resolve(NaN));
+      }
+    });
+  });
+  const [t] = await Promise.all([mine, once(srv.child, 'close')]);
+  return pull ? t : Number(srv.out().replace('ready', '').trim());
+}
+
+function best(xs: number[]): number {
+  return Math.min(...xs.filter((x) => Number.isFinite(x)));
+}
+
+export default async function bench(): Promise<BenchRow[]> {
+  const why = interopSkipReason();
+  if (why !== '') {
+    console.log(`kernel-tcp bench skipped: ${why}`);
+    return [];
+  }
+  if (spawnSync('python3', ['-c', '1']).status !== 0) {
+    console.log('kernel-tcp bench skipped: python3 missing');
+    return [];
+  }
+  const rows: BenchRow[] = [];
+  for (const [mtu, family] of [[1500, 4], [1500, 6], [65520, 4]] as const) {
+    // The reference: two namespaces joined by a veth pair with the same MTU.
+    const a = new Netns('tkb');
+    const b = new Netns('tkb');
+    const va = uniqueName('tkv');
+    const vb = uniqueName('tkv');
+    let vethPull = NaN;
+    let vethPush = NaN;
+    try {
+      spawnSync('ip', ['link', 'add', va, 'netns', a.name, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', vb, 'netns', b.name, 'mtu', String(mtu)]);
+      a.ip('addr', 'add', family === 4 ? '198.19.0.1/24' : '2001:db8:9::1/64', 'dev', va, ...(family === 6 ? ['nodad'] : []));
+      b.ip('addr', 'add', family === 4 ? '198.19.0.2/24' : '2001:db8:9::2/64', 'dev', vb, ...(family === 6 ? ['nodad'] : []));
+      a.ip('link', 'set', va, 'up');
+      b.ip('link', 'set', vb, 'up');
+      const bAddr = family === 4 ? '198.19.0.2' : '2001:db8:9::2';
+      const pulls: number[] = [];
+      const pushes: number[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        pulls.push(await vethOnce(a, b, bAddr, true));
+        pushes.push(await vethOnce(a, b, bAddr, false));
+      }
+      vethPull = gbps(best(pulls));
+      vethPush = gbps(best(pushes));
+    } finally {
+      a.remove();
+      b.remove();
+    }
+    const p = new Pair({ mtu, ipv6: family === 6, ...(process.env.KERNEL_BENCH_GSO === '1' ? { endpoint: { keepTcpGso: true } } : {}) });
+    try {
+      const stackAddr = family === 4 ? STACK4 : STACK6;
+      const kernelAddr = family === 4 ? KERNEL4 : KERNEL6;
+      const label = `MTU ${mtu}, IPv${family}`;
+      const cases: Array<[string, () => Promise<number>, number]> = [
+        ['kernel pulls from tunstack', () => tunstackServer(p, stackAddr, true), vethPull],
+        ['kernel pushes to tunstack', () => tunstackServer(p, stackAddr, false), vethPush],
+        ['tunstack pulls from kernel', () => tunstackClient(p, kernelAddr, true), vethPull],
+        ['tunstack pushes to kernel', () => tunstackClient(p, kernelAddr, false), vethPush],
+      ];
+      for (const [name, run, ref] of cases) {
+        const times: number[] = [];
+        for (let r = 0; r < RUNS; r++) times.push(await run());
+        const value = gbps(best(times));
+        rows.push({ name: `${name}, ${label}`, value, unit: 'Gbit/s', reference: ref, referenceName: 'kernel to kernel over veth', ratio: value / ref });
+      }
+    } finally {
+      p.cleanup();
+    }
+  }
+  return rows;
+}
