@@ -61,6 +61,12 @@ describe.skipIf(!haveNpm || !linuxX64)('the package from npm pack, installed int
     expect(elfMachine(join(pkg, 'prebuilds', 'linux-x64', 'tunstack.node'))).toBe(62);
     if (haveCross) expect(elfMachine(join(pkg, 'prebuilds', 'linux-arm64', 'tunstack.node'))).toBe(183);
     expect(reasonIn(app)).toBe('');
+    // CommonJS consumers: require(esm), on by default from Node 20.19 (and 22.12).
+    const [maj, min] = process.versions.node.split('.').map(Number) as [number, number];
+    if (maj > 22 || (maj === 22 && min >= 12) || (maj === 20 && min >= 19)) {
+      const cjs = run(process.execPath, ['-e', "process.stdout.write(typeof require('tunstack').Stack)"], app);
+      expect(cjs.stdout, cjs.out).toBe('function');
+    }
 
     const lock = readFileSync(join(app, 'package-lock.json'), 'utf8');
     const again = run('npm', ['install', '--no-audit', '--no-fund'], app);
