@@ -603,9 +603,10 @@ export interface LookupAddress {
 
 type LookupCallback = (err: DnsError | null, address?: string | LookupAddress[] | null, family?: number) => void;
 
-const ADDRCONFIG = 1024;
-const V4MAPPED = 2048;
-const ALL = 256;
+/** getaddrinfo hint flags as Node on Linux exposes them (dns.ADDRCONFIG, V4MAPPED, ALL). */
+const ADDRCONFIG = 32;
+const V4MAPPED = 8;
+const ALL = 16;
 
 function lookupOptions(options: unknown): Required<Pick<LookupOptions, 'all' | 'order'>> & { family: 0 | 4 | 6; hints: number } {
   if (typeof options === 'number') options = { family: options };

@@ -209,9 +209,11 @@ export class Socket extends Duplex {
     else if (host === 'localhost' && !opts.lookup) this.startConnect(opts.family === 6 ? '::1' : '127.0.0.1', opts.family === 6 ? 6 : 4, opts);
     else if (opts.lookup) this.lookupAndConnect(host, opts.lookup, opts);
     else {
-      // No resolver on the stack yet: only IP literals (and "localhost") connect without a lookup.
-      const err = notFoundError(host);
-      process.nextTick(() => this.destroy(err));
+      // Without a lookup, names resolve through the stack's own resolver (stack.dns), as Node's
+      // go through dns.lookup: its hosts table, then the stack's DNS servers.
+      const viaStack: LookupFunction = (h, o, done) =>
+        this.stack.dns.lookup(h, o, (err, address, fam) => done(err, address ?? [], fam));
+      this.lookupAndConnect(host, viaStack, opts);
     }
     return this;
   }

@@ -73,7 +73,7 @@ describe('stack.net (Node net surface over tunstack TCP)', () => {
     expect(err.code).toBe('ECONNREFUSED');
   });
 
-  it("fails a connect nobody answers with Node's ETIMEDOUT shape, a name without lookup with ENOTFOUND", async () => {
+  it("fails a connect nobody answers with Node's ETIMEDOUT shape; a name without lookup goes through stack.dns", async () => {
     // Node's loopback cannot time a connect out, so the shape is libuv's connect error
     // (exceptionWithHostPort) and getaddrinfo's EAI_NONAME, as node:net gives them.
     const clock = new ManualClock();
@@ -105,16 +105,25 @@ describe('stack.net (Node net surface over tunstack TCP)', () => {
       message: 'connect ETIMEDOUT 203.0.113.9:80',
     });
     expect(closes).toEqual([true]);
+    // A name without a lookup goes through the stack's resolver (stack.dns.lookup). This stack has
+    // no DNS server: getaddrinfo's answer when no resolver can be asked, EAI_AGAIN.
     const n = a.net.connect({ port: 80, host: 'nothing.test' });
     const [nf] = (await once(n, 'error')) as [Error & Record<string, unknown>];
     expect({ keys: Object.keys(nf), ...nf, message: nf.message }).toEqual({
       keys: ['errno', 'code', 'syscall', 'hostname'],
-      errno: -3008,
-      code: 'ENOTFOUND',
+      errno: -3001,
+      code: 'EAI_AGAIN',
       syscall: 'getaddrinfo',
       hostname: 'nothing.test',
-      message: 'getaddrinfo ENOTFOUND nothing.test',
+      message: 'getaddrinfo EAI_AGAIN nothing.test',
     });
+    // A name in the stack's hosts table is looked up and connected to ('lookup' is emitted).
+    a.dns.hosts.add('gateway.test', '198.18.0.254');
+    const g = a.net.connect({ port: 80, host: 'gateway.test' });
+    g.on('error', () => {});
+    const [lerr, laddr, lfam, lhost] = (await once(g, 'lookup')) as [Error | null, string, number, string];
+    expect([lerr, laddr, lfam, lhost]).toEqual([null, '198.18.0.254', 4, 'gateway.test']);
+    g.destroy();
     a.close();
     gw.close();
   });
