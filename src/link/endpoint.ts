@@ -37,6 +37,11 @@ export interface NetworkDispatcher {
    * points at the Ethernet header and `pkt.start` at the network header.
    */
   deliverNetworkPacket(protocol: number, pkt: PacketBuffer): void;
+  /**
+   * True when TCP delivered here is consumed locally and never forwarded, so a TCP segment larger
+   * than the MTU (a kernel's TSO super-packet kept whole) is fine. Absent means false.
+   */
+  readonly terminatesTcp?: boolean;
 }
 
 export interface LinkEndpoint {
@@ -121,6 +126,10 @@ export abstract class WrappingEndpoint implements LinkEndpoint, NetworkDispatche
   attach(dispatcher: NetworkDispatcher | null): void {
     this.upper = this.closed ? null : dispatcher;
     this.inner.attach(this.upper === null ? null : this);
+  }
+
+  get terminatesTcp(): boolean {
+    return this.upper?.terminatesTcp === true;
   }
 
   abstract writePackets(pkts: readonly PacketBuffer[]): number;

@@ -66,11 +66,12 @@ export interface FdEndpointOptions {
   closeTap?: boolean;
   /**
    * Deliver TCP super-packets from the kernel (TSO) whole, as one large segment, instead of
-   * splitting them (default false). Only for a stack that terminates every TCP connection
-   * itself (a sandbox's relay): it then handles one segment where it would handle dozens.
-   * UDP (USO) super-packets are always split.
+   * splitting them: the stack then handles one segment where it would handle dozens. 'auto'
+   * (default): whole when what is attached terminates TCP (a NIC of a stack that does not
+   * forward), split otherwise (a router must send MTU-sized segments on). UDP (USO)
+   * super-packets are always split.
    */
-  keepTcpGso?: boolean;
+  keepTcpGso?: boolean | 'auto';
 }
 
 export interface FdEndpointStats {
@@ -144,7 +145,7 @@ export class FdEndpoint implements LinkEndpoint {
   private readonly defer: boolean;
   private readonly maxPending: number;
   private readonly closeTap: boolean;
-  private readonly keepTcpGso: boolean;
+  private readonly keepTcpGso: boolean | 'auto';
   private readonly batchOptions: BatchOptions;
   private pending: PacketBuffer[] = [];
   private spare: PacketBuffer[] = [];
@@ -184,7 +185,7 @@ export class FdEndpoint implements LinkEndpoint {
     this.defer = options.deferWrites ?? true;
     this.maxPending = options.maxPending ?? 4096;
     this.closeTap = options.closeTap ?? true;
-    this.keepTcpGso = options.keepTcpGso ?? false;
+    this.keepTcpGso = options.keepTcpGso ?? 'auto';
     this.batchOptions = options.batch ?? {};
     let mtu = options.mtu;
     if (mtu === undefined) {
@@ -496,7 +497,8 @@ export class FdEndpoint implements LinkEndpoint {
       const v = buf[p]! >>> 4;
       protocol = v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
     }
-    if (gso !== VIRTIO_NET_HDR_GSO_NONE && !(this.keepTcpGso && (gso === VIRTIO_NET_HDR_GSO_TCPV4 || gso === VIRTIO_NET_HDR_GSO_TCPV6))) {
+    const keepTcp = this.keepTcpGso === 'auto' ? d.terminatesTcp === true : this.keepTcpGso;
+    if (gso !== VIRTIO_NET_HDR_GSO_NONE && !(keepTcp && (gso === VIRTIO_NET_HDR_GSO_TCPV4 || gso === VIRTIO_NET_HDR_GSO_TCPV6))) {
       if (gso !== VIRTIO_NET_HDR_GSO_TCPV4 && gso !== VIRTIO_NET_HDR_GSO_TCPV6 && gso !== VIRTIO_NET_HDR_GSO_UDP_L4) {
         stats.rxErrors++;
         return;

@@ -284,6 +284,11 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
   }
 
   /** Inbound from the link endpoint. Never throws. */
+  /** TCP arriving here stays here unless the stack forwards (see NetworkDispatcher). */
+  get terminatesTcp(): boolean {
+    return !this.stack.forwarding;
+  }
+
   deliverNetworkPacket(protocol: number, pkt: PacketBuffer): void {
     const stats = this.stats;
     stats.rxPackets++;

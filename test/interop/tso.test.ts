@@ -1,0 +1,69 @@
+/**
+ * The kernel's TSO super-packets at a TAP with IFF_VNET_HDR: a stack that terminates TCP (does
+ * not forward) takes them whole, one segment where it would take dozens; a forwarding stack gets
+ * them split to MTU-sized segments, as a router must send them on. Data intact either way.
+ * Root only (skips otherwise).
+ */
+import { createHash } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { KERNEL4, Pair } from './helpers/pair.js';
+import { skipInterop, waitFor } from './helpers/netns.js';
+
+const skip = skipInterop('test/interop/tso.test.ts');
+const SIZE = 8 << 20;
+
+let pair: Pair | null = null;
+afterEach(() => {
+  pair?.cleanup();
+  pair = null;
+});
+
+/** A kernel server in the namespace that sends SIZE bytes of a known pattern and closes. */
+async function pull(p: Pair): Promise<string> {
+  const child = p.ns.spawn('python3', ['-c', [
+    'import socket',
+    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+    `s.bind(('${KERNEL4}', 9200)); s.listen(1); print('ready', flush=True)`,
+    'c, _ = s.accept()',
+    `data = bytes(range(256)) * (${SIZE} // 256)`,
+    'c.sendall(data); c.close()',
+  ].join('\n')]);
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  await waitFor(() => out.includes('ready'), 10_000, 'the kernel server');
+  const s = p.stack.net.connect({ host: KERNEL4, port: 9200 });
+  const h = createHash('sha256');
+  let got = 0;
+  await new Promise<void>((resolve, reject) => {
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+      h.update(d);
+    });
+    s.on('end', () => resolve());
+    s.on('error', reject);
+  });
+  expect(got).toBe(SIZE);
+  return h.digest('hex');
+}
+
+const expected = createHash('sha256').update(Buffer.from(new Uint8Array(SIZE).map((_, i) => i & 0xff))).digest('hex');
+
+describe.skipIf(skip)('TSO super-packets from the kernel', () => {
+  it('a terminating stack takes them whole (far fewer, larger segments), data intact', async () => {
+    const p = (pair = new Pair({ ipv6: false }));
+    expect(await pull(p)).toBe(expected);
+    const st = p.ep.stats;
+    expect(st.rxGsoPackets).toBe(0); // nothing split
+    // 8 MiB in MTU-sized segments would be about 5800 packets.
+    expect(st.rxPackets).toBeLessThan(SIZE / 1448 / 4);
+  }, 60_000);
+
+  it('a forwarding stack gets them split to MTU-sized segments, data intact', async () => {
+    const p = (pair = new Pair({ ipv6: false }));
+    p.stack.forwarding = true;
+    expect(await pull(p)).toBe(expected);
+    const st = p.ep.stats;
+    expect(st.rxGsoPackets).toBeGreaterThan(0);
+    expect(st.rxPackets).toBeGreaterThan(SIZE / 1448);
+  }, 60_000);
+});
