@@ -123,7 +123,8 @@ export class HostFwdApi {
 /** Serve `api` on a Unix socket at `path` (which must not exist); resolves once it listens. */
 export async function listenApiSocket(path: string, api: HostFwdApi): Promise<{ server: Server; close: () => void }> {
   if (existsSync(path)) throw new TunstackError('EEXIST', `--api-socket ${path}: the file exists (another sandbox's socket, or left by a killed one: remove it)`);
-  const server = createServer((sock: Socket) => {
+  // Half-open: the answer goes out after the client has shut down its side.
+  const server = createServer({ allowHalfOpen: true }, (sock: Socket) => {
     let buf = '';
     let answered = false;
     sock.setEncoding('utf8');
