@@ -37,9 +37,9 @@ async function until(what: string, ok: () => boolean, ms = 15_000): Promise<void
   }
 }
 
-/** A process alone in a new network namespace (killed after the test). */
-function holder(): ChildProcess {
-  const c = spawn('unshare', ['--net', 'sleep', '300'], { stdio: 'ignore' });
+/** A process alone in a new network namespace (killed after the test); `userns`: owned by a new user namespace. */
+function holder(userns = false): ChildProcess {
+  const c = spawn('unshare', [...(userns ? ['--user', '--map-root-user'] : []), '--net', 'sleep', '300'], { stdio: 'ignore' });
   cleanups.push(() => {
     if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   });
@@ -287,6 +287,21 @@ describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
     expect(await t.done).toEqual({ code: 0, signal: null });
     expect(existsSync(sock)).toBe(false);
     expect(await dial(hostPort)).toBe('ECONNREFUSED');
+  }, 60_000);
+
+  it('a namespace owned by another user namespace, configured through --userns', async () => {
+    const h = holder(true);
+    await inOwnNamespace(h.pid!);
+    const http = createHttpServer((_req, res) => res.end('through a user namespace\n'));
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    cleanups.push(() => new Promise<void>((r) => http.close(() => r())));
+    const t = attach(['--netns', String(h.pid), '--userns', String(h.pid)]);
+    expect(await t.ready).toBe('1');
+    const curl = await inNsAsync(h.pid!, ['curl', '-sS', '--max-time', '20', `http://10.0.2.2:${(http.address() as AddressInfo).port}/`]);
+    expect(curl.stdout).toBe('through a user namespace\n');
+    h.kill('SIGKILL');
+    expect(await t.done).toEqual({ code: 0, signal: null });
   }, 60_000);
 
   it('attached by path: exits when the namespace is deleted', async () => {
