@@ -20,7 +20,7 @@
  * slirp4netns 1.2.0 itself leaves out the "return" level there.
  */
 import { existsSync, lstatSync, rmSync } from 'node:fs';
-import { createServer, isIPv4, type Server, type Socket } from 'node:net';
+import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
 import { TunstackError } from '../errors.js';
 import { SANDBOX_DEFAULTS, type PublishedPort, type SandboxNetwork } from './network.js';
 
@@ -120,9 +120,30 @@ export class HostFwdApi {
   }
 }
 
-/** Serve `api` on a Unix socket at `path` (which must not exist); resolves once it listens. */
+/** Whether `path` is a Unix socket nobody listens on (left by a process that was killed). */
+async function staleSocket(path: string): Promise<boolean> {
+  try {
+    if (!lstatSync(path).isSocket()) return false;
+  } catch {
+    return false;
+  }
+  return new Promise((resolve) => {
+    const c = connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(false);
+    });
+    c.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+  });
+}
+
+/**
+ * Serve `api` on a Unix socket at `path`; resolves once it listens. A socket left there by a
+ * process that was killed is replaced; anything else at `path` is refused (EEXIST).
+ */
 export async function listenApiSocket(path: string, api: HostFwdApi): Promise<{ server: Server; close: () => void }> {
-  if (existsSync(path)) throw new TunstackError('EEXIST', `--api-socket ${path}: the file exists (another sandbox's socket, or left by a killed one: remove it)`);
+  if (await staleSocket(path)) rmSync(path, { force: true });
+  if (existsSync(path)) throw new TunstackError('EEXIST', `--api-socket ${path}: the file exists (another program's socket or file)`);
   // Half-open: the answer goes out after the client has shut down its side.
   const server = createServer({ allowHalfOpen: true }, (sock: Socket) => {
     let buf = '';

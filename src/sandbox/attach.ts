@@ -84,30 +84,45 @@ function nsPath(arg: string, kind: 'net' | 'user'): { pid: number | null; path: 
   return { pid: null, path: resolve(arg) };
 }
 
+/** "PID STARTTIME" for process `pid` (start time in clock ticks since boot), or null when it is gone: a pid reused later has another start time. */
+function processStamp(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields from the state (3rd of stat(5)) on: the start time is the 22nd.
+    return fields[0] === 'Z' ? null : `${pid} ${fields[22 - 3]}`;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Take the lock on the namespace with identity `id` for this process; throws EBUSY naming the
- * tunstack that holds it. Returns the lock file's path.
+ * tunstack that holds it. The file holds "PID STARTTIME": a lock whose process is gone (or whose
+ * pid now belongs to another process) was left by a killed tunstack and is taken over. Returns
+ * the lock file's path.
  */
 export function lockNamespace(id: string, dir = ATTACH_LOCK_DIR): string {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const file = `${dir}/netns-${id}.lock`;
+  const mine = processStamp(process.pid) ?? String(process.pid);
   for (let attempt = 0; ; attempt++) {
     try {
-      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+      writeFileSync(file, `${mine}\n`, { flag: 'wx', mode: 0o644 });
       return file;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
     }
-    let holder = NaN;
+    let holder = '';
     try {
-      holder = Number(readFileSync(file, 'utf8').trim());
+      holder = readFileSync(file, 'utf8').trim();
     } catch {
       /* removed meanwhile */
     }
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processRunning(holder)) {
-      throw new TunstackError('EBUSY', `this network namespace is already served by tunstack (pid ${holder}, lock ${file})`);
+    const pid = Number(holder.split(' ')[0]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processStamp(pid) === holder) {
+      throw new TunstackError('EBUSY', `this network namespace is already served by tunstack (pid ${pid}, lock ${file})`);
     }
-    // Left by a tunstack that was killed: taken over.
     rmSync(file, { force: true });
   }
 }

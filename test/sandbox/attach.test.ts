@@ -9,8 +9,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
+import { createSocket } from 'node:dgram';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -209,6 +210,9 @@ describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tunstack-attach-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const sock = join(dir, 'api.sock');
+    // A socket left at the path by a process that was killed (bound, never unlinked) is replaced.
+    expect(spawnSync('/usr/bin/python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(sock)})`]).status).toBe(0);
+    expect(existsSync(sock)).toBe(true);
     const t = attach(['--netns', String(h.pid), '--api-socket', sock, '--ifname', 'eth7']);
     expect(await t.ready).toBe('1');
     expect(inNs(h.pid!, ['ip', '-o', 'addr', 'show', 'dev', 'eth7']).stdout).toContain('10.0.2.100/24');
@@ -224,6 +228,11 @@ describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
         [
           'import socket, threading',
           's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("10.0.2.100", 7007)); s.listen(16)',
+          'u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("10.0.2.100", 7008))',
+          'def udp():',
+          '    while True:',
+          '        d, a = u.recvfrom(2048); u.sendto(b"guest:" + d, a)',
+          'threading.Thread(target=udp, daemon=True).start()',
           'print("listening", flush=True)',
           'def serve(c):',
           '    f = c.makefile("rwb", buffering=0)',
@@ -269,6 +278,27 @@ describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
     cleanups.push(() => void c2.destroy());
     expect(await echo(c2, 'three')).toBe('guest:three');
 
+    // UDP the same way: a datagram through the forward is answered by the guest; once removed,
+    // the host's kernel answers port unreachable (the connected socket sees ECONNREFUSED).
+    const udpPort = await freePort();
+    expect(await api(sock, { execute: 'add_hostfwd', arguments: { proto: 'udp', host_addr: '127.0.0.1', host_port: udpPort, guest_port: 7008 } })).toEqual({ return: { id: 3 } });
+    const u = createSocket('udp4');
+    cleanups.push(() => void u.close());
+    const udpEvents: string[] = [];
+    u.on('message', (m) => udpEvents.push(m.toString()));
+    u.on('error', (e: NodeJS.ErrnoException) => udpEvents.push(e.code ?? e.message));
+    await new Promise<void>((r) => u.connect(udpPort, '127.0.0.1', () => r()));
+    for (let i = 0; i < 20 && udpEvents.length === 0; i++) {
+      u.send('ping');
+      await until('a UDP answer', () => udpEvents.length > 0, 250).catch(() => {});
+    }
+    expect(udpEvents[0]).toBe('guest:ping');
+    expect(await api(sock, { execute: 'remove_hostfwd', arguments: { id: 3 } })).toEqual({ return: {} });
+    udpEvents.length = 0;
+    u.send('again');
+    await until('port unreachable', () => udpEvents.length > 0, 5_000);
+    expect(udpEvents).toEqual(['ECONNREFUSED']);
+
     // slirp4netns's errors, word for word.
     const errors: Array<[string | object, string]> = [
       ['garbage', 'bad request: cannot parse JSON'],
@@ -308,11 +338,18 @@ describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
     const name = uniqueName('tsattach');
     expect(spawnSync('ip', ['netns', 'add', name]).status).toBe(0);
     cleanups.push(() => void spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' }));
+    // A lock left by a tunstack that was killed (its pid gone) is taken over.
+    const st = statSync(`/run/netns/${name}`, { bigint: true });
+    const lock = join(ATTACH_LOCK_DIR, `netns-${st.dev}-${st.ino}.lock`);
+    mkdirSync(ATTACH_LOCK_DIR, { recursive: true });
+    writeFileSync(lock, `${spawnSync('true').pid} 12345\n`);
+    cleanups.push(() => rmSync(lock, { force: true }));
     const t = attach(['--netns', `/run/netns/${name}`, '--disable-ipv6']);
     expect(await t.ready).toBe('1');
     expect(inNs(`/run/netns/${name}`, ['ip', '-o', 'addr', 'show', 'dev', 'tap0']).stdout).toContain('10.0.2.100/24');
     expect(spawnSync('ip', ['netns', 'del', name]).status).toBe(0);
     expect(await t.done).toEqual({ code: 0, signal: null });
     expect(t.stderr()).toBe('');
+    expect(existsSync(lock)).toBe(false);
   }, 60_000);
 });
