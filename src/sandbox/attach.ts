@@ -3,9 +3,9 @@
  * `slirp4netns PID tap0` and `pasta PID` do for container engines:
  *
  *   1. The namespace is `/proc/PID/ns/net` for a PID, else the PATH given (a bind mount such as
- *      /run/netns/NAME, or any nsfs file). Its identity (device and inode) keys a lock file
- *      /run/tunstack/netns-DEV-INO.lock holding this process's pid: a second tunstack on the same
- *      namespace is refused while the first runs (a lock whose process is gone is taken over).
+ *      /run/netns/NAME, or any nsfs file). Its identity (device and inode) keys a lock (an
+ *      abstract Unix socket, see lockNamespace) and /run/tunstack/netns-DEV-INO.lock naming its
+ *      holder: a second tunstack on the same namespace is refused while the first runs.
  *   2. A TAP is opened here (as for a namespace of our own) and moved into the namespace with
  *      `ip link set DEV netns PATH`, renamed IFNAME (default tap0, as slirp4netns), configured with
  *      `nsenter --net=PATH [--user=USERNS] ip ...` unless `configure: false`.
@@ -20,7 +20,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { createServer, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { TunstackError } from '../errors.js';
 import type { HostTap } from '../host/tap.js';
@@ -98,33 +98,42 @@ function processStamp(pid: number): string | null {
 
 /**
  * Take the lock on the namespace with identity `id` for this process; throws EBUSY naming the
- * tunstack that holds it. The file holds "PID STARTTIME": a lock whose process is gone (or whose
- * pid now belongs to another process) was left by a killed tunstack and is taken over. Returns
- * the lock file's path.
+ * tunstack that holds it. The lock itself is an abstract Unix socket `tunstack-netns-ID` bound in
+ * tunstack's own (the host's) network namespace: only one process can bind it, and the kernel
+ * releases it when that process dies however it dies, so there is no stale lock and no race.
+ * The file DIR/netns-ID.lock says who holds it ("PID STARTTIME"), for people and for the message.
  */
-export function lockNamespace(id: string, dir = ATTACH_LOCK_DIR): string {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+export async function lockNamespace(id: string, dir = ATTACH_LOCK_DIR): Promise<{ file: string; release: () => void }> {
   const file = `${dir}/netns-${id}.lock`;
-  const mine = processStamp(process.pid) ?? String(process.pid);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      writeFileSync(file, `${mine}\n`, { flag: 'wx', mode: 0o644 });
-      return file;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
-    }
+  const server = createServer();
+  server.unref();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(`\0tunstack-netns-${id}`, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
     let holder = '';
     try {
-      holder = readFileSync(file, 'utf8').trim();
+      holder = readFileSync(file, 'utf8').trim().split(' ')[0] ?? '';
     } catch {
-      /* removed meanwhile */
+      /* not written yet */
     }
-    const pid = Number(holder.split(' ')[0]);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processStamp(pid) === holder) {
-      throw new TunstackError('EBUSY', `this network namespace is already served by tunstack (pid ${pid}, lock ${file})`);
-    }
-    rmSync(file, { force: true });
+    throw new TunstackError('EBUSY', `this network namespace is already served by tunstack (${/^\d+$/.test(holder) ? `pid ${holder}, ` : ''}lock ${file})`);
   }
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  writeFileSync(file, `${processStamp(process.pid) ?? process.pid}\n`, { mode: 0o644 });
+  return {
+    file,
+    release: () => {
+      rmSync(file, { force: true });
+      server.close();
+    },
+  };
 }
 
 /** Serve an existing namespace until it is gone (or told to stop); resolves with the exit status. */
@@ -149,7 +158,7 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
     if (r.status !== 0) throw new TunstackError('EIO', `ip ${args.join(' ')} in ${target.path}: ${(r.stderr || r.error?.message || '').trim()}`);
   };
 
-  const lock = lockNamespace(id);
+  const lock = await lockNamespace(id);
   let network: SandboxNetwork | null = null;
   let tap: HostTap | null = null;
   let api: HostFwdApi | null = null;
@@ -168,7 +177,7 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
     }
     if (tap !== null && !tap.closed) tap.close();
     if (pidFileWritten && options.pidFile !== undefined) rmSync(options.pidFile, { force: true });
-    rmSync(lock, { force: true });
+    lock.release();
     log(`stopped serving ${target.path}`);
   };
   process.once('exit', cleanup);

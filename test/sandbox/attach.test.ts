@@ -319,7 +319,7 @@ describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
     expect(await dial(hostPort)).toBe('ECONNREFUSED');
   }, 60_000);
 
-  it('a namespace owned by another user namespace, configured through --userns', async () => {
+  it('a namespace owned by another user namespace, configured through --userns; a SIGKILLed tunstack leaves no lock', async () => {
     const h = holder(true);
     await inOwnNamespace(h.pid!);
     const http = createHttpServer((_req, res) => res.end('through a user namespace\n'));
@@ -330,8 +330,14 @@ describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
     expect(await t.ready).toBe('1');
     const curl = await inNsAsync(h.pid!, ['curl', '-sS', '--max-time', '20', `http://10.0.2.2:${(http.address() as AddressInfo).port}/`]);
     expect(curl.stdout).toBe('through a user namespace\n');
+    // A tunstack killed with SIGKILL leaves no lock (and its TAP goes with its fd): the next one serves at once.
+    t.child.kill('SIGKILL');
+    await t.done;
+    const t2 = attach(['--netns', String(h.pid), '--userns', String(h.pid)]);
+    expect(await t2.ready).toBe('1');
+    expect(t2.stderr()).toBe('');
     h.kill('SIGKILL');
-    expect(await t.done).toEqual({ code: 0, signal: null });
+    expect(await t2.done).toEqual({ code: 0, signal: null });
   }, 60_000);
 
   it('attached by path: exits when the namespace is deleted', async () => {
