@@ -19,7 +19,7 @@
  *      TAP closed (the kernel deletes its device from the namespace, if the namespace still exists).
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { TunstackError } from '../errors.js';
@@ -127,6 +127,16 @@ export async function lockNamespace(id: string, dir = ATTACH_LOCK_DIR): Promise<
   }
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   writeFileSync(file, `${processStamp(process.pid) ?? process.pid}\n`, { mode: 0o644 });
+  // Files of tunstacks that were killed (their holder gone) are removed.
+  for (const f of readdirSync(dir)) {
+    if (!/^netns-\d+-\d+\.lock$/.test(f) || `${dir}/${f}` === file) continue;
+    try {
+      const stamp = readFileSync(`${dir}/${f}`, 'utf8').trim();
+      if (processStamp(Number(stamp.split(' ')[0])) !== stamp) rmSync(`${dir}/${f}`, { force: true });
+    } catch {
+      /* removed meanwhile */
+    }
+  }
   return {
     file,
     release: () => {

@@ -344,14 +344,20 @@ describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
     const name = uniqueName('tsattach');
     expect(spawnSync('ip', ['netns', 'add', name]).status).toBe(0);
     cleanups.push(() => void spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' }));
-    // A lock left by a tunstack that was killed (its pid gone) is taken over.
+    // A lock file left by a tunstack that was killed (its pid gone) is taken over, and another
+    // namespace's is removed.
     const st = statSync(`/run/netns/${name}`, { bigint: true });
     const lock = join(ATTACH_LOCK_DIR, `netns-${st.dev}-${st.ino}.lock`);
     mkdirSync(ATTACH_LOCK_DIR, { recursive: true });
     writeFileSync(lock, `${spawnSync('true').pid} 12345\n`);
     cleanups.push(() => rmSync(lock, { force: true }));
+    const otherLock = join(ATTACH_LOCK_DIR, 'netns-4-1.lock');
+    writeFileSync(otherLock, `${spawnSync('true').pid} 12345\n`);
+    cleanups.push(() => rmSync(otherLock, { force: true }));
     const t = attach(['--netns', `/run/netns/${name}`, '--disable-ipv6']);
     expect(await t.ready).toBe('1');
+    expect(existsSync(otherLock)).toBe(false);
+    expect(readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${t.child.pid} \\d+\n$`));
     expect(inNs(`/run/netns/${name}`, ['ip', '-o', 'addr', 'show', 'dev', 'tap0']).stdout).toContain('10.0.2.100/24');
     expect(spawnSync('ip', ['netns', 'del', name]).status).toBe(0);
     expect(await t.done).toEqual({ code: 0, signal: null });
