@@ -43,6 +43,8 @@ Options:
   --tcp-mem BYTES[K|M|G]     memory all TCP buffers may take together (tcp_mem's hard limit;
                              pressure at 2/3, low at 1/2; default 1/64 of RAM, 16M..512M)
   -v, --verbose              progress and relay statistics on stderr
+  -V, --version              print tunstack's version
+  -h, --help                 this help
 
 Serving a namespace someone else made (as slirp4netns PID tap0, pasta PID), no COMMAND:
   --netns PID|PATH           serve this network namespace: PID's, or a namespace file such as
@@ -57,8 +59,6 @@ Serving a namespace someone else made (as slirp4netns PID tap0, pasta PID), no C
   --api-socket PATH          slirp4netns's JSON API on a Unix socket: add_hostfwd,
                              list_hostfwd, remove_hostfwd (one request per connection)
 A second tunstack on the same namespace is refused (exit 1).
-  -V, --version              print tunstack's version
-  -h, --help                 this help
 
 Options take their value as --mtu 9000 or --mtu=9000; the first word that is not an option
 starts COMMAND ("--" before it is clearer). Exit status: COMMAND's, 127 when it cannot be run,
