@@ -5,6 +5,7 @@ import type { PortForward } from '../sandbox/network.js';
 import { version } from './args.js';
 
 export const SANDBOX_HELP = `Usage: tunstack sandbox [options] -- COMMAND [ARGS...]
+       tunstack sandbox [options] --netns PID|PATH [--userns PID|PATH] [--ifname NAME]
 
 Run COMMAND in a new network namespace whose only link (besides lo) is a TAP served by
 tunstack in this process (as slirp4netns does), and exit with COMMAND's exit status.
@@ -45,9 +46,25 @@ Options:
   -V, --version              print tunstack's version
   -h, --help                 this help
 
+Serving a namespace someone else made (as slirp4netns PID tap0, pasta PID), no COMMAND:
+  --netns PID|PATH           serve this network namespace: PID's, or a namespace file such as
+                             /run/netns/NAME; a TAP named IFNAME is put in it and configured
+                             (unless --no-configure). Exits when it is gone: PID has exited, or
+                             PATH no longer names the same namespace (unmounted, deleted)
+  --userns PID|PATH          the user namespace owning it, entered to configure it
+  --ifname NAME              the interface's name in the namespace (default tap0)
+  --pid-file FILE            write tunstack's pid to FILE (removed at exit)
+  --ready-fd N               write "1" to fd N once the network is up, then close it
+  --exit-fd N                exit when fd N becomes readable or its other end is closed
+  --api-socket PATH          slirp4netns's JSON API on a Unix socket: add_hostfwd,
+                             list_hostfwd, remove_hostfwd (one request per connection)
+A second tunstack on the same namespace is refused (exit 1).
+
 Options take their value as --mtu 9000 or --mtu=9000; the first word that is not an option
 starts COMMAND ("--" before it is clearer). Exit status: COMMAND's, 127 when it cannot be run,
-128 + N when a signal N ended it, 1 when the sandbox could not be made, 2 for usage errors.
+128 + N when a signal N ended it, 1 when the sandbox could not be made, 2 for usage errors;
+with --netns: 0 when the namespace is gone or tunstack was told to stop, 1 when it could not
+serve it.
 
 Needs root (a network namespace and a TAP), iproute2 and tunstack's native shim.
 Example: tunstack sandbox -p 8080:80 -- sh -c 'python3 -m http.server 80'
@@ -70,7 +87,24 @@ export interface SandboxArgs {
   verbose: boolean;
   help: boolean;
   version?: boolean;
+  netns?: string;
+  userns?: string;
+  ifname?: string;
+  pidFile?: string;
+  readyFd?: number;
+  exitFd?: number;
+  apiSocket?: string;
 }
+
+/** The options that take a non-empty string, and the field each fills. */
+const STRING_OPTIONS = {
+  '--pcap': 'pcap',
+  '--netns': 'netns',
+  '--userns': 'userns',
+  '--ifname': 'ifname',
+  '--pid-file': 'pidFile',
+  '--api-socket': 'apiSocket',
+} as const satisfies Record<string, keyof SandboxArgs>;
 
 /** Parse `-p [IP:]HOSTPORT:GUESTPORT[/proto]`. Throws on bad input. */
 export function parsePublish(spec: string): PortForward {
@@ -141,12 +175,23 @@ export function parseSandboxArgs(args: string[]): SandboxArgs {
       case '--publish':
         out.publish.push(parsePublish(value() ?? ''));
         break;
-      case '--pcap': {
+      case '--pcap':
+      case '--netns':
+      case '--userns':
+      case '--ifname':
+      case '--pid-file':
+      case '--api-socket': {
         const v = value();
-        if (!v) throw new Error('--pcap wants a file name');
-        out.pcap = v;
+        if (!v) throw new Error(`${name} wants a ${name === '--ifname' ? 'name' : name === '--pcap' || name === '--pid-file' ? 'file name' : 'value'}`);
+        out[STRING_OPTIONS[name]] = v;
         break;
       }
+      case '--ready-fd':
+        out.readyFd = intArg(name, value(), 0, 1 << 20);
+        break;
+      case '--exit-fd':
+        out.exitFd = intArg(name, value(), 0, 1 << 20);
+        break;
       case '--no-configure':
         out.configure = false;
         break;
@@ -199,30 +244,57 @@ export async function runSandboxCommand(args: string[]): Promise<number> {
     stdout.write(`tunstack ${version()}\n`);
     return 0;
   }
-  if (parsed.command.length === 0) {
+  const attachOnly = (['userns', 'ifname', 'pidFile', 'readyFd', 'exitFd', 'apiSocket'] as const).filter((k) => parsed[k] !== undefined);
+  if (parsed.netns === undefined && attachOnly.length > 0) {
+    stderr.write(`tunstack sandbox: --${attachOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --netns\n\n${SANDBOX_HELP}`);
+    return 2;
+  }
+  if (parsed.netns !== undefined && parsed.command.length > 0) {
+    stderr.write(`tunstack sandbox: --netns serves an existing namespace and runs no COMMAND (got ${parsed.command[0]!})\n\n${SANDBOX_HELP}`);
+    return 2;
+  }
+  if (parsed.netns === undefined && parsed.command.length === 0) {
     stderr.write(`tunstack sandbox: no command given\n\n${SANDBOX_HELP}`);
     return 2;
   }
+  const common = {
+    mtu: parsed.mtu,
+    ipv6: parsed.ipv6,
+    hostLoopback: parsed.hostLoopback,
+    hostAddresses: parsed.hostAddresses,
+    publish: parsed.publish,
+    configure: parsed.configure,
+    icmp: parsed.icmp,
+    verbose: parsed.verbose,
+    ...(parsed.pcap !== undefined ? { pcap: parsed.pcap } : {}),
+    limits: {
+      ...(parsed.maxTcpFlows !== undefined ? { maxTcpFlows: parsed.maxTcpFlows } : {}),
+      ...(parsed.maxUdpFlows !== undefined ? { maxUdpFlows: parsed.maxUdpFlows } : {}),
+      ...(parsed.udpIdleMs !== undefined ? { udpIdleMs: parsed.udpIdleMs } : {}),
+      ...(parsed.tcpMemory !== undefined ? { tcpMemory: parsed.tcpMemory } : {}),
+    },
+  };
+  if (parsed.netns !== undefined) {
+    const { attachSandbox } = await import('../sandbox/attach.js');
+    try {
+      return await attachSandbox({
+        ...common,
+        netns: parsed.netns,
+        ...(parsed.userns !== undefined ? { userns: parsed.userns } : {}),
+        ...(parsed.ifname !== undefined ? { ifname: parsed.ifname } : {}),
+        ...(parsed.pidFile !== undefined ? { pidFile: parsed.pidFile } : {}),
+        ...(parsed.readyFd !== undefined ? { readyFd: parsed.readyFd } : {}),
+        ...(parsed.exitFd !== undefined ? { exitFd: parsed.exitFd } : {}),
+        ...(parsed.apiSocket !== undefined ? { apiSocket: parsed.apiSocket } : {}),
+      });
+    } catch (e) {
+      stderr.write(`tunstack sandbox: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
   const { runSandbox } = await import('../sandbox/run.js');
   try {
-    return await runSandbox({
-      command: parsed.command,
-      mtu: parsed.mtu,
-      ipv6: parsed.ipv6,
-      hostLoopback: parsed.hostLoopback,
-      hostAddresses: parsed.hostAddresses,
-      publish: parsed.publish,
-      configure: parsed.configure,
-      icmp: parsed.icmp,
-      verbose: parsed.verbose,
-      ...(parsed.pcap !== undefined ? { pcap: parsed.pcap } : {}),
-      limits: {
-        ...(parsed.maxTcpFlows !== undefined ? { maxTcpFlows: parsed.maxTcpFlows } : {}),
-        ...(parsed.maxUdpFlows !== undefined ? { maxUdpFlows: parsed.maxUdpFlows } : {}),
-        ...(parsed.udpIdleMs !== undefined ? { udpIdleMs: parsed.udpIdleMs } : {}),
-        ...(parsed.tcpMemory !== undefined ? { tcpMemory: parsed.tcpMemory } : {}),
-      },
-    });
+    return await runSandbox({ command: parsed.command, ...common });
   } catch (e) {
     stderr.write(`tunstack sandbox: ${(e as Error).message}\n`);
     return 125;

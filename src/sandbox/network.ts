@@ -58,6 +58,14 @@ export interface PortForward {
   hostAddress?: string;
   hostPort: number;
   guestPort: number;
+  /** The guest address to reach (default 10.0.2.100, or fd00::100 for an IPv6 host address). */
+  guestAddress?: string;
+}
+
+/** A published port: `close()` stops listening (TCP connections already made carry on). */
+export interface PublishedPort {
+  readonly forward: PortForward;
+  close(): void;
 }
 
 export interface SandboxLimits {
@@ -157,7 +165,7 @@ export class SandboxNetwork {
   /** Why ICMP echo to foreign addresses is not relayed ('' when it is). */
   readonly icmpNote: string;
   private readonly intercept: EchoInterceptEndpoint;
-  private readonly servers: Server[] = [];
+  private readonly servers = new Set<Server>();
   private readonly hostLoopback: boolean;
   /** Decides what is the host for every relay. */
   readonly hostPolicy: HostPolicy;
@@ -285,16 +293,20 @@ export class SandboxNetwork {
     return address;
   }
 
-  /** Start forwarding a host port into the guest. Resolves once the host socket listens. */
-  async publish(f: PortForward): Promise<void> {
+  /**
+   * Start forwarding a host port into the guest. Resolves once the host socket listens, with a
+   * handle whose `close()` stops the forward (unpublishing).
+   */
+  async publish(f: PortForward): Promise<PublishedPort> {
     const d = SANDBOX_DEFAULTS;
     const hostAddress = f.hostAddress ?? '127.0.0.1';
     const v6 = isIP(hostAddress) === 6;
-    const guest = v6 && this.ipv6 ? d.guest6 : d.guest4;
-    const gateway = v6 && this.ipv6 ? d.gateway6 : d.gateway4;
+    const guest = f.guestAddress ?? (v6 && this.ipv6 ? d.guest6 : d.guest4);
+    const gateway = isIP(guest) === 6 ? d.gateway6 : d.gateway4;
+    if (this.closed) throw new TunstackError('EBADF', 'the sandbox network is closed');
     if (f.protocol === 'udp') {
-      await this.udp.publish(hostAddress, f.hostPort, guest, f.guestPort, gateway);
-      return;
+      const s = await this.udp.publish(hostAddress, f.hostPort, guest, f.guestPort, gateway);
+      return { forward: f, close: () => this.udp.unpublish(s) };
     }
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
       sock.on('error', () => {});
@@ -318,7 +330,13 @@ export class SandboxNetwork {
       });
     });
     server.on('error', () => {});
-    this.servers.push(server);
+    this.servers.add(server);
+    return {
+      forward: f,
+      close: () => {
+        if (this.servers.delete(server)) server.close();
+      },
+    };
   }
 
   get stats(): SandboxStats {

@@ -113,7 +113,47 @@ export function removeStaleSandboxes(): StaleSandbox[] {
   return removed;
 }
 
-function ip(args: string[]): void {
+/**
+ * A TAP for a sandbox, opened here (IFF_VNET_HDR with the kernel's offloads) with its queue
+ * length and MTU set, and the FdEndpoint serving it; the caller moves it into the guest's namespace.
+ */
+export function openSandboxTap(mtu: number): { tap: HostTap; ep: FdEndpoint; dev: string } {
+  const tap = HostTap.open({ name: `tsb${(process.pid % 1_000_000).toString(36)}${(counter++).toString(36)}`.slice(0, 15), flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR });
+  try {
+    tap.mtu = mtu;
+    // The guest's packets wait in this queue while tunstack's event loop is busy: 1000 (the
+    // default) overflows under bursts of small datagrams on a loaded machine; TCP is bounded by
+    // tunstack's windows whatever the length.
+    tap.txQueueLength = SANDBOX_TAP_QUEUE;
+    // The relay terminates every guest connection: TSO super-packets are taken whole.
+    return { tap, ep: new FdEndpoint(tap, { mtu, keepTcpGso: true }), dev: tap.name };
+  } catch (e) {
+    tap.close();
+    throw e;
+  }
+}
+
+/**
+ * Configure the guest's link `dev` inside its namespace, through `ipIn` (runs `ip ARGS` there,
+ * throwing on failure) and `runIn` (runs any command there): IPv6 off when the network has none;
+ * with `configure`, the guest addresses, link up and default routes via the gateway; without,
+ * the link only goes up (the guest asks DHCP / listens for router advertisements).
+ */
+export function configureGuestLink(ipIn: (args: string[]) => void, dev: string, network: SandboxNetwork, configure: boolean, runIn: (argv: string[]) => unknown): void {
+  const d = SANDBOX_DEFAULTS;
+  if (!network.ipv6) runIn(['sysctl', '-q', '-w', `net.ipv6.conf.${dev}.disable_ipv6=1`]);
+  if (configure) {
+    ipIn(['addr', 'add', `${d.guest4}/${d.prefix4}`, 'dev', dev]);
+    if (network.ipv6) ipIn(['addr', 'add', `${d.guest6}/64`, 'dev', dev, 'nodad']);
+  }
+  ipIn(['link', 'set', dev, 'up']);
+  if (configure) {
+    ipIn(['route', 'add', 'default', 'via', d.gateway4, 'dev', dev]);
+    if (network.ipv6) ipIn(['-6', 'route', 'add', 'default', 'via', d.gateway6, 'dev', dev]);
+  }
+}
+
+export function ip(args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 20_000 });
   if (r.status !== 0) throw new TunstackError('EIO', `ip ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
 }
@@ -166,30 +206,14 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
     mkdirSync(etcDir, { recursive: true });
     const ipv6 = options.ipv6 ?? true;
     writeFileSync(`${etcDir}/resolv.conf`, `nameserver ${d.dns4}\n${ipv6 ? `nameserver ${d.dns6}\n` : ''}`);
-    const t = HostTap.open({ name: `tsb${(process.pid % 1_000_000).toString(36)}${(counter++).toString(36)}`.slice(0, 15), flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR });
-    tap = t;
-    t.mtu = mtu;
-    // The guest's packets wait in this queue while tunstack's event loop is busy: 1000 (the
-    // default) overflows under bursts of small datagrams on a loaded machine; TCP is bounded by
-    // tunstack's windows whatever the length.
-    t.txQueueLength = SANDBOX_TAP_QUEUE;
-    // The relay terminates every guest connection: TSO super-packets are taken whole.
-    const ep = new FdEndpoint(t, { mtu, keepTcpGso: true });
-    const dev = t.name;
+    const opened = openSandboxTap(mtu);
+    tap = opened.tap;
+    const { ep, dev } = opened;
     network = new SandboxNetwork({ ...options, link: ep, mtu });
     ip(['link', 'set', dev, 'netns', ns]);
     ip(['-n', ns, 'link', 'set', dev, 'name', 'eth0']);
     ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-    if (!ipv6) spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.eth0.disable_ipv6=1']);
-    if (options.configure ?? true) {
-      ip(['-n', ns, 'addr', 'add', `${d.guest4}/${d.prefix4}`, 'dev', 'eth0']);
-      if (network.ipv6) ip(['-n', ns, 'addr', 'add', `${d.guest6}/64`, 'dev', 'eth0', 'nodad']);
-      ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
-      ip(['-n', ns, 'route', 'add', 'default', 'via', d.gateway4, 'dev', 'eth0']);
-      if (network.ipv6) ip(['-n', ns, '-6', 'route', 'add', 'default', 'via', d.gateway6, 'dev', 'eth0']);
-    } else {
-      ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
-    }
+    configureGuestLink((args) => ip(['-n', ns, ...args]), 'eth0', network, options.configure ?? true, (args) => spawnSync('ip', ['netns', 'exec', ns, ...args]));
     for (const f of options.publish ?? []) await network.publish(f);
     log(`namespace ${ns}, eth0 (${dev}) MTU ${mtu}, offloads 0x${ep.offloadFlags.toString(16)}; ICMP ${network.icmpNote === '' ? 'relayed' : `gateway only (${network.icmpNote})`}`);
     options.onReady?.({ namespace: ns, network, tap: dev });

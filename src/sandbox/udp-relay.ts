@@ -134,6 +134,15 @@ export class UdpRelay {
     return s;
   }
 
+  /** Stop a port `publish` opened: its socket closes, and the flows it carried with it. */
+  unpublish(s: NodeDgram): void {
+    const i = this.published.indexOf(s);
+    if (i < 0) return;
+    this.published.splice(i, 1);
+    for (const f of [...this.flows.values()]) if (f.host === s) this.remove(f);
+    s.close();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
