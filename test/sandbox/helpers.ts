@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface Run {
+  /** The tunstack process's pid: its namespaces are named `tunstack-<pid>-<n>`. */
+  pid: number;
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
@@ -28,7 +30,8 @@ export function start(args: string[]): { child: ChildProcess; done: Promise<Run>
   let stderr = '';
   child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  const done = new Promise<Run>((res) => child.once('close', (code, signal) => res({ code, signal, stdout, stderr })));
+  const pid = child.pid ?? -1;
+  const done = new Promise<Run>((res) => child.once('close', (code, signal) => res({ pid, code, signal, stdout, stderr })));
   return { child, done, stderr: () => stderr };
 }
 
@@ -39,6 +42,11 @@ export async function sandbox(args: string[], timeoutMs = 60_000): Promise<Run> 
   const r = await done;
   clearTimeout(t);
   return r;
+}
+
+/** The namespaces a finished run left behind (other sandboxes running meanwhile do not count). */
+export function namespacesOf(r: Run): string[] {
+  return namespaces().filter((n) => n.startsWith(`tunstack-${r.pid}-`));
 }
 
 /** Sandbox namespaces that exist now. */
