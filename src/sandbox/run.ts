@@ -27,6 +27,7 @@ import { TunstackError } from '../errors.js';
 import { HostTap } from '../host/tap.js';
 import { nativeUnavailableReason } from '../host/native.js';
 import { FdEndpoint } from '../link/fd.js';
+import { sendBlocksInUse, sendBlocksPooled } from '../transport/tcp/buffers.js';
 import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR } from '../tundev/constants.js';
 import { guestCommandPids, guestLauncher, killNamespaceProcesses } from './guest-process.js';
 import { SANDBOX_DEFAULTS, SandboxNetwork, type PortForward, type SandboxNetworkOptions } from './network.js';
@@ -118,6 +119,35 @@ function ip(args: string[]): void {
   if (r.status !== 0) throw new TunstackError('EIO', `ip ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
 }
 
+/**
+ * A diagnostic for memory benchmarks (env TUNSTACK_DEBUG_MEMORY set): each SIGUSR2 writes one JSON
+ * line to stderr with the process's memory figures, the TCP budget's charge and the send blocks.
+ */
+function debugMemoryOnSignal(current: () => SandboxNetwork | null): void {
+  process.on('SIGUSR2', () => {
+    const network = current();
+    if (network === null) {
+      process.stderr.write('tunstack memory {"starting":true}\n');
+      return;
+    }
+    const m = process.memoryUsage();
+    const mib = (n: number): number => Math.round((n / 1048576) * 10) / 10;
+    const line = {
+      rss: mib(m.rss),
+      heapTotal: mib(m.heapTotal),
+      heapUsed: mib(m.heapUsed),
+      external: mib(m.external),
+      arrayBuffers: mib(m.arrayBuffers),
+      tcpCharged: mib(network.stats.tcpMemory.memoryAllocated),
+      tcpQueued: mib(network.tcp.queuedToGuest),
+      blocksInUse: sendBlocksInUse(),
+      blocksPooled: sendBlocksPooled(),
+      flows: network.stats.tcp.active,
+    };
+    process.stderr.write(`tunstack memory ${JSON.stringify(line)}\n`);
+  });
+}
+
 /** Run `options.command` in a sandbox; resolves with its exit status. */
 export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   const why = sandboxUnavailableReason();
@@ -159,6 +189,7 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   };
   // Also when this process dies of an uncaught error.
   process.once('exit', cleanup);
+  if (process.env.TUNSTACK_DEBUG_MEMORY) debugMemoryOnSignal(() => network);
 
   try {
     ip(['netns', 'add', ns]);
