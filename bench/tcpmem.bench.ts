@@ -38,6 +38,7 @@ function guestScript(port: number): string {
   return [
     'import resource, socket, time',
     'resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))',
+    'print("ready", flush=True)',
     'time.sleep(2)',
     `socks = [socket.create_connection(("10.0.2.2", ${port})) for i in range(${N})]`,
     'print("open", flush=True)',
@@ -62,7 +63,10 @@ async function measure(port: number, tcpMem: string, streamed: () => number): Pr
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   try {
-    await sleep(1500);
+    // The idle figure is taken once the sandbox runs its guest (not while Node is still loading).
+    const t1 = Date.now();
+    while (!out.includes('ready') && Date.now() - t1 < 30_000 && child.exitCode === null) await sleep(50);
+    await sleep(500);
     const pid = child.pid ?? 0;
     const idle = rssMiB(pid);
     await debugDump(pid, 'idle');

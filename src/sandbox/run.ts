@@ -123,8 +123,8 @@ function ip(args: string[]): void {
  * A diagnostic for memory benchmarks (env TUNSTACK_DEBUG_MEMORY set): each SIGUSR2 writes one JSON
  * line to stderr with the process's memory figures, the TCP budget's charge and the send blocks.
  */
-function debugMemoryOnSignal(current: () => SandboxNetwork | null): void {
-  process.on('SIGUSR2', () => {
+function debugMemoryOnSignal(current: () => SandboxNetwork | null): () => void {
+  const onSignal = (): void => {
     const network = current();
     if (network === null) {
       process.stderr.write('tunstack memory {"starting":true}\n');
@@ -145,7 +145,9 @@ function debugMemoryOnSignal(current: () => SandboxNetwork | null): void {
       flows: network.stats.tcp.active,
     };
     process.stderr.write(`tunstack memory ${JSON.stringify(line)}\n`);
-  });
+  };
+  process.on('SIGUSR2', onSignal);
+  return () => process.removeListener('SIGUSR2', onSignal);
 }
 
 /** Run `options.command` in a sandbox; resolves with its exit status. */
@@ -174,6 +176,7 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   const cleanup = (): void => {
     if (cleaned) return;
     cleaned = true;
+    stopDebug?.();
     if (child !== null && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     // Whatever the command left running in the namespace goes with it.
     if (nsMade) killNamespaceProcesses(ns);
@@ -189,7 +192,7 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   };
   // Also when this process dies of an uncaught error.
   process.once('exit', cleanup);
-  if (process.env.TUNSTACK_DEBUG_MEMORY) debugMemoryOnSignal(() => network);
+  const stopDebug = process.env.TUNSTACK_DEBUG_MEMORY ? debugMemoryOnSignal(() => network) : null;
 
   try {
     ip(['netns', 'add', ns]);
