@@ -27,6 +27,7 @@ import { TunstackError } from '../errors.js';
 import { HostTap } from '../host/tap.js';
 import { nativeUnavailableReason } from '../host/native.js';
 import { FdEndpoint } from '../link/fd.js';
+import { sendBlocksInUse, sendBlocksPooled } from '../transport/tcp/buffers.js';
 import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR } from '../tundev/constants.js';
 import { guestCommandPids, guestLauncher, killNamespaceProcesses } from './guest-process.js';
 import { SANDBOX_DEFAULTS, SandboxNetwork, type PortForward, type SandboxNetworkOptions } from './network.js';
@@ -158,6 +159,37 @@ export function ip(args: string[]): void {
   if (r.status !== 0) throw new TunstackError('EIO', `ip ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
 }
 
+/**
+ * A diagnostic for memory benchmarks (env TUNSTACK_DEBUG_MEMORY set): each SIGUSR2 writes one JSON
+ * line to stderr with the process's memory figures, the TCP budget's charge and the send blocks.
+ */
+function debugMemoryOnSignal(current: () => SandboxNetwork | null): () => void {
+  const onSignal = (): void => {
+    const network = current();
+    if (network === null) {
+      process.stderr.write('tunstack memory {"starting":true}\n');
+      return;
+    }
+    const m = process.memoryUsage();
+    const mib = (n: number): number => Math.round((n / 1048576) * 10) / 10;
+    const line = {
+      rss: mib(m.rss),
+      heapTotal: mib(m.heapTotal),
+      heapUsed: mib(m.heapUsed),
+      external: mib(m.external),
+      arrayBuffers: mib(m.arrayBuffers),
+      tcpCharged: mib(network.stats.tcpMemory.memoryAllocated),
+      tcpQueued: mib(network.tcp.queuedToGuest),
+      blocksInUse: sendBlocksInUse(),
+      blocksPooled: sendBlocksPooled(),
+      flows: network.stats.tcp.active,
+    };
+    process.stderr.write(`tunstack memory ${JSON.stringify(line)}\n`);
+  };
+  process.on('SIGUSR2', onSignal);
+  return () => process.removeListener('SIGUSR2', onSignal);
+}
+
 /** Run `options.command` in a sandbox; resolves with its exit status. */
 export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   const why = sandboxUnavailableReason();
@@ -184,6 +216,7 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   const cleanup = (): void => {
     if (cleaned) return;
     cleaned = true;
+    stopDebug?.();
     if (child !== null && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     // Whatever the command left running in the namespace goes with it.
     if (nsMade) killNamespaceProcesses(ns);
@@ -199,6 +232,7 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   };
   // Also when this process dies of an uncaught error.
   process.once('exit', cleanup);
+  const stopDebug = process.env.TUNSTACK_DEBUG_MEMORY ? debugMemoryOnSignal(() => network) : null;
 
   try {
     ip(['netns', 'add', ns]);

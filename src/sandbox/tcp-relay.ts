@@ -16,6 +16,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { BLOCK_SIZE, takeBlock, type BufferLease, type SendBlock } from '../transport/tcp/buffers.js';
 import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
 import { TcpForwarder, type TcpForwardRequest } from '../transport/tcp/forwarder.js';
+import type { TcpMemory } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
 
 export interface TcpRelayStats {
@@ -79,7 +80,7 @@ export class TcpRelay {
   private closed = false;
 
   constructor(
-    proto: TcpProtocol,
+    private readonly proto: TcpProtocol,
     private readonly options: TcpRelayOptions,
   ) {
     this.maxFlows = options.maxFlows ?? 65536;
@@ -94,6 +95,13 @@ export class TcpRelay {
   /** Open flows. */
   get flowCount(): number {
     return this.flows.size;
+  }
+
+  /** Bytes waiting in the guest endpoints' send buffers (written by the relay, not yet acknowledged). */
+  get queuedToGuest(): number {
+    let n = 0;
+    for (const f of this.flows) n += f.queued;
+    return n;
   }
 
   /** Relay an established guest endpoint and a host socket to each other (published ports). */
@@ -124,7 +132,7 @@ export class TcpRelay {
       return;
     }
     this.stats.connects++;
-    const reader = new HostReader();
+    const reader = new HostReader(this.proto.memory);
     const sock = netConnect({
       host,
       port: req.localPort,
@@ -214,17 +222,29 @@ const LANDING = new Uint8Array(BLOCK_SIZE);
  * add at once when the endpoint must take a read whole.
  */
 const LANDING_PARKED = LANDING.subarray(0, 4096);
+/**
+ * The landing buffer as lent to a socket not (yet) reading in bulk: a read that fills it makes the
+ * socket a bulk reader. Every socket is handed its buffer before its read comes, when the budget
+ * may still have room: this bounds what a read decided earlier adds over the limit per socket.
+ */
+const LANDING_SMALL = LANDING.subarray(0, BULK_READ);
 
 /**
  * Reads a host socket (Node's `onread`). Node asks for the next buffer right after each read, so
  * every open socket always has one on loan: an idle or chatty socket borrows the shared landing
  * buffer (its reads are copied out, and 10,000 idle flows hold no buffer each); once a read is
  * big (bulk), the socket reads straight into pooled send blocks whose filled ranges become the
- * endpoint's send buffer as they are: no copy in JS and no allocation per read.
+ * endpoint's send buffer as they are: no copy in JS and no allocation per read. A block is charged
+ * to the TCP memory budget from the moment it is taken (the send buffer's range takes the charge
+ * over), and none is taken while the budget is spent: then reads land in the shared buffer, 4 KiB
+ * at most, so every socket's buffer on loan, decided before its read comes, adds little over the
+ * limit.
  */
 class HostReader {
   private blk: SendBlock | null = null;
-  private view: Uint8Array = LANDING;
+  /** The block is charged to the TCP budget by this reader (no range of it handed on yet). */
+  private charged = false;
+  private view: Uint8Array = LANDING_SMALL;
   private bulk = false;
   /** The flow paused on the last read: the next read lands in the shared buffer. */
   private parked = false;
@@ -235,26 +255,42 @@ class HostReader {
   /** The host's FIN was read. */
   ended = false;
 
+  constructor(private readonly mem: TcpMemory) {}
+
   buffer(): Uint8Array {
-    if (!this.bulk || this.parked) {
-      if (this.blk !== null) {
-        this.blk.release();
-        this.blk = null;
-      }
-      return (this.view = this.parked ? LANDING_PARKED : LANDING);
-    }
     let b = this.blk;
-    if (b === null || BLOCK_SIZE - b.fill < READ_MIN) {
-      b?.release();
-      b = this.blk = takeBlock();
+    const fresh = b === null || BLOCK_SIZE - b.fill < READ_MIN;
+    // The budget is spent: no new block (it would be one more 64 KiB per waiting socket), and
+    // reads take at most the small landing part, so the data each socket adds over the limit is
+    // bounded by that, not by a block.
+    const spent = this.mem.allocated + BLOCK_SIZE > this.mem.high;
+    if (!this.bulk || this.parked || (fresh && spent)) {
+      this.dropBlock();
+      return (this.view = this.parked || spent ? LANDING_PARKED : LANDING_SMALL);
     }
-    return (this.view = b.b.subarray(b.fill));
+    if (fresh) {
+      this.dropBlock();
+      b = this.blk = takeBlock();
+      // Charged while the reader holds it; the send buffer's range takes the charge over.
+      this.mem.charge(BLOCK_SIZE);
+      this.charged = true;
+    }
+    return (this.view = b!.b.subarray(b!.fill));
+  }
+
+  private dropBlock(): void {
+    if (this.charged) {
+      this.charged = false;
+      this.mem.charge(-BLOCK_SIZE);
+    }
+    this.blk?.release();
+    this.blk = null;
   }
 
   got(n: number): boolean {
     let v: Uint8Array;
     let lease: SendBlock | null = null;
-    if (this.view === LANDING || this.view === LANDING_PARKED) {
+    if (this.view === LANDING_SMALL || this.view === LANDING_PARKED) {
       v = LANDING.slice(0, n);
       if (n >= BULK_READ) this.bulk = true;
     } else {
@@ -263,6 +299,10 @@ class HostReader {
       b.fill = v.byteOffset - b.b.byteOffset + n;
       lease = b.retain();
       if (n < SMALL_READ) this.bulk = false;
+      if (this.charged) {
+        this.charged = false;
+        this.mem.charge(-BLOCK_SIZE);
+      }
     }
     if (this.flow === null) {
       this.early.push([v, lease]);
@@ -288,8 +328,7 @@ class HostReader {
 
   /** The socket is closed: no more reads into the block. */
   close(): void {
-    this.blk?.release();
-    this.blk = null;
+    this.dropBlock();
     for (const [, lease] of this.early.splice(0)) lease?.release();
   }
 }
@@ -318,6 +357,10 @@ class TcpFlow {
     private readonly sock: Socket,
     private readonly reader: HostReader | null,
   ) {}
+
+  get queued(): number {
+    return this.ep.writableLength;
+  }
 
   begin(): void {
     const { ep, sock } = this;

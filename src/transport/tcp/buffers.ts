@@ -62,6 +62,11 @@ export function sendBlocksInUse(): number {
   return blocksInUse;
 }
 
+/** Free blocks kept for reuse. */
+export function sendBlocksPooled(): number {
+  return pool.length;
+}
+
 /** One contiguous range of the send buffer. */
 interface Entry {
   readonly buf: Uint8Array;
