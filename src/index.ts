@@ -95,3 +95,5 @@ export { DnsRelay, type DnsRelayOptions } from './sandbox/dns-relay.js';
 export { HostPolicy, isLocalHostAddress, type HostPolicyOptions } from './sandbox/host-policy.js';
 export { SandboxNetwork, SANDBOX_DEFAULTS, type SandboxNetworkOptions, type PortForward, type SandboxLimits } from './sandbox/network.js';
 export { runSandbox, sandboxUnavailableReason, type SandboxRunOptions } from './sandbox/run.js';
+export { FramePort, type FramePortOptions, type FramePortStats, type FrameSink } from './vm/frame-port.js';
+export { StreamFrameServer, StreamDeframer, type FrameServerOptions, type FrameServerStats } from './vm/stream.js';
