@@ -97,3 +97,4 @@ export { SandboxNetwork, SANDBOX_DEFAULTS, type SandboxNetworkOptions, type Port
 export { runSandbox, sandboxUnavailableReason, type SandboxRunOptions } from './sandbox/run.js';
 export { FramePort, type FramePortOptions, type FramePortStats, type FrameSink } from './vm/frame-port.js';
 export { StreamFrameServer, StreamDeframer, type FrameServerOptions, type FrameServerStats } from './vm/stream.js';
+export { UdpFrameServer, type UdpFrameServerOptions, type UdpFrameServerStats } from './vm/udp.js';

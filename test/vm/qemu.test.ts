@@ -1,5 +1,6 @@
 /**
- * A real Linux guest in QEMU (TCG, no KVM, no root) on `tunstack vm --socket`: Debian's kernel,
+ * A real Linux guest in QEMU (TCG, no KVM, no root) on `tunstack vm`, over QEMU's stream
+ * transport (`--socket`) and its datagram transport (`--listen-udp`): Debian's kernel,
  * the e1000 module and busybox (test/vm/helpers/guest.ts). The guest's /init gets a lease with
  * udhcpc, pings the gateway, resolves through the DNS relay, downloads a blob from a server on the host's loopback through the
  * gateway with wget and prints its sha256; QEMU is the COMMAND, so tunstack exits with its status.
@@ -8,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -50,7 +52,29 @@ case "$1" in bound|renew)
 esac
 `;
 
-describe.skipIf(typeof files === 'string')('a QEMU guest on tunstack vm', () => {
+/** A UDP port free on the loopback now. */
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4').bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** tunstack's transport option and QEMU's -netdev for each transport. */
+async function transport(kind: 'stream' | 'dgram'): Promise<{ tunstack: string[]; netdev: string }> {
+  if (kind === 'stream') {
+    const sock = join(dir, 'vm.sock');
+    return { tunstack: ['--socket', sock], netdev: `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}` };
+  }
+  const [ours, qemus] = [await freeUdpPort(), await freeUdpPort()];
+  return {
+    tunstack: ['--listen-udp', `127.0.0.1:${ours}`],
+    netdev: `dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=${qemus},remote.type=inet,remote.host=127.0.0.1,remote.port=${ours}`,
+  };
+}
+
+describe.skipIf(typeof files === 'string').each(['stream', 'dgram'] as const)('a QEMU guest on tunstack vm (-netdev %s)', (kind) => {
   it('gets its lease by DHCP, pings the gateway, resolves through the DNS relay, downloads 2 MiB from the host loopback with the sha256 intact', async () => {
     const g = files as Exclude<typeof files, string>;
     const blob = randomBytes(2 << 20);
@@ -72,11 +96,11 @@ describe.skipIf(typeof files === 'string')('a QEMU guest on tunstack vm', () => 
           { name: 'init', mode: S_IFREG | 0o755, data: Buffer.from(init(port)) },
         ]),
       );
-      const sock = join(dir, 'vm.sock');
+      const t = await transport(kind);
       const qemu = ['qemu-system-x86_64', '-accel', 'tcg', '-m', '256', '-nodefaults', '-display', 'none', '-serial', 'stdio', '-no-reboot',
         '-kernel', g.kernel, '-initrd', initrd, '-append', 'console=ttyS0 panic=-1 quiet',
-        '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`, '-device', 'e1000,netdev=n0'];
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'vm', '--socket', sock, '--icmp=gateway', '-v', '--', ...qemu], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+        '-netdev', t.netdev, '-device', 'e1000,netdev=n0'];
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'vm', ...t.tunstack, '--icmp=gateway', '-v', '--', ...qemu], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout.on('data', (b: Buffer) => (out += b.toString()));
