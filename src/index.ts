@@ -98,3 +98,4 @@ export { runSandbox, sandboxUnavailableReason, type SandboxRunOptions } from './
 export { FramePort, type FramePortOptions, type FramePortStats, type FrameSink } from './vm/frame-port.js';
 export { StreamFrameServer, StreamDeframer, type FrameServerOptions, type FrameServerStats } from './vm/stream.js';
 export { UdpFrameServer, type UdpFrameServerOptions, type UdpFrameServerStats } from './vm/udp.js';
+export { UnixgramFrameServer, unixgramUnavailableReason, type UnixgramFrameServerOptions, type UnixgramFrameServerStats } from './vm/unixgram.js';

@@ -1,8 +1,8 @@
 /**
- * `tunstack vm --socket PATH | --listen-tcp HOST:PORT | --listen-udp HOST:PORT [options]
+ * `tunstack vm --socket PATH | --dgram PATH | --listen-tcp HOST:PORT | --listen-udp HOST:PORT [options]
  * [-- COMMAND ...]`: serve the
  * sandbox's guest network (SandboxNetwork on a FramePort) to a virtual machine over QEMU's stream
- * framing or its datagram framing over UDP, and with a COMMAND run the VM monitor as a child and exit with its status.
+ * framing or its datagram framing (unix or UDP), and with a COMMAND run the VM monitor as a child and exit with its status.
  */
 import { spawn } from 'node:child_process';
 import { isIP } from 'node:net';
@@ -12,18 +12,23 @@ import type { PortForward, SandboxLimits } from '../sandbox/network.js';
 import { numberOption, parseCommand, usageError } from './args.js';
 import { bytesArg, parsePublish } from './sandbox.js';
 
-export const VM_HELP = `Usage: tunstack vm (--socket PATH | --listen-tcp HOST:PORT | --listen-udp HOST:PORT) [options]
+export const VM_HELP = `Usage: tunstack vm (--socket PATH | --dgram PATH | --listen-tcp HOST:PORT | --listen-udp HOST:PORT)
+                   [options]
                    [-- COMMAND [ARGS...]]
 
 Serve a virtual machine the network "tunstack sandbox" gives a namespace (guest 10.0.2.100 by
 DHCP, gateway 10.0.2.2 = the host's loopback, DNS 10.0.2.3, relays of the guest's TCP, UDP
 and ICMP echo through host sockets, the same host-policy rules), over a socket carrying its
 Ethernet frames in QEMU's stream framing (a 32-bit big-endian length, then the frame), or
-one frame per UDP datagram. One guest at a time; a guest that disconnects may connect again.
+one frame per datagram (unix or UDP). One guest at a time; a guest that disconnects may connect again.
 
   --socket PATH              listen on a unix socket; QEMU 7.2+:
                                -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH
                                -device e1000,netdev=n0
+  --dgram PATH               bind a unix datagram socket, one frame per datagram; the first
+                             sender is the guest (needs the native shim); QEMU 7.2+:
+                               -netdev dgram,id=n0,local.type=unix,local.path=QPATH,
+                                 remote.type=unix,remote.path=PATH
   --listen-tcp HOST:PORT     listen on TCP (keep HOST a loopback address); older QEMU:
                                -netdev socket,id=n0,connect=HOST:PORT -device e1000,netdev=n0
   --listen-udp HOST:PORT     one frame per datagram; the first sender is the guest (others are
@@ -58,7 +63,7 @@ Options:
   -h, --help                 this help
 
 Bad input (a length of 0 or above MTU + 18, a half-written frame, a guest that stops reading)
-closes the connection with a line on stderr; over UDP, datagrams of a bad size are dropped,
+closes the connection with a line on stderr; over datagrams, datagrams of a bad size are dropped,
 counted and logged once. Exit status: COMMAND's, else 0; 1 when the
 socket could not be opened, 2 for usage errors.
 `;
@@ -67,6 +72,7 @@ const OPTIONS = {
   socket: { type: 'string' },
   'listen-tcp': { type: 'string' },
   'listen-udp': { type: 'string' },
+  dgram: { type: 'string' },
   mtu: { type: 'string' },
   'disable-ipv6': { type: 'boolean' },
   'disable-host-loopback': { type: 'boolean' },
@@ -99,8 +105,8 @@ export async function runVmCommand(args: string[]): Promise<number> {
   const r = parseCommand('vm', VM_HELP, OPTIONS, args);
   if (typeof r === 'number') return r;
   const v = r.values;
-  const given = [v.socket, v['listen-tcp'], v['listen-udp']].filter((x) => x !== undefined).length;
-  if (given !== 1) return u('give one of --socket PATH, --listen-tcp HOST:PORT or --listen-udp HOST:PORT');
+  const given = [v.socket, v.dgram, v['listen-tcp'], v['listen-udp']].filter((x) => x !== undefined).length;
+  if (given !== 1) return u('give one of --socket PATH, --dgram PATH, --listen-tcp HOST:PORT or --listen-udp HOST:PORT');
   const inetName = v['listen-tcp'] !== undefined ? 'listen-tcp' : 'listen-udp';
   const inetSpec = v[inetName];
   const inet = inetSpec !== undefined ? hostPort(inetSpec) : null;
@@ -138,6 +144,11 @@ export async function runVmCommand(args: string[]): Promise<number> {
   const { FramePort } = await import('../vm/frame-port.js');
   const { StreamFrameServer } = await import('../vm/stream.js');
   const { UdpFrameServer } = await import('../vm/udp.js');
+  const { UnixgramFrameServer, unixgramUnavailableReason } = await import('../vm/unixgram.js');
+  if (v.dgram !== undefined && unixgramUnavailableReason() !== '') {
+    log(`--dgram: ${unixgramUnavailableReason()}`);
+    return 1;
+  }
   const { SandboxNetwork } = await import('../sandbox/network.js');
   const port = new FramePort({ ...(mtu != null ? { mtu } : {}), ...(queue != null ? { queueLength: queue } : {}) });
   const net = new SandboxNetwork({
@@ -151,6 +162,7 @@ export async function runVmCommand(args: string[]): Promise<number> {
     ...(v.pcap !== undefined ? { pcap: v.pcap } : {}),
   });
   const udp = v['listen-udp'] !== undefined ? new UdpFrameServer({ port, log }) : null;
+  const unixgram = v.dgram !== undefined ? new UnixgramFrameServer({ port, log }) : null;
   const server = new StreamFrameServer({
     port,
     clock: net.stack.clock,
@@ -161,10 +173,12 @@ export async function runVmCommand(args: string[]): Promise<number> {
   const stop = (): void => {
     server.close();
     udp?.close();
+    unixgram?.close();
     net.close();
   };
   try {
     if (v.socket !== undefined) await server.listenUnix(v.socket);
+    else if (unixgram !== null) unixgram.listen(v.dgram!);
     else if (udp !== null) await udp.listen(inet!.host, inet!.port);
     else await server.listenTcp(inet!.host, inet!.port);
     for (const f of publish) await net.publish(f);
@@ -173,7 +187,7 @@ export async function runVmCommand(args: string[]): Promise<number> {
     log((e as Error).message);
     return 1;
   }
-  const where = v.socket ?? `${udp !== null ? 'udp' : 'tcp'} ${inet!.host}:${udp?.localPort ?? server.tcpPort}`;
+  const where = v.socket ?? v.dgram ?? `${udp !== null ? 'udp' : 'tcp'} ${inet!.host}:${udp?.localPort ?? server.tcpPort}`;
   if (verbose) log(`listening on ${where}${net.icmpNote ? ` (ICMP: ${net.icmpNote})` : ''}`);
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   const status = await new Promise<number>((resolve) => {
@@ -197,7 +211,7 @@ export async function runVmCommand(args: string[]): Promise<number> {
     }
     for (const [sig, h] of handlers) process.on(sig, h);
   });
-  if (verbose) log(`stats ${JSON.stringify({ port: port.stats, server: udp?.stats ?? server.stats, tcp: net.stats.tcp, udp: net.stats.udp, dhcp: net.stats.dhcp })}`);
+  if (verbose) log(`stats ${JSON.stringify({ port: port.stats, server: udp?.stats ?? unixgram?.stats ?? server.stats, tcp: net.stats.tcp, udp: net.stats.udp, dhcp: net.stats.dhcp })}`);
   stop();
   return status;
 }

@@ -92,7 +92,8 @@ describe('tunstack vm', () => {
 
   it('usage errors give status 2 with a reason', () => {
     for (const [args, why] of [
-      [[], 'give one of --socket PATH, --listen-tcp HOST:PORT or --listen-udp HOST:PORT'],
+      [[], 'give one of --socket PATH, --dgram PATH, --listen-tcp HOST:PORT or --listen-udp HOST:PORT'],
+      [['--socket', 'a', '--dgram', 'b'], 'give one of'],
       [['--socket', 'a', '--listen-udp', '127.0.0.1:1'], 'give one of'],
       [['--listen-udp', '127.0.0.1'], '--listen-udp wants HOST:PORT'],
       [['--socket', 'a', '--listen-tcp', '127.0.0.1:1'], 'give one of'],

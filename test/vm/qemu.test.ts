@@ -1,6 +1,6 @@
 /**
  * A real Linux guest in QEMU (TCG, no KVM, no root) on `tunstack vm`, over QEMU's stream
- * transport (`--socket`) and its datagram transport (`--listen-udp`): Debian's kernel,
+ * transport (`--socket`) and its datagram transport (`--listen-udp`, `--dgram`): Debian's kernel,
  * the e1000 module and busybox (test/vm/helpers/guest.ts). The guest's /init gets a lease with
  * udhcpc, pings the gateway, resolves through the DNS relay, downloads a blob from a server on the host's loopback through the
  * gateway with wget and prints its sha256; QEMU is the COMMAND, so tunstack exits with its status.
@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { unixgramUnavailableReason } from '../../src/vm/unixgram.js';
 import { S_IFCHR, S_IFDIR, S_IFREG, cpio, guestFiles } from './helpers/guest.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -62,7 +63,11 @@ async function freeUdpPort(): Promise<number> {
 }
 
 /** tunstack's transport option and QEMU's -netdev for each transport. */
-async function transport(kind: 'stream' | 'dgram'): Promise<{ tunstack: string[]; netdev: string }> {
+async function transport(kind: 'stream' | 'dgram' | 'dgram-unix'): Promise<{ tunstack: string[]; netdev: string }> {
+  if (kind === 'dgram-unix') {
+    const [ours, qemus] = [join(dir, 'tunstack.dgram'), join(dir, 'qemu.dgram')];
+    return { tunstack: ['--dgram', ours], netdev: `dgram,id=n0,local.type=unix,local.path=${qemus},remote.type=unix,remote.path=${ours}` };
+  }
   if (kind === 'stream') {
     const sock = join(dir, 'vm.sock');
     return { tunstack: ['--socket', sock], netdev: `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}` };
@@ -74,7 +79,9 @@ async function transport(kind: 'stream' | 'dgram'): Promise<{ tunstack: string[]
   };
 }
 
-describe.skipIf(typeof files === 'string').each(['stream', 'dgram'] as const)('a QEMU guest on tunstack vm (-netdev %s)', (kind) => {
+const kinds = unixgramUnavailableReason() === '' ? (['stream', 'dgram', 'dgram-unix'] as const) : (['stream', 'dgram'] as const);
+
+describe.skipIf(typeof files === 'string').each(kinds)('a QEMU guest on tunstack vm (-netdev %s)', (kind) => {
   it('gets its lease by DHCP, pings the gateway, resolves through the DNS relay, downloads 2 MiB from the host loopback with the sha256 intact', async () => {
     const g = files as Exclude<typeof files, string>;
     const blob = randomBytes(2 << 20);

@@ -21,6 +21,8 @@ import { SandboxNetwork } from '../../src/sandbox/network.js';
 import { FramePort } from '../../src/vm/frame-port.js';
 import { StreamFrameServer } from '../../src/vm/stream.js';
 import { UdpFrameServer } from '../../src/vm/udp.js';
+import { UnixgramFrameServer, unixgramUnavailableReason } from '../../src/vm/unixgram.js';
+import { requireNative, type PollerHandle } from '../../src/host/native.js';
 import { PacketBuffer } from '../../src/stack/packet.js';
 
 const GUEST_MAC = parseMAC('52:54:00:12:34:56');
@@ -64,6 +66,51 @@ class FakeUdpPeer implements Peer {
   }
 }
 
+/** QEMU's datagram transport over unix datagram sockets (through the native shim: Node has none). */
+class FakeUnixgramPeer implements Peer {
+  readonly frames: Uint8Array[] = [];
+  onFrame: ((f: Uint8Array) => void) | null = null;
+  private readonly n = requireNative();
+  private readonly fd: number;
+  private readonly poller: PollerHandle;
+  private waiters: Array<() => void> = [];
+  constructor(
+    readonly path: string,
+    private readonly to: string,
+    read = true,
+  ) {
+    this.fd = this.n.unixDgram!(path);
+    const buf = new Uint8Array(70000);
+    const h = this.n.pollerCreate(this.fd, 0, () => {
+      for (let r = this.n.recvFrom!(this.fd, buf, 0, buf.length); typeof r !== 'number'; r = this.n.recvFrom!(this.fd, buf, 0, buf.length)) {
+        const f = buf.slice(0, r[0]);
+        if (this.onFrame) this.onFrame(f);
+        else this.frames.push(f);
+      }
+      for (const w of this.waiters.splice(0)) w();
+    }, null, null, 0, 0);
+    this.poller = h as PollerHandle;
+    if (read) this.n.pollerStart(this.poller, 1);
+    closers.push(() => this.close());
+  }
+  close(): void {
+    this.n.pollerClose(this.poller);
+    this.n.close(this.fd);
+  }
+  /** Dropped when tunstack's socket queue is full (EAGAIN), as a NIC would drop. */
+  send(frame: Uint8Array): void {
+    const r = this.n.sendTo!(this.fd, frame, 0, frame.length, this.to);
+    if (r !== frame.length && r !== -11) throw new Error(`sendTo: ${r}`);
+  }
+  async wait(match: (f: Uint8Array) => boolean): Promise<Uint8Array> {
+    for (;;) {
+      const f = this.frames.find(match);
+      if (f) return f;
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+}
+
 /** The fake QEMU's side of the stream framing: frames out with a length, frames in reassembled. */
 class FakePeer implements Peer {
   readonly frames: Uint8Array[] = [];
@@ -99,7 +146,9 @@ class FakePeer implements Peer {
   }
 }
 
-type Kind = 'unix' | 'tcp' | 'udp';
+type Kind = 'unix' | 'tcp' | 'udp' | 'unixgram';
+const noUnixgram = unixgramUnavailableReason();
+if (noUnixgram) console.log(`skipping the unixgram transport: ${noUnixgram}`);
 
 async function serve(kind: Kind, port: FramePort, clock: RealClock | ManualClock, opts: { stallTimeoutMs?: number; idleTimeoutMs?: number } = {}) {
   const logs: string[] = [];
@@ -138,6 +187,15 @@ async function sandboxOver(kind: Kind): Promise<{ peer: () => Promise<Peer> }> {
   const port = new FramePort();
   const net = new SandboxNetwork({ link: port, icmp: 'gateway', dnsUpstream: [], clock, ipv6: false });
   closers.push(() => net.close());
+  if (kind === 'unixgram') {
+    const dir = mkdtempSync(join(tmpdir(), 'tunstack-vm-'));
+    closers.push(() => rmSync(dir, { recursive: true, force: true }));
+    const server = new UnixgramFrameServer({ port });
+    server.listen(join(dir, 'tunstack.sock'));
+    closers.push(() => server.close());
+    let n = 0;
+    return { peer: async () => new FakeUnixgramPeer(join(dir, `qemu${n++}.sock`), join(dir, 'tunstack.sock')) };
+  }
   if (kind !== 'udp') return serve(kind, port, clock);
   const server = new UdpFrameServer({ port });
   await server.listen('127.0.0.1', 0);
@@ -156,7 +214,7 @@ function dhcpFrame(type: number): Uint8Array {
 
 const isDhcp = (f: Uint8Array): boolean => f[12] === 0x08 && f[13] === 0x00 && f[23] === 17 && f[36] === 0 && f[37] === 68;
 
-describe.each<Kind>(['unix', 'tcp', 'udp'])('QEMU transport over %s', (kind) => {
+describe.each<Kind>(noUnixgram ? ['unix', 'tcp', 'udp'] : ['unix', 'tcp', 'udp', 'unixgram'])('QEMU transport over %s', (kind) => {
   it('DHCP: DISCOVER gets an OFFER of 10.0.2.100 with router and DNS', async () => {
     const { peer } = await sandboxOver(kind);
     const p = await peer();
@@ -353,5 +411,52 @@ describe('QEMU datagram transport over UDP: bad input', () => {
     port.writePackets([PacketBuffer.copyOf(new Uint8Array(60).fill(4))]);
     expect((await peer.wait(() => true))[0]).toBe(4);
     expect(other.frames).toHaveLength(0);
+  });
+});
+
+describe.skipIf(noUnixgram !== '')('QEMU datagram transport over unix sockets: bad input', () => {
+  function bare() {
+    const port = new FramePort();
+    const got: Uint8Array[] = [];
+    port.attach({ deliverNetworkPacket: (_p, pkt) => got.push(pkt.toBytes()) });
+    const logs: string[] = [];
+    const dir = mkdtempSync(join(tmpdir(), 'tunstack-vm-'));
+    closers.push(() => rmSync(dir, { recursive: true, force: true }));
+    const server = new UnixgramFrameServer({ port, log: (l) => logs.push(l) });
+    const path = join(dir, 'tunstack.sock');
+    server.listen(path);
+    closers.push(() => server.close());
+    return { port, got, logs, server, peer: (name: string, read = true) => new FakeUnixgramPeer(join(dir, name), path, read) };
+  }
+  const until = async (c: () => boolean): Promise<void> => {
+    while (!c()) await new Promise((r) => setImmediate(r));
+  };
+
+  it('datagrams shorter than 14 or longer than MTU + 18 bytes, and from another path, are dropped and counted', async () => {
+    const { got, logs, server, peer } = bare();
+    const p = peer('qemu.sock');
+    for (const n of [1, 13, 1519, 65000]) p.send(new Uint8Array(n));
+    p.send(new Uint8Array(1518).fill(1));
+    await until(() => got.length === 1);
+    peer('other.sock').send(new Uint8Array(60).fill(2));
+    p.send(new Uint8Array(60).fill(3));
+    await until(() => got.length === 2);
+    expect(got.map((f) => [f.length, f[0]])).toEqual([[1518, 1], [60, 3]]);
+    expect(server.stats.badSize).toBe(4);
+    expect(server.stats.foreign).toBe(1);
+    expect(logs.filter((l) => l.includes('outside 14..1518'))).toHaveLength(1);
+    expect(logs.join('\n')).toContain('not the guest');
+  });
+
+  it('a guest that never reads: the kernel queue fills, later frames are dropped and counted, nothing grows', async () => {
+    const { port, got, logs, server, peer } = bare();
+    const p = peer('qemu.sock', false);
+    p.send(new Uint8Array(60));
+    await until(() => got.length === 1);
+    for (let i = 0; i < 5000; i++) port.writePackets([PacketBuffer.copyOf(new Uint8Array(1514))]);
+    expect(server.stats.sendDropped).toBeGreaterThan(0);
+    expect(server.stats.framesOut + server.stats.sendDropped).toBe(5000);
+    expect(port.queued).toBe(0);
+    expect(logs.join('\n')).toContain('EAGAIN: the guest is not reading');
   });
 });
