@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,9 @@
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -295,19 +298,31 @@ static napi_value t_ioctl(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------------ packet I/O */
 
+/*
+ * The (fd, buf, off, len) arguments at argv[0..3]: *p points at buf + off. 1 when a JS exception
+ * is pending, -1 when the range is outside buf, else 0.
+ */
+static int get_fd_range(napi_env env, napi_value *argv, int32_t *fd, uint8_t **p, uint32_t *len) {
+  uint32_t off;
+  size_t blen;
+  if (get_i32(env, argv[0], fd) || get_bytes(env, argv[1], p, &blen)) return 1;
+  if (get_u32(env, argv[2], &off) || get_u32(env, argv[3], len)) return 1;
+  if ((size_t)off > blen || (size_t)*len > blen - off) return -1;
+  *p += off;
+  return 0;
+}
+
 /* read/write(fd, buf, off, len) -> bytes | -errno: one body, the syscall chosen by `writing`. */
 static napi_value fd_io(napi_env env, napi_callback_info info, int writing) {
   size_t argc = 4;
   napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  uint32_t off, len;
+  uint32_t len;
   uint8_t *p;
-  size_t blen;
-  if (get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &p, &blen)) return NULL;
-  if (get_u32(env, argv[2], &off) || get_u32(env, argv[3], &len)) return NULL;
-  if ((size_t)off > blen || (size_t)len > blen - off) return num(env, -EFAULT);
-  ssize_t n = writing ? write(fd, p + off, len) : read(fd, p + off, len);
+  int bad = get_fd_range(env, argv, &fd, &p, &len);
+  if (bad) return bad > 0 ? NULL : num(env, -EFAULT);
+  ssize_t n = writing ? write(fd, p, len) : read(fd, p, len);
   return num(env, n < 0 ? -errno : (double)n);
 }
 
@@ -1012,6 +1027,94 @@ static napi_value t_addr_list(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------------ module */
 
+/* ------------------------------------------------------------------ unix datagram sockets */
+
+/* A unix socket path from a JS string into `a`: its length, or -ENAMETOOLONG / -EINVAL. */
+static int get_unix_path(napi_env env, napi_value v, struct sockaddr_un *a) {
+  size_t n = 0;
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  if (napi_get_value_string_utf8(env, v, a->sun_path, sizeof a->sun_path, &n) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a string");
+    return -EINVAL;
+  }
+  if (n == 0) return -EINVAL;
+  if (n >= sizeof a->sun_path - 1) return -ENAMETOOLONG; /* possibly truncated */
+  return (int)n;
+}
+
+/*
+ * unixDgram(path) -> fd | -errno: an AF_UNIX SOCK_DGRAM socket, non-blocking and close-on-exec,
+ * bound to path (a socket file already there is removed first), 1 MiB buffers each way.
+ */
+static napi_value t_unix_dgram(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct sockaddr_un a;
+  int n = get_unix_path(env, argv[0], &a);
+  if (n < 0) return num(env, n);
+  struct stat st;
+  if (lstat(a.sun_path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(a.sun_path);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return num(env, -errno);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    int e = errno;
+    close(fd);
+    return num(env, -e);
+  }
+  int size = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  return num(env, fd);
+}
+
+/*
+ * recvFrom(fd, buf, off, len) -> [bytes, senderPath] | -errno. bytes is the datagram's real
+ * length (MSG_TRUNC), which is more than len when it did not fit; senderPath is '' for an
+ * unbound or abstract sender.
+ */
+static napi_value t_recv_from(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t len;
+  uint8_t *p;
+  int bad = get_fd_range(env, argv, &fd, &p, &len);
+  if (bad) return bad > 0 ? NULL : num(env, -EFAULT);
+  struct sockaddr_un a;
+  socklen_t al = sizeof a;
+  memset(&a, 0, sizeof a);
+  ssize_t n = recvfrom(fd, p, len, MSG_TRUNC, (struct sockaddr *)&a, &al);
+  if (n < 0) return num(env, -errno);
+  size_t base = offsetof(struct sockaddr_un, sun_path);
+  size_t plen = al > base ? strnlen(a.sun_path, al - base) : 0;
+  napi_value out, path;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_string_utf8(env, a.sun_path, plen, &path));
+  CHECK(napi_set_element(env, out, 0, num(env, (double)n)));
+  CHECK(napi_set_element(env, out, 1, path));
+  return out;
+}
+
+/* sendTo(fd, buf, off, len, path) -> bytes | -errno: one datagram to the unix socket at path. */
+static napi_value t_send_to(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t len;
+  uint8_t *p;
+  int bad = get_fd_range(env, argv, &fd, &p, &len);
+  if (bad) return bad > 0 ? NULL : num(env, -EFAULT);
+  struct sockaddr_un a;
+  int n = get_unix_path(env, argv[4], &a);
+  if (n < 0) return num(env, n);
+  ssize_t r = sendto(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, sizeof a);
+  return num(env, r < 0 ? -errno : (double)r);
+}
+
 #define EXPORT(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1037,6 +1140,9 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("ifRename", t_if_rename),
       EXPORT("addrChange", t_addr_change),
       EXPORT("addrList", t_addr_list),
+      EXPORT("unixDgram", t_unix_dgram),
+      EXPORT("recvFrom", t_recv_from),
+      EXPORT("sendTo", t_send_to),
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value v;

@@ -95,3 +95,7 @@ export { DnsRelay, type DnsRelayOptions } from './sandbox/dns-relay.js';
 export { HostPolicy, isLocalHostAddress, type HostPolicyOptions } from './sandbox/host-policy.js';
 export { SandboxNetwork, SANDBOX_DEFAULTS, type SandboxNetworkOptions, type PortForward, type SandboxLimits } from './sandbox/network.js';
 export { runSandbox, sandboxUnavailableReason, type SandboxRunOptions } from './sandbox/run.js';
+export { FramePort, type FramePortOptions, type FramePortStats, type FrameSink } from './vm/frame-port.js';
+export { StreamFrameServer, StreamDeframer, type FrameServerOptions, type FrameServerStats } from './vm/stream.js';
+export { UdpFrameServer, type UdpFrameServerOptions, type UdpFrameServerStats } from './vm/udp.js';
+export { UnixgramFrameServer, unixgramUnavailableReason, type UnixgramFrameServerOptions, type UnixgramFrameServerStats } from './vm/unixgram.js';

@@ -12,12 +12,13 @@ Commands:
   flow        ladder diagram (text or SVG) of a capture's TCP/UDP/ICMP/ARP exchanges
   replay      replay a capture into a stack that plays one of its hosts; compare answers
   sandbox     run a command in a network namespace whose network tunstack serves (root)
+  vm          serve a virtual machine's network over a socket (QEMU stream framing)
   version     print tunstack's version (also -V, --version, with any command)
   help        show this help
 
 Run "tunstack <command> --help" for a command's options. Options take their value as
---name value or --name=value. Exit status: 0 done, 1 failure, 2 usage error; sandbox exits
-with the command's own status (127 when it cannot be run).
+--name value or --name=value. Exit status: 0 done, 1 failure, 2 usage error; sandbox and vm
+exit with the command's own status (127 when it cannot be run).
 `;
 
 export async function main(args: string[]): Promise<number> {
@@ -49,6 +50,10 @@ export async function main(args: string[]): Promise<number> {
     case 'sandbox': {
       const { runSandboxCommand } = await import('./sandbox.js');
       return runSandboxCommand(rest);
+    }
+    case 'vm': {
+      const { runVmCommand } = await import('./vm.js');
+      return runVmCommand(rest);
     }
     default:
       stderr.write(`tunstack: unknown command "${cmd}"\n\n${HELP}`);

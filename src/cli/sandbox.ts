@@ -125,7 +125,7 @@ function intArg(name: string, v: string | undefined, lo: number, hi: number): nu
 }
 
 /** A byte count with an optional binary suffix (K, M, G), at least 1 MiB. */
-function bytesArg(name: string, v: string | undefined): number {
+export function bytesArg(name: string, v: string | undefined): number {
   const m = /^(\d+)([kKmMgG]?)$/.exec(v ?? '');
   const n = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
   if (!Number.isSafeInteger(n) || n < 1 << 20) throw new Error(`${name} wants a byte count of at least 1M (suffix K, M or G)`);

@@ -72,6 +72,12 @@ export interface NativeBinding {
   ifRename(from: string, to: string): number;
   addrChange(ifindex: number, add: boolean, addr: Uint8Array, prefixLength: number, flags: number): number;
   addrList(ifindex: number): Array<[Uint8Array, number, number]> | number;
+  /** An AF_UNIX SOCK_DGRAM socket bound to path (non-blocking): fd or -errno. Newer addons only. */
+  unixDgram?(path: string): number;
+  /** One datagram: [its real length, the sender's path ('' when unbound)] or -errno. */
+  recvFrom?(fd: number, buf: Uint8Array, off: number, len: number): [number, string] | number;
+  /** One datagram to the unix socket at path: bytes sent or -errno. */
+  sendTo?(fd: number, buf: Uint8Array, off: number, len: number, path: string): number;
 }
 
 /** Opaque uv_poll handle. */

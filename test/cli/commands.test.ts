@@ -27,7 +27,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('every subcommand', () => {
   it('--version, -V and `version` print the package version', () => {
-    for (const args of [['--version'], ['-V'], ['version'], ['demo', '--version'], ['flow', '-V'], ['replay', '--version'], ['sandbox', '--version']]) {
+    for (const args of [['--version'], ['-V'], ['version'], ['demo', '--version'], ['flow', '-V'], ['replay', '--version'], ['sandbox', '--version'], ['vm', '--version']]) {
       const r = tunstack(args);
       expect(r.status, args.join(' ')).toBe(0);
       expect(r.stdout.trim(), args.join(' ')).toBe(`tunstack ${VERSION}`);
