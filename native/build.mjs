@@ -7,7 +7,7 @@
  * A package from the registry ships prebuilt addons for linux-x64 and linux-arm64 (prebuilds/,
  * made at pack time by native/prebuild.mjs; the addon uses only Node-API, so one build serves
  * every Node version). When the one for this machine loads, nothing is compiled (set
- * TUNSTACK_BUILD_FROM_SOURCE=1 to compile anyway). It never fails the install: when the addon can
+ * TUNSTACK_BUILD_FROM_SOURCE=1 to compile anyway); a tunstack checkout always compiles. It never fails the install: when the addon can
  * be neither loaded nor built it prints why and exits 0; only the host API (HostTap, FdEndpoint)
  * then throws ENOSYS. Set TUNSTACK_SKIP_NATIVE=1 to skip it all.
  */
@@ -29,7 +29,10 @@ if (process.env.TUNSTACK_SKIP_NATIVE === '1') skip('TUNSTACK_SKIP_NATIVE=1');
 if (process.platform !== 'linux') skip(`${process.platform} is not Linux`);
 
 const prebuilt = prebuiltPath(join(here, '..'));
-if (process.env.TUNSTACK_BUILD_FROM_SOURCE !== '1' && existsSync(prebuilt)) {
+// A tunstack checkout (prebuild.mjs is not shipped) always compiles its own sources: prebuilds
+// left there by an `npm pack` may be older than native/tunstack.c.
+const checkout = existsSync(join(here, 'prebuild.mjs'));
+if (!checkout && process.env.TUNSTACK_BUILD_FROM_SOURCE !== '1' && existsSync(prebuilt)) {
   // Load it in a child: a prebuilt that does not fit (another libc) must not end this script.
   const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(prebuilt)})`], { encoding: 'utf8', timeout: 30_000 });
   if (probe.status === 0) {
