@@ -33,6 +33,7 @@ import {
   IPV4_OPTIONS_OK,
   IPV4_OPTIONS_SOURCE_ROUTE,
   checkReceivedIPv4Options,
+  encodeIPv4,
 } from '../headers/ipv4.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer, PacketType } from '../stack/packet.js';
@@ -131,6 +132,14 @@ interface PendingPing {
   sentAt: number;
   timer: { cancel(): void };
   seq: number;
+}
+
+/** The Router Alert option (RFC 2113) that IGMP messages carry. */
+const ROUTER_ALERT_OPTION = Uint8Array.of(IPV4_OPT_ROUTER_ALERT, 4, 0, 0);
+
+/** 01:00:5e + the low 23 bits of an IPv4 multicast address (RFC 1112 6.4). */
+function ipv4MulticastMac(dst: Uint8Array): Uint8Array {
+  return Uint8Array.of(0x01, 0x00, 0x5e, dst[1]! & 0x7f, dst[2]!, dst[3]!);
 }
 
 function isLocalMulticastAt(b: Uint8Array, o: number): boolean {
@@ -612,7 +621,7 @@ export class IPv4Protocol implements NetworkProtocol {
       return;
     }
     if (route.multicast) {
-      pkt.remoteLinkAddress = Uint8Array.of(0x01, 0x00, 0x5e, dst[1]! & 0x7f, dst[2]!, dst[3]!);
+      pkt.remoteLinkAddress = ipv4MulticastMac(dst);
       nic.transmit(pkt);
       return;
     }
@@ -630,39 +639,20 @@ export class IPv4Protocol implements NetworkProtocol {
    * 0xc0, DF and the Router Alert option (RFC 2113), from the NIC's primary address or 0.0.0.0.
    */
   sendIgmp(nic: NIC, dst: Uint8Array, pkt: PacketBuffer): void {
-    const hl = IPV4_MIN_HEADER + 4;
-    const total = pkt.length + hl;
+    const payloadLength = pkt.length;
+    const hl = IPV4_MIN_HEADER + ROUTER_ALERT_OPTION.length;
     const start = pkt.prepend(hl);
-    const b = pkt.data;
-    const id = this.nextIdent();
     const src = nic.primaryAddress(4) ?? new Uint8Array(4);
-    b[start] = 0x46;
-    b[start + 1] = 0xc0;
-    b[start + 2] = total >>> 8;
-    b[start + 3] = total & 0xff;
-    b[start + 4] = id >>> 8;
-    b[start + 5] = id & 0xff;
-    b[start + 6] = 0x40;
-    b[start + 7] = 0;
-    b[start + 8] = 1;
-    b[start + 9] = IP_PROTO_IGMP;
-    b[start + 10] = 0;
-    b[start + 11] = 0;
-    b.set(src.subarray(0, 4), start + 12);
-    b.set(dst.subarray(0, 4), start + 16);
-    b[start + 20] = IPV4_OPT_ROUTER_ALERT;
-    b[start + 21] = 4;
-    b[start + 22] = 0;
-    b[start + 23] = 0;
-    const c = ~sum(b, start, hl) & 0xffff;
-    b[start + 10] = c >>> 8;
-    b[start + 11] = c & 0xff;
+    encodeIPv4(pkt.data, start, {
+      src, dst, protocol: IP_PROTO_IGMP, ttl: 1, tos: 0xc0, id: this.nextIdent(), dontFragment: true,
+      payloadLength, options: ROUTER_ALERT_OPTION,
+    });
     pkt.networkHeaderStart = start;
     pkt.networkHeaderLength = hl;
     pkt.networkProtocol = ETHERTYPE_IPV4;
     pkt.transportProtocol = IP_PROTO_IGMP;
     this.stats.packetsSent++;
-    if (nic.needsResolution) pkt.remoteLinkAddress = Uint8Array.of(0x01, 0x00, 0x5e, dst[1]! & 0x7f, dst[2]!, dst[3]!);
+    if (nic.needsResolution) pkt.remoteLinkAddress = ipv4MulticastMac(dst);
     nic.transmit(pkt);
   }
 
