@@ -146,6 +146,11 @@ export class FdEndpoint implements LinkEndpoint {
   private readonly maxPending: number;
   private readonly closeTap: boolean;
   private readonly keepTcpGso: boolean | 'auto';
+
+  /** Whether a TCP super-packet goes up whole (asked only for super-packets, never per packet). */
+  private keepsTcpGso(d: NetworkDispatcher): boolean {
+    return this.keepTcpGso === 'auto' ? d.terminatesTcp === true : this.keepTcpGso;
+  }
   private readonly batchOptions: BatchOptions;
   private pending: PacketBuffer[] = [];
   private spare: PacketBuffer[] = [];
@@ -497,8 +502,7 @@ export class FdEndpoint implements LinkEndpoint {
       const v = buf[p]! >>> 4;
       protocol = v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
     }
-    const keepTcp = this.keepTcpGso === 'auto' ? d.terminatesTcp === true : this.keepTcpGso;
-    if (gso !== VIRTIO_NET_HDR_GSO_NONE && !(keepTcp && (gso === VIRTIO_NET_HDR_GSO_TCPV4 || gso === VIRTIO_NET_HDR_GSO_TCPV6))) {
+    if (gso !== VIRTIO_NET_HDR_GSO_NONE && !((gso === VIRTIO_NET_HDR_GSO_TCPV4 || gso === VIRTIO_NET_HDR_GSO_TCPV6) && this.keepsTcpGso(d))) {
       if (gso !== VIRTIO_NET_HDR_GSO_TCPV4 && gso !== VIRTIO_NET_HDR_GSO_TCPV6 && gso !== VIRTIO_NET_HDR_GSO_UDP_L4) {
         stats.rxErrors++;
         return;
