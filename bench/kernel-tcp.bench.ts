@@ -60,6 +60,22 @@ else:
     c = socket.create_connection((sys.argv[3], int(sys.argv[4]))); run(c, mode == 'recv')
 `;
 
+/** Write SIZE bytes to `s` with backpressure, then end it (what comes back is read and dropped). */
+function sendAll(s: Socket): void {
+  const chunk = Buffer.alloc(MB, 0x61);
+  let left = SIZE;
+  const pump = (): void => {
+    while (left > 0) {
+      left -= chunk.length;
+      if (!s.write(chunk)) return;
+    }
+    s.end();
+  };
+  s.on('drain', pump);
+  pump();
+  s.resume();
+}
+
 function gbps(seconds: number): number {
   return (SIZE * 8) / seconds / 1e9;
 }
@@ -97,18 +113,7 @@ async function tunstackServer(p: Pair, host: string, send: boolean): Promise<num
     server.once('connection', (s: Socket) => {
       const t0 = performance.now();
       if (send) {
-        const chunk = Buffer.alloc(MB, 0x61);
-        let left = SIZE;
-        const pump = (): void => {
-          while (left > 0) {
-            left -= chunk.length;
-            if (!s.write(chunk)) return;
-          }
-          s.end();
-        };
-        s.on('drain', pump);
-        pump();
-        s.resume();
+        sendAll(s);
         s.on('close', () => resolve(NaN));
       } else {
         let got = 0;
@@ -149,18 +154,7 @@ async function tunstackClient(p: Pair, host: string, pull: boolean): Promise<num
           resolve((performance.now() - t0) / 1000);
         });
       } else {
-        const chunk = Buffer.alloc(MB, 0x62);
-        let left = SIZE;
-        const pump = (): void => {
-          while (left > 0) {
-            left -= chunk.length;
-            if (!s.write(chunk)) return;
-          }
-          s.end();
-        };
-        s.on('drain', pump);
-        pump();
-        s.resume();
+        sendAll(s);
         s.on('close', () => resolve(NaN));
       }
     });
