@@ -20,6 +20,7 @@ const haveNpm = spawnSync('npm', ['--version'], { encoding: 'utf8' }).status ===
 const haveCross = spawnSync('sh', ['-c', 'command -v aarch64-linux-gnu-gcc']).status === 0;
 const linuxX64 = process.platform === 'linux' && process.arch === 'x64';
 if (!haveNpm) console.warn('test/install.test.ts: skipped: npm not found');
+else if (!linuxX64) console.warn(`test/install.test.ts: skipped: the check loads the linux-x64 prebuilt, and this is ${process.platform}-${process.arch}`);
 if (haveNpm && !haveCross) console.warn('test/install.test.ts: the linux-arm64 prebuild is not checked: aarch64-linux-gnu-gcc missing (Debian: gcc-aarch64-linux-gnu)');
 
 function run(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}): { status: number; out: string; stdout: string } {

@@ -57,6 +57,7 @@ describe('every subcommand', () => {
 
 describe('tunstack sandbox', () => {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!root) console.warn('test/cli/commands.test.ts: the sandbox exit-status test is skipped: not root (a network namespace and a TAP need it)');
   it.skipIf(!root)('exits 127 for a command that cannot be run, as env does', () => {
     const r = tunstack(['sandbox', '--', '/nonexistent/tunstack-test-command']);
     expect(r.status, r.stderr).toBe(127);
