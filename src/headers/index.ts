@@ -9,5 +9,8 @@ export * from './udp.js';
 export * from './tcp.js';
 export * from './ipv6.js';
 export * from './icmpv6.js';
+export * from './ndp.js';
+export * from './mld.js';
+export * from './icmpv6-message.js';
 export * from './tunpi.js';
 export * from './virtio.js';

@@ -3,17 +3,19 @@ import {
   ICMPV6_MLD_DONE,
   ICMPV6_MLD_QUERY,
   ICMPV6_MLD_REPORT,
-  MLDV2_CHANGE_TO_EXCLUDE,
-  MLDV2_CHANGE_TO_INCLUDE,
-  MLDV2_MODE_IS_EXCLUDE,
-  MLDV2_RECORD_HEADER_LENGTH,
   MLD_QUERY_V1_LENGTH,
   MLD_QUERY_V2_LENGTH,
   IcmpV6Header,
   encodeIcmpV6,
+} from '../headers/icmpv6.js';
+import {
+  MLDV2_CHANGE_TO_EXCLUDE,
+  MLDV2_CHANGE_TO_INCLUDE,
+  MLDV2_MODE_IS_EXCLUDE,
+  MLDV2_RECORD_HEADER_LENGTH,
   encodeMldV2Report,
   type MldV2RecordFields,
-} from '../headers/icmpv6.js';
+} from '../headers/mld.js';
 import type { Timer } from '../stack/clock.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer } from '../stack/packet.js';

@@ -6,17 +6,19 @@ import {
   ICMPV6_ROUTER_ADVERTISEMENT,
   ICMPV6_ROUTER_SOLICITATION,
   IcmpV6Header,
-  NDP_INFINITE_LIFETIME,
   NDP_NA_LENGTH,
   NDP_NS_LENGTH,
+  NDP_RA_LENGTH,
+  NDP_RS_LENGTH,
+} from '../headers/icmpv6.js';
+import {
+  NDP_INFINITE_LIFETIME,
   NDP_OPTIONS_END,
   NDP_OPTION_MTU,
   NDP_OPTION_PREFIX_INFORMATION,
   NDP_OPTION_RDNSS,
   NDP_OPTION_SOURCE_LINK_ADDRESS,
   NDP_OPTION_TARGET_LINK_ADDRESS,
-  NDP_RA_LENGTH,
-  NDP_RS_LENGTH,
   NdpOptionIterator,
   encodeNdpNeighborAdvertisement,
   encodeNdpNeighborSolicitation,
@@ -25,7 +27,7 @@ import {
   encodeNdpRouterSolicitation,
   ndpOptionsLength,
   type NdpOptionFields,
-} from '../headers/icmpv6.js';
+} from '../headers/ndp.js';
 import type { Timer } from '../stack/clock.js';
 import type { NeighborProber } from '../stack/neighbor.js';
 import type { NIC } from '../stack/nic.js';

@@ -25,15 +25,13 @@ import {
   ICMPV6_TIME_EXCEEDED,
   ICMPV6_UNRECOGNIZED_NEXT_HEADER,
   ICMPV6_UNRECOGNIZED_OPTION,
-  buildIcmpV6,
-  buildIcmpV6Packet,
   encodeIcmpV6Echo,
   icmpV6Checksum,
   icmpV6ErrorPayloadLength,
   isIcmpV6Error,
   setIcmpV6Checksum,
-  type IcmpV6Message,
 } from '../../src/headers/icmpv6.js';
+import { buildIcmpV6, buildIcmpV6Packet, type IcmpV6Message } from '../../src/headers/icmpv6-message.js';
 import { IPv6Walk, IPV6_MIN_MTU, buildIPv6, walkIPv6 } from '../../src/headers/ipv6.js';
 import { parseIPv6 } from '../../src/headers/address.js';
 import { checksum, pseudoHeaderSumV6 } from '../../src/headers/checksum.js';

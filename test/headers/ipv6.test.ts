@@ -41,7 +41,7 @@ import {
   type IPv6Extension,
   type IPv6OptionFields,
 } from '../../src/headers/ipv6.js';
-import { buildIcmpV6 } from '../../src/headers/icmpv6.js';
+import { buildIcmpV6 } from '../../src/headers/icmpv6-message.js';
 import { formatIPv6, parseIPv6 } from '../../src/headers/address.js';
 import { LinkType } from '../../src/pcap/writer.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';

@@ -9,12 +9,9 @@ import {
   ICMPV6_REDIRECT,
   ICMPV6_ROUTER_ADVERTISEMENT,
   ICMPV6_ROUTER_SOLICITATION,
-  MLDV2_ALLOW_NEW_SOURCES,
-  MLDV2_CHANGE_TO_EXCLUDE,
-  MLDV2_MODE_IS_INCLUDE,
-  MLDV2_RECORDS_END,
-  MLDV2_RECORDS_TRUNCATED,
-  MldV2RecordIterator,
+  setIcmpV6Checksum,
+} from '../../src/headers/icmpv6.js';
+import {
   NDP_INFINITE_LIFETIME,
   NDP_OPTIONS_END,
   NDP_OPTIONS_TRUNCATED,
@@ -26,16 +23,21 @@ import {
   NDP_OPTION_SOURCE_LINK_ADDRESS,
   NDP_OPTION_TARGET_LINK_ADDRESS,
   NdpOptionIterator,
-  buildIcmpV6,
-  buildIcmpV6Packet,
   encodeNdpOptions,
   ndpOptionsLength,
   ndpOptionsValid,
-  setIcmpV6Checksum,
-  type IcmpV6Message,
-  type MldV2RecordFields,
   type NdpOptionFields,
-} from '../../src/headers/icmpv6.js';
+} from '../../src/headers/ndp.js';
+import {
+  MLDV2_ALLOW_NEW_SOURCES,
+  MLDV2_CHANGE_TO_EXCLUDE,
+  MLDV2_MODE_IS_INCLUDE,
+  MLDV2_RECORDS_END,
+  MLDV2_RECORDS_TRUNCATED,
+  MldV2RecordIterator,
+  type MldV2RecordFields,
+} from '../../src/headers/mld.js';
+import { buildIcmpV6, buildIcmpV6Packet, type IcmpV6Message } from '../../src/headers/icmpv6-message.js';
 import { IPv6Walk, IPV6_MIN_MTU, buildIPv6, walkIPv6 } from '../../src/headers/ipv6.js';
 import { formatIPv6, formatMAC, parseIPv6, parseMAC } from '../../src/headers/address.js';
 import { LinkType } from '../../src/pcap/writer.js';
