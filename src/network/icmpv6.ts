@@ -34,7 +34,8 @@ import { PacketBuffer, PacketType } from '../stack/packet.js';
 import type { TransportError } from '../stack/protocol.js';
 import { TokenBucket } from '../stack/ratelimit.js';
 import type { Route } from '../stack/route.js';
-import { isLinkLocal, isUnspecifiedAt, UNSPECIFIED, type IPv6Protocol } from './ipv6.js';
+import type { IPv6Protocol } from './ipv6.js';
+import { isLinkLocal, isUnspecifiedAt, UNSPECIFIED } from './ipv6-address.js';
 
 /**
  * ICMPv6 (RFC 4443) inside the IPv6 layer: echo, the four error messages (sent and received),

@@ -2,7 +2,7 @@ import { EventEmitter } from 'eventemitter3';
 import { buildEchoRequest } from './echo.js';
 import { TunstackError } from '../errors.js';
 import { checkPingArgs } from '../validate.js';
-import { formatIPv6, parseIPv6 } from '../headers/address.js';
+import { formatIPv6 } from '../headers/address.js';
 import { pseudoHeaderSumV6 } from '../headers/checksum.js';
 import { ETHERTYPE_IPV6 } from '../headers/ethernet.js';
 import {
@@ -58,6 +58,24 @@ import type { PingOptions, PingResult } from './ipv4.js';
 import { Mld, type MldOptions, type MldStats } from './mld.js';
 import { Ndp, type NdpOptions, type NdpStats } from './ndp.js';
 import { Reassembler, type ReassemblyConfig } from './reassembly.js';
+import { ALL_NODES, addrKey, isLoopbackAddr, isUnspecifiedAt, isV4Mapped, multicastMac } from './ipv6-address.js';
+
+// The address helpers moved to ipv6-address.ts; this path keeps exporting them.
+export {
+  ALL_MLDV2_ROUTERS,
+  ALL_NODES,
+  ALL_ROUTERS,
+  UNSPECIFIED,
+  addrKey,
+  eui64,
+  isLinkLocal,
+  isLoopbackAddr,
+  isUnspecifiedAt,
+  isV4Mapped,
+  linkLocalFromMac,
+  multicastMac,
+  solicitedNode,
+} from './ipv6-address.js';
 
 /**
  * IPv6 (RFC 8200) with ICMPv6 (RFC 4443, src/network/icmpv6.ts), Neighbor Discovery and address
@@ -143,11 +161,6 @@ export class Ipv6Interface {
   hopLimit = 0;
   constructor(readonly nic: NIC) {}
 }
-
-export const ALL_NODES = parseIPv6('ff02::1');
-export const ALL_ROUTERS = parseIPv6('ff02::2');
-export const ALL_MLDV2_ROUTERS = parseIPv6('ff02::16');
-export const UNSPECIFIED = new Uint8Array(16);
 
 export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkProtocol, LinkAddressResolver {
   readonly number = ETHERTYPE_IPV6;
@@ -973,66 +986,6 @@ function groupIndex(s: Ipv6Interface, buf: Uint8Array, off: number): number {
 
 function fragmentKey(data: Uint8Array, ip: number, id: number): string {
   return addrKey(data, ip + 8) + addrKey(data, ip + 24) + id.toString(36);
-}
-
-/** A 16-byte address as an 8-character string (a map key). */
-export function addrKey(buf: Uint8Array, off: number): string {
-  let s = '';
-  for (let i = 0; i < 16; i += 2) s += String.fromCharCode((buf[off + i]! << 8) | buf[off + i + 1]!);
-  return s;
-}
-
-// ---------------------------------------------------------------- address helpers
-
-export function isV4Mapped(b: Uint8Array, off = 0): boolean {
-  for (let i = 0; i < 10; i++) if (b[off + i] !== 0) return false;
-  return b[off + 10] === 0xff && b[off + 11] === 0xff;
-}
-
-export function isLoopbackAddr(b: Uint8Array, off = 0): boolean {
-  for (let i = 0; i < 15; i++) if (b[off + i] !== 0) return false;
-  return b[off + 15] === 1;
-}
-
-export function isUnspecifiedAt(b: Uint8Array, off = 0): boolean {
-  for (let i = 0; i < 16; i++) if (b[off + i] !== 0) return false;
-  return true;
-}
-
-export function isLinkLocal(b: Uint8Array, off = 0): boolean {
-  return b[off] === 0xfe && (b[off + 1]! & 0xc0) === 0x80;
-}
-
-/** The solicited-node multicast address ff02::1:ffXX:XXXX of `addr` (RFC 4291 2.7.1). */
-export function solicitedNode(addr: Uint8Array, off = 0): Uint8Array {
-  const g = new Uint8Array(16);
-  g[0] = 0xff;
-  g[1] = 0x02;
-  g[11] = 0x01;
-  g[12] = 0xff;
-  g[13] = addr[off + 13]!;
-  g[14] = addr[off + 14]!;
-  g[15] = addr[off + 15]!;
-  return g;
-}
-
-/** The Ethernet address of an IPv6 multicast group: 33:33 and the group's last 32 bits (RFC 2464 7). */
-export function multicastMac(group: Uint8Array, off = 0): Uint8Array {
-  return Uint8Array.of(0x33, 0x33, group[off + 12]!, group[off + 13]!, group[off + 14]!, group[off + 15]!);
-}
-
-/** The modified EUI-64 interface identifier of a MAC (RFC 4291 appendix A), 8 bytes. */
-export function eui64(mac: Uint8Array): Uint8Array {
-  return Uint8Array.of(mac[0]! ^ 0x02, mac[1]!, mac[2]!, 0xff, 0xfe, mac[3]!, mac[4]!, mac[5]!);
-}
-
-/** fe80::/64 plus the EUI-64 of `mac`. */
-export function linkLocalFromMac(mac: Uint8Array): Uint8Array {
-  const a = new Uint8Array(16);
-  a[0] = 0xfe;
-  a[1] = 0x80;
-  a.set(eui64(mac), 8);
-  return a;
 }
 
 export function ipv6Factory(options: IPv6Options = {}): (stack: Stack) => IPv6Protocol {

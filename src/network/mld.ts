@@ -19,7 +19,16 @@ import {
 import type { Timer } from '../stack/clock.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer } from '../stack/packet.js';
-import { ALL_MLDV2_ROUTERS, ALL_ROUTERS, UNSPECIFIED, addrKey, isLinkLocal, isUnspecifiedAt, multicastMac, type IPv6Protocol } from './ipv6.js';
+import type { IPv6Protocol } from './ipv6.js';
+import {
+  ALL_MLDV2_ROUTERS,
+  ALL_ROUTERS,
+  UNSPECIFIED,
+  addrKey,
+  isLinkLocal,
+  isUnspecifiedAt,
+  multicastMac,
+} from './ipv6-address.js';
 
 /**
  * MLDv2 (RFC 3810), host side, with MLDv1 (RFC 2710) compatibility: enough for a Linux router or

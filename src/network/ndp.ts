@@ -32,6 +32,7 @@ import type { Timer } from '../stack/clock.js';
 import type { NeighborProber } from '../stack/neighbor.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer } from '../stack/packet.js';
+import type { IPv6Protocol } from './ipv6.js';
 import {
   ALL_NODES,
   ALL_ROUTERS,
@@ -43,8 +44,7 @@ import {
   linkLocalFromMac,
   multicastMac,
   solicitedNode,
-  type IPv6Protocol,
-} from './ipv6.js';
+} from './ipv6-address.js';
 
 /**
  * Neighbor Discovery (RFC 4861) and stateless address autoconfiguration (RFC 4862).
