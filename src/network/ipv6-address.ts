@@ -69,3 +69,13 @@ export function linkLocalFromMac(mac: Uint8Array): Uint8Array {
   a.set(eui64(mac), 8);
   return a;
 }
+
+/** True if `b` holds the bytes of `x` at `off`. */
+export function sameBytes(b: Uint8Array, off: number, x: Uint8Array): boolean {
+  for (let i = 0; i < x.length; i++) if (b[off + i] !== x[i]) return false;
+  return true;
+}
+
+export function sameArray(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && sameBytes(a, 0, b);
+}

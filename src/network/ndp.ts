@@ -1,5 +1,3 @@
-import { TunstackError } from '../errors.js';
-import { formatIPv6, maskAddress, parseCIDR, parseIPv6 } from '../headers/address.js';
 import {
   ICMPV6_NEIGHBOR_ADVERTISEMENT,
   ICMPV6_NEIGHBOR_SOLICITATION,
@@ -8,25 +6,15 @@ import {
   IcmpV6Header,
   NDP_NA_LENGTH,
   NDP_NS_LENGTH,
-  NDP_RA_LENGTH,
-  NDP_RS_LENGTH,
 } from '../headers/icmpv6.js';
 import {
-  NDP_INFINITE_LIFETIME,
   NDP_OPTIONS_END,
-  NDP_OPTION_MTU,
-  NDP_OPTION_PREFIX_INFORMATION,
-  NDP_OPTION_RDNSS,
   NDP_OPTION_SOURCE_LINK_ADDRESS,
   NDP_OPTION_TARGET_LINK_ADDRESS,
   NdpOptionIterator,
   encodeNdpNeighborAdvertisement,
   encodeNdpNeighborSolicitation,
   encodeNdpOptions,
-  encodeNdpRouterAdvertisement,
-  encodeNdpRouterSolicitation,
-  ndpOptionsLength,
-  type NdpOptionFields,
 } from '../headers/ndp.js';
 import type { Timer } from '../stack/clock.js';
 import type { NeighborProber } from '../stack/neighbor.js';
@@ -35,19 +23,24 @@ import { PacketBuffer } from '../stack/packet.js';
 import type { IPv6Protocol } from './ipv6.js';
 import {
   ALL_NODES,
-  ALL_ROUTERS,
   UNSPECIFIED,
   addrKey,
-  eui64,
   isLinkLocal,
   isUnspecifiedAt,
   linkLocalFromMac,
   multicastMac,
+  sameBytes,
   solicitedNode,
 } from './ipv6-address.js';
+import { RouterDiscovery, type RouterConfig, type RouterState } from './router-discovery.js';
+import { Slaac, type SlaacAddress, type Timed } from './slaac.js';
+
+export type { RouterConfig, RouterPrefix } from './router-discovery.js';
 
 /**
- * Neighbor Discovery (RFC 4861) and stateless address autoconfiguration (RFC 4862).
+ * Neighbor Discovery (RFC 4861) and stateless address autoconfiguration (RFC 4862). This file
+ * has neighbour discovery proper and the NIC/address life cycle; router-discovery.ts has Router
+ * Solicitations and Advertisements (host and router mode), slaac.ts prefixes and SLAAC addresses.
  *
  * - Address resolution and unreachability detection through the shared NeighborCache
  *   (NIC.neighborCache(0x86dd)): multicast NS to the solicited-node group with our link
@@ -60,13 +53,8 @@ import {
  *   a random Nonce option (RFC 7527, as Linux); an NA for it or another node's probe makes it
  *   `dadfailed`. Ethernet NICs get fe80::EUI-64 when enabled. NICs without link-layer
  *   resolution (TUN) skip all of NDP: their addresses are usable at once.
- * - Hosts send Router Solicitations after the link-local address passes DAD and accept Router
- *   Advertisements (not while forwarding or in router mode): cur hop limit, reachable time,
- *   retrans timer, MTU, default router (metric 1024), on-link prefixes (metric 256), SLAAC
- *   addresses (prefix + EUI-64, lifetimes with the two-hour rule) and RDNSS (RFC 8106).
- * - Router mode (`startRouter`) for sandbox guests: periodic RAs (the first three at most 16 s
- *   apart) and answers to RS (random delay up to 500 ms, at most one multicast RA per 3 s),
- *   with prefixes, RDNSS and MTU.
+ * - Hosts solicit routers and learn from their Advertisements (router-discovery.ts), including
+ *   on-link prefixes and SLAAC addresses (slaac.ts); router mode (`startRouter`) advertises.
  */
 
 export interface NdpOptions {
@@ -106,62 +94,6 @@ export interface NdpStats {
   slaacAddresses: number;
 }
 
-/** A prefix a router advertises. */
-export interface RouterPrefix {
-  /** "fd00:1::/64". */
-  prefix: string;
-  onLink?: boolean;
-  autonomous?: boolean;
-  /** Seconds (defaults as radvd: 86400 and 14400). */
-  validLifetimeSec?: number;
-  preferredLifetimeSec?: number;
-}
-
-export interface RouterConfig {
-  prefixes?: Array<string | RouterPrefix>;
-  /** Recursive DNS servers (RDNSS option). */
-  dnsServers?: string[];
-  /** Seconds; default 3 x maxIntervalMs. */
-  dnsLifetimeSec?: number;
-  /** Advertise this link MTU (MTU option); default none. */
-  mtu?: number;
-  /** Seconds; default 1800 (3 x 600 s). 0: not a default router. */
-  routerLifetimeSec?: number;
-  /** Default 64. */
-  curHopLimit?: number;
-  managed?: boolean;
-  other?: boolean;
-  reachableTimeMs?: number;
-  retransTimerMs?: number;
-  /** Unsolicited RA interval (RFC 4861 defaults 200 s .. 600 s). */
-  minIntervalMs?: number;
-  maxIntervalMs?: number;
-}
-
-interface ParsedRouter {
-  prefixes: Array<{ prefix: Uint8Array; length: number; onLink: boolean; autonomous: boolean; valid: number; preferred: number }>;
-  dns: Uint8Array[];
-  dnsLifetime: number;
-  mtu: number;
-  lifetime: number;
-  hopLimit: number;
-  managed: boolean;
-  other: boolean;
-  reachable: number;
-  retrans: number;
-  minInterval: number;
-  maxInterval: number;
-}
-
-interface RouterState {
-  cfg: ParsedRouter;
-  timer: Timer;
-  solicited: Timer;
-  initialLeft: number;
-  lastMulticastAt: number;
-  started: boolean;
-}
-
 class DadState {
   remaining: number;
   readonly nonce: Uint8Array;
@@ -176,19 +108,8 @@ class DadState {
   }
 }
 
-interface Timed {
-  address: Uint8Array;
-  prefixLength: number;
-  timer: Timer;
-  /** Clock time the valid lifetime ends (Infinity). */
-  until: number;
-}
-
-interface SlaacAddress extends Timed {
-  prefTimer: Timer;
-}
-
-class NdpIface {
+/** @internal Per-NIC NDP state, shared by Ndp, RouterDiscovery and Slaac. */
+export class NdpIface {
   readonly dad = new Map<string, DadState>();
   /** Addresses whose solicited-node group we joined. */
   readonly joined = new Set<string>();
@@ -202,12 +123,7 @@ class NdpIface {
   constructor(readonly nic: NIC) {}
 }
 
-const MAX_INITIAL_RTR_ADVERT_INTERVAL = 16_000;
-const MAX_INITIAL_RTR_ADVERTISEMENTS = 3;
-const MIN_DELAY_BETWEEN_RAS = 3_000;
-const MAX_RA_DELAY_TIME = 500;
 const NDP_OPTION_NONCE = 14;
-const TWO_HOURS = 7_200_000;
 
 export class Ndp {
   readonly stats: NdpStats = {
@@ -237,6 +153,10 @@ export class Ndp {
   solicitationDelayMs: number;
   private readonly ifaces = new Map<number, NdpIface>();
   private readonly it = new NdpOptionIterator();
+  /** @internal Router Solicitations and Advertisements. */
+  readonly routers: RouterDiscovery;
+  /** @internal Prefixes and SLAAC addresses from Router Advertisements. */
+  readonly slaac: Slaac;
 
   constructor(
     private readonly ip: IPv6Protocol,
@@ -249,15 +169,24 @@ export class Ndp {
     this.routerSolicitations = options.routerSolicitations ?? 3;
     this.routerSolicitationIntervalMs = options.routerSolicitationIntervalMs ?? 4_000;
     this.solicitationDelayMs = options.solicitationDelayMs ?? 1_000;
+    this.routers = new RouterDiscovery(ip, this);
+    this.slaac = new Slaac(ip, this);
   }
 
-  private iface(nic: NIC): NdpIface {
+
+  /** @internal The NIC's NDP state, created on first use. */
+  iface(nic: NIC): NdpIface {
     let s = this.ifaces.get(nic.id);
     if (s === undefined) {
       s = new NdpIface(nic);
       this.ifaces.set(nic.id, s);
     }
     return s;
+  }
+
+  /** @internal The NIC's NDP state if it has any. */
+  existingIface(nic: NIC): NdpIface | undefined {
+    return this.ifaces.get(nic.id);
   }
 
   private get clock() {
@@ -283,7 +212,7 @@ export class Ndp {
       const ll = linkLocalFromMac(nic.linkAddress);
       if (nic.addressInfo(ll) === undefined) nic.addAddress({ address: ll, prefixLength: 64 });
     }
-    if (s.router !== null) this.routerReady(s);
+    if (s.router !== null) this.routers.routerReady(s);
   }
 
   /** @internal */
@@ -420,10 +349,10 @@ export class Ndp {
   private addressUsable(s: NdpIface, address: Uint8Array): void {
     if (!isLinkLocal(address)) return;
     if (s.router !== null) {
-      this.routerReady(s);
+      this.routers.routerReady(s);
       return;
     }
-    if (s.rsTimer === null || !s.rsTimer.pending) this.startSolicitingRouters(s, this.wasDad(s.nic, address) ? 0 : -1);
+    if (s.rsTimer === null || !s.rsTimer.pending) this.routers.startSoliciting(s, this.wasDad(s.nic, address) ? 0 : -1);
   }
 
   private wasDad(nic: NIC, address: Uint8Array): boolean {
@@ -456,7 +385,8 @@ export class Ndp {
     };
   }
 
-  private isRouter(nic: NIC): boolean {
+  /** @internal Forwarding, or in router mode on this NIC. */
+  isRouter(nic: NIC): boolean {
     return this.ip.stack.forwarding || this.ifaces.get(nic.id)?.router != null;
   }
 
@@ -509,12 +439,7 @@ export class Ndp {
           return;
         }
         st.rsReceived++;
-        const r = this.ifaces.get(nic.id)?.router;
-        if (r == null) return;
-        if (sll >= 0) {
-          this.ip.cache(nic).update(data.slice(ip + 8, ip + 24), data.slice(sll, sll + 6), { solicited: false, override: true, create: true });
-        }
-        this.solicitedAdvertisement(r);
+        this.routers.onSolicitation(nic, pkt, sll);
         return;
       }
       case ICMPV6_ROUTER_ADVERTISEMENT:
@@ -523,7 +448,7 @@ export class Ndp {
           return;
         }
         st.raReceived++;
-        this.onRouterAdvertisement(nic, pkt, h, sll);
+        this.routers.onAdvertisement(nic, pkt, h, sll);
         return;
       default:
         st.redirectsIgnored++;
@@ -598,245 +523,21 @@ export class Ndp {
     if (!h.routerFlag) {
       const s = this.ifaces.get(nic.id);
       const r = s?.routers.get(addrKey(target, 0));
-      if (s !== undefined && r !== undefined) this.removeRouter(s, addrKey(target, 0));
+      if (s !== undefined && r !== undefined) this.routers.removeRouter(s, addrKey(target, 0));
     }
   }
 
-  // ---------------------------------------------------------------- host: RS / RA
-
-  private startSolicitingRouters(s: NdpIface, delay: number): void {
-    const nic = s.nic;
-    if (!nic.needsResolution || !this.acceptRouterAdvertisements || this.routerSolicitations <= 0 || this.isRouter(nic)) return;
-    s.rsCount = 0;
-    s.rsTimer ??= this.clock.timer(() => this.sendSolicitationStep(s));
-    s.rsTimer.schedule(delay >= 0 ? delay : this.random.below(Math.max(1, this.solicitationDelayMs)));
-  }
-
-  private sendSolicitationStep(s: NdpIface): void {
-    const nic = s.nic;
-    if (!nic.enabled || this.isRouter(nic)) return;
-    let src: Uint8Array = UNSPECIFIED;
-    for (const a of nic.addresses) {
-      if (a.address.length === 16 && isLinkLocal(a.address) && (a.state === undefined || a.state === 'deprecated')) {
-        src = a.address;
-        break;
-      }
-    }
-    const withSll = src !== UNSPECIFIED;
-    const pkt = PacketBuffer.alloc(NDP_RS_LENGTH + (withSll ? 8 : 0));
-    encodeNdpRouterSolicitation(pkt.data, pkt.start);
-    if (withSll) encodeNdpOptions(pkt.data, pkt.start + NDP_RS_LENGTH, [{ kind: 'sourceLinkAddress', address: nic.linkAddress }]);
-    this.stats.rsSent++;
-    this.ip.sendIcmpDirect(nic, src, ALL_ROUTERS, 255, pkt, false, multicastMac(ALL_ROUTERS));
-    if (++s.rsCount < this.routerSolicitations) s.rsTimer!.schedule(this.routerSolicitationIntervalMs);
-  }
-
-  private onRouterAdvertisement(nic: NIC, pkt: PacketBuffer, h: IcmpV6Header, sll: number): void {
-    const s = this.iface(nic);
-    if (!this.acceptRouterAdvertisements || this.isRouter(nic)) {
-      this.stats.raIgnored++;
-      return;
-    }
-    const data = pkt.data;
-    const ip = pkt.networkHeaderStart;
-    const router = data.slice(ip + 8, ip + 24);
-    const ipIf = this.ip.iface(nic);
-    const cache = this.ip.cache(nic);
-    if (h.curHopLimit !== 0) ipIf.hopLimit = h.curHopLimit;
-    if (h.reachableTime !== 0 && h.reachableTime <= 3_600_000) cache.config.baseReachableTimeMs = h.reachableTime;
-    if (h.retransTimer !== 0) cache.config.retransTimeMs = h.retransTimer;
-    if (sll >= 0) cache.update(router, data.slice(sll, sll + 6), { solicited: false, override: true, create: true });
-    const it = this.it.reset(data, h.ndpOptionsOffset, h.end);
-    let dnsChanged = false;
-    while (it.next()) {
-      if (!it.wellFormed) continue;
-      switch (it.type) {
-        case NDP_OPTION_MTU: {
-          const m = it.mtu;
-          if (m >= 1280 && m <= nic.mtu) ipIf.mtu = m;
-          break;
-        }
-        case NDP_OPTION_PREFIX_INFORMATION:
-          this.onPrefix(s, data.slice(it.prefixOffset, it.prefixOffset + 16), it.prefixLength, it.onLinkFlag, it.autonomousFlag, it.validLifetime, it.preferredLifetime);
-          break;
-        case NDP_OPTION_RDNSS:
-          for (let i = 0; i < it.rdnssServerCount; i++) {
-            const o = it.rdnssServerOffset(i);
-            if (this.timedEntry(s.dns, data.slice(o, o + 16), 128, it.rdnssLifetime, () => this.dnsExpired(s))) dnsChanged = true;
-          }
-          break;
-        default:
-          break;
-      }
-    }
-    this.defaultRouter(s, router, h.routerLifetime);
-    s.rsTimer?.cancel();
-    if (dnsChanged) this.ip.emit('dns-servers', nic, this.dnsServers(nic));
-    this.ip.emit('router-advertisement', nic, { router: formatIPv6(router), lifetimeSec: h.routerLifetime });
-  }
-
-  private onPrefix(s: NdpIface, prefix: Uint8Array, len: number, onLink: boolean, auto: boolean, valid: number, preferred: number): void {
-    if (len > 128 || isLinkLocal(prefix) || prefix[0] === 0xff || preferred > valid) return;
-    const nic = s.nic;
-    const masked = maskAddress(prefix, len);
-    if (onLink) {
-      const key = addrKey(masked, 0) + len;
-      const had = s.prefixes.get(key);
-      if (valid === 0) {
-        if (had !== undefined) {
-          had.timer.cancel();
-          s.prefixes.delete(key);
-          this.ip.stack.routes.remove((e) => e.nicId === nic.id && e.metric === 256 && e.prefixLength === len && e.gateway === null && sameArray(e.destination, masked));
-        }
-      } else {
-        if (had === undefined) {
-          try {
-            this.ip.stack.routes.add({ destination: masked, prefixLength: len, gateway: null, nicId: nic.id, metric: 256, connected: true });
-          } catch {
-            // already routed
-          }
-        }
-        const entry: Timed = had ?? {
-          address: masked,
-          prefixLength: len,
-          timer: this.clock.timer(() => {
-            s.prefixes.delete(key);
-            this.ip.stack.routes.remove((e) => e.nicId === nic.id && e.metric === 256 && e.prefixLength === len && e.gateway === null && sameArray(e.destination, masked));
-          }),
-          until: Infinity,
-        };
-        s.prefixes.set(key, entry);
-        setLifetime(entry, valid, this.clock.now());
-      }
-    }
-    if (auto && this.autoconf && len === 64 && nic.linkAddress.length === 6) this.slaac(s, masked, valid, preferred);
-  }
-
-  private slaac(s: NdpIface, prefix: Uint8Array, valid: number, preferred: number): void {
-    const nic = s.nic;
-    const addr = prefix.slice();
-    addr.set(eui64(nic.linkAddress), 8);
-    const key = addrKey(addr, 0);
-    const now = this.clock.now();
-    let a = s.slaac.get(key);
-    if (a === undefined) {
-      if (valid === 0 || nic.addressInfo(addr) !== undefined) return;
-      const entry: SlaacAddress = {
-        address: addr,
-        prefixLength: 64,
-        until: Infinity,
-        timer: this.clock.timer(() => {
-          s.slaac.delete(key);
-          entry.prefTimer.cancel();
-          if (nic.addressInfo(addr) !== undefined) nic.removeAddress(addr);
-        }),
-        prefTimer: this.clock.timer(() => {
-          const info = nic.addressInfo(addr);
-          if (info !== undefined && info.state === undefined) nic.setAddressState(addr, 'deprecated');
-        }),
-      };
-      a = entry;
-      s.slaac.set(key, a);
-      this.stats.slaacAddresses++;
-      setLifetime(a, valid, now);
-      this.setPreferred(a, preferred);
-      nic.addAddress({ address: addr, prefixLength: 64 }, { route: false });
-      return;
-    }
-    // RFC 4862 5.5.3 (e): the two-hour rule against shortening a valid lifetime.
-    const remaining = a.until - now;
-    const v = valid === NDP_INFINITE_LIFETIME ? Infinity : valid * 1000;
-    if (v > TWO_HOURS || v > remaining) setLifetime(a, valid, now);
-    else if (remaining > TWO_HOURS) setLifetime(a, TWO_HOURS / 1000, now);
-    this.setPreferred(a, preferred);
-    const info = nic.addressInfo(addr);
-    if (info !== undefined && info.state === 'deprecated' && preferred > 0) nic.setAddressState(addr, 'preferred');
-  }
-
-  private setPreferred(a: SlaacAddress, preferred: number): void {
-    if (preferred === NDP_INFINITE_LIFETIME) a.prefTimer.cancel();
-    else a.prefTimer.schedule(preferred * 1000);
-  }
-
-  private defaultRouter(s: NdpIface, router: Uint8Array, lifetime: number): void {
-    const key = addrKey(router, 0);
-    const had = s.routers.get(key);
-    if (lifetime === 0) {
-      if (had !== undefined) this.removeRouter(s, key);
-      return;
-    }
-    if (had !== undefined) {
-      setLifetime(had, lifetime, this.clock.now());
-      return;
-    }
-    const nic = s.nic;
-    for (let metric = 1024; metric < 1024 + 16; metric++) {
-      try {
-        this.ip.stack.routes.add({ destination: new Uint8Array(16), prefixLength: 0, gateway: router, nicId: nic.id, metric, connected: false });
-      } catch {
-        continue;
-      }
-      const entry = { address: router, prefixLength: 0, metric, until: Infinity, timer: this.clock.timer(() => this.removeRouter(s, key)) };
-      s.routers.set(key, entry);
-      setLifetime(entry, lifetime, this.clock.now());
-      return;
-    }
-  }
-
-  private removeRouter(s: NdpIface, key: string): void {
-    const r = s.routers.get(key);
-    if (r === undefined) return;
-    r.timer.cancel();
-    s.routers.delete(key);
-    const nic = s.nic;
-    this.ip.stack.routes.remove((e) => e.nicId === nic.id && e.prefixLength === 0 && e.metric === r.metric && e.gateway !== null && sameArray(e.gateway, r.address));
-  }
-
-  /** Add/refresh/remove a lifetime-bound entry of `map`; true when the set of keys changed. */
-  private timedEntry(map: Map<string, Timed>, address: Uint8Array, prefixLength: number, lifetimeSec: number, expired: () => void): boolean {
-    const key = addrKey(address, 0);
-    const had = map.get(key);
-    if (lifetimeSec === 0) {
-      if (had === undefined) return false;
-      had.timer.cancel();
-      map.delete(key);
-      return true;
-    }
-    if (had !== undefined) {
-      setLifetime(had, lifetimeSec, this.clock.now());
-      return false;
-    }
-    const entry: Timed = {
-      address,
-      prefixLength,
-      until: Infinity,
-      timer: this.clock.timer(() => {
-        map.delete(key);
-        expired();
-      }),
-    };
-    map.set(key, entry);
-    setLifetime(entry, lifetimeSec, this.clock.now());
-    return true;
-  }
-
-  private dnsExpired(s: NdpIface): void {
-    this.ip.emit('dns-servers', s.nic, this.dnsServers(s.nic));
-  }
+  // ---------------------------------------------------------------- routers (router-discovery.ts)
 
   /** Recursive DNS servers learned from RAs on a NIC (RFC 8106). */
   dnsServers(nic: NIC): string[] {
-    const s = this.ifaces.get(nic.id);
-    return s === undefined ? [] : [...s.dns.values()].map((e) => formatIPv6(e.address));
+    return this.routers.dnsServers(nic);
   }
 
   /** Default routers learned from RAs on a NIC. */
   defaultRouters(nic: NIC): string[] {
-    const s = this.ifaces.get(nic.id);
-    return s === undefined ? [] : [...s.routers.values()].map((e) => formatIPv6(e.address));
+    return this.routers.defaultRouters(nic);
   }
-
-  // ---------------------------------------------------------------- router mode
 
   /**
    * Act as a router on this NIC: advertise `config` periodically and in answer to Router
@@ -844,165 +545,17 @@ export class Ndp {
    * from others are ignored. The first RA goes out as soon as the link-local address is usable.
    */
   startRouter(nic: NIC, config: RouterConfig = {}): void {
-    if (!nic.needsResolution) throw new TunstackError('EOPNOTSUPP', `${nic.name} has no link layer for router advertisements`);
-    const s = this.iface(nic);
-    const cfg = parseRouterConfig(config);
-    if (s.router !== null) {
-      s.router.cfg = cfg;
-      return;
-    }
-    s.rsTimer?.cancel();
-    const r: RouterState = {
-      cfg,
-      timer: this.clock.timer(() => this.unsolicitedAdvertisement(s, r)),
-      solicited: this.clock.timer(() => this.sendAdvertisementNow(s, r)),
-      initialLeft: MAX_INITIAL_RTR_ADVERTISEMENTS,
-      lastMulticastAt: -Infinity,
-      started: false,
-    };
-    s.router = r;
-    this.ip.joinGroup(nic, ALL_ROUTERS);
-    this.routerReady(s);
+    this.routers.startRouter(nic, config);
   }
 
   /** Stop advertising; a final RA with router lifetime 0 tells hosts (RFC 4861 6.2.5). */
   stopRouter(nic: NIC): void {
-    const s = this.ifaces.get(nic.id);
-    const r = s?.router;
-    if (s === undefined || r == null) return;
-    r.timer.cancel();
-    r.solicited.cancel();
-    if (r.started && nic.enabled) {
-      r.cfg = { ...r.cfg, lifetime: 0 };
-      this.sendAdvertisementNow(s, r);
-    }
-    s.router = null;
-    this.ip.leaveGroup(nic, ALL_ROUTERS);
+    this.routers.stopRouter(nic);
   }
-
-  private linkLocalOf(nic: NIC): Uint8Array | null {
-    for (const a of nic.addresses) {
-      if (a.address.length === 16 && isLinkLocal(a.address) && (a.state === undefined || a.state === 'deprecated')) return a.address;
-    }
-    return null;
-  }
-
-  private routerReady(s: NdpIface): void {
-    const r = s.router;
-    if (r === null || r.started || !s.nic.enabled || this.linkLocalOf(s.nic) === null) return;
-    r.started = true;
-    r.initialLeft = MAX_INITIAL_RTR_ADVERTISEMENTS;
-    r.timer.schedule(0);
-  }
-
-  private unsolicitedAdvertisement(s: NdpIface, r: RouterState): void {
-    this.sendAdvertisementNow(s, r);
-    let next = r.cfg.minInterval + this.random.below(Math.max(1, r.cfg.maxInterval - r.cfg.minInterval + 1));
-    if (r.initialLeft > 0) {
-      r.initialLeft--;
-      next = Math.min(next, MAX_INITIAL_RTR_ADVERT_INTERVAL);
-    }
-    r.timer.schedule(next);
-  }
-
-  private solicitedAdvertisement(r: RouterState): void {
-    if (!r.started || r.solicited.pending) return;
-    const now = this.clock.now();
-    const at = Math.max(now + this.random.below(MAX_RA_DELAY_TIME + 1), r.lastMulticastAt + MIN_DELAY_BETWEEN_RAS);
-    if (r.timer.pending && r.timer.deadline <= at) return; // the periodic one comes first
-    r.solicited.schedule(at - now);
-  }
-
-  private sendAdvertisementNow(s: NdpIface, r: RouterState): void {
-    const nic = s.nic;
-    const src = this.linkLocalOf(nic);
-    if (src === null || !nic.enabled) return;
-    const c = r.cfg;
-    const opts: NdpOptionFields[] = [{ kind: 'sourceLinkAddress', address: nic.linkAddress }];
-    if (c.mtu > 0) opts.push({ kind: 'mtu', mtu: c.mtu });
-    for (const p of c.prefixes) {
-      opts.push({
-        kind: 'prefixInformation',
-        prefixLength: p.length,
-        onLink: p.onLink,
-        autonomous: p.autonomous,
-        validLifetime: p.valid,
-        preferredLifetime: p.preferred,
-        prefix: p.prefix,
-      });
-    }
-    if (c.dns.length > 0) opts.push({ kind: 'rdnss', lifetime: c.dnsLifetime, servers: c.dns });
-    const pkt = PacketBuffer.alloc(NDP_RA_LENGTH + ndpOptionsLength(opts));
-    encodeNdpRouterAdvertisement(pkt.data, pkt.start, {
-      curHopLimit: c.hopLimit,
-      managed: c.managed,
-      other: c.other,
-      routerLifetime: c.lifetime,
-      reachableTime: c.reachable,
-      retransTimer: c.retrans,
-    });
-    encodeNdpOptions(pkt.data, pkt.start + NDP_RA_LENGTH, opts);
-    r.lastMulticastAt = this.clock.now();
-    this.stats.raSent++;
-    this.ip.sendIcmpDirect(nic, src, ALL_NODES, 255, pkt, false, multicastMac(ALL_NODES));
-  }
-}
-
-function parseRouterConfig(c: RouterConfig): ParsedRouter {
-  const maxInterval = c.maxIntervalMs ?? 600_000;
-  const minInterval = c.minIntervalMs ?? Math.max(3_000, Math.floor(maxInterval / 3));
-  if (!(minInterval >= 0 && minInterval <= maxInterval)) throw new TunstackError('EINVAL', 'RA interval: need 0 <= min <= max');
-  const prefixes = (c.prefixes ?? []).map((p) => {
-    const spec: RouterPrefix = typeof p === 'string' ? { prefix: p } : p;
-    const { address, prefixLength } = parseCIDR(spec.prefix);
-    if (address.length !== 16) throw new TunstackError('EINVAL', `${spec.prefix} is not an IPv6 prefix`);
-    return {
-      prefix: maskAddress(address, prefixLength),
-      length: prefixLength,
-      onLink: spec.onLink ?? true,
-      autonomous: spec.autonomous ?? true,
-      valid: spec.validLifetimeSec ?? 86_400,
-      preferred: spec.preferredLifetimeSec ?? 14_400,
-    };
-  });
-  const dns = (c.dnsServers ?? []).map((d) => parseIPv6(d));
-  return {
-    prefixes,
-    dns,
-    dnsLifetime: c.dnsLifetimeSec ?? Math.ceil((3 * maxInterval) / 1000),
-    mtu: c.mtu ?? 0,
-    lifetime: c.routerLifetimeSec ?? Math.min(9000, Math.ceil((3 * maxInterval) / 1000)),
-    hopLimit: c.curHopLimit ?? 64,
-    managed: c.managed ?? false,
-    other: c.other ?? false,
-    reachable: c.reachableTimeMs ?? 0,
-    retrans: c.retransTimerMs ?? 0,
-    minInterval,
-    maxInterval,
-  };
-}
-
-function setLifetime(e: Timed, seconds: number, now: number): void {
-  if (seconds === NDP_INFINITE_LIFETIME) {
-    e.until = Infinity;
-    e.timer.cancel();
-    return;
-  }
-  e.until = now + seconds * 1000;
-  e.timer.schedule(seconds * 1000);
 }
 
 function isSolicitedNodeGroup(b: Uint8Array, off: number): boolean {
   if (b[off] !== 0xff || b[off + 1] !== 0x02) return false;
   for (let i = 2; i < 11; i++) if (b[off + i] !== 0) return false;
   return b[off + 11] === 1 && b[off + 12] === 0xff;
-}
-
-function sameBytes(b: Uint8Array, off: number, x: Uint8Array): boolean {
-  for (let i = 0; i < x.length; i++) if (b[off + i] !== x[i]) return false;
-  return true;
-}
-
-function sameArray(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && sameBytes(a, 0, b);
 }
