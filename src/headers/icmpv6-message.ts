@@ -8,10 +8,8 @@ import {
   IPV6_NEXT_HEADER_ICMPV6,
   IPV6_OPTION_ROUTER_ALERT,
   IPV6_ROUTER_ALERT_MLD,
-  buildIPv6,
-  ipv6ExtensionsLength,
-  type IPv6Extension,
 } from './ipv6.js';
+import { buildIPv6, ipv6ExtensionsLength, type IPv6Extension } from './ipv6-extensions.js';
 import {
   ICMPV6_DEST_UNREACHABLE,
   ICMPV6_ECHO_REPLY,

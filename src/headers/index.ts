@@ -8,6 +8,8 @@ export * from './igmp.js';
 export * from './udp.js';
 export * from './tcp.js';
 export * from './ipv6.js';
+export * from './ipv6-extensions.js';
+export * from './ipv6-walk.js';
 export * from './icmpv6.js';
 export * from './ndp.js';
 export * from './mld.js';

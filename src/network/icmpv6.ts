@@ -28,7 +28,8 @@ import {
   encodeIcmpV6Error,
   setIcmpV6Checksum,
 } from '../headers/icmpv6.js';
-import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, IPV6_NEXT_HEADER_ICMPV6, IPV6_WALK_OK, IPv6Walk, walkIPv6Extensions } from '../headers/ipv6.js';
+import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, IPV6_NEXT_HEADER_ICMPV6 } from '../headers/ipv6.js';
+import { IPV6_WALK_OK, IPv6Walk, walkIPv6Extensions } from '../headers/ipv6-walk.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer, PacketType } from '../stack/packet.js';
 import type { TransportError } from '../stack/protocol.js';

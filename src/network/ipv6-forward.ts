@@ -22,9 +22,8 @@ import {
   IPV6_OPTION_PAD1,
   IPV6_OPTION_PADN,
   IPV6_OPTION_ROUTER_ALERT,
-  IPV6_OPTIONS_END,
-  IPv6OptionIterator,
 } from '../headers/ipv6.js';
+import { IPV6_OPTIONS_END, IPv6OptionIterator } from '../headers/ipv6-extensions.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketType, type PacketBuffer } from '../stack/packet.js';
 import type { IPv6Protocol } from './ipv6.js';

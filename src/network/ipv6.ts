@@ -27,6 +27,8 @@ import {
   IPV6_NEXT_HEADER_NONE,
   IPV6_OPTION_PADN,
   IPV6_OPTION_ROUTER_ALERT,
+} from '../headers/ipv6.js';
+import {
   IPV6_WALK_BAD_FRAGMENT,
   IPV6_WALK_INCOMPLETE_CHAIN,
   IPV6_WALK_OK,
@@ -35,7 +37,7 @@ import {
   IPV6_WALK_HOP_BY_HOP_NOT_FIRST,
   IPv6Walk,
   walkIPv6,
-} from '../headers/ipv6.js';
+} from '../headers/ipv6-walk.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer, PacketType } from '../stack/packet.js';
 import type { LinkAddressResolver, NetworkInfo, NetworkProtocol, NicEvent, WriteParams } from '../stack/protocol.js';

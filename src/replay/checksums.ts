@@ -9,7 +9,7 @@
  * their IPv4 header fixed (a transport checksum covers the whole reassembled datagram).
  */
 import { checksum, pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../headers/checksum.js';
-import { IPv6Walk, walkIPv6 } from '../headers/ipv6.js';
+import { IPv6Walk, walkIPv6 } from '../headers/ipv6-walk.js';
 import { tcpChecksum } from '../headers/tcp.js';
 import { udpChecksum } from '../headers/udp.js';
 

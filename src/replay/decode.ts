@@ -5,7 +5,7 @@
  * with `proto: 'other'` (or `l3: 'other'`), never an exception.
  */
 import { formatIPv4, formatIPv6, formatMAC } from '../headers/address.js';
-import { IPv6Walk, walkIPv6 } from '../headers/ipv6.js';
+import { IPv6Walk, walkIPv6 } from '../headers/ipv6-walk.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, LinkInfo, decapsulate } from './linktype.js';
 
 export type L3 = 'ipv4' | 'ipv6' | 'arp' | 'other';

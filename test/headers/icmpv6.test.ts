@@ -32,7 +32,9 @@ import {
   setIcmpV6Checksum,
 } from '../../src/headers/icmpv6.js';
 import { buildIcmpV6, buildIcmpV6Packet, type IcmpV6Message } from '../../src/headers/icmpv6-message.js';
-import { IPv6Walk, IPV6_MIN_MTU, buildIPv6, walkIPv6 } from '../../src/headers/ipv6.js';
+import { IPV6_MIN_MTU } from '../../src/headers/ipv6.js';
+import { buildIPv6 } from '../../src/headers/ipv6-extensions.js';
+import { IPv6Walk, walkIPv6 } from '../../src/headers/ipv6-walk.js';
 import { parseIPv6 } from '../../src/headers/address.js';
 import { checksum, pseudoHeaderSumV6 } from '../../src/headers/checksum.js';
 import { LinkType } from '../../src/pcap/writer.js';

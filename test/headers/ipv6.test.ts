@@ -2,11 +2,6 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   IPv6Header,
-  IPv6FragmentHeader,
-  IPv6OptionIterator,
-  IPv6OptionsHeader,
-  IPv6RoutingHeader,
-  IPv6Walk,
   IPV6_NEXT_HEADER_DESTINATION_OPTIONS,
   IPV6_NEXT_HEADER_HOP_BY_HOP,
   IPV6_NEXT_HEADER_ICMPV6,
@@ -19,8 +14,24 @@ import {
   IPV6_OPTION_PAD1,
   IPV6_OPTION_PADN,
   IPV6_OPTION_ROUTER_ALERT,
+  ipv6OptionAction,
+} from '../../src/headers/ipv6.js';
+import {
+  IPv6FragmentHeader,
+  IPv6OptionIterator,
+  IPv6OptionsHeader,
+  IPv6RoutingHeader,
   IPV6_OPTIONS_END,
   IPV6_OPTIONS_TRUNCATED,
+  buildIPv6,
+  encodeIPv6Options,
+  ipv6ExtensionsLength,
+  type IPv6BuildFields,
+  type IPv6Extension,
+  type IPv6OptionFields,
+} from '../../src/headers/ipv6-extensions.js';
+import {
+  IPv6Walk,
   IPV6_WALK_BAD_FRAGMENT,
   IPV6_WALK_BAD_HEADER,
   IPV6_WALK_BAD_OPTION,
@@ -31,16 +42,9 @@ import {
   IPV6_WALK_TOO_MANY_HEADERS,
   IPV6_WALK_TRUNCATED,
   IPV6_WALK_UNKNOWN_OPTION,
-  buildIPv6,
-  encodeIPv6Options,
-  ipv6ExtensionsLength,
-  ipv6OptionAction,
   walkIPv6,
   walkIPv6Extensions,
-  type IPv6BuildFields,
-  type IPv6Extension,
-  type IPv6OptionFields,
-} from '../../src/headers/ipv6.js';
+} from '../../src/headers/ipv6-walk.js';
 import { buildIcmpV6 } from '../../src/headers/icmpv6-message.js';
 import { formatIPv6, parseIPv6 } from '../../src/headers/address.js';
 import { LinkType } from '../../src/pcap/writer.js';

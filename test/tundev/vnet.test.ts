@@ -27,7 +27,7 @@ import {
   type NetworkDispatcher,
   type TunDevice,
 } from '../../src/index.js';
-import { buildIPv6 } from '../../src/headers/ipv6.js';
+import { buildIPv6 } from '../../src/headers/ipv6-extensions.js';
 import {
   VIRTIO_NET_HDR_F_DATA_VALID,
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
