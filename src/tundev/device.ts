@@ -31,27 +31,11 @@ import {
   IFNAMSIZ,
   MAX_TAP_QUEUES,
   SIOCGIFHWADDR,
-  SIOCSIFHWADDR,
-  TUNATTACHFILTER,
-  TUNDETACHFILTER,
-  TUNGETDEVNETNS,
   TUNGETFEATURES,
   TUNGETFILTER,
   TUNGETIFF,
   TUNGETSNDBUF,
-  TUNGETVNETBE,
-  TUNGETVNETLE,
-  TUNSETCARRIER,
-  TUNSETDEBUG,
-  TUNSETFILTEREBPF,
   TUNSETIFINDEX,
-  TUNSETLINK,
-  TUNSETNOCSUM,
-  TUNSETSNDBUF,
-  TUNSETSTEERINGEBPF,
-  TUNSETTXFILTER,
-  TUNSETVNETBE,
-  TUNSETVNETLE,
   TUNGETVNETHDRSZ,
   TUNSETGROUP,
   TUNSETIFF,
@@ -69,10 +53,13 @@ import {
   TUN_F_USO4,
   TUN_F_USO6,
 } from './constants.js';
-import { checkBpfProgram, type BpfInstruction } from './bpf.js';
+import type { BpfInstruction } from './bpf.js';
 import { packetsOf, readAsyncFrom, type ReadAsyncOptions, type TunFile, type TunWaitable } from './file.js';
-import { TapTxFilter, TunEndpoint, TunQueue, type TunQueueReader } from './endpoint.js';
+import { TunEndpoint, TunQueue, type TunQueueReader } from './endpoint.js';
 import { completePartialChecksum, segmentGso } from './gso.js';
+import { ifreqArg, interfaceIoctl, numberArg, type HwAddr, type IfReq, type TunIoctlArg, type TunIoctlResult } from './ioctl.js';
+
+export type { HwAddr, IfReq, TunIoctlArg, TunIoctlResult, TunTxFilterArg } from './ioctl.js';
 
 /**
  * TunDevice: one open of the virtual /dev/net/tun (`stack.openTun()`), with Linux's semantics
@@ -83,31 +70,8 @@ import { completePartialChecksum, segmentGso } from './gso.js';
  *
  * Framing is per open (IFF_NO_PI, IFF_VNET_HDR and the vnet header size belong to this open, as in
  * gVisor); interface properties (MTU, MAC, persistence, owner, group, offloads) are shared by all
- * opens of the interface.
+ * opens of the interface. The ioctls that act on the attached interface are in ioctl.ts.
  */
-
-/** struct sockaddr of SIOCGIFHWADDR / SIOCSIFHWADDR: the ARPHRD_* family and the address. */
-export interface HwAddr {
-  family: number;
-  address: Uint8Array;
-}
-
-/** struct tun_filter of TUNSETTXFILTER: TUN_FLT_ALLMULTI and the destination MACs to pass. */
-export interface TunTxFilterArg {
-  flags: number;
-  addresses: readonly Uint8Array[];
-}
-
-/** What `ioctl` takes: a number, an ifreq, a MAC filter, a BPF program or a hardware address. */
-export type TunIoctlArg = number | IfReq | TunTxFilterArg | readonly BpfInstruction[] | HwAddr;
-export type TunIoctlResult = number | IfReq | BpfInstruction[] | HwAddr;
-
-/** struct ifreq as TUNSETIFF / TUNGETIFF / TUNSETQUEUE use it. */
-export interface IfReq {
-  /** Interface name; empty or absent: `tun%d` / `tap%d`. */
-  name?: string;
-  flags: number;
-}
 
 /** Options of `stack.openTun()`. */
 export interface TunOpenOptions {
@@ -359,70 +323,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
         return 0;
     }
     const ep = this.requireEndpoint('ioctl');
-    switch (request) {
-      case TUNSETNOCSUM:
-      case TUNSETDEBUG:
-        numberArg(arg);
-        return 0;
-      case TUNSETLINK:
-        if (ep.nic!.enabled) throw err('EBUSY', 'TUNSETLINK while the interface is up', 'ioctl');
-        ep.linkType = numberArg(arg) & 0xffff;
-        return 0;
-      case TUNSETCARRIER:
-        ep.carrier = numberArg(arg) !== 0;
-        return 0;
-      case TUNGETSNDBUF:
-        return ep.sndbuf;
-      case TUNSETSNDBUF: {
-        const v = numberArg(arg);
-        if (!Number.isInteger(v) || v <= 0 || v > 0x7fffffff) throw err('EINVAL', `send buffer ${v}`, 'ioctl');
-        ep.sndbuf = v;
-        return 0;
-      }
-      case TUNSETVNETLE:
-        ep.vnetLE = numberArg(arg) !== 0;
-        return 0;
-      case TUNGETVNETLE:
-        return ep.vnetLE ? 1 : 0;
-      case TUNSETVNETBE:
-      case TUNGETVNETBE:
-        throw err('EINVAL', 'big-endian virtio headers need CONFIG_TUN_VNET_CROSS_LE (as x86-64 kernels, not built in)', 'ioctl');
-      case TUNSETTXFILTER: {
-        if (!ep.isTap) throw err('EINVAL', 'TUNSETTXFILTER is for TAP interfaces', 'ioctl');
-        const f = txFilterArg(arg);
-        ep.txFilter = TapTxFilter.fromIoctl(f.flags, f.addresses);
-        return ep.txFilter?.exactCount ?? 0;
-      }
-      case TUNATTACHFILTER:
-        if (!ep.isTap) throw err('EINVAL', 'TUNATTACHFILTER is for TAP interfaces', 'ioctl');
-        ep.socketFilter = checkBpfProgram(arg);
-        return 0;
-      case TUNDETACHFILTER:
-        if (!ep.isTap) throw err('EINVAL', 'TUNDETACHFILTER is for TAP interfaces', 'ioctl');
-        ep.socketFilter = null;
-        return 0;
-      case TUNGETFILTER:
-        if (!ep.isTap) throw err('EINVAL', 'TUNGETFILTER is for TAP interfaces', 'ioctl');
-        return (ep.socketFilter ?? []).map((i) => ({ ...i }));
-      case SIOCGIFHWADDR:
-        return { family: ep.linkType, address: ep.isTap ? ep.linkAddress.slice() : new Uint8Array(6) };
-      case SIOCSIFHWADDR: {
-        const h = hwAddrArg(arg);
-        if (!ep.isTap) throw err('EOPNOTSUPP', 'a TUN interface has no MAC', 'ioctl');
-        if (h.family !== ep.linkType) throw err('EINVAL', `address family ${h.family} is not the link type ${ep.linkType}`, 'ioctl');
-        this.mac = h.address;
-        return 0;
-      }
-      case TUNSETSTEERINGEBPF:
-      case TUNSETFILTEREBPF:
-      case TUNGETDEVNETNS:
-        // eBPF programs and namespace files need a kernel: answered as a kernel without them
-        // (before 4.16 / 4.19 / 5.2) answers, which is how programs probe for them.
-        throw err('EINVAL', `tun ioctl 0x${(request >>> 0).toString(16)} is not supported (no eBPF or namespace files here)`, 'ioctl');
-      default:
-        // Linux: requests other than the few above need an attached file first (EBADFD, above).
-        throw err('EINVAL', `unknown tun ioctl 0x${(request >>> 0).toString(16)}`, 'ioctl');
-    }
+    return interfaceIoctl(this, ep, request, arg);
   }
 
   /** TUNSETPERSIST: keep the interface after the last close (it holds one reference). */
@@ -885,32 +786,6 @@ function checkId(id: number, what: string): number {
   return id;
 }
 
-function numberArg(arg: TunIoctlArg | undefined): number {
-  if (typeof arg !== 'number') throw err('EFAULT', 'this ioctl takes a number', 'ioctl');
-  return arg;
-}
-
-function ifreqArg(arg: TunIoctlArg | undefined): IfReq {
-  if (arg === undefined || typeof arg !== 'object' || arg === null || Array.isArray(arg)) throw err('EFAULT', 'this ioctl takes an ifreq', 'ioctl');
-  return arg as IfReq;
-}
-
-function txFilterArg(arg: TunIoctlArg | undefined): TunTxFilterArg {
-  const f = arg as Partial<TunTxFilterArg> | undefined;
-  if (f === undefined || f === null || typeof f !== 'object' || typeof f.flags !== 'number' || !Array.isArray(f.addresses)) {
-    throw err('EFAULT', 'TUNSETTXFILTER takes { flags, addresses }', 'ioctl');
-  }
-  for (const a of f.addresses) if (!(a instanceof Uint8Array) || a.length !== 6) throw err('EFAULT', 'filter addresses are 6-byte MACs', 'ioctl');
-  return { flags: f.flags, addresses: f.addresses };
-}
-
-function hwAddrArg(arg: TunIoctlArg | undefined): HwAddr {
-  const h = arg as Partial<HwAddr> | undefined;
-  if (h === undefined || h === null || typeof h !== 'object' || typeof h.family !== 'number' || !(h.address instanceof Uint8Array)) {
-    throw err('EFAULT', 'SIOCSIFHWADDR takes { family, address }', 'ioctl');
-  }
-  return { family: h.family, address: h.address };
-}
 
 /** A random locally administered unicast MAC from the stack's seeded source (as eth_random_addr). */
 function randomMac(stack: Stack): Uint8Array {
