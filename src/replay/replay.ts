@@ -35,17 +35,19 @@ import { PcapWriter } from '../pcap/writer.js';
 import { ManualClock, RealClock, type Clock } from '../stack/clock.js';
 import type { NetworkProtocolFactory } from '../stack/protocol.js';
 import { Stack } from '../stack/stack.js';
-import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
-import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import { IFF_NO_PI, IFF_TAP, IFF_TUN } from '../tundev/constants.js';
 import type { TunDevice } from '../tundev/device.js';
-import { VirtualPump } from '../sim/pump.js';
 import { analyzeCapture, captureError, isIcmpError, openCapture, tcpKey, type CaptureAnalysis, type CaptureSource, type CapturedTcpFlow } from './analyze.js';
 import { fixChecksums } from './checksums.js';
 import { decodeFrame, type FrameSummary } from './decode.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, LinkInfo, LinkTypes, assertSupportedLinkType, decapsulate, encapsulate, linkTypeName, outputLinkType } from './linktype.js';
 import { StreamAssembly, seqAdd, seqDiff } from './stream.js';
 import { StackTarget, TunTarget, type ReplayTarget } from './target.js';
+import { RealDriver, VirtualDriver, type Driver } from './driver.js';
+import type { ReplayReport, TcpFlowReport } from './report.js';
+import { serveCaptured } from './serve.js';
+
+export { formatReplayReport, type ReplayReport, type TcpFlowReport, type UdpFlowReport } from './report.js';
 
 export type ChecksumMode = 'fix' | 'ignore' | 'keep';
 
@@ -94,61 +96,6 @@ export interface ReplayOptions {
   progressEvery?: number;
 }
 
-export interface TcpFlowReport {
-  client: string;
-  server: string;
-  /** compared: the stack served it; unsynced: the capture lacks the handshake; role-was-client: the role host opened it. */
-  status: 'compared' | 'unsynced' | 'role-was-client';
-  capturedBytes: number;
-  liveBytes: number;
-  match: boolean;
-  /** Offset of the first differing byte (or the shorter length), null when equal. */
-  firstDifference: number | null;
-  capturedFin: boolean;
-  liveFin: boolean;
-}
-
-export interface UdpFlowReport {
-  flow: string;
-  datagramsIn: number;
-  capturedReplies: number;
-  liveReplies: number;
-  match: boolean;
-}
-
-export interface ReplayReport {
-  /** The addresses the stack played. */
-  roles: string[];
-  linkType: number;
-  outputLinkType: number;
-  frames: number;
-  injected: number;
-  /** Frames the role hosts sent in the capture (the stack makes its own). */
-  fromRole: number;
-  /** Frames neither to nor from a role host. */
-  unrelated: number;
-  undecodable: number;
-  /** Frames the stack sent. */
-  answers: number;
-  /** ARP replies / neighbour advertisements given for hosts of the capture. */
-  resolutionsAnswered: number;
-  /** Checksum fields recomputed. */
-  checksumsFixed: number;
-  /** TCP segments that went before the live stack had sent what they acknowledge. */
-  gateTimeouts: number;
-  tcp: TcpFlowReport[];
-  udp: UdpFlowReport[];
-  icmp: { echoRequestsIn: number; capturedEchoReplies: number; liveEchoReplies: number; capturedErrors: number; liveErrors: number };
-  /** Every compared TCP flow and UDP flow matched. */
-  ok: boolean;
-  mismatches: string[];
-  /** Things worth knowing that are not mismatches (connections the role host opened, ...). */
-  notes: string[];
-  /** Virtual (or real) ms the replay took. */
-  elapsedMs: number;
-  out: string | null;
-}
-
 /** The live side of one replayed TCP connection. */
 class LiveTcpFlow {
   isn: number | null = null;
@@ -158,64 +105,6 @@ class LiveTcpFlow {
   tsVal = -1;
   fin = false;
   rst = false;
-}
-
-interface Driver {
-  readonly clock: Clock;
-  now(): number;
-  /** Wait until `t` or until `cond()` holds; returns cond() (true when no cond). */
-  wait(t: number, cond: (() => boolean) | null): Promise<boolean>;
-  wake(): void;
-}
-
-class VirtualDriver implements Driver {
-  private readonly pump: VirtualPump;
-  constructor(
-    readonly clock: ManualClock,
-    activity: () => number,
-  ) {
-    this.pump = new VirtualPump(clock, activity);
-  }
-  now(): number {
-    return this.clock.now();
-  }
-  async wait(t: number, cond: (() => boolean) | null): Promise<boolean> {
-    if (cond === null) {
-      await this.pump.run(() => this.clock.now() >= t, t, true);
-      return true;
-    }
-    return this.pump.run(cond, t, true);
-  }
-  wake(): void {}
-}
-
-class RealDriver implements Driver {
-  private waker: (() => void) | null = null;
-  constructor(readonly clock: RealClock) {}
-  now(): number {
-    return this.clock.now();
-  }
-  async wait(t: number, cond: (() => boolean) | null): Promise<boolean> {
-    for (;;) {
-      if (cond !== null && cond()) return true;
-      const left = t - this.clock.now();
-      if (left <= 0) return cond === null ? true : cond();
-      await new Promise<void>((resolve) => {
-        const h = setTimeout(() => {
-          this.waker = null;
-          resolve();
-        }, Math.min(left, 50));
-        this.waker = () => {
-          clearTimeout(h);
-          this.waker = null;
-          resolve();
-        };
-      });
-    }
-  }
-  wake(): void {
-    this.waker?.();
-  }
 }
 
 function u32(b: Uint8Array, p: number): number {
@@ -742,95 +631,6 @@ function ipDst(ip: Uint8Array): string {
   return ip[0]! >>> 4 === 6 ? formatIP(ip.subarray(24, 40)) : formatIP(ip.subarray(16, 20));
 }
 
-/** Serve captured TCP connections (see ReplayOptions.serveCaptured). */
-function serveCaptured(stack: Stack, a: CaptureAnalysis): void {
-  const tcp = stack.transportProtocol(6) as TcpProtocol | undefined;
-  if (tcp === undefined) return;
-  const byClient = new Map<string, CapturedTcpFlow[]>();
-  const ports = new Map<string, { ip: string; port: number }>();
-  for (const f of a.tcp) {
-    if (f.opener !== 'peer') continue;
-    const k = `${f.peerIp}|${f.peerPort}|${f.roleIp}|${f.rolePort}`;
-    const list = byClient.get(k) ?? [];
-    list.push(f);
-    byClient.set(k, list);
-    ports.set(`${f.roleIp}|${f.rolePort}`, { ip: f.roleIp, port: f.rolePort });
-  }
-  for (const { ip, port } of ports.values()) {
-    const family = ip.includes(':') ? 6 : 4;
-    const ep = tcp.createEndpoint({ family }) as TcpEndpoint;
-    ep.bind(ip, port, { reuseAddress: true });
-    ep.listen(128);
-    const seen = new WeakSet<TcpEndpoint>();
-    const take = (c: TcpEndpoint): void => {
-      if (seen.has(c)) return;
-      seen.add(c);
-      const list = byClient.get(`${c.remoteAddress}|${c.remotePort}|${c.localAddress}|${c.localPort}`);
-      const f = list?.shift();
-      if (f === undefined) {
-        c.abort();
-        return;
-      }
-      mimic(c, f);
-    };
-    ep.on('connection', (child) => {
-      if (child) take(child);
-      for (let c = ep.accept(); c !== null; c = ep.accept()) take(c);
-    });
-  }
-}
-
-/** Play the role host's side of one captured connection on a live endpoint, turn by turn. */
-function mimic(c: TcpEndpoint, f: CapturedTcpFlow): void {
-  const data = f.roleData.bytes();
-  let turn = 0;
-  let sent = 0; // role bytes written
-  let wantRead = 0; // peer bytes to read before the next role turn
-  let readBytes = 0;
-  let pendingOut: Uint8Array | null = null;
-  let finished = false;
-  const step = (): void => {
-    for (;;) {
-      if (pendingOut !== null) {
-        let n = 0;
-        try {
-          n = c.write(pendingOut);
-        } catch {
-          finished = true;
-          return;
-        }
-        pendingOut = n < pendingOut.length ? pendingOut.subarray(n) : null;
-        if (pendingOut !== null) return; // 'writable' resumes
-      }
-      for (let chunk = c.read(); chunk !== null; chunk = c.read()) readBytes += chunk.length;
-      if (readBytes < wantRead) return; // 'readable' resumes
-      if (turn >= f.turns.length) {
-        if (!finished && f.roleFin) {
-          finished = true;
-          c.shutdown();
-        }
-        return;
-      }
-      const t = f.turns[turn++]!;
-      if (t.from === 'peer') wantRead += t.bytes;
-      else {
-        const end = Math.min(data.length, sent + t.bytes);
-        pendingOut = data.subarray(sent, end);
-        sent = end;
-        if (pendingOut.length === 0) pendingOut = null;
-      }
-    }
-  };
-  c.on('readable', step);
-  c.on('writable', step);
-  c.on('end', () => {
-    for (let chunk = c.read(); chunk !== null; chunk = c.read()) readBytes += chunk.length;
-    step();
-  });
-  c.on('error', () => {});
-  step();
-}
-
 /**
  * Replay a capture (a path or its bytes) with the stack in the role of `options.as`, and return
  * the report. Throws TunstackError naming the frame for corrupt captures and unsupported link
@@ -935,32 +735,3 @@ function configureRoles(target: ReplayTarget, a: CaptureAnalysis): void {
   if (v4) add('0.0.0.0/0');
   if (v6) add('::/0');
 }
-
-/** Format a report for people. */
-export function formatReplayReport(r: ReplayReport): string {
-  const lines: string[] = [];
-  lines.push(
-    `frames ${r.frames} (${linkTypeName(r.linkType)}): ${r.injected} injected, ${r.fromRole} sent by the role host${r.roles.length === 1 ? '' : 's'} in the capture, ${r.unrelated} unrelated, ${r.undecodable} undecodable`,
-  );
-  lines.push(
-    `stack answered with ${r.answers} frame${r.answers === 1 ? '' : 's'}; ${r.resolutionsAnswered} ARP/ND answered for it; ${r.checksumsFixed} checksum${r.checksumsFixed === 1 ? '' : 's'} fixed; ${r.gateTimeouts} TCP gate timeout${r.gateTimeouts === 1 ? '' : 's'}`,
-  );
-  for (const t of r.tcp) {
-    const verdict = t.status !== 'compared' ? t.status : t.match ? 'match' : `MISMATCH at byte ${t.firstDifference}`;
-    lines.push(`tcp ${t.client} -> ${t.server}: captured ${t.capturedBytes} bytes, stack ${t.liveBytes} bytes: ${verdict}`);
-  }
-  for (const u of r.udp) {
-    lines.push(`udp ${u.flow}: ${u.datagramsIn} in, replies captured ${u.capturedReplies}, stack ${u.liveReplies}: ${u.match ? 'match' : 'MISMATCH'}`);
-  }
-  const i = r.icmp;
-  if (i.echoRequestsIn > 0 || i.liveErrors > 0 || i.capturedEchoReplies > 0 || i.capturedErrors > 0) {
-    lines.push(
-      `icmp: ${i.echoRequestsIn} echo requests in, replies captured ${i.capturedEchoReplies}, stack ${i.liveEchoReplies}; errors captured ${i.capturedErrors}, stack ${i.liveErrors}`,
-    );
-  }
-  for (const n of r.notes) lines.push(`note: ${n}`);
-  lines.push(r.ok ? 'result: ok' : `result: ${r.mismatches.length} mismatch${r.mismatches.length === 1 ? '' : 'es'}`);
-  if (r.out !== null) lines.push(`answers written to ${r.out}`);
-  return lines.join('\n');
-}
-
