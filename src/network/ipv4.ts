@@ -6,17 +6,14 @@ import { ETHERTYPE_IPV4 } from '../headers/ethernet.js';
 import {
   ICMPV4_DEST_UNREACHABLE,
   ICMPV4_ECHO_REQUEST,
-  ICMPV4_FRAG_NEEDED,
   ICMPV4_HEADER_LENGTH,
   ICMPV4_HOST_UNREACHABLE,
-  ICMPV4_NET_UNREACHABLE,
   ICMPV4_PARAMETER_PROBLEM,
   ICMPV4_PARAM_POINTER,
   ICMPV4_PORT_UNREACHABLE,
   ICMPV4_PROTOCOL_UNREACHABLE,
   ICMPV4_REASSEMBLY_TIMEOUT,
   ICMPV4_TIME_EXCEEDED,
-  ICMPV4_TTL_EXCEEDED,
 } from '../headers/icmpv4.js';
 import {
   IPv4Header,
@@ -40,6 +37,7 @@ import { buildEchoRequest } from './echo.js';
 import { Reassembler, type ReassemblyConfig } from './reassembly.js';
 import type { ArpProtocol } from './arp.js';
 import { Icmpv4 } from './icmpv4.js';
+import { Ipv4Forwarder } from './ipv4-forward.js';
 import { Igmp, type IgmpOptions } from './igmp.js';
 
 export interface IPv4Stats {
@@ -188,6 +186,7 @@ export class IPv4Protocol implements NetworkProtocol {
    */
   private readonly pmtu = new Map<number, PathMtuEntry>();
   private readonly hdr = new IPv4Header(new Uint8Array(0));
+  private readonly forwarder = new Ipv4Forwarder(this);
   /** @internal The reusable NetworkInfo handed to transports. */
   readonly info: Ipv4NetworkInfo;
   /** @internal ICMP: echo, errors received and sent. */
@@ -215,7 +214,8 @@ export class IPv4Protocol implements NetworkProtocol {
     );
   }
 
-  private get arp(): ArpProtocol | undefined {
+  /** @internal */
+  get arp(): ArpProtocol | undefined {
     return this.stack.networkProtocol(0x0806) as ArpProtocol | undefined;
   }
 
@@ -274,7 +274,7 @@ export class IPv4Protocol implements NetworkProtocol {
       // Addresses of our other NICs are local (weak host), not forwarded.
       if (this.stack.forwarding && pkt.packetType !== PacketType.OtherHost && this.stack.nicForAddress(data, dstOff, 4) === null) {
         if (hl > IPV4_MIN_HEADER && !this.optionsAcceptable(nic, pkt, false)) return;
-        this.forward(nic, pkt);
+        this.forwarder.forward(nic, pkt);
         return;
       }
       // Weak host model (Linux): an address of another NIC of this stack is local too.
@@ -375,95 +375,6 @@ export class IPv4Protocol implements NetworkProtocol {
     }
   }
 
-  // ---------------------------------------------------------------- forward
-
-  /**
-   * Route a datagram that is not ours to the next hop, as Linux's ip_forward (RFC 1812): only
-   * datagrams received as link-layer unicast; never from or to 0/8, loopback, link-local
-   * (169.254/16, RFC 3927) or our own addresses, nor to a subnet broadcast address; no route:
-   * Destination Unreachable (network); TTL 1: Time Exceeded; bigger than the next hop's MTU:
-   * Fragmentation Needed with the MTU when DF is set, else fragmented (options without the
-   * copied flag become NOPs after the first fragment). TTL is decremented with an incremental
-   * checksum update. No redirects are sent.
-   */
-  private forward(inNic: NIC, pkt: PacketBuffer): void {
-    const st = this.stats;
-    const data = pkt.data;
-    const ipStart = pkt.start;
-    const srcOff = ipStart + 12;
-    const dstOff = ipStart + 16;
-    if (pkt.packetType !== PacketType.Host) {
-      st.forwardDropped++;
-      return;
-    }
-    const s0 = data[srcOff]!;
-    const d0 = data[dstOff]!;
-    if (
-      s0 === 0 || s0 === 127 || d0 === 0 || d0 === 127 ||
-      (s0 === 169 && data[srcOff + 1] === 254) ||
-      (d0 === 169 && data[dstOff + 1] === 254) ||
-      this.stack.nicForAddress(data, srcOff, 4) !== null
-    ) {
-      st.forwardDropped++;
-      return;
-    }
-    const dst = this.fwdDst;
-    dst[0] = d0;
-    dst[1] = data[dstOff + 1]!;
-    dst[2] = data[dstOff + 2]!;
-    dst[3] = data[dstOff + 3]!;
-    const entry = this.stack.routes.lookup(dst, 0, this.nicUsable);
-    if (entry === null) {
-      st.forwardDropped++;
-      this.sendIcmpError(inNic, pkt, ICMPV4_DEST_UNREACHABLE, ICMPV4_NET_UNREACHABLE, 0);
-      return;
-    }
-    const out = this.stack.nic(entry.nicId)!;
-    if (entry.gateway === null && out.isSubnetBroadcast(dst)) {
-      // Directed broadcasts are not forwarded (Linux bc_forwarding=0).
-      st.forwardDropped++;
-      return;
-    }
-    if (data[ipStart + 8]! <= 1) {
-      this.stats.ttlExceeded++;
-      this.sendIcmpError(inNic, pkt, ICMPV4_TIME_EXCEEDED, ICMPV4_TTL_EXCEEDED, 0);
-      return;
-    }
-    const h = this.hdr.reset(data, ipStart, pkt.end - ipStart);
-    const hl = h.headerLength;
-    const mtu = out.mtu;
-    const tooBig = pkt.end - ipStart > mtu;
-    if (tooBig && h.dontFragment) {
-      // The error quotes the datagram as received (before the TTL decrement), as Linux does.
-      st.fragmentationFailed++;
-      this.sendIcmpError(inNic, pkt, ICMPV4_DEST_UNREACHABLE, ICMPV4_FRAG_NEEDED, mtu);
-      return;
-    }
-    h.decrementTtl();
-    st.forwarded++;
-    pkt.linkHeaderStart = -1;
-    pkt.remoteLinkAddress = null;
-    const nextHop = entry.gateway ?? dst;
-    if (tooBig) {
-      const route = new Route(out, this, data.slice(srcOff, srcOff + 4), dst.slice(), nextHop.slice(), false, false, null);
-      this.fragmentAndSend(route, pkt, ipStart, hl);
-      return;
-    }
-    if (!out.needsResolution) {
-      out.transmit(pkt);
-      return;
-    }
-    const arp = this.arp;
-    if (!arp) {
-      st.outgoingDropped++;
-      return;
-    }
-    arp.resolveAndSend(out, nextHop, pkt);
-  }
-
-  private readonly fwdDst = new Uint8Array(4);
-  private readonly nicUsable = (id: number): boolean => this.stack.nic(id)?.enabled === true;
-
   /**
    * @internal Send a finished datagram (IP header at pkt.start, checksum set) along a route
    * without fragmenting it: raw sockets with IP_HDRINCL.
@@ -556,7 +467,8 @@ export class IPv4Protocol implements NetworkProtocol {
   }
 
   /** Split the datagram at `ipStart` into fragments that fit the route's MTU (RFC 791). */
-  private fragmentAndSend(route: Route, pkt: PacketBuffer, ipStart: number, hl: number, mtu = route.nic.mtu): void {
+  /** @internal */
+  fragmentAndSend(route: Route, pkt: PacketBuffer, ipStart: number, hl: number, mtu = route.nic.mtu): void {
     const data = pkt.data;
     const chunk = (mtu - hl) & ~7;
     if (chunk < 8) {
