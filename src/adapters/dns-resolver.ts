@@ -15,7 +15,7 @@ import {
   decodeRecordData,
   encodeDnsQuery,
 } from '../headers/dns-message.js';
-import type { DnsModule } from './dns.js';
+import type { Stack } from '../stack/stack.js';
 
 /**
  * The stub resolver behind Node's `dns` faces (src/adapters/dns.ts): server list parsing, query
@@ -63,6 +63,14 @@ export interface DnsStats {
   badQuestion: number;
   /** Answers that did not decode (reported as EBADRESP). */
   badResponses: number;
+}
+
+/** @internal What a resolver needs of its DnsModule (dns.ts): the stack, counters, IDs, servers. */
+export interface ResolverHost {
+  readonly stack: Stack;
+  readonly stats: DnsStats;
+  nextId(): number;
+  systemServers(): Server[];
 }
 
 /** @internal */
@@ -142,7 +150,7 @@ export class PromisesResolver {
   private readonly tries: number;
 
   constructor(
-    private readonly module: DnsModule,
+    private readonly module: ResolverHost,
     options: ResolverOptions = {},
   ) {
     const t = options.timeout ?? -1;

@@ -6,7 +6,6 @@
  */
 import { TunstackError } from '../errors.js';
 import { checkBpfProgram, type BpfInstruction } from './bpf.js';
-import type { TunDevice } from './device.js';
 import { TapTxFilter, type TunEndpoint } from './endpoint.js';
 import {
   SIOCGIFHWADDR,
@@ -53,8 +52,11 @@ export interface IfReq {
   flags: number;
 }
 
-/** @internal An interface ioctl on `ep`, the endpoint `dev` is attached to (EINVAL if unknown). */
-export function interfaceIoctl(dev: TunDevice, ep: TunEndpoint, request: number, arg: TunIoctlArg | undefined): TunIoctlResult {
+/**
+ * @internal An interface ioctl on `ep`, the endpoint the TunDevice `dev` is attached to (EINVAL if
+ * unknown). `dev.mac` is set for SIOCSIFHWADDR (TunDevice's setter checks the address).
+ */
+export function interfaceIoctl(dev: { mac: Uint8Array }, ep: TunEndpoint, request: number, arg: TunIoctlArg | undefined): TunIoctlResult {
   switch (request) {
     case TUNSETNOCSUM:
     case TUNSETDEBUG:
