@@ -11,17 +11,13 @@ import {
   ICMPV6_HEADER_LENGTH,
   ICMPV6_PARAMETER_PROBLEM,
   ICMPV6_PORT_UNREACHABLE,
-  ICMPV6_REASSEMBLY_TIMEOUT,
-  ICMPV6_TIME_EXCEEDED,
   ICMPV6_UNRECOGNIZED_NEXT_HEADER,
   ICMPV6_UNRECOGNIZED_OPTION,
   setIcmpV6Checksum,
 } from '../headers/icmpv6.js';
 import {
-  IPV6_FRAGMENT_HEADER_LENGTH,
   IPV6_HEADER_LENGTH,
   IPV6_MIN_MTU,
-  IPV6_NEXT_HEADER_FRAGMENT,
   IPV6_NEXT_HEADER_HOP_BY_HOP,
   IPV6_NEXT_HEADER_ICMPV6,
   IPV6_NEXT_HEADER_NONE,
@@ -51,6 +47,7 @@ import { Mld, type MldOptions, type MldStats } from './mld.js';
 import { Ndp, type NdpOptions, type NdpStats } from './ndp.js';
 import { Reassembler, type ReassemblyConfig } from './reassembly.js';
 import { Ipv6Forwarder } from './ipv6-forward.js';
+import { Ipv6Fragments } from './ipv6-fragment.js';
 import { ALL_NODES, addrKey, isLoopbackAddr, isV4Mapped, multicastMac } from './ipv6-address.js';
 
 // The address helpers moved to ipv6-address.ts; this path keeps exporting them.
@@ -73,8 +70,8 @@ export {
 /**
  * IPv6 (RFC 8200) with ICMPv6 (RFC 4443, src/network/icmpv6.ts), Neighbor Discovery and address
  * autoconfiguration (RFC 4861/4862, src/network/ndp.ts, router-discovery.ts, slaac.ts), MLDv2
- * (RFC 3810, src/network/mld.ts) and forwarding (src/network/ipv6-forward.ts); address helpers
- * are in src/network/ipv6-address.ts.
+ * (RFC 3810, src/network/mld.ts), forwarding (src/network/ipv6-forward.ts) and fragmentation and
+ * reassembly (src/network/ipv6-fragment.ts); address helpers are in src/network/ipv6-address.ts.
  *
  * Receive: the fixed header is checked, the destination classified (ours, a joined multicast
  * group, or to be forwarded), then the extension-header chain is walked (src/headers/ipv6.ts):
@@ -83,11 +80,6 @@ export {
  * Send: the fixed header with an automatic flow label (a seeded hash of the flow, as Linux's
  * auto_flowlabels), fragmentation at the source only, to the path MTU learned from Packet Too
  * Big. Forwarding (stack.forwarding): hop limit, Packet Too Big, scope checks, no redirects.
- *
- * Why this file is still ~900 lines: what is left is one unit, the receive path (classify, walk,
- * reassemble, deliver) and the send path (header, flow label, fragment ids, fragmentation,
- * loopback) over the same per-NIC state, plus `ping`, which stays beside IPv4's until the two
- * share one implementation (issue 13's ping dedupe).
  */
 
 export interface IPv6Stats {
@@ -182,6 +174,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
   private pingIdent: number;
   private pingSeq = 0;
   private readonly forwarder = new Ipv6Forwarder(this);
+  private readonly fragments = new Ipv6Fragments(this);
 
   constructor(
     readonly stack: Stack,
@@ -195,7 +188,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     this.reassembler = new Reassembler(
       stack.clock,
       { maxBytes: 4 << 20, maxDatagrams: 1024, maxFragments: 128, timeoutMs: 60_000, ...options.reassembly },
-      (first) => this.reassemblyTimedOut(first),
+      (first) => this.fragments.reassemblyTimedOut(first),
     );
     this.icmp = new Icmpv6(this, options.icmp ?? {});
     this.mld = new Mld(this, options.mld ?? {});
@@ -392,7 +385,8 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     this.receiveLocal(nic, pkt, mcast, false);
   }
 
-  private receiveLocal(nic: NIC, pkt: PacketBuffer, mcast: boolean, reassembled: boolean): void {
+  /** @internal */
+  receiveLocal(nic: NIC, pkt: PacketBuffer, mcast: boolean, reassembled: boolean): void {
     const data = pkt.data;
     const ip = pkt.networkHeaderStart;
     const w = this.walk;
@@ -406,7 +400,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
         this.stats.extensionHeaderErrors++;
         return;
       }
-      this.reassemble(nic, pkt, mcast);
+      this.fragments.reassemble(nic, pkt, mcast, this.walk);
       return;
     }
     this.deliver(nic, pkt, w.protocol, w.offset, w.nextHeaderFieldOffset, mcast);
@@ -430,46 +424,6 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
       default:
         return;
     }
-  }
-
-  private reassemble(nic: NIC, pkt: PacketBuffer, mcast: boolean): void {
-    const w = this.walk;
-    const data = pkt.data;
-    const ip = pkt.networkHeaderStart;
-    const fh = w.fragmentHeaderOffset;
-    const key = fragmentKey(data, ip, w.fragmentId);
-    const done = this.reassembler.add(
-      key,
-      data.subarray(ip, fh + IPV6_FRAGMENT_HEADER_LENGTH),
-      data.subarray(w.offset, pkt.end),
-      w.fragmentOffset << 3,
-      w.moreFragments,
-      data.subarray(ip, pkt.end),
-    );
-    if (done === null) return;
-    const hdr = done.header;
-    const hl = hdr.length - IPV6_FRAGMENT_HEADER_LENGTH;
-    const total = hl + done.payload.length;
-    if (total - IPV6_HEADER_LENGTH > 0xffff) {
-      this.stats.extensionHeaderErrors++;
-      return;
-    }
-    const whole = new Uint8Array(total);
-    whole.set(hdr.subarray(0, hl), 0);
-    whole.set(done.payload, hl);
-    // The Next Header field that named the Fragment header now names what followed it.
-    let nhField = 6;
-    for (let p = IPV6_HEADER_LENGTH; p + 2 <= hl; p += (whole[p + 1]! + 1) << 3) nhField = p;
-    whole[nhField] = hdr[hl]!;
-    whole[4] = (total - IPV6_HEADER_LENGTH) >>> 8;
-    whole[5] = (total - IPV6_HEADER_LENGTH) & 0xff;
-    const np = new PacketBuffer(whole, 0, total);
-    np.nicId = pkt.nicId;
-    np.packetType = pkt.packetType;
-    np.networkProtocol = ETHERTYPE_IPV6;
-    np.networkHeaderStart = 0;
-    np.networkHeaderLength = IPV6_HEADER_LENGTH;
-    this.receiveLocal(nic, np, mcast, true);
   }
 
   private deliver(nic: NIC, pkt: PacketBuffer, protocol: number, offset: number, nhField: number, mcast: boolean): void {
@@ -558,56 +512,10 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     }
     if (total > mtu) {
       pkt.linearize();
-      this.fragmentAndSend(nic, dst, route.nextHop, pkt, start, mtu, route.localDelivery);
+      this.fragments.fragmentAndSend(nic, dst, route.nextHop, pkt, start, mtu, route.localDelivery);
       return;
     }
     this.transmitTo(nic, dst, route.nextHop, pkt, route.localDelivery);
-  }
-
-  /**
-   * Source fragmentation (RFC 8200 4.5): the fixed header is the unfragmentable part; each
-   * fragment carries a Fragment header with one random identification, and data in multiples
-   * of 8 bytes sized to the path MTU.
-   */
-  private fragmentAndSend(nic: NIC, dst: Uint8Array, nextHop: Uint8Array, pkt: PacketBuffer, ip: number, mtu: number, local: NIC | null): void {
-    const data = pkt.data;
-    const chunk = (mtu - IPV6_HEADER_LENGTH - IPV6_FRAGMENT_HEADER_LENGTH) & ~7;
-    if (chunk < 8) {
-      this.stats.fragmentationFailed++;
-      return;
-    }
-    const payloadStart = ip + IPV6_HEADER_LENGTH;
-    const payloadLength = pkt.end - payloadStart;
-    const nh = data[ip + 6]!;
-    const id = this.nextFragmentId();
-    for (let off = 0; off < payloadLength; off += chunk) {
-      const len = Math.min(chunk, payloadLength - off);
-      const more = off + len < payloadLength;
-      const frag = PacketBuffer.alloc(IPV6_HEADER_LENGTH + IPV6_FRAGMENT_HEADER_LENGTH + len);
-      const fb = frag.data;
-      const fs = frag.start;
-      fb.set(data.subarray(ip, ip + IPV6_HEADER_LENGTH), fs);
-      const pl = IPV6_FRAGMENT_HEADER_LENGTH + len;
-      fb[fs + 4] = pl >>> 8;
-      fb[fs + 5] = pl & 0xff;
-      fb[fs + 6] = IPV6_NEXT_HEADER_FRAGMENT;
-      const f = fs + IPV6_HEADER_LENGTH;
-      fb[f] = nh;
-      fb[f + 1] = 0;
-      const word = (off & 0xfff8) | (more ? 1 : 0);
-      fb[f + 2] = word >>> 8;
-      fb[f + 3] = word & 0xff;
-      fb[f + 4] = id >>> 24;
-      fb[f + 5] = (id >>> 16) & 0xff;
-      fb[f + 6] = (id >>> 8) & 0xff;
-      fb[f + 7] = id & 0xff;
-      fb.set(data.subarray(payloadStart + off, payloadStart + off + len), f + IPV6_FRAGMENT_HEADER_LENGTH);
-      frag.networkProtocol = ETHERTYPE_IPV6;
-      frag.networkHeaderStart = fs;
-      frag.networkHeaderLength = IPV6_HEADER_LENGTH + IPV6_FRAGMENT_HEADER_LENGTH;
-      this.stats.fragmentsCreated++;
-      this.transmitTo(nic, dst, nextHop, frag, local);
-    }
   }
 
   /**
@@ -716,12 +624,6 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     }
   }
 
-  private nextFragmentId(): number {
-    let id = 0;
-    while (id === 0) id = this.stack.random.u32();
-    return id;
-  }
-
   /**
    * The flow label Linux's auto_flowlabels would set: a keyed hash of the addresses, the
    * protocol and the ports (ICMPv6: type, code and identifier), folded to 20 bits.
@@ -768,18 +670,6 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     if (this.pmtu.size >= 4096) this.pmtu.clear();
     this.pmtu.set(key, { mtu: m, expires: now + this.pmtuExpiresMs });
     return true;
-  }
-
-  // ---------------------------------------------------------------- reassembly timeout
-
-  private reassemblyTimedOut(first: Uint8Array | null): void {
-    // RFC 8200 4.5: Time Exceeded only if the first fragment arrived, and not to multicast.
-    if (first === null || first.length < IPV6_HEADER_LENGTH || first[24] === 0xff) return;
-    const nic = this.stack.nicForAddress(first.subarray(24, 40));
-    if (nic === null) return;
-    const p = PacketBuffer.wrap(first);
-    p.networkHeaderStart = 0;
-    this.icmp.sendError(nic, p, ICMPV6_TIME_EXCEEDED, ICMPV6_REASSEMBLY_TIMEOUT, 0, false);
   }
 
   // ---------------------------------------------------------------- ping
@@ -892,10 +782,6 @@ function groupIndex(s: Ipv6Interface, buf: Uint8Array, off: number): number {
     return i;
   }
   return -1;
-}
-
-function fragmentKey(data: Uint8Array, ip: number, id: number): string {
-  return addrKey(data, ip + 8) + addrKey(data, ip + 24) + id.toString(36);
 }
 
 export function ipv6Factory(options: IPv6Options = {}): (stack: Stack) => IPv6Protocol {
