@@ -16,7 +16,6 @@ import { EventEmitter } from 'eventemitter3';
 import { TunstackError } from '../../errors.js';
 import { expectAddress, expectBoolean, expectBytes, expectInteger, expectString, optionalNumber, optionsObject } from '../../validate.js';
 import { formatIP, parseIP } from '../../headers/address.js';
-import { pseudoHeaderSumV4, pseudoHeaderSumV6, sum, fold } from '../../headers/checksum.js';
 import {
   TCP_ACK,
   TCP_FIN,
@@ -25,6 +24,8 @@ import {
   TCP_SYN,
   encodeTcpOptions,
   tcpOptionsLength,
+  writeTcpHeader,
+  writeTimestampOption,
 } from '../../headers/tcp.js';
 import { LinkCapability } from '../../link/endpoint.js';
 import type { Timer } from '../../stack/clock.js';
@@ -35,7 +36,7 @@ import { OooQueue, RecvQueue, Scoreboard, SendBuffer, type BufferLease } from '.
 import { createCongestionControl, type CcHost, type CongestionControl, type CongestionControlName } from './congestion.js';
 import { RANGE_OVERHEAD, type MemoryHolder } from './memory.js';
 import type { TcpProtocol, TableEntry } from './protocol.js';
-import type { Segment } from './segment.js';
+import { finishSegment, tcpPseudoBase, type Segment } from './segment.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import {
   CLOSED,
@@ -785,10 +786,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.txOffload = (ep.capabilities & LinkCapability.TxChecksumOffload) !== 0;
     const sg = LinkCapability.TxChecksumOffload | LinkCapability.ScatterGather;
     this.sgOn = (ep.capabilities & sg) === sg && route.localDelivery === null;
-    const la = route.localAddress;
-    const ra = route.remoteAddress;
-    this.pseudoBase =
-      route.family === 4 ? pseudoHeaderSumV4(la, 0, ra, 0, IP_PROTO_TCP, 0) : pseudoHeaderSumV6(la, 0, ra, 0, IP_PROTO_TCP, 0);
+    this.pseudoBase = tcpPseudoBase(route);
     const ipHdr = route.family === 4 ? 20 : 40;
     const nicMtu = route.nic.mtu;
     this.pmtu = this.proto.pathMtu(route, nicMtu);
@@ -959,47 +957,12 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const pkt = proto.allocPacket(sg ? hl : total, this.headroom);
     const b = pkt.data;
     const o = pkt.start;
-    const lp = this.lport;
-    const rp = this.rport;
-    b[o] = lp >>> 8;
-    b[o + 1] = lp;
-    b[o + 2] = rp >>> 8;
-    b[o + 3] = rp;
-    b[o + 4] = seq >>> 24;
-    b[o + 5] = seq >>> 16;
-    b[o + 6] = seq >>> 8;
-    b[o + 7] = seq;
     const ackOn = (flags & TCP_ACK) !== 0;
-    const ack = ackOn ? this.rcvNxt : 0;
-    b[o + 8] = ack >>> 24;
-    b[o + 9] = ack >>> 16;
-    b[o + 10] = ack >>> 8;
-    b[o + 11] = ack;
-    b[o + 12] = (hl >>> 2) << 4;
-    b[o + 13] = flags;
     const w = (flags & TCP_RST) !== 0 ? 0 : this.windowField();
-    b[o + 14] = w >>> 8;
-    b[o + 15] = w;
-    b[o + 16] = 0;
-    b[o + 17] = 0;
-    b[o + 18] = 0;
-    b[o + 19] = 0;
+    writeTcpHeader(b, o, this.lport, this.rport, seq, ackOn ? this.rcvNxt : 0, flags, w, hl);
     let p = o + 20;
     if (this.tsOn) {
-      const tv = this.tsNow();
-      const te = this.tsRecent;
-      b[p] = 1;
-      b[p + 1] = 1;
-      b[p + 2] = 8;
-      b[p + 3] = 10;
-      b[p + 4] = tv >>> 24;
-      b[p + 5] = tv >>> 16;
-      b[p + 6] = tv >>> 8;
-      b[p + 7] = tv;
-      b[p + 8] = te >>> 24;
-      b[p + 9] = te >>> 16;
-      b[p + 10] = te >>> 8;
-      b[p + 11] = te;
+      writeTimestampOption(b, p, this.tsNow(), this.tsRecent);
       p += 12;
     }
     if (nsack > 0) {
@@ -1020,20 +983,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     }
     if (sg) this.sndBuf!.lend(pos, len, pkt);
     else if (len > 0) this.sndBuf!.copyOut(pos, b, o + hl, len);
-    const ps = fold(this.pseudoBase + total);
-    if (this.txOffload) {
-      pkt.checksumOffload = true;
-      b[o + 16] = ps >>> 8;
-      b[o + 17] = ps;
-    } else {
-      // (A native copy then the word-wise sum beats a fused copy-and-sum loop in JS.)
-      const c = ~sum(b, o, total, ps) & 0xffff;
-      b[o + 16] = c >>> 8;
-      b[o + 17] = c;
-    }
-    pkt.transportHeaderStart = o;
-    pkt.transportHeaderLength = hl;
-    pkt.transportProtocol = IP_PROTO_TCP;
+    finishSegment(pkt, hl, total, this.pseudoBase, this.txOffload);
     // Bookkeeping before the packet leaves (it may come back before transmit returns).
     if (ackOn) {
       this.lastAckSent = this.rcvNxt;
@@ -1073,27 +1023,12 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     encodeTcpOptions(b, o + 20, f);
     const win = Math.min(this.rcvBuf, 65535);
     this.rcvAdv = seqAdd(this.rcvNxt, win);
-    proto.writeHeader(b, o, this.lport, this.rport, this.iss, ack ? this.rcvNxt : 0, TCP_SYN | (ack ? TCP_ACK : 0), win, hl);
-    this.finishChecksum(pkt.data, o, hl, pkt);
+    writeTcpHeader(b, o, this.lport, this.rport, this.iss, ack ? this.rcvNxt : 0, TCP_SYN | (ack ? TCP_ACK : 0), win, hl);
+    finishSegment(pkt, hl, hl, this.pseudoBase, this.txOffload);
     if (ack) this.lastAckSent = this.rcvNxt;
     this.segsOut++;
     proto.stats.outSegs++;
     proto.transmit(route, pkt);
-  }
-
-  private finishChecksum(b: Uint8Array, o: number, total: number, pkt: { checksumOffload: boolean; transportHeaderStart: number; transportHeaderLength: number }): void {
-    const ps = fold(this.pseudoBase + total);
-    if (this.txOffload) {
-      pkt.checksumOffload = true;
-      b[o + 16] = ps >>> 8;
-      b[o + 17] = ps;
-    } else {
-      const c = ~sum(b, o, total, ps) & 0xffff;
-      b[o + 16] = c >>> 8;
-      b[o + 17] = c;
-    }
-    pkt.transportHeaderStart = o;
-    pkt.transportHeaderLength = total;
   }
 
   /** @internal Send a bare ACK now. */

@@ -10,15 +10,16 @@ import { totalmem } from 'node:os';
 import { TunstackError } from '../../errors.js';
 import { addrEqual } from '../../headers/address.js';
 import { optionalBoolean, optionalInteger, optionalOneOf, optionsObject } from '../../validate.js';
-import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../../headers/checksum.js';
+import { fold, sum } from '../../headers/checksum.js';
 import {
   TCP_ACK,
   TCP_FIN,
   TCP_RST,
   TCP_SYN,
   encodeTcpOptions,
-  parseTcpOptions,
   tcpOptionsLength,
+  writeTcpHeader,
+  writeTimestampOption,
   type TcpOptionFields,
 } from '../../headers/tcp.js';
 import { LinkCapability } from '../../link/endpoint.js';
@@ -33,7 +34,7 @@ import type { CongestionControlName } from './congestion.js';
 import { DUP_THRESH, TcpEndpoint } from './endpoint.js';
 import { keyedTupleHash, tupleHash } from './hash.js';
 import { TcpMemory, defaultTcpMemory } from './memory.js';
-import { Segment } from './segment.js';
+import { Segment, finishSegment, parseSegment, tcpPseudoBase } from './segment.js';
 import { seqAdd, seqGt, seqLt } from './seq.js';
 import { newTcpStats, TX_OK, TX_TOO_BIG, type TcpEndpointOptions, type TcpStats } from './types.js';
 
@@ -259,50 +260,10 @@ export class TcpProtocol implements TransportProtocol {
   /** Segments the network layer refused (no route, MTU, link down). */
   sendErrors = 0;
 
-  /** @internal Write a 20-byte header (options, if any, already in place after it). */
-  writeHeader(b: Uint8Array, o: number, sport: number, dport: number, seq: number, ack: number, flags: number, wnd: number, hl: number): void {
-    b[o] = sport >>> 8;
-    b[o + 1] = sport;
-    b[o + 2] = dport >>> 8;
-    b[o + 3] = dport;
-    b[o + 4] = seq >>> 24;
-    b[o + 5] = seq >>> 16;
-    b[o + 6] = seq >>> 8;
-    b[o + 7] = seq;
-    b[o + 8] = ack >>> 24;
-    b[o + 9] = ack >>> 16;
-    b[o + 10] = ack >>> 8;
-    b[o + 11] = ack;
-    b[o + 12] = (hl >>> 2) << 4;
-    b[o + 13] = flags;
-    b[o + 14] = wnd >>> 8;
-    b[o + 15] = wnd;
-    b[o + 16] = 0;
-    b[o + 17] = 0;
-    b[o + 18] = 0;
-    b[o + 19] = 0;
-  }
-
-  /** Checksum (or offload) and send a segment built at pkt.start along `route`. */
-  private finishAndSend(route: Route, pkt: PacketBuffer, len: number): void {
-    const b = pkt.data;
-    const o = pkt.start;
-    const la = route.localAddress;
-    const ra = route.remoteAddress;
-    const ps =
-      route.family === 4 ? pseudoHeaderSumV4(la, 0, ra, 0, IP_PROTO_TCP, len) : pseudoHeaderSumV6(la, 0, ra, 0, IP_PROTO_TCP, len);
-    if ((route.nic.endpoint.capabilities & LinkCapability.TxChecksumOffload) !== 0) {
-      pkt.checksumOffload = true;
-      const f = fold(ps);
-      b[o + 16] = f >>> 8;
-      b[o + 17] = f;
-    } else {
-      const c = ~sum(b, o, len, ps) & 0xffff;
-      b[o + 16] = c >>> 8;
-      b[o + 17] = c;
-    }
-    pkt.transportHeaderStart = o;
-    pkt.transportProtocol = IP_PROTO_TCP;
+  /** Checksum (or offload) and send a segment of `hl` header bytes built at pkt.start along `route`. */
+  private finishAndSend(route: Route, pkt: PacketBuffer, hl: number): void {
+    const offload = (route.nic.endpoint.capabilities & LinkCapability.TxChecksumOffload) !== 0;
+    finishSegment(pkt, hl, hl, tcpPseudoBase(route), offload);
     this.stats.outSegs++;
     this.transmit(route, pkt);
   }
@@ -469,8 +430,8 @@ export class TcpProtocol implements TransportProtocol {
       return TransportResult.Malformed;
     }
     const alen = net.family === 4 ? 4 : 16;
-    const dport = (data[off + 2]! << 8) | data[off + 3]!;
     const sport = (data[off]! << 8) | data[off + 1]!;
+    const dport = (data[off + 2]! << 8) | data[off + 3]!;
     // Find the connection first (the tuple is only used to look up): its precomputed
     // pseudo-header sum then checks the checksum (the sum is the same with src/dst swapped).
     let e: TableEntry | null;
@@ -501,32 +462,7 @@ export class TcpProtocol implements TransportProtocol {
     // TCP is unicast only (RFC 1122 4.2.3.10).
     if (net.multicastOrBroadcast) return TransportResult.Handled;
     const seg = this.seg;
-    seg.data = data;
-    seg.off = off;
-    seg.hl = hl;
-    seg.srcPort = sport;
-    seg.dstPort = dport;
-    seg.seq = ((data[off + 4]! << 24) | (data[off + 5]! << 16) | (data[off + 6]! << 8) | data[off + 7]!) >>> 0;
-    seg.ack = ((data[off + 8]! << 24) | (data[off + 9]! << 16) | (data[off + 10]! << 8) | data[off + 11]!) >>> 0;
-    seg.flags = data[off + 13]!;
-    seg.wnd = (data[off + 14]! << 8) | data[off + 15]!;
-    seg.plOff = off + hl;
-    seg.plLen = len - hl;
-    seg.net = net;
-    seg.pkt = pkt;
-    const opts = seg.opts;
-    if (hl === 32 && data[off + 20] === 1 && data[off + 21] === 1 && data[off + 22] === 8 && data[off + 23] === 10) {
-      // The common layout: NOP, NOP, timestamps.
-      opts.clear();
-      opts.timestamp = true;
-      opts.tsVal = ((data[off + 24]! << 24) | (data[off + 25]! << 16) | (data[off + 26]! << 8) | data[off + 27]!) >>> 0;
-      opts.tsEcr = ((data[off + 28]! << 24) | (data[off + 29]! << 16) | (data[off + 30]! << 8) | data[off + 31]!) >>> 0;
-    } else if (hl > 20) {
-      // Linux ignores a malformed option list rather than dropping the segment.
-      if (!parseTcpOptions(data, off + 20, hl - 20, opts)) opts.clear();
-    } else {
-      opts.clear();
-    }
+    parseSegment(seg, data, off, len, hl, net, pkt);
     if (e !== null) {
       if (e.isTimeWait) {
         this.timeWaitInput(e as TimeWaitRecord, seg);
@@ -711,7 +647,7 @@ export class TcpProtocol implements TransportProtocol {
     const pkt = this.allocPacket(hl, 64 + route.nic.endpoint.maxHeaderLength);
     encodeTcpOptions(pkt.data, pkt.start + 20, f);
     const win = Math.min(l.rcvBufLockedOr(this.rmemDefault), 65535);
-    this.writeHeader(pkt.data, pkt.start, seg.dstPort, seg.srcPort, cookie, seqAdd(seg.seq, 1), TCP_SYN | TCP_ACK, win, hl);
+    writeTcpHeader(pkt.data, pkt.start, seg.dstPort, seg.srcPort, cookie, seqAdd(seg.seq, 1), TCP_SYN | TCP_ACK, win, hl);
     this.stats.synCookiesSent++;
     l.lastCookieTime = now;
     this.finishAndSend(route, pkt, hl);
@@ -778,7 +714,7 @@ export class TcpProtocol implements TransportProtocol {
       return;
     }
     const pkt = this.allocPacket(20, 64 + route.nic.endpoint.maxHeaderLength);
-    this.writeHeader(pkt.data, pkt.start, seg.dstPort, seg.srcPort, seq, ack, flags, 0, 20);
+    writeTcpHeader(pkt.data, pkt.start, seg.dstPort, seg.srcPort, seq, ack, flags, 0, 20);
     this.stats.outRsts++;
     this.finishAndSend(route, pkt, 20);
   }
@@ -919,14 +855,9 @@ export class TcpProtocol implements TransportProtocol {
     const o = pkt.start;
     if (tw.tsOn) {
       const tv = (Math.floor(this.stack.clock.now()) + tw.tsOffset) >>> 0;
-      b[o + 20] = 1;
-      b[o + 21] = 1;
-      b[o + 22] = 8;
-      b[o + 23] = 10;
-      putU32(b, o + 24, tv);
-      putU32(b, o + 28, tw.tsRecent);
+      writeTimestampOption(b, o + 20, tv, tw.tsRecent);
     }
-    this.writeHeader(b, o, tw.lport, tw.rport, tw.sndNxt, tw.rcvNxt, TCP_ACK, tw.windowField, hl);
+    writeTcpHeader(b, o, tw.lport, tw.rport, tw.sndNxt, tw.rcvNxt, TCP_ACK, tw.windowField, hl);
     this.finishAndSend(route, pkt, hl);
   }
 
@@ -956,13 +887,6 @@ export class TcpProtocol implements TransportProtocol {
     while (this.twHead !== null) this.killTimeWait(this.twHead);
     this.twTimer?.cancel();
   }
-}
-
-function putU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = v >>> 16;
-  b[o + 2] = v >>> 8;
-  b[o + 3] = v;
 }
 
 export function tcpFactory(): (stack: Stack) => TcpProtocol {
