@@ -31,10 +31,14 @@ import type { Route } from '../../stack/route.js';
 import type { Stack } from '../../stack/stack.js';
 import type { Scoreboard } from './buffers.js';
 import type { CongestionControlName } from './congestion.js';
-import { DUP_THRESH, TcpEndpoint } from './endpoint.js';
+import { DUP_THRESH } from './constants.js';
+import { TcpEndpoint } from './endpoint.js';
 import { keyedTupleHash, tupleHash } from './hash.js';
 import { TcpMemory, defaultTcpMemory } from './memory.js';
 import { Segment, finishSegment, parseSegment, tcpPseudoBase } from './segment.js';
+import { inheritFrom, setRoute, startFromCookie, startPassive } from './connect.js';
+import { input } from './receiver.js';
+import { icmpError } from './recovery.js';
 import { seqAdd, seqGt, seqLt } from './seq.js';
 import { newTcpStats, TX_OK, TX_TOO_BIG, type TcpEndpointOptions, type TcpStats } from './types.js';
 
@@ -469,7 +473,7 @@ export class TcpProtocol implements TransportProtocol {
       } else {
         const ep = e as TcpEndpoint;
         this.lastEp = ep;
-        ep.input(seg);
+        input(ep, seg);
         ep.flushEvents();
       }
       return TransportResult.Handled;
@@ -493,7 +497,7 @@ export class TcpProtocol implements TransportProtocol {
     if (child === null) return null;
     (parent.synQueue ??= new Set()).add(child);
     this.stats.passiveOpens++;
-    child.startPassive(seg, this.isn(child.laddr!, child.raddr!, child.lport, child.rport));
+    startPassive(child, seg, this.isn(child.laddr!, child.raddr!, child.lport, child.rport));
     child.flushEvents();
     return child;
   }
@@ -539,7 +543,7 @@ export class TcpProtocol implements TransportProtocol {
     sq.add(child);
     stats.passiveOpens++;
     const iss = isnHint >= 0 ? isnHint : this.isn(child.laddr!, child.raddr!, child.lport, child.rport);
-    child.startPassive(seg, iss);
+    startPassive(child, seg, iss);
     child.flushEvents();
   }
 
@@ -557,13 +561,13 @@ export class TcpProtocol implements TransportProtocol {
       return null;
     }
     const child = new TcpEndpoint(this, { family: net.family });
-    child.inheritFrom(l);
+    inheritFrom(child, l);
     child.laddr = route.localAddress;
     child.raddr = route.remoteAddress;
     child.lport = seg.dstPort;
     child.rport = seg.srcPort;
     child.parent = l;
-    child.setRoute(route);
+    setRoute(child, route);
     this.insert(child);
     return child;
   }
@@ -678,8 +682,8 @@ export class TcpProtocol implements TransportProtocol {
     if (child === null) return;
     stats.synCookiesValidated++;
     stats.passiveOpens++;
-    child.startFromCookie(seg, COOKIE_MSS_TABLE[idx]!, ws, sackOk);
-    if (seg.plLen > 0 || (seg.flags & TCP_FIN) !== 0) child.input(seg);
+    startFromCookie(child, seg, COOKIE_MSS_TABLE[idx]!, ws, sackOk);
+    if (seg.plLen > 0 || (seg.flags & TCP_FIN) !== 0) input(child, seg);
     child.flushEvents();
   }
 
@@ -873,7 +877,7 @@ export class TcpProtocol implements TransportProtocol {
     const alen = net.family === 4 ? 4 : 16;
     const e = this.lookup(net.data, net.srcOffset, net.data, net.dstOffset, alen, lport, rport);
     if (e === null || e.isTimeWait) return;
-    (e as TcpEndpoint).icmpError(error, seq);
+    icmpError(e as TcpEndpoint, error, seq);
   }
 
   /** Close every connection (RST where synchronized) and drop TIME_WAIT records. */
