@@ -8,7 +8,7 @@ import { encodeTcpOptions, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, tcpOptionsLength,
 import { LinkCapability } from '../../link/endpoint.js';
 import type { Route } from '../../stack/route.js';
 import { createCongestionControl } from './congestion.js';
-import { defaultMss, EV_CONNECT, INITIAL_WINDOW_SEGMENTS, MAX_QUICKACKS, MIN_SND_MSS, RTO_FALLBACK, RTX_RTO } from './constants.js';
+import { defaultMss, EV_CONNECT, INITIAL_WINDOW_SEGMENTS, MAX_QUICKACKS, MIN_SND_MSS, RTO_FALLBACK, RTX_RTO, IP_PROTO_TCP } from './constants.js';
 import type { TcpEndpoint } from './endpoint.js';
 import { processData } from './receiver.js';
 import { currentRto, rttSample } from './recovery.js';
@@ -16,7 +16,7 @@ import { finishSegment, type Segment, tcpPseudoBase } from './segment.js';
 import { dataEndSeq, output, sendAck, tsNow } from './sender.js';
 import { seqAdd, seqGt, seqLe } from './seq.js';
 import { armKeepalive, armRtx } from './timers.js';
-import { ESTABLISHED, FIN_WAIT_1, LISTEN, SYN_RECEIVED } from './types.js';
+import { ESTABLISHED, FIN_WAIT_1, LISTEN, SYN_RECEIVED, SYN_SENT } from './types.js';
 
 /** @internal */
 export function setRoute(ep: TcpEndpoint, route: Route): void {
@@ -271,4 +271,49 @@ export function startFromCookie(ep: TcpEndpoint, seg: Segment, mss: number, wsca
   ep.st = SYN_RECEIVED;
   established(ep, now);
   ep.announce = true;
+}
+
+/**
+ * An active open (RFC 9293 3.10.4, CLOSED -> SYN_SENT) to `raddr`:`port`, both validated: the
+ * route, the local port (an ephemeral one unique for the 4-tuple, TIME_WAIT included, as Linux
+ * checks), the ISN, then the SYN.
+ */
+export function activeOpen(ep: TcpEndpoint, raddr: Uint8Array, port: number): void {
+  const stack = ep.proto.stack;
+  const route = stack.findRoute(raddr, ep.laddr ? { local: ep.laddr } : {});
+  // The route keeps its own copies of both addresses; the endpoint shares them.
+  const laddr = ep.laddr ?? route.localAddress;
+  if (ep.lport === 0) {
+    // Ephemeral port: unique 4-tuple (TIME_WAIT records included), as Linux checks.
+    let tries = 0;
+    for (;;) {
+      const p = stack.ports.reserve(IP_PROTO_TCP, laddr, 0, ep, false);
+      if (ep.proto.lookupTuple(laddr, raddr, p, port) === null) {
+        ep.lport = p;
+        break;
+      }
+      stack.ports.release(IP_PROTO_TCP, p, ep);
+      if (++tries >= 64) throw new TunstackError('EADDRNOTAVAIL', 'no free 4-tuple', 'connect');
+    }
+    ep.portOwner = true;
+  } else if (ep.proto.lookupTuple(laddr, raddr, ep.lport, port) !== null) {
+    throw new TunstackError('EADDRNOTAVAIL', '4-tuple in use', 'connect');
+  }
+  ep.laddr = laddr;
+  ep.raddr = route.remoteAddress;
+  ep.rport = port;
+  setRoute(ep, route);
+  ep.iss = ep.proto.isn(ep.laddr, ep.raddr, ep.lport, ep.rport);
+  initSendSpace(ep);
+  ep.tsOffset = ep.proto.tsOffsetFor(ep.laddr, ep.raddr, ep.lport, ep.rport);
+  initRcvBuf(ep);
+  ep.proto.insert(ep);
+  ep.st = SYN_SENT;
+  ep.firstSynTime = stack.clock.now();
+  ep.proto.stats.activeOpens++;
+  // State first: on a zero-latency link the SYN-ACK arrives before sendSyn returns.
+  ep.sndNxt = seqAdd(ep.iss, 1);
+  ep.sndMax = ep.sndNxt;
+  armRtx(ep, RTX_RTO, ep.rtoBase);
+  sendSyn(ep, false);
 }

@@ -1,5 +1,19 @@
 /**
- * A TCP endpoint (RFC 9293): the connection state machine with its send and receive paths.
+ * A TCP endpoint (RFC 9293): the socket API and lifecycle (bind, listen, connect, read, write,
+ * shutdown, close, options, info, teardown, events) and the connection's state, one object of
+ * one shape. The protocol machinery is module functions over that object, split as gVisor's and
+ * Linux's stacks split it:
+ * - connect.ts: handshake, SYN options, the opens (active, passive, SYN cookie), route setup;
+ * - receiver.ts: segment acceptance, data and FIN in, ACK scheduling, the advertised window;
+ * - sender.ts: segments out (header, options, checksum), the output loop, FIN, ACK/RST/probes;
+ * - recovery.ts: ACK processing, SACK scoreboard, RTT/RTO, fast recovery, ICMP and path MTU;
+ * - congestion.ts: cwnd growth and reduction (CUBIC, Reno); timers.ts: the three timers;
+ * - listen.ts: listeners, SYN queue, accept queue, SYN cookies; timewait.ts: TIME_WAIT;
+ * - memory.ts: the stack-wide buffer budget and a connection's share of it;
+ * - segment.ts: the one inbound parser and outbound finisher (headers/tcp.ts writes headers).
+ * Fields the parts share are `@internal` rather than private. This file stays a little over 800
+ * lines because the control block's ~120 commented fields live here, in one class, so that every
+ * endpoint has the same hidden class (the hot path stays monomorphic).
  *
  * Design notes:
  * - Everything runs synchronously inside packet processing or an API call. Sending a segment may
@@ -20,15 +34,16 @@ import type { Route } from '../../stack/route.js';
 import { expectAddress, expectBoolean, expectBytes, expectInteger, expectString, optionalNumber, optionsObject } from '../../validate.js';
 import { type BufferLease, OooQueue, RecvQueue, Scoreboard, SendBuffer } from './buffers.js';
 import { type CcHost, type CongestionControl, type CongestionControlName, createCongestionControl } from './congestion.js';
-import { initRcvBuf, initSendSpace, sendSyn, setRoute } from './connect.js';
+import { activeOpen } from './connect.js';
 import { ATO_MIN, CA_NAMES, CA_OPEN, EV_CLOSE, EV_CONNECT, EV_END, EV_ERROR, EV_READABLE, EV_WRITABLE, IP_PROTO_TCP, KT_KEEPALIVE, RTO_INIT, RTX_RTO } from './constants.js';
 import { type MemoryHolder, memSync, RANGE_OVERHEAD, wmemRoom } from './memory.js';
+import { listenOn } from './listen.js';
 import type { TableEntry, TcpProtocol } from './protocol.js';
 import { afterRead } from './receiver.js';
 import { currentRto } from './recovery.js';
 import { output, queueFin, sendRst } from './sender.js';
-import { seqAdd, seqDiff } from './seq.js';
-import { armFinWait2, armKeepalive, armRtx } from './timers.js';
+import { seqDiff } from './seq.js';
+import { armFinWait2, armKeepalive } from './timers.js';
 import { CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LISTEN, STATE_NAMES, SYN_RECEIVED, SYN_SENT, type TcpEndpointOptions, type TcpInfo, type TcpState, TIME_WAIT } from './types.js';
 
 export { ATO_MAX, ATO_MIN, DUP_THRESH, INITIAL_WINDOW_SEGMENTS, MAX_OOO_SEGMENTS, RTO_FALLBACK, RTO_INIT, RTO_MAX, RTO_MIN } from './constants.js';
@@ -97,7 +112,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ finQueued = false;
   /** @internal Sequence number of our FIN (valid when finQueued). */
   finSeq = 0;
-  /** @internal */ shutWr = false;
+  private shutWr = false;
   wantWritable = false;
   /** @internal Send-buffer bound lowered when the memory budget refused a write (0: none). */
   sndBufCap = 0;
@@ -119,7 +134,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal Sequence number of a FIN received out of order, or -1. */
   oooFin = -1;
   /** @internal */ finRcvd = false;
-  endEmitted = false;
+  private endEmitted = false;
   /** @internal */ rcvMss = 536;
   lastAckSent = 0;
   /** @internal */ dsackL = 0;
@@ -201,7 +216,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   softError: TunstackError | null = null;
   /** @internal */ pendingError: TunstackError | null = null;
   pendingEv = 0;
-  /** @internal */ flushing = false;
+  private flushing = false;
   inOutput = false;
   /** @internal */ outputAgain = false;
   /** @internal The accepted child should be announced to its listener. */
@@ -350,20 +365,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   }
 
   listen(backlog = 511): void {
-    if (this.closeEmitted) throw new TunstackError('EBADF', 'socket is closed', 'listen');
-    if (this.st === LISTEN) {
-      this.backlog = clampBacklog(backlog, this.proto.somaxconn);
-      return;
-    }
-    if (this.st !== CLOSED) throw new TunstackError('EINVAL', 'socket is connected', 'listen');
-    if (this.lport === 0) this.bind(null, 0);
-    if (this.proto.listenerConflict(this.lport, this.laddr, this.family, this.v6Only, this)) {
-      throw new TunstackError('EADDRINUSE', `port ${this.lport} has a listener`, 'listen');
-    }
-    this.backlog = clampBacklog(backlog, this.proto.somaxconn);
-    this.acceptQueue = [];
-    this.st = LISTEN;
-    this.proto.addListener(this);
+    listenOn(this, backlog);
   }
 
   accept(): TcpEndpoint | null {
@@ -383,43 +385,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (raddr.length !== (this.family === 4 ? 4 : 16)) {
       throw new TunstackError('EAFNOSUPPORT', `address family does not match tcp${this.family}`, 'connect');
     }
-    const stack = this.proto.stack;
-    const route = stack.findRoute(raddr, this.laddr ? { local: this.laddr } : {});
-    // The route keeps its own copies of both addresses; the endpoint shares them.
-    const laddr = this.laddr ?? route.localAddress;
-    if (this.lport === 0) {
-      // Ephemeral port: unique 4-tuple (TIME_WAIT records included), as Linux checks.
-      let tries = 0;
-      for (;;) {
-        const p = stack.ports.reserve(IP_PROTO_TCP, laddr, 0, this, false);
-        if (this.proto.lookupTuple(laddr, raddr, p, port) === null) {
-          this.lport = p;
-          break;
-        }
-        stack.ports.release(IP_PROTO_TCP, p, this);
-        if (++tries >= 64) throw new TunstackError('EADDRNOTAVAIL', 'no free 4-tuple', 'connect');
-      }
-      this.portOwner = true;
-    } else if (this.proto.lookupTuple(laddr, raddr, this.lport, port) !== null) {
-      throw new TunstackError('EADDRNOTAVAIL', '4-tuple in use', 'connect');
-    }
-    this.laddr = laddr;
-    this.raddr = route.remoteAddress;
-    this.rport = port;
-    setRoute(this, route);
-    this.iss = this.proto.isn(this.laddr, this.raddr, this.lport, this.rport);
-    initSendSpace(this);
-    this.tsOffset = this.proto.tsOffsetFor(this.laddr, this.raddr, this.lport, this.rport);
-    initRcvBuf(this);
-    this.proto.insert(this);
-    this.st = SYN_SENT;
-    this.firstSynTime = stack.clock.now();
-    this.proto.stats.activeOpens++;
-    // State first: on a zero-latency link the SYN-ACK arrives before sendSyn returns.
-    this.sndNxt = seqAdd(this.iss, 1);
-    this.sndMax = this.sndNxt;
-    armRtx(this, RTX_RTO, this.rtoBase);
-    sendSyn(this, false);
+    activeOpen(this, raddr, port);
     this.flushEvents();
   }
 
@@ -427,32 +393,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     if (max !== Infinity) optionalNumber(max, 'read', 'max', 0, Number.MAX_SAFE_INTEGER);
     const q = this.rcvQ;
     if (q === null || q.bytes === 0 || !(max > 0)) return null;
-    let out: Uint8Array;
-    const head = q.peek()!;
-    if (head.length >= max) {
-      const n = Math.floor(max);
-      out = n === head.length ? q.shift()! : head.subarray(0, n);
-      if (n !== head.length) q.trimHead(n);
-    } else if (q.count === 1) {
-      out = q.shift()!;
-    } else {
-      const n = Math.min(q.bytes, max);
-      out = new Uint8Array(n);
-      let o = 0;
-      while (o < n) {
-        const h = q.peek()!;
-        if (h.length <= n - o) {
-          out.set(h, o);
-          o += h.length;
-          q.shift();
-        } else {
-          const k = n - o;
-          out.set(h.subarray(0, k), o);
-          q.trimHead(k);
-          o += k;
-        }
-      }
-    }
+    const out = q.take(max);
     afterRead(this, out.length);
     this.flushEvents();
     return out;
@@ -513,8 +454,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     return more;
   }
 
-  /** @internal The state, if data may be written now; else throws EPIPE/ENOTCONN as Linux's send(). */
-  checkWritable(): number {
+  /** The state, if data may be written now; else throws EPIPE/ENOTCONN as Linux's send(). */
+  private checkWritable(): number {
     if (this.shutWr || this.closeEmitted || this.userClosed) {
       throw new TunstackError('EPIPE', 'socket is shut down for writing', 'write');
     }
@@ -705,7 +646,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
    * Send buffer autotuning from cwnd, as Linux's tcp_sndbuf_expand: twice the window in buffer
    * truesize there, about four times the window in payload bytes here.
    */
-  autoSndBuf(): number {
+  private autoSndBuf(): number {
     const p = this.proto;
     // Under memory pressure the buffer stops growing and falls back to its default.
     if (p.memory.underPressure) return p.wmemDefault;
@@ -802,7 +743,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.pendingEv |= EV_CLOSE;
   }
 
-  /** @internal */ releasePort(): void {
+  private releasePort(): void {
     if (this.portOwner) {
       this.proto.stack.ports.release(IP_PROTO_TCP, this.lport, this);
       this.portOwner = false;
@@ -870,11 +811,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
       this.flushing = false;
     }
   }
-}
-
-function clampBacklog(b: number, somaxconn: number): number {
-  if (!Number.isFinite(b) || b < 0) b = 0;
-  return Math.min(Math.floor(b), somaxconn);
 }
 
 function isUnspecified(a: Uint8Array): boolean {
