@@ -455,18 +455,7 @@ export function encodeTcpOptions(buf: Uint8Array, off: number, o: TcpOptionField
     p += 4;
   }
   const n = sackToWrite(o, p - off);
-  if (n > 0 && o.sackBlocks) {
-    buf[p] = TCP_OPT_NOP;
-    buf[p + 1] = TCP_OPT_NOP;
-    buf[p + 2] = TCP_OPT_SACK;
-    buf[p + 3] = 2 + 8 * n;
-    p += 4;
-    for (let i = 0; i < n; i++) {
-      putU32(buf, p, o.sackBlocks[2 * i]!);
-      putU32(buf, p + 4, o.sackBlocks[2 * i + 1]!);
-      p += 8;
-    }
-  }
+  if (n > 0 && o.sackBlocks) p += writeSackOption(buf, p, o.sackBlocks, n);
   return p - off;
 }
 
@@ -543,6 +532,23 @@ export function writeTimestampOption(buf: Uint8Array, off: number, tsVal: number
   buf[off + 3] = TCP_OPTLEN_TIMESTAMP;
   putU32(buf, off + 4, tsVal);
   putU32(buf, off + 8, tsEcr);
+}
+
+/**
+ * NOP, NOP, SACK with `n` blocks from `blocks` ([left0, right0, left1, ...]) at `off`; returns the
+ * bytes written (4 + 8n).
+ */
+export function writeSackOption(buf: Uint8Array, off: number, blocks: ArrayLike<number>, n: number): number {
+  buf[off] = TCP_OPT_NOP;
+  buf[off + 1] = TCP_OPT_NOP;
+  buf[off + 2] = TCP_OPT_SACK;
+  buf[off + 3] = 2 + 8 * n;
+  let p = off + 4;
+  for (let i = 0; i < 2 * n; i++) {
+    putU32(buf, p, blocks[i]!);
+    p += 4;
+  }
+  return p - off;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
- * The TCP protocol's one header writer (headers/tcp.ts writeTcpHeader + finishTcpChecksum, via
- * segment.ts finishSegment) and its one segment parser (segment.ts parseSegment), checked against
- * the TcpHeader view and against segments built by scapy (Linux's option layouts, its checksums).
+ * The TCP protocol's one header writer (headers/tcp.ts writeTcpHeader, its option writers and
+ * finishTcpChecksum, via segment.ts finishSegment) and its one segment parser (segment.ts
+ * parseSegment), checked against the TcpHeader view and against segments built by scapy (Linux's
+ * option layouts, its checksums).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -17,6 +18,7 @@ import {
   TcpHeader,
   encodeTcpOptions,
   finishTcpChecksum,
+  writeSackOption,
   writeTcpHeader,
   writeTimestampOption,
   type TcpOptionFields,
@@ -171,12 +173,7 @@ function build(c: Case, offload: boolean): PacketBuffer {
   writeTcpHeader(b, o, c.sport, c.dport, c.seq, c.ack, c.flags, c.window, hl);
   if (opts === 'ts' || opts === 'ts+sack') {
     writeTimestampOption(b, o + 20, c.tsVal!, c.tsEcr!);
-    if (opts === 'ts+sack') {
-      const s = c.sack!;
-      b.set([1, 1, 5, 2 + 4 * s.length], o + 32);
-      const dv = new DataView(b.buffer, b.byteOffset);
-      s.forEach((v, i) => dv.setUint32(o + 36 + 4 * i, v));
-    }
+    if (opts === 'ts+sack') writeSackOption(b, o + 32, Uint32Array.from(c.sack!), c.sack!.length / 2);
   } else if (opts !== 'none') {
     encodeTcpOptions(b, o + 20, opts);
   }

@@ -1,5 +1,5 @@
 /**
- * The send path: building and sending segments (the one place a connection writes a TCP header),
+ * The send path: building and sending segments (header by headers/tcp.ts, finished by segment.ts),
  * the output loop (congestion and send windows, Nagle, sender SWS avoidance, go-back-N after a
  * timeout, SACK holes in recovery), FIN, bare ACKs, RSTs and probes.
  *
@@ -7,7 +7,7 @@
  * `transmit` returns, so bookkeeping happens before a segment leaves and a nested `output()`
  * only asks for another pass.
  */
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, writeTcpHeader, writeTimestampOption } from '../../headers/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, writeSackOption, writeTcpHeader, writeTimestampOption } from '../../headers/tcp.js';
 import { ADV_HOLE, ADV_NXT, CA_DISORDER, CA_RECOVERY, INITIAL_WINDOW_SEGMENTS, OOW_RATELIMIT_MS, RTO_MAX, RTX_PERSIST, RTX_RTO, SG_MAX_FRAGS, SG_MIN_PAYLOAD } from './constants.js';
 import type { TcpEndpoint } from './endpoint.js';
 import { buildSack, windowField } from './receiver.js';
@@ -51,22 +51,7 @@ export function xmit(ep: TcpEndpoint, seq: number, flags: number, pos: number, l
     writeTimestampOption(b, p, tsNow(ep), ep.tsRecent);
     p += 12;
   }
-  if (nsack > 0) {
-    b[p] = 1;
-    b[p + 1] = 1;
-    b[p + 2] = 5;
-    b[p + 3] = 2 + 8 * nsack;
-    p += 4;
-    const s = ep.proto.sackOut;
-    for (let i = 0; i < 2 * nsack; i++) {
-      const v = s[i]!;
-      b[p] = v >>> 24;
-      b[p + 1] = v >>> 16;
-      b[p + 2] = v >>> 8;
-      b[p + 3] = v;
-      p += 4;
-    }
-  }
+  if (nsack > 0) writeSackOption(b, p, proto.sackOut, nsack);
   if (sg) ep.sndBuf!.lend(pos, len, pkt);
   else if (len > 0) ep.sndBuf!.copyOut(pos, b, o + hl, len);
   finishSegment(pkt, hl, total, ep.pseudoBase, ep.txOffload);
