@@ -96,7 +96,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ sndNxt = 0;
   /** @internal */ sndMax = 0;
   /** @internal */ sndWnd = 0;
-  sndWl1 = 0;
+  /** @internal */ sndWl1 = 0;
   /** @internal */ sndWl2 = 0;
   /** @internal */ maxSndWnd = 0;
   /** @internal */ sndWscale = 0;
@@ -105,15 +105,15 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** Payload bytes per segment (path and peer limits, timestamp option taken off). */
   sndMss = 536;
   /** @internal */ advMss = 536;
-  pmtu = 0;
+  /** @internal */ pmtu = 0;
   /** @internal */ sndBuf: SendBuffer | null = null;
-  sndBufLimit = 0;
+  /** @internal */ sndBufLimit = 0;
   /** @internal */ sndBufLocked = false;
   /** @internal */ finQueued = false;
   /** @internal Sequence number of our FIN (valid when finQueued). */
   finSeq = 0;
   private shutWr = false;
-  wantWritable = false;
+  /** @internal */ wantWritable = false;
   /** @internal Send-buffer bound lowered when the memory budget refused a write (0: none). */
   sndBufCap = 0;
   /** @internal Bytes charged to the stack's memory budget, and the out-of-order part of them. */
@@ -126,19 +126,19 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal Right edge of the window we advertised. */
   rcvAdv = 0;
   /** @internal */ rcvWscale = 0;
-  rcvBuf = 0;
+  /** @internal */ rcvBuf = 0;
   /** @internal */ rcvBufMax = 0;
-  rcvBufLocked = false;
+  /** @internal */ rcvBufLocked = false;
   /** @internal */ rcvQ: RecvQueue | null = null;
-  ooo: OooQueue | null = null;
+  /** @internal */ ooo: OooQueue | null = null;
   /** @internal Sequence number of a FIN received out of order, or -1. */
   oooFin = -1;
   /** @internal */ finRcvd = false;
   private endEmitted = false;
   /** @internal */ rcvMss = 536;
-  lastAckSent = 0;
+  /** @internal */ lastAckSent = 0;
   /** @internal */ dsackL = 0;
-  dsackR = 0;
+  /** @internal */ dsackR = 0;
   /** @internal */ dsackPending = false;
 
   // ---- options
@@ -151,34 +151,34 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   // ---- RTT / RTO
   srtt = 0;
   /** @internal */ rttvar = 0;
-  rttInit = false;
+  /** @internal */ rttInit = false;
   /** @internal */ rtoBase = RTO_INIT;
-  backoff = 0;
+  /** @internal */ backoff = 0;
   /** @internal Consecutive timeouts (SYN, SYN-ACK or data). */
   retries = 0;
   /** @internal */ rttSeq = 0;
-  rttTime = -1;
+  /** @internal */ rttTime = -1;
   /** @internal Time of the first retransmission of the current data (for TCP_USER_TIMEOUT), or -1. */
   firstRtxTime = -1;
   /** @internal */ synRetransmitted = false;
-  rtxKind = RTX_RTO;
+  /** @internal */ rtxKind = RTX_RTO;
   /** @internal */ probesOut = 0;
-  persistBackoff = 0;
+  /** @internal */ persistBackoff = 0;
 
   // ---- congestion control
   cwnd = 0;
   ssthresh = 0x7fffffff;
   /** @internal */ cc: CongestionControl;
-  caState = CA_OPEN;
+  /** @internal */ caState = CA_OPEN;
   /** @internal */ recoveryPoint = 0;
-  highRxt = 0;
+  /** @internal */ highRxt = 0;
   /** @internal */ holeEnd = 0;
   /** @internal Lost-retransmission detection: the left edge's retransmission and SND.MAX when it left. */
   edgeSeq = -1;
   /** @internal */ edgeMark = 0;
-  dupAcks = 0;
+  /** @internal */ dupAcks = 0;
   /** @internal */ sb: Scoreboard | null = null;
-  cwndLimited = false;
+  /** @internal */ cwndLimited = false;
   /** @internal cwnd when the last loss recovery or timeout began. */
   priorCwnd = 0;
   /** @internal Time the last data segment was sent (for restart after idle). */
@@ -186,25 +186,25 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   // ---- ACK scheduling
   /** @internal */ quickAcks = 0;
-  ato = ATO_MIN;
+  /** @internal */ ato = ATO_MIN;
   /** @internal */ lastRcvTime = -1;
-  ackNow = false;
+  /** @internal */ ackNow = false;
   /** @internal */ ackLater = false;
-  lastOowAck = -Infinity;
+  /** @internal */ lastOowAck = -Infinity;
 
   // ---- timers
   /** @internal */ rtxTimer: Timer | null = null;
-  delackTimer: Timer | null = null;
+  /** @internal */ delackTimer: Timer | null = null;
   /** @internal */ keepTimer: Timer | null = null;
-  keepKind = KT_KEEPALIVE;
+  /** @internal */ keepKind = KT_KEEPALIVE;
 
   // ---- options set by the user
   /** @internal */ noDelay = false;
-  keepAlive = false;
+  /** @internal */ keepAlive = false;
   /** @internal */ keepIdle = 0;
-  keepIntvl = 0;
+  /** @internal */ keepIntvl = 0;
   /** @internal */ keepCnt = 0;
-  kaProbes = 0;
+  /** @internal */ kaProbes = 0;
   /** @internal */ userTimeout = 0;
   /** @internal Time the connection last received a segment (keepalive idle time). */
   lastHeard = 0;
@@ -213,24 +213,24 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal close() was called: the endpoint is an orphan finishing its close. */
   userClosed = false;
   /** @internal */ closeEmitted = false;
-  softError: TunstackError | null = null;
+  /** @internal */ softError: TunstackError | null = null;
   /** @internal */ pendingError: TunstackError | null = null;
-  pendingEv = 0;
+  /** @internal */ pendingEv = 0;
   private flushing = false;
-  inOutput = false;
+  /** @internal */ inOutput = false;
   /** @internal */ outputAgain = false;
   /** @internal The accepted child should be announced to its listener. */
   announce = false;
 
   // ---- per-connection statistics
   /** @internal */ bytesSent = 0;
-  bytesRetrans = 0;
+  /** @internal */ bytesRetrans = 0;
   /** @internal */ bytesAcked = 0;
-  bytesReceived = 0;
+  /** @internal */ bytesReceived = 0;
   /** @internal */ segsOut = 0;
-  segsIn = 0;
+  /** @internal */ segsIn = 0;
   /** @internal */ dataSegsOut = 0;
-  dataSegsIn = 0;
+  /** @internal */ dataSegsIn = 0;
   /** @internal */ totalRetrans = 0;
 
   constructor(
@@ -686,7 +686,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ firstSynTime = -1;
 
   /** @internal */ copiedInRtt = 0;
-  rttWindowStart = -1;
+  /** @internal */ rttWindowStart = -1;
   /** @internal */ rcvSpace = 0;
 
   // =====================================================================================
