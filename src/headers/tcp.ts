@@ -7,7 +7,7 @@
  * (length byte missing, 0 or 1, running past the header, a known kind with the wrong length) is
  * rejected; every step advances at least one byte, so parsing always ends.
  */
-import { pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from './checksum.js';
+import { fold, pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from './checksum.js';
 import { IP_PROTO_TCP } from './ipv4.js';
 import { pseudoHeaderSum, type PseudoHeaderAddresses } from './udp.js';
 
@@ -455,18 +455,7 @@ export function encodeTcpOptions(buf: Uint8Array, off: number, o: TcpOptionField
     p += 4;
   }
   const n = sackToWrite(o, p - off);
-  if (n > 0 && o.sackBlocks) {
-    buf[p] = TCP_OPT_NOP;
-    buf[p + 1] = TCP_OPT_NOP;
-    buf[p + 2] = TCP_OPT_SACK;
-    buf[p + 3] = 2 + 8 * n;
-    p += 4;
-    for (let i = 0; i < n; i++) {
-      putU32(buf, p, o.sackBlocks[2 * i]!);
-      putU32(buf, p + 4, o.sackBlocks[2 * i + 1]!);
-      p += 8;
-    }
-  }
+  if (n > 0 && o.sackBlocks) p += writeSackOption(buf, p, o.sackBlocks, n);
   return p - off;
 }
 
@@ -498,16 +487,89 @@ export function tcpHeaderLength(f: { options?: TcpOptionFields; rawOptions?: Uin
 }
 
 /**
+ * The stack's one TCP header writer: the fixed 20 bytes at `off` with a zero checksum and urgent
+ * pointer; `headerLength` (20 + options) goes into the data offset, options are written after
+ * it by the caller. Used by encodeTcp and by every segment the TCP protocol sends.
+ */
+export function writeTcpHeader(
+  buf: Uint8Array,
+  off: number,
+  srcPort: number,
+  dstPort: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  window: number,
+  headerLength: number,
+): void {
+  buf[off] = srcPort >>> 8;
+  buf[off + 1] = srcPort;
+  buf[off + 2] = dstPort >>> 8;
+  buf[off + 3] = dstPort;
+  buf[off + 4] = seq >>> 24;
+  buf[off + 5] = seq >>> 16;
+  buf[off + 6] = seq >>> 8;
+  buf[off + 7] = seq;
+  buf[off + 8] = ack >>> 24;
+  buf[off + 9] = ack >>> 16;
+  buf[off + 10] = ack >>> 8;
+  buf[off + 11] = ack;
+  buf[off + 12] = (headerLength >>> 2) << 4;
+  buf[off + 13] = flags;
+  buf[off + 14] = window >>> 8;
+  buf[off + 15] = window;
+  buf[off + 16] = 0;
+  buf[off + 17] = 0;
+  buf[off + 18] = 0;
+  buf[off + 19] = 0;
+}
+
+/** NOP, NOP, timestamps (the 12-byte layout of every non-SYN segment) at `off`. */
+export function writeTimestampOption(buf: Uint8Array, off: number, tsVal: number, tsEcr: number): void {
+  buf[off] = TCP_OPT_NOP;
+  buf[off + 1] = TCP_OPT_NOP;
+  buf[off + 2] = TCP_OPT_TIMESTAMP;
+  buf[off + 3] = TCP_OPTLEN_TIMESTAMP;
+  putU32(buf, off + 4, tsVal);
+  putU32(buf, off + 8, tsEcr);
+}
+
+/**
+ * NOP, NOP, SACK with `n` blocks from `blocks` ([left0, right0, left1, ...]) at `off`; returns the
+ * bytes written (4 + 8n).
+ */
+export function writeSackOption(buf: Uint8Array, off: number, blocks: ArrayLike<number>, n: number): number {
+  buf[off] = TCP_OPT_NOP;
+  buf[off + 1] = TCP_OPT_NOP;
+  buf[off + 2] = TCP_OPT_SACK;
+  buf[off + 3] = 2 + 8 * n;
+  let p = off + 4;
+  for (let i = 0; i < 2 * n; i++) {
+    putU32(buf, p, blocks[i]!);
+    p += 4;
+  }
+  return p - off;
+}
+
+/**
+ * The stack's one TCP checksum finisher, for the `len`-byte segment at `off` whose checksum field
+ * is zero. `pseudoSum` is the pseudo-header sum with the segment length in it (unfolded is fine).
+ * With `offload` only the folded pseudo-header sum goes into the field, for the NIC to complete
+ * (CHECKSUM_PARTIAL); else the full checksum.
+ */
+export function finishTcpChecksum(buf: Uint8Array, off: number, len: number, pseudoSum: number, offload: boolean): void {
+  // (A native copy then the word-wise sum beats a fused copy-and-sum loop in JS.)
+  const ps = fold(pseudoSum);
+  const c = offload ? ps : ~sum(buf, off, len, ps) & 0xffff;
+  buf[off + 16] = c >>> 8;
+  buf[off + 17] = c;
+}
+
+/**
  * Write a TCP header (with options) at `off`; returns its length. With `pseudoHeader`, the
  * checksum covers the header and the `payloadLength` bytes already in `buf` after it.
  */
 export function encodeTcp(buf: Uint8Array, off: number, f: TcpFields): number {
-  buf[off] = f.srcPort >>> 8;
-  buf[off + 1] = f.srcPort;
-  buf[off + 2] = f.dstPort >>> 8;
-  buf[off + 3] = f.dstPort;
-  putU32(buf, off + 4, f.seq);
-  putU32(buf, off + 8, f.ack ?? 0);
   let ol = 0;
   if (f.rawOptions) {
     const raw = f.rawOptions.length > TCP_MAX_OPTIONS ? f.rawOptions.subarray(0, TCP_MAX_OPTIONS) : f.rawOptions;
@@ -518,22 +580,18 @@ export function encodeTcp(buf: Uint8Array, off: number, f: TcpFields): number {
     ol = encodeTcpOptions(buf, off + TCP_MIN_HEADER, f.options);
   }
   const hl = TCP_MIN_HEADER + ol;
-  buf[off + 12] = (hl >>> 2) << 4;
-  buf[off + 13] = f.flags;
-  buf[off + 14] = f.window >>> 8;
-  buf[off + 15] = f.window;
-  buf[off + 16] = 0;
-  buf[off + 17] = 0;
+  writeTcpHeader(buf, off, f.srcPort, f.dstPort, f.seq, f.ack ?? 0, f.flags, f.window, hl);
   const up = f.urgentPointer ?? 0;
   buf[off + 18] = up >>> 8;
   buf[off + 19] = up;
-  let c = f.checksum ?? 0;
   if (f.pseudoHeader) {
     const segLen = hl + (f.payloadLength ?? 0);
-    c = tcpChecksum(buf, off, segLen, pseudoHeaderSum(f.pseudoHeader, IP_PROTO_TCP, segLen));
+    finishTcpChecksum(buf, off, segLen, pseudoHeaderSum(f.pseudoHeader, IP_PROTO_TCP, segLen), false);
+  } else {
+    const c = f.checksum ?? 0;
+    buf[off + 16] = c >>> 8;
+    buf[off + 17] = c;
   }
-  buf[off + 16] = c >>> 8;
-  buf[off + 17] = c;
   return hl;
 }
 

@@ -1,4 +1,5 @@
 import { pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../headers/checksum.js';
+import { TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, finishTcpChecksum } from '../headers/tcp.js';
 import {
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
   VIRTIO_NET_HDR_GSO_TCPV4,
@@ -22,14 +23,6 @@ import {
  */
 
 const TCP = 6;
-const TCP_FIN = 0x01;
-const TCP_SYN = 0x02;
-const TCP_RST = 0x04;
-const TCP_PSH = 0x08;
-const TCP_ACK = 0x10;
-const TCP_URG = 0x20;
-const TCP_ECE = 0x40;
-const TCP_CWR = 0x80;
 
 /** Where the parts of a TCP segment are (absolute offsets into `buf`). */
 export class TcpSegment {
@@ -193,8 +186,7 @@ export function buildSuperPacket(
     out[ip + 11] = c & 0xff;
     ps = pseudoHeaderSumV4(out, ip + 12, out, ip + 16, TCP, tcpLen);
   }
-  out[tcp + 16] = ps >>> 8;
-  out[tcp + 17] = ps & 0xff;
+  finishTcpChecksum(out, tcp, tcpLen, ps, true);
   writeVnetHeader(hdr, hdrOff, VIRTIO_NET_HDR_F_NEEDS_CSUM, first.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4, headLen, first.payloadLen, tcp, 16);
   return out;
 }

@@ -1,5 +1,6 @@
 import { pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../headers/checksum.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../headers/ethernet.js';
+import { TCP_CWR, TCP_FIN, TCP_PSH, finishTcpChecksum } from '../headers/tcp.js';
 import {
   VIRTIO_NET_HDR_GSO_TCPV4,
   VIRTIO_NET_HDR_GSO_TCPV6,
@@ -17,9 +18,6 @@ import { TUN_MAX_GSO_SEGMENTS } from './constants.js';
 
 const TCP = 6;
 const UDP = 17;
-const TCP_FIN = 0x01;
-const TCP_PSH = 0x08;
-const TCP_CWR = 0x80;
 
 /**
  * Where the network packet ends: for IPv4/IPv6 at `ipOff`, the end given by the IP length field
@@ -71,8 +69,12 @@ function setTransportChecksum(buf: Uint8Array, ip: number, v6: boolean, l4: numb
   buf[field + 1] = 0;
   const len = end - l4;
   const ph = v6 ? pseudoHeaderSumV6(buf, ip + 8, buf, ip + 24, proto, len) : pseudoHeaderSumV4(buf, ip + 12, buf, ip + 16, proto, len);
+  if (proto === TCP) {
+    finishTcpChecksum(buf, l4, len, ph, false);
+    return;
+  }
   let c = ~sum(buf, l4, len, ph) & 0xffff;
-  if (c === 0 && proto === UDP) c = 0xffff;
+  if (c === 0) c = 0xffff;
   buf[field] = c >>> 8;
   buf[field + 1] = c & 0xff;
 }

@@ -344,6 +344,40 @@ export class RecvQueue {
     return v;
   }
 
+  /**
+   * Take up to `max` bytes (max > 0, the queue not empty) from the front: the head itself or a
+   * view of it when it is enough, else a copy of as many views as make up the bytes.
+   */
+  take(max: number): Uint8Array {
+    let out: Uint8Array;
+    const head = this.peek()!;
+    if (head.length >= max) {
+      const n = Math.floor(max);
+      out = n === head.length ? this.shift()! : head.subarray(0, n);
+      if (n !== head.length) this.trimHead(n);
+    } else if (this.count === 1) {
+      out = this.shift()!;
+    } else {
+      const n = Math.min(this.bytes, max);
+      out = new Uint8Array(n);
+      let o = 0;
+      while (o < n) {
+        const h = this.peek()!;
+        if (h.length <= n - o) {
+          out.set(h, o);
+          o += h.length;
+          this.shift();
+        } else {
+          const k = n - o;
+          out.set(h.subarray(0, k), o);
+          this.trimHead(k);
+          o += k;
+        }
+      }
+    }
+    return out;
+  }
+
   /** Replace the head with its tail after `n` bytes were taken from it. */
   trimHead(n: number): void {
     const v = this.items[this.head]!;

@@ -14,6 +14,8 @@
  * queued range (the view object and the headers it keeps alive), in bytes.
  */
 import { TunstackError } from '../../errors.js';
+import type { SendBuffer } from './buffers.js';
+import type { TcpEndpoint } from './endpoint.js';
 import type { TcpStats } from './types.js';
 
 /** The three levels, in bytes. */
@@ -149,4 +151,87 @@ function checkLimits(l: TcpMemoryLimits): TcpMemoryLimits {
     throw new TunstackError('EINVAL', `tcp memory limits need low <= pressure <= high: ${l.low}/${l.pressure}/${l.high}`);
   }
   return { low: l.low, pressure: l.pressure, high: l.high };
+}
+
+// =====================================================================================
+// A connection's share (the functions of a TcpEndpoint, see endpoint.ts)
+// =====================================================================================
+
+/** Charge what the buffers hold now to the stack's budget (after every operation). */
+export function memSync(ep: TcpEndpoint): void {
+  const sb = ep.sndBuf;
+  const q = ep.rcvQ;
+  const o = ep.ooo;
+  const ooo = o === null ? 0 : o.bytes + o.count * RANGE_OVERHEAD;
+  const held = ooo + (sb === null ? 0 : sb.truesize + sb.rangeCount * RANGE_OVERHEAD) + (q === null ? 0 : q.bytes + q.count * RANGE_OVERHEAD);
+  if (held === ep.memHeld && ooo === ep.memOoo) return;
+  const m = ep.proto.memory;
+  if (ooo !== ep.memOoo) {
+    m.oooAllocated += ooo - ep.memOoo;
+    if (ooo > 0) m.oooHolders.add(ep);
+    else m.oooHolders.delete(ep);
+    ep.memOoo = ooo;
+  }
+  const d = held - ep.memHeld;
+  ep.memHeld = held;
+  m.charge(d);
+}
+
+/**
+ * Whether `n` more received bytes may be held: above the hard limit only while this connection
+ * holds less than rmemMin, after out-of-order queues (largest first) were pruned to make room.
+ */
+export function rmemAdmit(ep: TcpEndpoint, n: number): boolean {
+  memSync(ep);
+  const p = ep.proto;
+  const m = p.memory;
+  const need = n + RANGE_OVERHEAD;
+  const own = (ep.rcvQ === null ? 0 : ep.rcvQ.bytes) + (ep.ooo === null ? 0 : ep.ooo.bytes);
+  if (m.admits(need, own, p.rmemMin)) return true;
+  if (m.reclaim(need) > 0 && m.admits(need, (ep.rcvQ === null ? 0 : ep.rcvQ.bytes) + (ep.ooo === null ? 0 : ep.ooo.bytes), p.rmemMin)) {
+    return true;
+  }
+  p.stats.rcvMemDrops++;
+  return false;
+}
+
+/**
+ * How much of `want` bytes the memory budget lets this connection add to its send buffer: all of
+ * it below the hard limit; above it, what still fits in the block it already holds, or up to
+ * wmemMin when it holds nothing. A refusal lowers the send-buffer bound to half of what is
+ * queued (Linux sk_stream_moderate_sndbuf) until the pressure is over, so that 'writable'
+ * waits for the queue to drain.
+ */
+export function wmemRoom(ep: TcpEndpoint, want: number): number {
+  memSync(ep);
+  const p = ep.proto;
+  const m = p.memory;
+  const free = m.high - m.allocated - RANGE_OVERHEAD;
+  if (want <= free) return want;
+  const sb = ep.sndBuf;
+  const own = sb === null ? 0 : sb.truesize;
+  const room = Math.max(free, own < p.wmemMin ? p.wmemMin - own : 0, sb === null ? 0 : sb.tailRoom, 0);
+  if (room >= want) return want;
+  p.stats.sndMemRefusals++;
+  ep.sndBufCap = Math.max(p.wmemMin, Math.min(ep.sendBufferSize, (sb === null ? 0 : sb.length) >> 1));
+  return room;
+}
+
+/**
+ * Whether 'writable' may be announced as far as the memory budget goes: below the hard limit,
+ * or once this connection's own queue is under wmemMin (Linux wakes writers from their own
+ * ACKs too; a write taken whole, as writeOwned's, must not push the stack past its limit).
+ */
+export function wmemWritable(ep: TcpEndpoint, sb: SendBuffer): boolean {
+  const m = ep.proto.memory;
+  return m.allocated < m.high || sb.truesize < ep.proto.wmemMin;
+}
+
+/** Under memory pressure: an autotuned receive buffer falls back to its default. */
+export function rcvPressure(ep: TcpEndpoint): void {
+  const dflt = ep.proto.rmemDefault;
+  if (!ep.rcvBufLocked && ep.rcvBuf > dflt) {
+    ep.rcvBuf = Math.min(dflt, ep.rcvBufMax);
+    ep.rcvSpace = Math.min(ep.rcvSpace, ep.rcvBuf);
+  }
 }
