@@ -1,0 +1,86 @@
+/**
+ * A real Linux guest in v86 (npm `v86`), in this Node process, on the sandbox's network through
+ * V86Link and a FramePort: no socket, no root. Debian's i386 kernel, busybox and the NE2000
+ * modules, SeaBIOS (helpers/guest.ts, fetched with apt-get download, never committed). The
+ * guest's /init gets a lease, resolves a name through the gateway's DNS relay (the test's
+ * lookup answers 10.0.2.2, the gateway to the host's loopback), downloads 4 MiB from a server on
+ * the host's loopback and prints its sha256, then serves HTTP that the test fetches through a port
+ * the in-process API publishes. Skips with the reason when the guest files cannot be had.
+ * Heavy (about 15 s and 300 MB): run under `flock /tmp/heavy.lock`.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SandboxNetwork } from '../../src/sandbox/network.js';
+import { FramePort } from '../../src/vm/frame-port.js';
+import { V86Link } from '../../src/vm/v86.js';
+import { v86GuestFiles, type V86GuestFiles } from './helpers/guest.js';
+import { freeTcpPort, httpGet } from './helpers/http.js';
+import { bootV86, initPrologue } from './helpers/v86.js';
+
+const files = process.platform === 'linux' ? v86GuestFiles() : 'not Linux';
+if (typeof files === 'string') console.log(`skipping the v86 guest test: ${files}`);
+
+const NAME = 'files.tunstack.test';
+const closers: Array<() => unknown> = [];
+afterEach(async () => {
+  while (closers.length) await closers.pop()!();
+});
+
+/** The guest's script after its lease: DNS, the download, then an HTTP server. */
+export function guestScript(files: V86GuestFiles, port: number): string {
+  return `${initPrologue(files)}
+nslookup ${NAME} 10.0.2.3 | grep -q '10.0.2.2' && echo "DNS ${NAME} is 10.0.2.2"
+echo "SHA $(wget -q -O - http://${NAME}:${port}/blob | sha256sum)"
+httpd -p 80 -h /www
+echo SERVING
+while true; do sleep 1; done
+`;
+}
+
+/** A blob on an HTTP server on the host's loopback; returns its port and sha256. */
+export async function blobServer(size: number): Promise<{ port: number; sha: string; close: () => void }> {
+  const blob = randomBytes(size);
+  const http = createServer((_req, res) => res.end(blob));
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  return { port: (http.address() as AddressInfo).port, sha: createHash('sha256').update(blob).digest('hex'), close: () => http.close() };
+}
+
+/** The lookup the guest's DNS relay uses: the test name is the gateway. */
+export const lookup = async (name: string, family: 4 | 6): Promise<Uint8Array[]> => (name === NAME && family === 4 ? [Uint8Array.of(10, 0, 2, 2)] : []);
+
+describe.skipIf(typeof files === 'string')('a v86 guest in process (V86Link on a FramePort)', () => {
+  it('gets a lease, resolves a name through the gateway DNS, downloads 4 MiB from the host loopback with the sha256 intact, serves a published port', async () => {
+    const g = files as V86GuestFiles;
+    const blob = await blobServer(4 << 20);
+    closers.push(blob.close);
+    const port = new FramePort();
+    const net = new SandboxNetwork({ link: port, icmp: 'gateway', ipv6: false, dnsLookup: lookup, dnsUpstream: [] });
+    closers.push(() => net.close());
+    const guest = bootV86(g, guestScript(g, blob.port), { type: 'ne2k' });
+    closers.push(() => guest.stop());
+    const link = new V86Link(guest.emulator, port);
+    closers.push(() => link.close());
+
+    await guest.waitFor(/^LEASE .*$/m, 90_000);
+    await guest.waitFor(/^SHA .*$/m, 90_000);
+    await guest.waitFor(/^SERVING$/m, 30_000);
+    const out = guest.output();
+    expect(out).toMatch(/LEASE 10\.0\.2\.100\/24 router 10\.0\.2\.2 dns 10\.0\.2\.3/);
+    expect(out).toContain(`DNS ${NAME} is 10.0.2.2`);
+    expect(out).toContain(`SHA ${blob.sha}`);
+
+    const published = await freeTcpPort();
+    const fwd = await net.publish({ protocol: 'tcp', hostPort: published, guestPort: 80 });
+    closers.push(() => fwd.close());
+    expect(await httpGet(published, '/index.html')).toMatch(/^HTTP\/1\.[01] 200 [^]*\r\n\r\nhello from the v86 guest\n$/);
+    // The download went through the link: at least 4 MiB of frames into the guest's NIC.
+    expect(port.stats.txBytes).toBeGreaterThan(4 << 20);
+    expect(link.stats.framesOut).toBe(port.stats.txFrames);
+    expect(link.stats.framesInDropped).toBe(0);
+    console.log(`v86 in process: ${JSON.stringify(link.stats)} port ${JSON.stringify(port.stats)}`);
+  }, 240_000);
+});
