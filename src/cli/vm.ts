@@ -21,7 +21,8 @@ Serve a virtual machine the network "tunstack sandbox" gives a namespace (guest 
 DHCP, gateway 10.0.2.2 = the host's loopback, DNS 10.0.2.3, relays of the guest's TCP, UDP
 and ICMP echo through host sockets, the same host-policy rules), over a socket carrying its
 Ethernet frames in QEMU's stream framing (a 32-bit big-endian length, then the frame), or
-one frame per datagram (unix or UDP). One guest at a time; a guest that disconnects may connect again.
+one frame per datagram (unix or UDP), or one WebSocket message per frame (v86). One guest at a
+time (with --ws, see below); a guest that disconnects may connect again.
 
   --socket PATH              listen on a unix socket; QEMU 7.2+:
                                -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH
