@@ -224,8 +224,8 @@ export class WsFrameServer {
       return;
     }
     // Follows the frame boundaries in the bytes, to tell a message left half sent.
+    // (Bytes that came with the upgrade request, `head`, are unshifted by ws and seen here too.)
     const tracker = new WsFrameTracker();
-    if (head.length > 0) tracker.push(head);
     socket.prependListener('data', (b: Buffer) => {
       this.stats.bytesIn += b.length;
       tracker.push(b);
