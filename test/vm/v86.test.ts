@@ -12,7 +12,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { SandboxNetwork } from '../../src/sandbox/network.js';
 import { FramePort } from '../../src/vm/frame-port.js';
 import { V86Link } from '../../src/vm/v86.js';
@@ -29,11 +33,11 @@ afterEach(async () => {
   while (closers.length) await closers.pop()!();
 });
 
-/** The guest's script after its lease: DNS, the download, then an HTTP server. */
-export function guestScript(files: V86GuestFiles, port: number): string {
+/** The guest's script after its lease: DNS (when `host` is the test name), the download, then an HTTP server. */
+function guestScript(files: V86GuestFiles, host: string, port: number): string {
   return `${initPrologue(files)}
-nslookup ${NAME} 10.0.2.3 | grep -q '10.0.2.2' && echo "DNS ${NAME} is 10.0.2.2"
-echo "SHA $(wget -q -O - http://${NAME}:${port}/blob | sha256sum)"
+${host === NAME ? `nslookup ${NAME} 10.0.2.3 | grep -q '10.0.2.2' && echo "DNS ${NAME} is 10.0.2.2"` : ''}
+echo "SHA $(wget -q -O - http://${host}:${port}/blob | sha256sum)"
 httpd -p 80 -h /www
 echo SERVING
 while true; do sleep 1; done
@@ -41,7 +45,7 @@ while true; do sleep 1; done
 }
 
 /** A blob on an HTTP server on the host's loopback; returns its port and sha256. */
-export async function blobServer(size: number): Promise<{ port: number; sha: string; close: () => void }> {
+async function blobServer(size: number): Promise<{ port: number; sha: string; close: () => void }> {
   const blob = randomBytes(size);
   const http = createServer((_req, res) => res.end(blob));
   http.listen(0, '127.0.0.1');
@@ -50,7 +54,7 @@ export async function blobServer(size: number): Promise<{ port: number; sha: str
 }
 
 /** The lookup the guest's DNS relay uses: the test name is the gateway. */
-export const lookup = async (name: string, family: 4 | 6): Promise<Uint8Array[]> => (name === NAME && family === 4 ? [Uint8Array.of(10, 0, 2, 2)] : []);
+const lookup = async (name: string, family: 4 | 6): Promise<Uint8Array[]> => (name === NAME && family === 4 ? [Uint8Array.of(10, 0, 2, 2)] : []);
 
 describe.skipIf(typeof files === 'string')('a v86 guest in process (V86Link on a FramePort)', () => {
   it('gets a lease, resolves a name through the gateway DNS, downloads 4 MiB from the host loopback with the sha256 intact, serves a published port', async () => {
@@ -60,13 +64,13 @@ describe.skipIf(typeof files === 'string')('a v86 guest in process (V86Link on a
     const port = new FramePort();
     const net = new SandboxNetwork({ link: port, icmp: 'gateway', ipv6: false, dnsLookup: lookup, dnsUpstream: [] });
     closers.push(() => net.close());
-    const guest = bootV86(g, guestScript(g, blob.port), { type: 'ne2k' });
+    const guest = bootV86(g, guestScript(g, NAME, blob.port), { type: 'ne2k' });
     closers.push(() => guest.stop());
     const link = new V86Link(guest.emulator, port);
     closers.push(() => link.close());
 
-    await guest.waitFor(/^LEASE .*$/m, 90_000);
-    await guest.waitFor(/^SHA .*$/m, 90_000);
+    await guest.waitFor(/^LEASE .*$/m, 180_000);
+    await guest.waitFor(/^SHA .*$/m, 120_000);
     await guest.waitFor(/^SERVING$/m, 30_000);
     const out = guest.output();
     expect(out).toMatch(/LEASE 10\.0\.2\.100\/24 router 10\.0\.2\.2 dns 10\.0\.2\.3/);
@@ -82,5 +86,36 @@ describe.skipIf(typeof files === 'string')('a v86 guest in process (V86Link on a
     expect(link.stats.framesOut).toBe(port.stats.txFrames);
     expect(link.stats.framesInDropped).toBe(0);
     console.log(`v86 in process: ${JSON.stringify(link.stats)} port ${JSON.stringify(port.stats)}`);
-  }, 240_000);
+  }, 400_000);
+});
+
+describe.skipIf(typeof files === 'string')('a v86 guest over the WebSocket transport (tunstack vm --ws, v86 relay_url)', () => {
+  it('gets a lease and downloads 4 MiB from the host loopback with the sha256 intact', async () => {
+    const g = files as V86GuestFiles;
+    const blob = await blobServer(4 << 20);
+    closers.push(blob.close);
+    const wsPort = await freeTcpPort();
+    const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+    const tunstack = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'vm', '--ws', `127.0.0.1:${wsPort}`, '--icmp=gateway', '-v'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    closers.push(() => tunstack.kill('SIGTERM'));
+    let err = '';
+    tunstack.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    while (!err.includes('listening on')) {
+      if (tunstack.exitCode !== null) throw new Error(`tunstack vm exited: ${err}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(err).toContain(`listening on ws://127.0.0.1:${wsPort}/ (per-connection guest network)`);
+    // v86's relay opens a WebSocket with the global constructor, which Node 20 lacks: lend it ws's.
+    const g2 = globalThis as { WebSocket?: unknown };
+    const had = g2.WebSocket;
+    g2.WebSocket = WebSocket;
+    closers.push(() => (g2.WebSocket = had));
+    const guest = bootV86(g, guestScript(g, '10.0.2.2', blob.port), { type: 'ne2k', relay_url: `ws://127.0.0.1:${wsPort}/` });
+    closers.push(() => guest.stop());
+    await guest.waitFor(/^LEASE .*$/m, 180_000);
+    await guest.waitFor(/^SHA .*$/m, 120_000);
+    const out = guest.output();
+    expect(out).toMatch(/LEASE 10\.0\.2\.100\/24 router 10\.0\.2\.2 dns 10\.0\.2\.3/);
+    expect(out).toContain(`SHA ${blob.sha}`);
+  }, 400_000);
 });
