@@ -308,10 +308,12 @@ export class WsFrameServer {
       for (const [mac, c] of this.macs) if (c === conn) this.macs.delete(mac);
       if (this.mode === 'per-connection') net.close();
     });
-    socket.on('data', () => {
+    const armIdle = (): void => {
       if (tracker.partial) idle.schedule(this.idleMs);
       else idle.cancel();
-    });
+    };
+    socket.on('data', armIdle);
+    armIdle();
   }
 
   /** Shared mode: a guest's frame to the guest that has the destination MAC, else to the stack (broadcasts to all). */
