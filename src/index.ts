@@ -99,3 +99,5 @@ export { FramePort, type FramePortOptions, type FramePortStats, type FrameSink }
 export { StreamFrameServer, StreamDeframer, type FrameServerOptions, type FrameServerStats } from './vm/stream.js';
 export { UdpFrameServer, type UdpFrameServerOptions, type UdpFrameServerStats } from './vm/udp.js';
 export { UnixgramFrameServer, unixgramUnavailableReason, type UnixgramFrameServerOptions, type UnixgramFrameServerStats } from './vm/unixgram.js';
+export { V86Link, type V86Bus, type V86Emulator, type V86LinkOptions, type V86LinkStats } from './vm/v86.js';
+export { WsFrameServer, WsFrameTracker, type WsFrameServerOptions, type WsFrameServerStats, type WsGuestNetwork, type WsNetworkMode } from './vm/ws.js';

@@ -1,8 +1,8 @@
 /**
- * `tunstack vm --socket PATH | --dgram PATH | --listen-tcp HOST:PORT | --listen-udp HOST:PORT [options]
+ * `tunstack vm --socket PATH | --dgram PATH | --listen-tcp HOST:PORT | --listen-udp HOST:PORT | --ws HOST:PORT [options]
  * [-- COMMAND ...]`: serve the
  * sandbox's guest network (SandboxNetwork on a FramePort) to a virtual machine over QEMU's stream
- * framing or its datagram framing (unix or UDP), and with a COMMAND run the VM monitor as a child and exit with its status.
+ * framing, its datagram framing (unix or UDP) or v86's WebSocket relay, and with a COMMAND run the VM monitor as a child and exit with its status.
  */
 import { spawn } from 'node:child_process';
 import { isIP } from 'node:net';
@@ -12,7 +12,8 @@ import type { PortForward, SandboxLimits } from '../sandbox/network.js';
 import { numberOption, parseCommand, usageError } from './args.js';
 import { bytesArg, parsePublish } from './sandbox.js';
 
-export const VM_HELP = `Usage: tunstack vm (--socket PATH | --dgram PATH | --listen-tcp HOST:PORT | --listen-udp HOST:PORT)
+export const VM_HELP = `Usage: tunstack vm (--socket PATH | --dgram PATH | --listen-tcp HOST:PORT | --listen-udp HOST:PORT
+                    | --ws HOST:PORT)
                    [options]
                    [-- COMMAND [ARGS...]]
 
@@ -20,7 +21,8 @@ Serve a virtual machine the network "tunstack sandbox" gives a namespace (guest 
 DHCP, gateway 10.0.2.2 = the host's loopback, DNS 10.0.2.3, relays of the guest's TCP, UDP
 and ICMP echo through host sockets, the same host-policy rules), over a socket carrying its
 Ethernet frames in QEMU's stream framing (a 32-bit big-endian length, then the frame), or
-one frame per datagram (unix or UDP). One guest at a time; a guest that disconnects may connect again.
+one frame per datagram (unix or UDP), or one WebSocket message per frame (v86). One guest at a
+time (with --ws, see below); a guest that disconnects may connect again.
 
   --socket PATH              listen on a unix socket; QEMU 7.2+:
                                -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH
@@ -35,6 +37,15 @@ one frame per datagram (unix or UDP). One guest at a time; a guest that disconne
                              dropped); QEMU 7.2+ (pick any free QPORT):
                                -netdev dgram,id=n0,local.type=inet,local.host=HOST,
                                  local.port=QPORT,remote.type=inet,remote.host=HOST,remote.port=PORT
+  --ws HOST:PORT             a WebSocket relay, one binary message per frame (v86's relay):
+                               net_device: { type: 'ne2k', relay_url: 'ws://HOST:PORT/' }
+                             each connection gets its own guest network unless --ws-shared
+  --ws-origin ORIGIN         let browser pages from ORIGIN connect (e.g. http://localhost:8080;
+                             '*' any); repeatable. Requests with another Origin are refused (403);
+                             clients sending no Origin (Node, not a browser) are allowed
+  --ws-shared                one guest network for all connections, a learning switch between
+                             them (guests see each other; DHCP leases .100, .101, ...)
+  --ws-max-guests N          connections at once (default 8; more are refused with 503)
 
 With "-- COMMAND ...", COMMAND (the VM monitor, e.g. qemu-system-x86_64 ...) runs once the
 socket listens, and tunstack exits with its status (128 + N when signal N ended it, 127 when
@@ -73,6 +84,10 @@ const OPTIONS = {
   'listen-tcp': { type: 'string' },
   'listen-udp': { type: 'string' },
   dgram: { type: 'string' },
+  ws: { type: 'string' },
+  'ws-origin': { type: 'string', multiple: true },
+  'ws-shared': { type: 'boolean' },
+  'ws-max-guests': { type: 'string' },
   mtu: { type: 'string' },
   'disable-ipv6': { type: 'boolean' },
   'disable-host-loopback': { type: 'boolean' },
@@ -105,9 +120,9 @@ export async function runVmCommand(args: string[]): Promise<number> {
   const r = parseCommand('vm', VM_HELP, OPTIONS, args);
   if (typeof r === 'number') return r;
   const v = r.values;
-  const given = [v.socket, v.dgram, v['listen-tcp'], v['listen-udp']].filter((x) => x !== undefined).length;
-  if (given !== 1) return u('give one of --socket PATH, --dgram PATH, --listen-tcp HOST:PORT or --listen-udp HOST:PORT');
-  const inetName = v['listen-tcp'] !== undefined ? 'listen-tcp' : 'listen-udp';
+  const given = [v.socket, v.dgram, v['listen-tcp'], v['listen-udp'], v.ws].filter((x) => x !== undefined).length;
+  if (given !== 1) return u('give one of --socket PATH, --dgram PATH, --listen-tcp HOST:PORT, --listen-udp HOST:PORT or --ws HOST:PORT');
+  const inetName = v['listen-tcp'] !== undefined ? 'listen-tcp' : v['listen-udp'] !== undefined ? 'listen-udp' : 'ws';
   const inetSpec = v[inetName];
   const inet = inetSpec !== undefined ? hostPort(inetSpec) : null;
   if (inetSpec !== undefined && inet === null) return u(`--${inetName} wants HOST:PORT with an IP address (got "${inetSpec}")`);
@@ -120,7 +135,11 @@ export async function runVmCommand(args: string[]): Promise<number> {
   const queue = int('queue', 1, 1 << 20);
   const idle = int('idle-timeout', 1, 86400);
   const stall = int('stall-timeout', 1, 86400);
-  if ([mtu, maxTcpFlows, maxUdpFlows, udpIdle, queue, idle, stall].includes(null)) return 2;
+  const wsGuests = int('ws-max-guests', 1, 1024);
+  if ([mtu, maxTcpFlows, maxUdpFlows, udpIdle, queue, idle, stall, wsGuests].includes(null)) return 2;
+  const wsPerConnection = v.ws !== undefined && v['ws-shared'] !== true;
+  if (v.ws === undefined && (v['ws-origin'] !== undefined || v['ws-shared'] !== undefined || v['ws-max-guests'] !== undefined)) return u('--ws-origin, --ws-shared and --ws-max-guests go with --ws');
+  if (wsPerConnection && (v.publish !== undefined || v.pcap !== undefined)) return u('-p and --pcap need one guest network: with --ws, add --ws-shared');
   const icmp = v.icmp ?? 'auto';
   if (icmp !== 'auto' && icmp !== 'relay' && icmp !== 'gateway') return u('--icmp wants auto, relay or gateway');
   let publish: PortForward[];
@@ -150,17 +169,37 @@ export async function runVmCommand(args: string[]): Promise<number> {
     return 1;
   }
   const { SandboxNetwork } = await import('../sandbox/network.js');
-  const port = new FramePort({ ...(mtu != null ? { mtu } : {}), ...(queue != null ? { queueLength: queue } : {}) });
-  const net = new SandboxNetwork({
-    link: port,
-    ...(mtu != null ? { mtu } : {}),
-    ipv6: v['disable-ipv6'] !== true,
-    hostLoopback: v['disable-host-loopback'] !== true && hostAddresses,
-    hostAddresses,
-    icmp,
-    limits,
-    ...(v.pcap !== undefined ? { pcap: v.pcap } : {}),
-  });
+  const { WsFrameServer } = await import('../vm/ws.js');
+  const makeNetwork = (pcap?: string): { port: InstanceType<typeof FramePort>; net: InstanceType<typeof SandboxNetwork>; close: () => void } => {
+    const port = new FramePort({ ...(mtu != null ? { mtu } : {}), ...(queue != null ? { queueLength: queue } : {}) });
+    const net = new SandboxNetwork({
+      link: port,
+      ...(mtu != null ? { mtu } : {}),
+      ipv6: v['disable-ipv6'] !== true,
+      hostLoopback: v['disable-host-loopback'] !== true && hostAddresses,
+      hostAddresses,
+      icmp,
+      limits,
+      ...(pcap !== undefined ? { pcap } : {}),
+    });
+    return { port, net, close: () => net.close() };
+  };
+  // With --ws and no --ws-shared each connection makes its own; this one serves every other case.
+  const { port, net } = makeNetwork(v.pcap);
+  const ws =
+    v.ws !== undefined
+      ? new WsFrameServer({
+          network: wsPerConnection ? () => makeNetwork() : () => ({ port, close: () => {} }),
+          mode: wsPerConnection ? 'per-connection' : 'shared',
+          clock: net.stack.clock,
+          allowOrigins: v['ws-origin'] ?? [],
+          maxFrame: port.maxFrame,
+          log,
+          ...(wsGuests != null ? { maxConnections: wsGuests } : {}),
+          ...(idle != null ? { idleTimeoutMs: idle * 1000 } : {}),
+          ...(stall != null ? { stallTimeoutMs: stall * 1000 } : {}),
+        })
+      : null;
   const udp = v['listen-udp'] !== undefined ? new UdpFrameServer({ port, log }) : null;
   const unixgram = v.dgram !== undefined ? new UnixgramFrameServer({ port, log }) : null;
   const server = new StreamFrameServer({
@@ -174,12 +213,14 @@ export async function runVmCommand(args: string[]): Promise<number> {
     server.close();
     udp?.close();
     unixgram?.close();
+    ws?.close();
     net.close();
   };
   try {
     if (v.socket !== undefined) await server.listenUnix(v.socket);
     else if (unixgram !== null) unixgram.listen(v.dgram!);
     else if (udp !== null) await udp.listen(inet!.host, inet!.port);
+    else if (ws !== null) await ws.listen(inet!.host, inet!.port);
     else await server.listenTcp(inet!.host, inet!.port);
     for (const f of publish) await net.publish(f);
   } catch (e) {
@@ -187,7 +228,8 @@ export async function runVmCommand(args: string[]): Promise<number> {
     log((e as Error).message);
     return 1;
   }
-  const where = v.socket ?? v.dgram ?? `${udp !== null ? 'udp' : 'tcp'} ${inet!.host}:${udp?.localPort ?? server.tcpPort}`;
+  const hp = (p: number): string => (isIP(inet?.host ?? '') === 6 ? `[${inet!.host}]:${p}` : `${inet?.host}:${p}`);
+  const where = v.socket ?? v.dgram ?? (ws !== null ? `ws://${hp(ws.tcpPort)}/ (${ws.mode} guest network)` : `${udp !== null ? 'udp' : 'tcp'} ${hp(udp?.localPort ?? server.tcpPort)}`);
   if (verbose) log(`listening on ${where}${net.icmpNote ? ` (ICMP: ${net.icmpNote})` : ''}`);
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   const status = await new Promise<number>((resolve) => {
@@ -211,7 +253,7 @@ export async function runVmCommand(args: string[]): Promise<number> {
     }
     for (const [sig, h] of handlers) process.on(sig, h);
   });
-  if (verbose) log(`stats ${JSON.stringify({ port: port.stats, server: udp?.stats ?? unixgram?.stats ?? server.stats, tcp: net.stats.tcp, udp: net.stats.udp, dhcp: net.stats.dhcp })}`);
+  if (verbose) log(`stats ${JSON.stringify({ port: port.stats, server: udp?.stats ?? unixgram?.stats ?? ws?.stats ?? server.stats, tcp: net.stats.tcp, udp: net.stats.udp, dhcp: net.stats.dhcp })}`);
   stop();
   return status;
 }

@@ -1,13 +1,16 @@
 /**
  * `tunstack vm`: the guest network over a unix socket with a fake VM monitor as COMMAND (a Node
- * script speaking QEMU's stream framing), whose exit status tunstack returns; usage errors.
+ * script speaking QEMU's stream framing, datagrams or v86's WebSocket relay), whose exit status
+ * tunstack returns; usage errors.
  */
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tunstack } from '../cli/helpers.js';
 
@@ -29,7 +32,13 @@ const frame = (f) => {
     process.exit(7);
   }
 };
-if (how === 'udp') {
+if (how === 'ws') {
+  // argv[4]: where the ws package is (this script runs outside the checkout).
+  const { default: WebSocket } = await import(process.argv[4]);
+  const ws = new WebSocket('ws://' + where + '/');
+  ws.on('open', () => ws.send(arp));
+  ws.on('message', (d) => frame(d));
+} else if (how === 'udp') {
   const u = createSocket('udp4');
   u.on('message', frame);
   u.send(arp, Number(port), host);
@@ -84,6 +93,19 @@ describe('tunstack vm', () => {
     expect(r.stderr).toMatch(/"framesIn":1,/);
   });
 
+  it('--ws: the same over a WebSocket, one binary message per frame (v86 relay_url)', async () => {
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const wsModule = pathToFileURL(join(dirname(createRequire(import.meta.url).resolve('ws')), 'wrapper.mjs')).href;
+    const r = tunstack(['vm', '--ws', `127.0.0.1:${port}`, '--icmp=gateway', '-v', '--', process.execPath, fake, 'ws', `127.0.0.1:${port}`, wsModule]);
+    expect(r.stdout, r.stderr).toBe('gateway 10.0.2.2 is at 52:55:0a:00:02:02\n');
+    expect(r.status).toBe(7);
+    expect(r.stderr).toContain(`listening on ws://127.0.0.1:${port}/ (per-connection guest network)`);
+    expect(r.stderr).toMatch(/"connections":1,/);
+  });
+
   it('a command that cannot be run gives 127', () => {
     const r = tunstack(['vm', '--socket', join(dir, 'x.sock'), '--icmp=gateway', '--', join(dir, 'no-such-monitor')]);
     expect(r.status).toBe(127);
@@ -92,7 +114,12 @@ describe('tunstack vm', () => {
 
   it('usage errors give status 2 with a reason', () => {
     for (const [args, why] of [
-      [[], 'give one of --socket PATH, --dgram PATH, --listen-tcp HOST:PORT or --listen-udp HOST:PORT'],
+      [[], 'give one of --socket PATH, --dgram PATH, --listen-tcp HOST:PORT, --listen-udp HOST:PORT or --ws HOST:PORT'],
+      [['--socket', 'a', '--ws', '127.0.0.1:1'], 'give one of'],
+      [['--ws', 'localhost:1'], '--ws wants HOST:PORT'],
+      [['--socket', 'a', '--ws-shared'], '--ws-origin, --ws-shared and --ws-max-guests go with --ws'],
+      [['--ws', '127.0.0.1:1', '-p', '8080:80'], '-p and --pcap need one guest network: with --ws, add --ws-shared'],
+      [['--ws', '127.0.0.1:1', '--ws-max-guests', '0'], '--ws-max-guests needs an integer in 1..1024'],
       [['--socket', 'a', '--dgram', 'b'], 'give one of'],
       [['--socket', 'a', '--listen-udp', '127.0.0.1:1'], 'give one of'],
       [['--listen-udp', '127.0.0.1'], '--listen-udp wants HOST:PORT'],

@@ -13,13 +13,14 @@ import { once } from 'node:events';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { unixgramUnavailableReason } from '../../src/vm/unixgram.js';
 import { S_IFCHR, S_IFDIR, S_IFREG, cpio, guestFiles } from './helpers/guest.js';
+import { freeTcpPort, httpGet } from './helpers/http.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const files = process.platform === 'linux' ? guestFiles() : 'not Linux';
@@ -64,26 +65,6 @@ case "$1" in bound|renew)
   echo "LEASE $ip/$mask router $router dns $dns"
 esac
 `;
-
-/** A raw HTTP/1.0 GET (busybox httpd's CGI headers end lines with LF alone, which fetch refuses). */
-function httpGet(port: number, path: string): Promise<string> {
-  return new Promise((resolve) => {
-    const c = connect(port, '127.0.0.1', () => c.write(`GET ${path} HTTP/1.0\r\n\r\n`));
-    let got = '';
-    c.on('data', (b: Buffer) => (got += b.toString('latin1')));
-    c.on('close', () => resolve(got));
-    c.on('error', (e) => resolve(e.message));
-  });
-}
-
-/** A TCP port free on the loopback now. */
-async function freeTcpPort(): Promise<number> {
-  const s = createNetServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** A UDP port free on the loopback now. */
 async function freeUdpPort(): Promise<number> {

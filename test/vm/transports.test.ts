@@ -274,7 +274,7 @@ describe.each<Kind>(noUnixgram ? ['unix', 'tcp', 'udp'] : ['unix', 'tcp', 'udp',
   });
 });
 
-describe('QEMU stream transport: bad input', () => {
+describe.each(['unix', 'tcp'] as const)('QEMU stream transport over %s: bad input', (kind) => {
   function bare() {
     const clock = new ManualClock();
     const port = new FramePort({ queueLength: 64 });
@@ -290,7 +290,7 @@ describe('QEMU stream transport: bad input', () => {
   ] as const) {
     it(`a length prefix of ${name} closes the connection with a log line`, async () => {
       const { clock, port, got } = bare();
-      const { peer, logs, server } = await serve('unix', port, clock);
+      const { peer, logs, server } = await serve(kind, port, clock);
       const p = await peer();
       p.send(new Uint8Array(60)); // one good frame first
       const h = Buffer.alloc(4);
@@ -305,7 +305,7 @@ describe('QEMU stream transport: bad input', () => {
 
   it('a frame of exactly MTU + 18 bytes (VLAN-tagged) is taken', async () => {
     const { clock, port, got } = bare();
-    const { peer } = await serve('unix', port, clock);
+    const { peer } = await serve(kind, port, clock);
     const p = await peer();
     p.send(new Uint8Array(1518));
     p.send(new Uint8Array(60));
@@ -315,7 +315,7 @@ describe('QEMU stream transport: bad input', () => {
 
   it('half a frame and a stall: closed after the idle timeout on the stack clock, not before', async () => {
     const { clock, port, got } = bare();
-    const { peer, logs, server } = await serve('unix', port, clock, { idleTimeoutMs: 5000 });
+    const { peer, logs, server } = await serve(kind, port, clock, { idleTimeoutMs: 5000 });
     const p = await peer();
     const h = Buffer.alloc(4 + 30);
     h.writeUInt32BE(100);
@@ -333,7 +333,7 @@ describe('QEMU stream transport: bad input', () => {
 
   it('a peer that never reads: the queue stays bounded, drops are counted, the connection is closed after the stall timeout', async () => {
     const { clock, port } = bare();
-    const { peer, logs, server } = await serve('unix', port, clock, { stallTimeoutMs: 10_000 });
+    const { peer, logs, server } = await serve(kind, port, clock, { stallTimeoutMs: 10_000 });
     const p = await peer();
     p.sock.pause();
     const frame = new Uint8Array(1514);

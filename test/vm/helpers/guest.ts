@@ -31,18 +31,9 @@ function findFile(dir: string, name: string): string | null {
   return null;
 }
 
-/** The guest's files, or a string saying why they cannot be had here. */
-export function guestFiles(): GuestFiles | string {
-  if (spawnSync('qemu-system-x86_64', ['--version']).status !== 0) return 'qemu-system-x86_64 not installed (Debian package qemu-system-x86)';
-  const cache = join(tmpdir(), 'tunstack-vm-guest');
-  mkdirSync(cache, { recursive: true });
-  const deps = run('apt-cache', ['depends', 'linux-image-amd64'], cache);
-  const kpkg = /Depends: (linux-image-[0-9][^\s]*-amd64)/.exec(deps ?? '')?.[1];
-  if (!kpkg) return 'apt-cache does not know linux-image-amd64';
-  for (const [pkg, dir] of [
-    [kpkg, 'kernel'],
-    ['busybox-static', 'busybox'],
-  ] as const) {
+/** Download and unpack Debian packages into CACHE/DIR (once); a reason string on failure. */
+function unpackDebs(cache: string, pkgs: ReadonlyArray<readonly [string, string]>): string {
+  for (const [pkg, dir] of pkgs) {
     const out = join(cache, dir);
     if (existsSync(join(out, '.done-' + pkg))) continue;
     const dl = join(cache, 'dl-' + dir);
@@ -52,11 +43,71 @@ export function guestFiles(): GuestFiles | string {
     if (!deb || run('dpkg', ['-x', deb, out], dl) === null) return `dpkg -x of ${pkg} failed`;
     spawnSync('touch', [join(out, '.done-' + pkg)]);
   }
-  const kernel = findFile(join(cache, 'kernel', 'boot'), readdirSync(join(cache, 'kernel', 'boot')).find((f) => f.startsWith('vmlinuz-')) ?? 'vmlinuz');
+  return '';
+}
+
+/** The kernel's versioned package behind a Debian meta package (e.g. linux-image-686:i386). */
+function kernelPackage(cache: string, meta: string, flavour: string): string | null {
+  const deps = run('apt-cache', ['depends', meta], cache);
+  return new RegExp(`Depends: (linux-image-[0-9][^\\s]*-${flavour}(?::[a-z0-9]+)?)`).exec(deps ?? '')?.[1] ?? null;
+}
+
+function vmlinuz(cache: string): string | null {
+  const boot = join(cache, 'kernel', 'boot');
+  return findFile(boot, readdirSync(boot).find((f) => f.startsWith('vmlinuz-')) ?? 'vmlinuz');
+}
+
+/** The guest's files, or a string saying why they cannot be had here. */
+export function guestFiles(): GuestFiles | string {
+  if (spawnSync('qemu-system-x86_64', ['--version']).status !== 0) return 'qemu-system-x86_64 not installed (Debian package qemu-system-x86)';
+  const cache = join(tmpdir(), 'tunstack-vm-guest');
+  mkdirSync(cache, { recursive: true });
+  const kpkg = kernelPackage(cache, 'linux-image-amd64', 'amd64');
+  if (!kpkg) return 'apt-cache does not know linux-image-amd64';
+  const why = unpackDebs(cache, [
+    [kpkg, 'kernel'],
+    ['busybox-static', 'busybox'],
+  ]);
+  if (why !== '') return why;
+  const kernel = vmlinuz(cache);
   const e1000 = findFile(join(cache, 'kernel', 'lib', 'modules'), 'e1000.ko');
   const busybox = join(cache, 'busybox', 'bin', 'busybox');
   if (!kernel || !e1000 || !existsSync(busybox)) return 'the packages did not hold vmlinuz, e1000.ko and busybox';
   return { kernel, busybox: readFileSync(busybox), e1000: readFileSync(e1000) };
+}
+
+export interface V86GuestFiles {
+  kernel: Buffer;
+  busybox: Buffer;
+  /** The NE2000 modules in load order: 8390.ko, then ne2k-pci.ko (the .deb has no modules.dep). */
+  modules: Array<{ name: string; data: Buffer }>;
+  bios: Buffer;
+}
+
+/**
+ * A 32-bit guest for v86: Debian's i386 non-PAE kernel (linux-image-686:i386, resolved to its
+ * versioned package), busybox-static:i386, and SeaBIOS's bios.bin from the installed `seabios`
+ * package (v86's npm package ships no BIOS). Needs the i386 architecture in dpkg
+ * (`dpkg --add-architecture i386 && apt-get update`, which .ci/run does).
+ */
+export function v86GuestFiles(): V86GuestFiles | string {
+  const biosPath = '/usr/share/seabios/bios.bin';
+  if (!existsSync(biosPath)) return 'no SeaBIOS at /usr/share/seabios/bios.bin (Debian package seabios)';
+  const cache = join(tmpdir(), 'tunstack-v86-guest');
+  mkdirSync(cache, { recursive: true });
+  const kpkg = kernelPackage(cache, 'linux-image-686:i386', '686');
+  if (!kpkg) return 'apt-cache does not know linux-image-686:i386 (dpkg --add-architecture i386 && apt-get update)';
+  const why = unpackDebs(cache, [
+    [kpkg.includes(':') ? kpkg : `${kpkg}:i386`, 'kernel'],
+    ['busybox-static:i386', 'busybox'],
+  ]);
+  if (why !== '') return why;
+  const kernel = vmlinuz(cache);
+  const mods = join(cache, 'kernel', 'lib', 'modules');
+  const modules = ['8390.ko', 'ne2k-pci.ko'].map((name) => ({ name, path: findFile(mods, name) }));
+  const busybox = join(cache, 'busybox', 'bin', 'busybox');
+  if (!kernel || modules.some((m) => m.path === null) || !existsSync(busybox)) return 'the packages did not hold vmlinuz, 8390.ko, ne2k-pci.ko and busybox';
+  return { kernel: readFileSync(kernel), busybox: readFileSync(busybox), modules: modules.map((m) => ({ name: m.name, data: readFileSync(m.path!) })), bios: readFileSync(biosPath) };
 }
 
 export interface CpioEntry {
