@@ -111,7 +111,8 @@ const realProbe: UsernsProbe = {
  * '' when this user can make a user namespace that owns a network namespace, else why not: the
  * setting that forbids it and how to change it, or the error when no known setting explains it.
  */
-export function userNamespaceReason(probe: UsernsProbe = realProbe): string {
+export function userNamespaceReason(given: Partial<UsernsProbe> = {}): string {
+  const probe: UsernsProbe = { ...realProbe, ...given };
   const err = probe.tryUnshare();
   if (err === '') return '';
   const head = 'the kernel does not let unprivileged users make user namespaces';
