@@ -16,8 +16,8 @@
  *      the command runs in a new PID namespace whose init dies with the holder, and the holder
  *      (SIGKILL on tunstack's death) dies with tunstack. Exit statuses pass through unchanged.
  *
- * Nothing is left on the host when it ends: the namespaces go with their last process and the
- * TAP fd, the resolv.conf copy is removed.
+ * Nothing is left on the host when it ends, however it ends: the namespaces go with their last
+ * process and the TAP fd, and the resolv.conf copy is removed once the holder has mounted it.
  *
  * What it needs: /dev/net/tun readable and writable by the user (mode 0666, as distributions
  * ship it; some hardened hosts make it 0600) and unprivileged user namespaces allowed by the
@@ -303,6 +303,8 @@ export async function startRootlessGuest(o: RootlessGuestOptions): Promise<Rootl
     dispose();
     throw e;
   }
+  // Mounted now: the holder's mount keeps the file, and a tunstack killed later leaves no copy.
+  if (dir !== '') rmSync(dir, { recursive: true, force: true });
   const pid = child.pid!;
   const userns = `/proc/${pid}/ns/user`;
   const netns = `/proc/${pid}/ns/net`;
