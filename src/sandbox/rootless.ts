@@ -195,14 +195,25 @@ export function nsenterArgv(netns: string, userns?: string): string[] {
   return ['nsenter', `--net=${netns}`, ...(userns !== undefined ? [`--user=${userns}`, '--preserve-credentials'] : [])];
 }
 
+/** Whether `path` is a directory owned by `uid`. */
+function ownDir(path: string, uid: number): boolean {
+  try {
+    const st = statSync(path);
+    return st.isDirectory() && st.uid === uid;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * A private directory of this user for runtime files: $XDG_RUNTIME_DIR/tunstack, else
+ * A private directory of this user for runtime files: $XDG_RUNTIME_DIR/tunstack (when that is the
+ * user's own, not one inherited from another user through su or setpriv), else
  * <tmpdir>/tunstack-<uid>; refused (EACCES) when it exists but is not this user's own directory.
  */
 export function userRuntimeDir(): string {
   const uid = process.getuid?.() ?? -1;
   const xdg = process.env.XDG_RUNTIME_DIR;
-  const dir = xdg !== undefined && xdg !== '' ? join(xdg, 'tunstack') : join(tmpdir(), `tunstack-${uid}`);
+  const dir = xdg !== undefined && xdg !== '' && ownDir(xdg, uid) ? join(xdg, 'tunstack') : join(tmpdir(), `tunstack-${uid}`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = lstatSync(dir);
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) throw new TunstackError('EACCES', `${dir} is not a private directory of uid ${uid}`);
