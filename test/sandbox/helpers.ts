@@ -39,6 +39,15 @@ export function asRootlessUser(): string[] {
   return ['setpriv', `--reuid=${ROOTLESS_USER.uid}`, `--regid=${ROOTLESS_USER.gid}`, '--clear-groups', '--'];
 }
 
+/**
+ * `base` (sandboxUnavailableReason()), or why the root runs skip: they need this process to be root
+ * (an unprivileged one would get a rootless sandbox, and the tests edit /etc/hosts and such).
+ */
+export function rootReason(base: string): string {
+  if (base !== '') return base;
+  return typeof process.getuid === 'function' && process.getuid() !== 0 ? 'not root' : '';
+}
+
 let rootlessWhy: string | null = null;
 
 /** Why the rootless runs cannot happen here ('' when they can); asked once. */
@@ -65,7 +74,7 @@ export function rootlessTestReason(): string {
  */
 export function sandboxModes(file: string, base: string): Array<{ mode: SandboxMode; why: string }> {
   const out: Array<{ mode: SandboxMode; why: string }> = [
-    { mode: 'root', why: base },
+    { mode: 'root', why: rootReason(base) },
     { mode: 'rootless', why: base !== '' ? base : rootlessTestReason() },
   ];
   for (const m of out) if (m.why !== '') console.warn(`${file}: ${m.mode} runs skipped: ${m.why}`);

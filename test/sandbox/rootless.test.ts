@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { processRunning as running } from '../../src/sandbox/attach.js';
-import { tunAccessMessage, userNamespaceReason } from '../../src/sandbox/rootless.js';
+import { nativeUnavailableReason } from '../../src/host/native.js';
+import { openTapInNamespace, tunAccessMessage, userNamespaceReason } from '../../src/sandbox/rootless.js';
 import { sandboxUnavailableReason } from '../../src/sandbox/run.js';
 import { asRootlessUser, killStarted, ROOT, ROOTLESS_USER, sandbox, sandboxModes, start, until, useMode } from './helpers.js';
 
@@ -103,6 +104,15 @@ describe('messages of a rootless sandbox that cannot run', () => {
     expect(msg).toContain('/dev/net/tun is mode 0600 and cannot be opened by this user');
     expect(msg).toContain('Distributions ship it mode 0666');
     expect(msg).toContain('chmod 0666 /dev/net/tun');
+  });
+
+  it.skipIf(nativeUnavailableReason() !== '')('a TAP in a namespace that is not there: the step and the errno, from the forked child', () => {
+    expect(() => openTapInNamespace({ netns: '/nonexistent/ns/net', userns: '', name: 'eth0', mtu: 1500 })).toThrow(
+      expect.objectContaining({ code: 'ENOENT', message: expect.stringContaining('cannot open the network namespace for a TAP in /nonexistent/ns/net') }),
+    );
+    expect(() => openTapInNamespace({ netns: '/proc/self/ns/net', userns: '/nonexistent/ns/user', name: 'eth0', mtu: 1500 })).toThrow(
+      expect.objectContaining({ code: 'ENOENT', message: expect.stringContaining('cannot open the user namespace') }),
+    );
   });
 });
 
