@@ -267,7 +267,8 @@ for (const { mode, why: skipWhy } of sandboxModes('test/sandbox/sandbox.test.ts'
     const r = await sandbox(['--', 'sh', '-c', 'kill -SEGV $$']);
     expect(r.code).toBe(128 + 11);
     expect(namespacesOf(r)).toEqual([]);
-    expect(taps().length).toBe(before);
+    // (A rootless TAP never appears here; other files' root runs meanwhile would make this count move.)
+    if (mode === 'root') expect(taps().length).toBe(before);
     expect(spawnSync('sh', ['-c', 'ls /etc/netns 2>/dev/null | grep tunstack-']).stdout.toString()).toBe('');
   });
 
