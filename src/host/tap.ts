@@ -140,11 +140,13 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
   /**
    * A HostTap over `fd`, a tun file already attached to an interface (TUNSETIFF done, e.g. by a
    * process in another network namespace, which handed the fd over); its name and flags come from
-   * TUNGETIFF. Interface settings by name (mtu, addresses, ...) apply to this process's namespace,
-   * so they fail with ENODEV while the interface lives in another one; packet I/O and the tun
-   * ioctls work. The fd is closed if TUNGETIFF fails.
+   * TUNGETIFF. Packet I/O and the tun ioctls work wherever the interface lives; interface settings
+   * by name (mtu, addresses, ...) apply to this process's namespace, so while the interface lives
+   * in another one they fail with ENODEV, or reach another interface of the same name here: leave
+   * them to the other namespace. The fd is closed if TUNGETIFF fails.
    */
   static fromFd(fd: number, options: HostTapOptions = {}): HostTap {
+    if (!Number.isInteger(fd) || fd < 0) throw new TunstackError('EBADF', `bad fd ${fd}`, 'ioctl');
     const t = new HostTap({ ...options, fd });
     const r = t.n.getIff(fd);
     if (typeof r === 'number') {

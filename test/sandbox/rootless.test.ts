@@ -8,7 +8,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import type { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { processRunning as running } from '../../src/sandbox/attach.js';
 import { nativeUnavailableReason } from '../../src/host/native.js';
+import { HostTap } from '../../src/host/tap.js';
 import { openTapInNamespace, tunAccessMessage, userNamespaceReason } from '../../src/sandbox/rootless.js';
 import { sandboxUnavailableReason } from '../../src/sandbox/run.js';
 import { asRootlessUser, killStarted, ROOT, ROOTLESS_USER, sandbox, sandboxModes, start, until, useMode } from './helpers.js';
@@ -113,6 +114,13 @@ describe('messages of a rootless sandbox that cannot run', () => {
     expect(() => openTapInNamespace({ netns: '/proc/self/ns/net', userns: '/nonexistent/ns/user', name: 'eth0', mtu: 1500 })).toThrow(
       expect.objectContaining({ code: 'ENOENT', message: expect.stringContaining('cannot open the user namespace') }),
     );
+  });
+
+  it.skipIf(nativeUnavailableReason() !== '')('HostTap.fromFd refuses a bad fd, and an fd that is no TAP (closing it)', () => {
+    expect(() => HostTap.fromFd(-1)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    const fd = openSync('/dev/null', 'r+');
+    expect(() => HostTap.fromFd(fd)).toThrow(/TUNGETIFF on fd/);
+    expect(() => fstatSync(fd)).toThrow(expect.objectContaining({ code: 'EBADF' }));
   });
 });
 
