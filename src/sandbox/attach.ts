@@ -164,6 +164,9 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
   };
   const target = nsPath(options.netns, 'net');
   const id = nsIdentity(target.path);
+  if (id === null && target.pid !== null && processRunning(target.pid) && isRootless()) {
+    throw new TunstackError('EACCES', `cannot open ${target.path}: process ${target.pid} is another user's (an unprivileged tunstack serves only its own user's namespaces)`);
+  }
   if (id === null || (target.pid !== null && !processRunning(target.pid))) throw new TunstackError('ENOENT', `no network namespace at ${target.path}`);
   const rootless = isRootless();
   // Rootless, the user namespace owning the target is entered: a PID's own unless told.

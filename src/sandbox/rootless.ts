@@ -75,13 +75,16 @@ export function tunAccessReason(path = TUN_PATH): string {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return `no ${path} (the tun module is not loaded: modprobe tun)`;
     if (code !== 'EACCES' && code !== 'EPERM') return `${path}: ${(e as Error).message}`;
-    let mode: number | null = null;
-    try {
-      mode = statSync(path).mode;
-    } catch {
-      /* unknown */
-    }
-    return tunAccessMessage(path, mode);
+    return tunAccessMessage(path, tunMode(path));
+  }
+}
+
+/** The tun device's mode bits, or null when it cannot be read. */
+function tunMode(path = TUN_PATH): number | null {
+  try {
+    return statSync(path).mode;
+  } catch {
+    return null;
   }
 }
 
@@ -170,16 +173,11 @@ export function openTapInNamespace(o: TapInNamespaceOptions): { tap: HostTap; ep
   const [fd, dev, , stage] = r;
   if (fd < 0) {
     const errno = errnoName(fd);
-    if (stage === 5 && (errno === 'EACCES' || errno === 'EPERM')) {
-      let mode: number | null = null;
-      try {
-        mode = statSync(TUN_PATH).mode;
-      } catch {
-        /* unknown */
-      }
-      throw new TunstackError('EACCES', tunAccessMessage(TUN_PATH, mode), 'open');
-    }
-    throw errnoToError(fd, `cannot ${TAPNS_STAGES[stage] ?? `do step ${stage}`} for a TAP in ${o.netns}${o.userns !== '' ? ` (user namespace ${o.userns})` : ''}`, 'tapInNamespace');
+    const denied = errno === 'EACCES' || errno === 'EPERM';
+    if (stage === 5 && denied) throw new TunstackError('EACCES', tunAccessMessage(TUN_PATH, tunMode()), 'open');
+    // Entering a namespace is refused to a user who does not own the user namespace that owns it.
+    const hint = denied && (stage === 2 || stage === 4) && isRootless() ? '; an unprivileged user needs the user namespace that owns it to be its own (--userns)' : '';
+    throw errnoToError(fd, `cannot ${TAPNS_STAGES[stage] ?? `do step ${stage}`} for a TAP in ${o.netns}${o.userns !== '' ? ` (user namespace ${o.userns})` : ''}${hint}`, 'tapInNamespace');
   }
   const tap = HostTap.fromFd(fd);
   try {

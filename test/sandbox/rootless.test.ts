@@ -171,6 +171,14 @@ describe.skipIf(rootless !== '')('tunstack sandbox as an unprivileged user', () 
     expect(guest.filter(running)).toEqual([]);
   });
 
+  it("refuses another user's namespace with the reason", async () => {
+    const other = spawn('sleep', ['300'], { stdio: 'ignore' });
+    cleanups.push(() => void other.kill('SIGKILL'));
+    const r = await sandbox(['--netns', String(other.pid)]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`cannot open /proc/${other.pid}/ns/net: process ${other.pid} is another user's`);
+  });
+
   it.skipIf(!haveSlirp)('the same curl through the gateway works through slirp4netns and tunstack, both unprivileged, attached to a namespace from `unshare -Urn`', async () => {
     const curl = ['curl', '-sS', '--max-time', '20', `http://10.0.2.2:${port}/`];
     const made = async (): Promise<number> => {
