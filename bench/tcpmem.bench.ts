@@ -93,7 +93,8 @@ async function measure(port: number, tcpMem: string, streamed: () => number): Pr
 }
 
 export default async function bench(): Promise<BenchRow[]> {
-  const why = sandboxUnavailableReason();
+  // As root (an unprivileged run would get a rootless sandbox, which this bench does not set up).
+  const why = process.getuid?.() !== 0 ? 'not root' : sandboxUnavailableReason();
   if (why !== '') {
     console.log(`tcpmem bench skipped: ${why}`);
     return [];

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,8 +36,10 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -1115,6 +1118,169 @@ static napi_value t_send_to(napi_env env, napi_callback_info info) {
   return num(env, r < 0 ? -errno : (double)r);
 }
 
+/* ------------------------------------------------------------------ a TAP in another namespace */
+
+/*
+ * What the child of tapInNamespace tells its parent: 0 and the interface's name and flags (with
+ * the fd as SCM_RIGHTS), or the step that failed and its errno.
+ */
+typedef struct {
+  int32_t err;   /* 0 or errno */
+  int32_t stage; /* the step that failed (TAPNS_* below) */
+  char name[IFNAMSIZ];
+  int32_t flags;
+} tapns_msg_t;
+
+enum { TAPNS_OPEN_USERNS = 1, TAPNS_SETNS_USER, TAPNS_OPEN_NETNS, TAPNS_SETNS_NET, TAPNS_OPEN_TUN, TAPNS_SETIFF, TAPNS_MTU };
+
+/* The forked child: only system calls from here on (the parent has other threads). Never returns. */
+static void tapns_child(int sock, const char *userns, const char *netns, const char *tun, const char *name, int flags, int mtu) {
+  tapns_msg_t m;
+  memset(&m, 0, sizeof m);
+  int fd = -1;
+  if (userns[0] != '\0') {
+    int u = open(userns, O_RDONLY | O_CLOEXEC);
+    if (u < 0) { m.err = errno; m.stage = TAPNS_OPEN_USERNS; goto reply; }
+    struct stat a, b;
+    /* Already in it (setns would fail with EINVAL): nothing to enter. */
+    int same = fstat(u, &a) == 0 && stat("/proc/self/ns/user", &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    if (!same && setns(u, CLONE_NEWUSER) < 0) { m.err = errno; m.stage = TAPNS_SETNS_USER; goto reply; }
+  }
+  int n = open(netns, O_RDONLY | O_CLOEXEC);
+  if (n < 0) { m.err = errno; m.stage = TAPNS_OPEN_NETNS; goto reply; }
+  if (setns(n, CLONE_NEWNET) < 0) { m.err = errno; m.stage = TAPNS_SETNS_NET; goto reply; }
+  fd = open(tun, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) { m.err = errno; m.stage = TAPNS_OPEN_TUN; goto reply; }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  ifr.ifr_flags = (short)flags;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) { m.err = errno; m.stage = TAPNS_SETIFF; goto reply; }
+  memcpy(m.name, ifr.ifr_name, IFNAMSIZ);
+  m.name[IFNAMSIZ - 1] = '\0';
+  m.flags = (uint16_t)ifr.ifr_flags;
+  if (mtu > 0) {
+    /* (SIOCSIFTXQLEN would need CAP_NET_ADMIN in the initial namespace: the queue length is set
+     * over rtnetlink by the caller.) */
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq q;
+    memset(&q, 0, sizeof q);
+    memcpy(q.ifr_name, m.name, IFNAMSIZ);
+    q.ifr_mtu = mtu;
+    if (s < 0 || ioctl(s, SIOCSIFMTU, &q) < 0) { m.err = errno; m.stage = TAPNS_MTU; goto reply; }
+  }
+reply:;
+  struct iovec iov = {&m, sizeof m};
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } c;
+  memset(&c, 0, sizeof c);
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (m.err == 0) {
+    mh.msg_control = c.buf;
+    mh.msg_controllen = sizeof c.buf;
+    struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+    ch->cmsg_level = SOL_SOCKET;
+    ch->cmsg_type = SCM_RIGHTS;
+    ch->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(ch), &fd, sizeof(int));
+  }
+  _exit(sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? 1 : 0);
+}
+
+/*
+ * tapInNamespace(userns, netns, tunPath, name, flags, mtu) -> [fd, name, flags, 0] |
+ * [-errno, '', 0, stage] | -errno.
+ *
+ * Opens a TUN/TAP inside network namespace `netns` (a namespace file, e.g. /proc/PID/ns/net),
+ * entering user namespace `userns` first when it is not '' (the one that owns netns, which lets an
+ * unprivileged owner make the interface), sets its MTU there when > 0, and
+ * returns its fd to this process, which stays in its own namespaces. Node's process has threads,
+ * and setns(CLONE_NEWUSER) needs a single-threaded caller, so a forked child does the work and
+ * passes the fd back over a socketpair (SCM_RIGHTS). The fd is non-blocking and close-on-exec.
+ * The child result says which step failed (stage) and why, for a message that names the cause.
+ */
+static napi_value t_tap_in_namespace(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char userns[PATH_MAX], netns[PATH_MAX], tun[PATH_MAX], name[IFNAMSIZ];
+  int32_t flags, mtu;
+  ssize_t lens[4] = {get_str(env, argv[0], userns, sizeof userns), get_str(env, argv[1], netns, sizeof netns),
+                     get_str(env, argv[2], tun, sizeof tun), get_str(env, argv[3], name, sizeof name)};
+  for (int i = 0; i < 4; i++) {
+    if (lens[i] == -1) return NULL;
+    if (lens[i] < 0) return num(env, -ENAMETOOLONG);
+  }
+  if (get_i32(env, argv[4], &flags) || get_i32(env, argv[5], &mtu)) return NULL;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0) return num(env, -errno);
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(sv[0]);
+    close(sv[1]);
+    return num(env, -e);
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    tapns_child(sv[1], userns, netns, tun, name, flags, mtu);
+  }
+  close(sv[1]);
+  tapns_msg_t m;
+  memset(&m, 0, sizeof m);
+  struct iovec iov = {&m, sizeof m};
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } c;
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = c.buf;
+  mh.msg_controllen = sizeof c.buf;
+  ssize_t got;
+  do got = recvmsg(sv[0], &mh, MSG_CMSG_CLOEXEC);
+  while (got < 0 && errno == EINTR);
+  int re = got < 0 ? errno : 0;
+  close(sv[0]);
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  int fd = -1;
+  for (struct cmsghdr *ch = got > 0 ? CMSG_FIRSTHDR(&mh) : NULL; ch != NULL; ch = CMSG_NXTHDR(&mh, ch)) {
+    if (ch->cmsg_level == SOL_SOCKET && ch->cmsg_type == SCM_RIGHTS && ch->cmsg_len >= CMSG_LEN(sizeof(int))) memcpy(&fd, CMSG_DATA(ch), sizeof(int));
+  }
+  if (got < 0) return num(env, -re);
+  if (got != (ssize_t)sizeof m) {
+    if (fd >= 0) close(fd);
+    return num(env, -EPROTO);
+  }
+  napi_value out, s;
+  CHECK(napi_create_array_with_length(env, 4, &out));
+  if (m.err != 0 || fd < 0) {
+    if (fd >= 0) close(fd);
+    CHECK(napi_create_string_utf8(env, "", 0, &s));
+    CHECK(napi_set_element(env, out, 0, num(env, m.err != 0 ? -m.err : -EPROTO)));
+    CHECK(napi_set_element(env, out, 1, s));
+    CHECK(napi_set_element(env, out, 2, num(env, 0)));
+    CHECK(napi_set_element(env, out, 3, num(env, m.stage)));
+    return out;
+  }
+  m.name[IFNAMSIZ - 1] = '\0';
+  CHECK(napi_create_string_utf8(env, m.name, NAPI_AUTO_LENGTH, &s));
+  CHECK(napi_set_element(env, out, 0, num(env, fd)));
+  CHECK(napi_set_element(env, out, 1, s));
+  CHECK(napi_set_element(env, out, 2, num(env, m.flags)));
+  CHECK(napi_set_element(env, out, 3, num(env, 0)));
+  return out;
+}
+
 #define EXPORT(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1143,6 +1309,7 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("unixDgram", t_unix_dgram),
       EXPORT("recvFrom", t_recv_from),
       EXPORT("sendTo", t_send_to),
+      EXPORT("tapInNamespace", t_tap_in_namespace),
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value v;

@@ -66,7 +66,8 @@ starts COMMAND ("--" before it is clearer). Exit status: COMMAND's, 127 when it 
 with --netns: 0 when the namespace is gone or tunstack was told to stop, 1 when it could not
 serve it.
 
-Needs root (a network namespace and a TAP), iproute2 and tunstack's native shim.
+Runs as root, or rootless as any user (then /dev/net/tun must be mode 0666 and the kernel
+must allow unprivileged user namespaces); needs iproute2, util-linux and tunstack's native shim.
 Example: tunstack sandbox -p 8080:80 -- sh -c 'python3 -m http.server 80'
 `;
 

@@ -78,6 +78,13 @@ export interface NativeBinding {
   recvFrom?(fd: number, buf: Uint8Array, off: number, len: number): [number, string] | number;
   /** One datagram to the unix socket at path: bytes sent or -errno. */
   sendTo?(fd: number, buf: Uint8Array, off: number, len: number, path: string): number;
+  /**
+   * A TUN/TAP opened inside network namespace file `netns` (after entering user namespace file
+   * `userns` when not ''), its MTU set there when > 0, its fd passed back over
+   * a socketpair (SCM_RIGHTS) by a forked child: [fd, name, flags, 0], or [-errno, '', 0, stage]
+   * when step `stage` (TAPNS_STAGES) failed, or -errno. Newer addons only.
+   */
+  tapInNamespace?(userns: string, netns: string, tunPath: string, name: string, flags: number, mtu: number): [number, string, number, number] | number;
 }
 
 /** Opaque uv_poll handle. */

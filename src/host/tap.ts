@@ -50,6 +50,11 @@ import { check, errnoToError, requireNative, type NativeBinding, type PollerHand
 export interface HostTapOptions {
   /** Default '/dev/net/tun'. */
   path?: string;
+  /**
+   * An fd already open on the tun device (from another namespace or process): taken over instead
+   * of opening `path`, and closed with this object. See `HostTap.fromFd`.
+   */
+  fd?: number;
 }
 
 export interface HostTapEvents {
@@ -129,7 +134,28 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
     super();
     this.n = requireNative('open');
     this.path = options.path ?? '/dev/net/tun';
-    this.fd = check(this.n.open(this.path), `open ${this.path}`, 'open');
+    this.fd = options.fd ?? check(this.n.open(this.path), `open ${this.path}`, 'open');
+  }
+
+  /**
+   * A HostTap over `fd`, a tun file already attached to an interface (TUNSETIFF done, e.g. by a
+   * process in another network namespace, which handed the fd over); its name and flags come from
+   * TUNGETIFF. Packet I/O and the tun ioctls work wherever the interface lives; interface settings
+   * by name (mtu, addresses, ...) apply to this process's namespace, so while the interface lives
+   * in another one they fail with ENODEV, or reach another interface of the same name here: leave
+   * them to the other namespace. The fd is closed if TUNGETIFF fails.
+   */
+  static fromFd(fd: number, options: HostTapOptions = {}): HostTap {
+    if (!Number.isInteger(fd) || fd < 0) throw new TunstackError('EBADF', `bad fd ${fd}`, 'ioctl');
+    const t = new HostTap({ ...options, fd });
+    const r = t.n.getIff(fd);
+    if (typeof r === 'number') {
+      t.close();
+      throw errnoToError(r, `TUNGETIFF on fd ${fd}`, 'ioctl');
+    }
+    t._name = r[0];
+    t._flags = r[1] & ~IFF_PERSIST;
+    return t;
   }
 
   /** `new HostTap(options)` followed by `setIff(req)`; the fd is closed if TUNSETIFF fails. */

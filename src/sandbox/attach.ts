@@ -17,6 +17,11 @@
  *      `--exit-fd` becomes readable or is closed (its writer exited: slirp4netns's rule), or
  *      SIGINT/SIGTERM/SIGHUP. Then the API socket, the pid file and the lock are removed and the
  *      TAP closed (the kernel deletes its device from the namespace, if the namespace still exists).
+ *
+ * As an unprivileged user (rootless.ts) it works when the user owns the namespace's user
+ * namespace (as rootless container engines make them): the TAP is made inside, entering that user
+ * namespace (`--userns`, else the PID's own), and its fd handed back; the lock file is kept in the
+ * user's runtime directory.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
@@ -26,7 +31,8 @@ import { TunstackError } from '../errors.js';
 import type { HostTap } from '../host/tap.js';
 import { HostFwdApi, listenApiSocket } from './api-socket.js';
 import { SANDBOX_DEFAULTS, SandboxNetwork, type PortForward, type SandboxNetworkOptions } from './network.js';
-import { configureGuestLink, ip, openSandboxTap, sandboxUnavailableReason } from './run.js';
+import { isRootless, nsenterArgv, openTapInNamespace, userRuntimeDir } from './rootless.js';
+import { configureGuestLink, ip, openSandboxTap, SANDBOX_TAP_QUEUE, sandboxUnavailableReason } from './run.js';
 
 /** Where the per-namespace locks live. */
 export const ATTACH_LOCK_DIR = '/run/tunstack';
@@ -158,9 +164,14 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
   };
   const target = nsPath(options.netns, 'net');
   const id = nsIdentity(target.path);
+  if (id === null && target.pid !== null && processRunning(target.pid) && isRootless()) {
+    throw new TunstackError('EACCES', `cannot open ${target.path}: process ${target.pid} is another user's (an unprivileged tunstack serves only its own user's namespaces)`);
+  }
   if (id === null || (target.pid !== null && !processRunning(target.pid))) throw new TunstackError('ENOENT', `no network namespace at ${target.path}`);
-  const userns = options.userns !== undefined ? nsPath(options.userns, 'user').path : undefined;
-  const enter = ['nsenter', `--net=${target.path}`, ...(userns !== undefined ? [`--user=${userns}`, '--preserve-credentials'] : [])];
+  const rootless = isRootless();
+  // Rootless, the user namespace owning the target is entered: a PID's own unless told.
+  const userns = options.userns !== undefined ? nsPath(options.userns, 'user').path : rootless && target.pid !== null ? `/proc/${target.pid}/ns/user` : undefined;
+  const enter = nsenterArgv(target.path, userns);
   const probe = spawnSync(enter[0]!, [...enter.slice(1), 'true'], { encoding: 'utf8', timeout: 10_000 });
   if (probe.status !== 0) throw new TunstackError('EINVAL', `cannot enter ${target.path}${userns !== undefined ? ` (user namespace ${userns})` : ''}: ${(probe.stderr || probe.error?.message || '').trim()}`);
   const ipIn = (args: string[]): void => {
@@ -168,7 +179,7 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
     if (r.status !== 0) throw new TunstackError('EIO', `ip ${args.join(' ')} in ${target.path}: ${(r.stderr || r.error?.message || '').trim()}`);
   };
 
-  const lock = await lockNamespace(id);
+  const lock = await lockNamespace(id, rootless ? userRuntimeDir() : ATTACH_LOCK_DIR);
   let network: SandboxNetwork | null = null;
   let tap: HostTap | null = null;
   let api: HostFwdApi | null = null;
@@ -202,11 +213,15 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
     // Another program's interface of that name (or a tunstack that is not ours) is not replaced.
     const exists = spawnSync(enter[0]!, [...enter.slice(1), 'ip', 'link', 'show', 'dev', ifname], { stdio: 'ignore', timeout: 10_000 });
     if (exists.status === 0) throw new TunstackError('EEXIST', `${target.path} already has an interface ${ifname}`);
-    const opened = openSandboxTap(mtu);
+    const opened = rootless ? openTapInNamespace({ userns: userns ?? '', netns: target.path, name: ifname, mtu }) : openSandboxTap(mtu);
     tap = opened.tap;
     network = new SandboxNetwork({ ...options, link: opened.ep, mtu });
-    ip(['link', 'set', opened.dev, 'netns', target.path]);
-    ipIn(['link', 'set', opened.dev, 'name', ifname]);
+    if (rootless) {
+      ipIn(['link', 'set', ifname, 'txqueuelen', String(SANDBOX_TAP_QUEUE)]);
+    } else {
+      ip(['link', 'set', opened.dev, 'netns', target.path]);
+      ipIn(['link', 'set', opened.dev, 'name', ifname]);
+    }
     const configure = options.configure ?? true;
     if (configure) ipIn(['link', 'set', 'lo', 'up']);
     configureGuestLink(ipIn, ifname, network, configure, (argv) => spawnSync(enter[0]!, [...enter.slice(1), ...argv], { stdio: 'ignore', timeout: 10_000 }));

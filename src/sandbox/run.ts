@@ -19,6 +19,9 @@
  *      (128 + signal number when a signal ended it). A tunstack killed with SIGKILL cannot clean
  *      up: its TAP goes with its fd, its guest dies with it (PID namespace), and the next sandbox
  *      reports and removes the namespace it left, killing anything still running there.
+ *
+ * As an unprivileged user the namespaces are made by a user namespace instead, and the TAP opened
+ * inside and handed over (rootless.ts); the rest is the same.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,6 +33,7 @@ import { FdEndpoint } from '../link/fd.js';
 import { sendBlocksInUse, sendBlocksPooled } from '../transport/tcp/buffers.js';
 import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR } from '../tundev/constants.js';
 import { guestCommandPids, guestLauncher, killNamespaceProcesses } from './guest-process.js';
+import { isRootless, openTapInNamespace, rootlessUnavailableReason, startRootlessGuest, type RootlessGuest } from './rootless.js';
 import { SANDBOX_DEFAULTS, SandboxNetwork, type PortForward, type SandboxNetworkOptions } from './network.js';
 
 /** The sandbox TAP's transmit queue (packets from the guest waiting for tunstack), Linux default 1000. */
@@ -57,12 +61,11 @@ export interface SandboxRunOptions extends Omit<SandboxNetworkOptions, 'link'> {
 /** Why a sandbox cannot run here ('' when it can). */
 export function sandboxUnavailableReason(): string {
   if (process.platform !== 'linux') return `not Linux (${process.platform})`;
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'not root (network namespaces and TAPs need CAP_SYS_ADMIN and CAP_NET_ADMIN)';
   if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
   const why = nativeUnavailableReason();
   if (why !== '') return why;
   if (spawnSync('ip', ['-V']).status !== 0) return 'iproute2 (`ip`) missing';
-  return '';
+  return isRootless() ? rootlessUnavailableReason() : '';
 }
 
 let counter = 0;
@@ -203,8 +206,9 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
     if (options.verbose) process.stderr.write(`tunstack sandbox: ${m}\n`);
   };
 
+  const rootless = isRootless();
   // Always reported: a killed tunstack left these, and what ran in them is killed now.
-  for (const st of removeStaleSandboxes()) {
+  for (const st of rootless ? [] : removeStaleSandboxes()) {
     process.stderr.write(`tunstack sandbox: removed ${st.name}, left by a tunstack that was killed${st.processes > 0 ? `; killed ${st.processes} process(es) still running in it` : ''}\n`);
   }
 
@@ -212,6 +216,7 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   let tap: HostTap | null = null;
   let nsMade = false;
   let child: ChildProcess | null = null;
+  let guest: RootlessGuest | null = null;
   let cleaned = false;
   const cleanup = (): void => {
     if (cleaned) return;
@@ -226,6 +231,7 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
       /* best effort */
     }
     if (tap !== null && !tap.closed) tap.close();
+    guest?.dispose();
     if (nsMade) spawnSync('ip', ['netns', 'del', ns]);
     rmSync(etcDir, { recursive: true, force: true });
     log(`cleaned up ${ns}`);
@@ -235,22 +241,40 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   const stopDebug = process.env.TUNSTACK_DEBUG_MEMORY ? debugMemoryOnSignal(() => network) : null;
 
   try {
-    ip(['netns', 'add', ns]);
-    nsMade = true;
-    mkdirSync(etcDir, { recursive: true });
     const ipv6 = options.ipv6 ?? true;
-    writeFileSync(`${etcDir}/resolv.conf`, `nameserver ${d.dns4}\n${ipv6 ? `nameserver ${d.dns6}\n` : ''}`);
-    const opened = openSandboxTap(mtu);
-    tap = opened.tap;
+    const resolvConf = `nameserver ${d.dns4}\n${ipv6 ? `nameserver ${d.dns6}\n` : ''}`;
+    let opened: ReturnType<typeof openSandboxTap>;
+    let ipIn: (args: string[]) => void;
+    let runIn: (argv: string[]) => unknown;
+    let where: string;
+    if (rootless) {
+      guest = await startRootlessGuest({ command: options.command, stdio: options.stdio, resolvConf });
+      child = guest.child;
+      opened = openTapInNamespace({ userns: guest.userns, netns: guest.netns, name: 'eth0', mtu });
+      tap = opened.tap;
+      ({ ipIn, runIn } = guest);
+      ipIn(['link', 'set', 'eth0', 'txqueuelen', String(SANDBOX_TAP_QUEUE)]);
+      where = `rootless: user+network namespaces of pid ${child.pid}`;
+    } else {
+      ip(['netns', 'add', ns]);
+      nsMade = true;
+      mkdirSync(etcDir, { recursive: true });
+      writeFileSync(`${etcDir}/resolv.conf`, resolvConf);
+      opened = openSandboxTap(mtu);
+      tap = opened.tap;
+      ip(['link', 'set', opened.dev, 'netns', ns]);
+      ip(['-n', ns, 'link', 'set', opened.dev, 'name', 'eth0']);
+      ipIn = (args) => ip(['-n', ns, ...args]);
+      runIn = (args) => spawnSync('ip', ['netns', 'exec', ns, ...args]);
+      where = `namespace ${ns}`;
+    }
     const { ep, dev } = opened;
     network = new SandboxNetwork({ ...options, link: ep, mtu });
-    ip(['link', 'set', dev, 'netns', ns]);
-    ip(['-n', ns, 'link', 'set', dev, 'name', 'eth0']);
-    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-    configureGuestLink((args) => ip(['-n', ns, ...args]), 'eth0', network, options.configure ?? true, (args) => spawnSync('ip', ['netns', 'exec', ns, ...args]));
+    ipIn(['link', 'set', 'lo', 'up']);
+    configureGuestLink(ipIn, 'eth0', network, options.configure ?? true, runIn);
     for (const f of options.publish ?? []) await network.publish(f);
-    log(`namespace ${ns}, eth0 (${dev}) MTU ${mtu}, offloads 0x${ep.offloadFlags.toString(16)}; ICMP ${network.icmpNote === '' ? 'relayed' : `gateway only (${network.icmpNote})`}`);
-    options.onReady?.({ namespace: ns, network, tap: dev });
+    log(`${where}, eth0 (${dev}) MTU ${mtu}, offloads 0x${ep.offloadFlags.toString(16)}; ICMP ${network.icmpNote === '' ? 'relayed' : `gateway only (${network.icmpNote})`}`);
+    options.onReady?.({ namespace: guest?.netns ?? ns, network, tap: dev });
   } catch (e) {
     cleanup();
     process.removeListener('exit', cleanup);
@@ -261,10 +285,11 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   const handlers = new Map<NodeJS.Signals, () => void>();
   let told = 0;
   try {
-    const launcher = guestLauncher();
+    // A rootless guest's holder execs the same launcher.
+    const launcher = guest !== null ? { prefix: ['(rootless)'], note: '' } : guestLauncher();
     if (launcher.note !== '') log(launcher.note);
     const status = await new Promise<number>((resolve) => {
-      const c = spawn('ip', ['netns', 'exec', ns, ...launcher.prefix, ...options.command], { stdio: options.stdio ?? 'inherit' });
+      const c = guest !== null ? guest.start() : spawn('ip', ['netns', 'exec', ns, ...launcher.prefix, ...options.command], { stdio: options.stdio ?? 'inherit' });
       child = c;
       options.onSpawn?.(c);
       for (const sig of signals) {

@@ -5,11 +5,13 @@
  * clients on the host's loopback the far end. Checked: --ready-fd, --pid-file, --exit-fd, the
  * slirp4netns JSON API (add/list/remove_hostfwd and its errors) while traffic flows, a second
  * tunstack refused, and the exit when the namespace's process dies or the path is deleted.
- * The argument rules (no COMMAND with --netns, attach options need it) run without root.
+ * The argument rules (no COMMAND with --netns, attach options need it) run without root. The
+ * attach tests run with the CLI as root and rootless (helpers.ts: then the namespace's holder is
+ * the same unprivileged user's `unshare -Urn`, as rootless container engines make them).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createSocket } from 'node:dgram';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -20,10 +22,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ATTACH_LOCK_DIR } from '../../src/sandbox/attach.js';
 import { sandboxUnavailableReason } from '../../src/sandbox/run.js';
 import { uniqueName } from '../interop/helpers/netns.js';
-import { ROOT, sandbox } from './helpers.js';
+import { asRootlessUser, currentMode, ROOT, ROOTLESS_USER, sandbox, sandboxModes, useMode } from './helpers.js';
 
 const why = sandboxUnavailableReason();
-if (why !== '') console.warn(`test/sandbox/attach.test.ts: attach tests skipped: ${why}`);
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -38,9 +39,14 @@ async function until(what: string, ok: () => boolean, ms = 15_000): Promise<void
   }
 }
 
-/** A process alone in a new network namespace (killed after the test); `userns`: owned by a new user namespace. */
+/**
+ * A process alone in a new network namespace (killed after the test); `userns`: owned by a new
+ * user namespace. Rootless: the unprivileged user's, always in a user namespace of its own.
+ */
 function holder(userns = false): ChildProcess {
-  const c = spawn('unshare', [...(userns ? ['--user', '--map-root-user'] : []), '--net', 'sleep', '300'], { stdio: 'ignore' });
+  const rootless = currentMode() === 'rootless';
+  const argv = [...(rootless ? asRootlessUser() : []), 'unshare', ...(userns || rootless ? ['--user', '--map-root-user'] : []), '--net', 'sleep', '300'];
+  const c = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
   cleanups.push(() => {
     if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   });
@@ -73,7 +79,8 @@ interface Attached {
 
 /** Start `tunstack sandbox --ready-fd 3 --exit-fd 4 ARGS` with those fds as pipes to the test. */
 function attach(args: string[]): Attached {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'sandbox', '--ready-fd', '3', '--exit-fd', '4', ...args], {
+  const argv = [...(currentMode() === 'rootless' ? asRootlessUser() : []), process.execPath, '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'sandbox', '--ready-fd', '3', '--exit-fd', '4', ...args];
+  const child = spawn(argv[0]!, argv.slice(1), {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
   });
@@ -166,7 +173,13 @@ describe('tunstack sandbox --netns arguments', () => {
   });
 });
 
-describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
+/** Where the CLI keeps its lock files in the current mode. */
+function lockDir(): string {
+  return currentMode() === 'rootless' ? join(tmpdir(), `tunstack-${ROOTLESS_USER.uid}`) : ATTACH_LOCK_DIR;
+}
+
+for (const { mode: runAs, why: skipWhy } of sandboxModes('test/sandbox/attach.test.ts', why)) describe.skipIf(skipWhy !== '')(`tunstack sandbox --netns (${runAs})`, () => {
+  useMode(runAs);
   it('attached by PID: ready fd and pid file, curl inside reaches the host loopback, a second tunstack is refused, the exit fd stops it and its TAP goes', async () => {
     const h = holder();
     await inOwnNamespace(h.pid!);
@@ -177,6 +190,7 @@ describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
     cleanups.push(() => new Promise<void>((r) => http.close(() => r())));
     const port = (http.address() as AddressInfo).port;
     const dir = mkdtempSync(join(tmpdir(), 'tunstack-attach-'));
+    chmodSync(dir, 0o777); // a rootless tunstack writes there too
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const pidFile = join(dir, 'pid');
 
@@ -201,17 +215,20 @@ describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
     expect(existsSync(pidFile)).toBe(false);
     // The namespace lives on (its process does), without tunstack's interface.
     expect(inNs(h.pid!, ['ip', 'link', 'show', 'dev', 'tap0']).status).not.toBe(0);
-    expect(readdirSync(ATTACH_LOCK_DIR).filter((f) => f.includes(String(t.child.pid)))).toEqual([]);
+    expect(readdirSync(lockDir()).filter((f) => f.includes(String(t.child.pid)))).toEqual([]);
   }, 60_000);
 
   it('the API socket adds, lists and removes port forwards while connections flow; errors as slirp4netns', async () => {
     const h = holder();
     await inOwnNamespace(h.pid!);
     const dir = mkdtempSync(join(tmpdir(), 'tunstack-attach-'));
+    chmodSync(dir, 0o777); // a rootless tunstack writes there too
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const sock = join(dir, 'api.sock');
     // A socket left at the path by a process that was killed (bound, never unlinked) is replaced.
-    expect(spawnSync('/usr/bin/python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(sock)})`]).status).toBe(0);
+    // (Left by the same user: a rootless tunstack cannot connect to root's socket to test it.)
+    const bind = [...(currentMode() === 'rootless' ? asRootlessUser() : []), '/usr/bin/python3', '-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(sock)})`];
+    expect(spawnSync(bind[0]!, bind.slice(1)).status).toBe(0);
     expect(existsSync(sock)).toBe(true);
     const t = attach(['--netns', String(h.pid), '--api-socket', sock, '--ifname', 'eth7']);
     expect(await t.ready).toBe('1');
@@ -340,7 +357,8 @@ describe.skipIf(why !== '')('tunstack sandbox --netns (root)', () => {
     expect(await t2.done).toEqual({ code: 0, signal: null });
   }, 60_000);
 
-  it('attached by path: exits when the namespace is deleted', async () => {
+  // `ip netns add` makes root's namespaces: not for an unprivileged user.
+  it.skipIf(runAs === 'rootless')('attached by path: exits when the namespace is deleted', async () => {
     const name = uniqueName('tsattach');
     expect(spawnSync('ip', ['netns', 'add', name]).status).toBe(0);
     cleanups.push(() => void spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' }));

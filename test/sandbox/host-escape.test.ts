@@ -10,7 +10,7 @@
  * A last real connection (and before it a datagram) to that 198.18 address closes each run: the
  * relay handles the guest's frames in order, so once it is answered (connected by default,
  * refused in the strict mode) every probe before it has been decided, and the relay's counters
- * are exact.
+ * are exact. Runs with the CLI as root and rootless (helpers.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
@@ -18,10 +18,9 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sandboxUnavailableReason } from '../../src/sandbox/run.js';
-import { killStarted, sandbox, statsOf } from './helpers.js';
+import { killStarted, sandbox, sandboxModes, statsOf, useMode } from './helpers.js';
 
 const why = sandboxUnavailableReason();
-if (why !== '') console.warn(`test/sandbox/host-escape.test.ts: sandbox tests skipped: ${why}`);
 
 const PROBES = ['::', '0.0.0.0', '0.1.2.3', '127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1', '::ffff:0.0.0.0', '::127.0.0.1'];
 const LOOPBACK_SERVICES = ['127.0.0.1', '127.1.2.3', '::1'];
@@ -126,7 +125,8 @@ sys.stdout.flush()
 `;
 }
 
-describe.skipIf(why !== '')('a guest aiming at the host itself (root)', () => {
+for (const { mode: runAs, why: skipWhy } of sandboxModes('test/sandbox/host-escape.test.ts', why)) describe.skipIf(skipWhy !== '')(`a guest aiming at the host itself (${runAs})`, () => {
+  useMode(runAs);
   for (const mode of ['default', '--disable-host-loopback', '--disable-host-addresses'] as const) {
     it(`nothing reaches the host's loopback services from any local-host form (${mode})`, async () => {
       expect(spawnSync('ip', ['addr', 'add', `${SENTINEL}/32`, 'dev', 'lo']).status).toBe(0);

@@ -8,9 +8,10 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sandboxUnavailableReason } from '../../src/sandbox/run.js';
-import { killStarted, namespaces, sandbox, start } from './helpers.js';
+import { killStarted, namespaces, rootReason, sandbox, start } from './helpers.js';
 
-const why = sandboxUnavailableReason();
+// (Rootless, the same is checked in rootless.test.ts.)
+const why = rootReason(sandboxUnavailableReason());
 if (why !== '') console.warn(`test/sandbox/lifetime.test.ts: sandbox tests skipped: ${why}`);
 
 const cleanups: Array<() => void> = [];
