@@ -134,7 +134,7 @@ describe.skipIf(why !== '')('a guest aiming at the host itself (root)', () => {
       const svc = await listenAll([...LOOPBACK_SERVICES, SENTINEL]);
       const strict = mode === '--disable-host-addresses';
       const flags = mode === 'default' ? [] : [mode];
-      const r = await sandbox(['-v', ...flags, '--', 'python3', '-c', guestScript(svc.tcpPort, svc.udpPort, strict)]);
+      const r = await sandbox(['-d', ...flags, '--', 'python3', '-c', guestScript(svc.tcpPort, svc.udpPort, strict)]);
       expect(r.stderr).not.toMatch(/Traceback/);
       expect(r.code).toBe(0);
       const lines = r.stdout.trim().split('\n');
