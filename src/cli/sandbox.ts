@@ -1,8 +1,11 @@
 /** `tunstack sandbox [options] -- COMMAND ...`: run a command with a network served by tunstack. */
-import { isIP } from 'node:net';
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { stderr, stdout } from 'node:process';
+import { parseArgs } from 'node:util';
 import type { PortForward } from '../sandbox/network.js';
-import { version } from './args.js';
+import { usageError, version, type OptionSpec, type Parsed } from './args.js';
+import { GUEST_NETWORK_HELP, GUEST_NETWORK_OPTIONS, bytesArg, guestNetworkFromValues, parsePublishRange, type GuestNetwork } from './guest-options.js';
 
 export const SANDBOX_HELP = `Usage: tunstack sandbox [options] -- COMMAND [ARGS...]
        tunstack sandbox [options] --netns PID|PATH [--userns PID|PATH] [--ifname NAME]
@@ -26,33 +29,19 @@ with SIGKILL (needs util-linux setpriv and unshare 2.32+); a later sandbox repor
 removes what such a tunstack left.
 
 Options:
-  --mtu N                    link MTU, 1280..65520 (default 1500)
-  --disable-ipv6             no IPv6 on the guest link
-  --disable-host-loopback    refuse connections to the gateway (no access to host loopback)
-  --disable-host-addresses   also refuse the host's own interface addresses (the guest reaches
-                             no service of this host; implies --disable-host-loopback)
-  -p, --publish [IP:]HOSTPORT:GUESTPORT[/tcp|/udp]
-                             forward a host port into the guest (IP default 127.0.0.1;
-                             the guest sees connections from 10.0.2.2); repeatable
-  --pcap FILE                write the guest link's packets to FILE (pcap, Ethernet)
-  --no-configure             leave eth0 unconfigured (the guest runs DHCP itself)
-  --icmp auto|relay|gateway  how ICMP echo to other addresses is handled (default auto)
-  --max-tcp-flows N          TCP flows at once (default 65536)
-  --max-udp-flows N          UDP flows at once (default 4096; least recently used closed first)
-  --udp-idle-timeout SEC     close UDP flows idle this long (default 60)
-  --tcp-mem BYTES[K|M|G]     memory all TCP buffers may take together (tcp_mem's hard limit;
-                             pressure at 2/3, low at 1/2; default 1/64 of RAM, 16M..512M)
-  -v, --verbose              progress and relay statistics on stderr
+  --no-configure             leave the interface unconfigured (the guest runs DHCP itself)
+  -I, --ifname NAME          the guest interface's name (default eth0; tap0 with --netns)
+  -M, --mac-address MAC      the guest interface's MAC address (default a random one)
   -V, --version              print tunstack's version
   -h, --help                 this help
 
+${GUEST_NETWORK_HELP}
 Serving a namespace someone else made (as slirp4netns PID tap0, pasta PID), no COMMAND:
   --netns PID|PATH           serve this network namespace: PID's, or a namespace file such as
                              /run/netns/NAME; a TAP named IFNAME is put in it and configured
                              (unless --no-configure). Exits when it is gone: PID has exited, or
                              PATH no longer names the same namespace (unmounted, deleted)
   --userns PID|PATH          the user namespace owning it, entered to configure it
-  --ifname NAME              the interface's name in the namespace (default tap0)
   --pid-file FILE            write tunstack's pid to FILE (removed at exit)
   --ready-fd N               write "1" to fd N once the network is up, then close it
   --exit-fd N                exit when fd N becomes readable or its other end is closed
@@ -61,7 +50,8 @@ Serving a namespace someone else made (as slirp4netns PID tap0, pasta PID), no C
 A second tunstack on the same namespace is refused (exit 1).
 
 Options take their value as --mtu 9000 or --mtu=9000; the first word that is not an option
-starts COMMAND ("--" before it is clearer). Exit status: COMMAND's, 127 when it cannot be run,
+starts COMMAND ("--" before it is clearer). Exit status: COMMAND's, 127 when it is not found
+and 126 when it cannot be run (as env(1)),
 128 + N when a signal N ended it, 1 when the sandbox could not be made, 2 for usage errors;
 with --netns: 0 when the namespace is gone or tunstack was told to stop, 1 when it could not
 serve it.
@@ -73,160 +63,122 @@ Example: tunstack sandbox -p 8080:80 -- sh -c 'python3 -m http.server 80'
 
 export interface SandboxArgs {
   command: string[];
-  mtu: number;
-  ipv6: boolean;
-  hostLoopback: boolean;
-  hostAddresses: boolean;
-  publish: PortForward[];
-  pcap?: string;
+  guest: GuestNetwork;
   configure: boolean;
-  icmp: 'auto' | 'relay' | 'gateway';
-  maxTcpFlows?: number;
-  maxUdpFlows?: number;
-  udpIdleMs?: number;
-  tcpMemory?: number;
-  verbose: boolean;
-  help: boolean;
+  help?: boolean;
   version?: boolean;
+  ifname?: string;
+  mac?: string;
   netns?: string;
   userns?: string;
-  ifname?: string;
   pidFile?: string;
   readyFd?: number;
   exitFd?: number;
   apiSocket?: string;
 }
 
-/** The options that take a non-empty string, and the field each fills. */
-const STRING_OPTIONS = {
-  '--pcap': 'pcap',
-  '--netns': 'netns',
-  '--userns': 'userns',
-  '--ifname': 'ifname',
-  '--pid-file': 'pidFile',
-  '--api-socket': 'apiSocket',
-} as const satisfies Record<string, keyof SandboxArgs>;
+const SANDBOX_OPTIONS = {
+  ...GUEST_NETWORK_OPTIONS,
+  'no-configure': { type: 'boolean' },
+  ifname: { type: 'string', short: 'I' },
+  'mac-address': { type: 'string', short: 'M' },
+  netns: { type: 'string' },
+  userns: { type: 'string' },
+  'pid-file': { type: 'string' },
+  'ready-fd': { type: 'string' },
+  'exit-fd': { type: 'string' },
+  'api-socket': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+} as const satisfies OptionSpec;
 
-/** Parse `-p [IP:]HOSTPORT:GUESTPORT[/proto]`. Throws on bad input. */
+/** Parse `-p [IP:]HOSTPORT:GUESTPORT[/proto]` (one port each side). Throws on bad input. */
 export function parsePublish(spec: string): PortForward {
-  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec);
-  if (!m) throw new Error(`bad --publish "${spec}" (want [IP:]HOSTPORT:GUESTPORT[/tcp|/udp])`);
-  const hostAddress = m[1]?.replace(/^\[|\]$/g, '');
-  if (hostAddress !== undefined && isIP(hostAddress) === 0) throw new Error(`bad address in --publish "${spec}"`);
-  const hostPort = Number(m[2]);
-  const guestPort = Number(m[3]);
-  for (const p of [hostPort, guestPort]) if (p < 1 || p > 65535) throw new Error(`port out of range in --publish "${spec}"`);
-  return { protocol: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostPort, guestPort, ...(hostAddress !== undefined ? { hostAddress } : {}) };
+  const all = parsePublishRange(spec);
+  if (all.length !== 1) throw new Error(`bad --publish "${spec}" (one port wanted here)`);
+  return all[0]!;
 }
 
-function intArg(name: string, v: string | undefined, lo: number, hi: number): number {
+export { bytesArg };
+
+/**
+ * Where COMMAND starts in `args`: the first positional word (or the word after "--"), found with
+ * parseArgs's tokens so that option values (`--pcap x`) are not taken for it.
+ */
+export function splitCommand(args: string[]): { options: string[]; command: string[] } {
+  const { tokens } = parseArgs({ args, options: SANDBOX_OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  for (const t of tokens) {
+    if (t.kind === 'option-terminator') return { options: args.slice(0, t.index), command: args.slice(t.index + 1) };
+    if (t.kind === 'positional') return { options: args.slice(0, t.index), command: args.slice(t.index) };
+  }
+  return { options: args, command: [] };
+}
+
+function fd(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
   const n = Number(v);
-  if (v === undefined || !Number.isInteger(n) || n < lo || n > hi) throw new Error(`${name} wants an integer in ${lo}..${hi}`);
-  return n;
-}
-
-/** A byte count with an optional binary suffix (K, M, G), at least 1 MiB. */
-export function bytesArg(name: string, v: string | undefined): number {
-  const m = /^(\d+)([kKmMgG]?)$/.exec(v ?? '');
-  const n = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 << 20) throw new Error(`${name} wants a byte count of at least 1M (suffix K, M or G)`);
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0 || n > 1 << 20) throw new Error(`--${name} wants an integer, a file descriptor (got "${v}")`);
   return n;
 }
 
 /** Parse the command line (everything after "sandbox"). Throws Error with a message on bad input. */
 export function parseSandboxArgs(args: string[]): SandboxArgs {
-  const out: SandboxArgs = { command: [], mtu: 1500, ipv6: true, hostLoopback: true, hostAddresses: true, publish: [], configure: true, icmp: 'auto', verbose: false, help: false };
-  let i = 0;
-  for (; i < args.length; i++) {
-    const a = args[i]!;
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    const value = (): string | undefined => (eq > 0 ? a.slice(eq + 1) : args[++i]);
-    if (a === '--') {
-      i++;
-      break;
-    }
-    switch (name) {
-      case '-h':
-      case '--help':
-        out.help = true;
-        break;
-      case '-V':
-      case '--version':
-        out.version = true;
-        break;
-      case '--mtu':
-        out.mtu = intArg('--mtu', value(), 1280, 65520);
-        break;
-      case '--disable-ipv6':
-      case '--no-ipv6':
-        out.ipv6 = false;
-        break;
-      case '--ipv6':
-        out.ipv6 = true;
-        break;
-      case '--disable-host-loopback':
-        out.hostLoopback = false;
-        break;
-      case '--disable-host-addresses':
-        out.hostAddresses = false;
-        out.hostLoopback = false;
-        break;
-      case '-p':
-      case '--publish':
-        out.publish.push(parsePublish(value() ?? ''));
-        break;
-      case '--pcap':
-      case '--netns':
-      case '--userns':
-      case '--ifname':
-      case '--pid-file':
-      case '--api-socket': {
-        const v = value();
-        if (!v) throw new Error(`${name} wants a ${name === '--ifname' ? 'name' : name === '--pcap' || name === '--pid-file' ? 'file name' : 'value'}`);
-        out[STRING_OPTIONS[name]] = v;
-        break;
-      }
-      case '--ready-fd':
-        out.readyFd = intArg(name, value(), 0, 1 << 20);
-        break;
-      case '--exit-fd':
-        out.exitFd = intArg(name, value(), 0, 1 << 20);
-        break;
-      case '--no-configure':
-        out.configure = false;
-        break;
-      case '--icmp': {
-        const v = value();
-        if (v !== 'auto' && v !== 'relay' && v !== 'gateway') throw new Error('--icmp wants auto, relay or gateway');
-        out.icmp = v;
-        break;
-      }
-      case '--max-tcp-flows':
-        out.maxTcpFlows = intArg(name, value(), 1, 1 << 20);
-        break;
-      case '--max-udp-flows':
-        out.maxUdpFlows = intArg(name, value(), 1, 1 << 20);
-        break;
-      case '--udp-idle-timeout':
-        out.udpIdleMs = intArg(name, value(), 1, 86400) * 1000;
-        break;
-      case '--tcp-mem':
-        out.tcpMemory = bytesArg(name, value());
-        break;
-      case '-v':
-      case '--verbose':
-        out.verbose = true;
-        break;
-      default:
-        if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
-        // The command starts at the first non-option (the "--" is recommended).
-        out.command = args.slice(i);
-        return out;
-    }
+  const { options, command } = splitCommand(args);
+  let values: Parsed<typeof SANDBOX_OPTIONS>['values'];
+  try {
+    values = parseArgs({ args: options, options: SANDBOX_OPTIONS, strict: true, allowPositionals: false }).values as Parsed<typeof SANDBOX_OPTIONS>['values'];
+  } catch (e) {
+    throw new Error((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
   }
-  out.command = args.slice(i);
+  const v = values;
+  for (const name of ['pcap', 'netns', 'userns', 'ifname', 'pid-file', 'api-socket'] as const) {
+    if (v[name] === '') throw new Error(`--${name} wants a ${name === 'ifname' ? 'name' : name === 'pcap' || name === 'pid-file' ? 'file name' : 'value'}`);
+  }
+  if (v['mac-address'] !== undefined) {
+    const mac = v['mac-address'];
+    if (!/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1) throw new Error(`--mac-address wants a unicast MAC such as 02:00:00:00:00:01 (got "${mac}")`);
+  }
+  const out: SandboxArgs = { command, guest: guestNetworkFromValues(v), configure: v['no-configure'] !== true };
+  if (v.help === true) out.help = true;
+  if (v.version === true) out.version = true;
+  const copy = { ifname: 'ifname', mac: 'mac-address', netns: 'netns', userns: 'userns', pidFile: 'pid-file', apiSocket: 'api-socket' } as const;
+  for (const [k, name] of Object.entries(copy) as Array<[keyof typeof copy, (typeof copy)[keyof typeof copy]]>) {
+    const x = v[name];
+    if (x !== undefined) out[k] = x;
+  }
+  const readyFd = fd('ready-fd', v['ready-fd']);
+  const exitFd = fd('exit-fd', v['exit-fd']);
+  if (readyFd !== undefined) out.readyFd = readyFd;
+  if (exitFd !== undefined) out.exitFd = exitFd;
   return out;
+}
+
+/**
+ * Where `command` would be run from, as env(1) finds it: null when it is not found (127); the
+ * path and whether it may be executed otherwise (126 when not).
+ */
+export function findCommand(command: string, path = process.env.PATH ?? '/usr/bin:/bin'): { path: string; executable: boolean } | null {
+  const check = (p: string): { path: string; executable: boolean } | null => {
+    try {
+      if (!statSync(p).isFile()) return { path: p, executable: false };
+    } catch {
+      return null;
+    }
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return { path: p, executable: true };
+    } catch {
+      return { path: p, executable: false };
+    }
+  };
+  if (command.includes('/')) return check(command);
+  let found: { path: string; executable: boolean } | null = null;
+  for (const dir of path.split(':')) {
+    const r = check(join(dir === '' ? '.' : dir, command));
+    if (r?.executable === true) return r;
+    found ??= r;
+  }
+  return found;
 }
 
 export async function runSandboxCommand(args: string[]): Promise<number> {
@@ -234,10 +186,9 @@ export async function runSandboxCommand(args: string[]): Promise<number> {
   try {
     parsed = parseSandboxArgs(args);
   } catch (e) {
-    stderr.write(`tunstack sandbox: ${(e as Error).message}\n\n${SANDBOX_HELP}`);
-    return 2;
+    return usageError('sandbox', SANDBOX_HELP, (e as Error).message);
   }
-  if (parsed.help) {
+  if (parsed.help === true) {
     stdout.write(SANDBOX_HELP);
     return 0;
   }
@@ -245,35 +196,32 @@ export async function runSandboxCommand(args: string[]): Promise<number> {
     stdout.write(`tunstack ${version()}\n`);
     return 0;
   }
-  const attachOnly = (['userns', 'ifname', 'pidFile', 'readyFd', 'exitFd', 'apiSocket'] as const).filter((k) => parsed[k] !== undefined);
+  const attachOnly = (['userns', 'pidFile', 'readyFd', 'exitFd', 'apiSocket'] as const).filter((k) => parsed[k] !== undefined);
   if (parsed.netns === undefined && attachOnly.length > 0) {
-    stderr.write(`tunstack sandbox: --${attachOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --netns\n\n${SANDBOX_HELP}`);
-    return 2;
+    return usageError('sandbox', SANDBOX_HELP, `--${attachOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --netns`);
   }
   if (parsed.netns !== undefined && parsed.command.length > 0) {
-    stderr.write(`tunstack sandbox: --netns serves an existing namespace and runs no COMMAND (got ${parsed.command[0]!})\n\n${SANDBOX_HELP}`);
-    return 2;
+    return usageError('sandbox', SANDBOX_HELP, `--netns serves an existing namespace and runs no COMMAND (got ${parsed.command[0]!})`);
   }
-  if (parsed.netns === undefined && parsed.command.length === 0) {
-    stderr.write(`tunstack sandbox: no command given\n\n${SANDBOX_HELP}`);
-    return 2;
+  if (parsed.netns === undefined && parsed.command.length === 0) return usageError('sandbox', SANDBOX_HELP, 'no command given');
+  if (parsed.command.length > 0) {
+    const found = findCommand(parsed.command[0]!);
+    if (found === null || !found.executable) {
+      stderr.write(`tunstack sandbox: ${parsed.command[0]}: ${found === null ? 'No such file or directory' : 'Permission denied'}\n`);
+      return found === null ? 127 : 126;
+    }
   }
+  const { network, ports, logLevel } = parsed.guest;
   const common = {
-    mtu: parsed.mtu,
-    ipv6: parsed.ipv6,
-    hostLoopback: parsed.hostLoopback,
-    hostAddresses: parsed.hostAddresses,
-    publish: parsed.publish,
+    ...network,
+    publish: ports.forwards,
+    autoPorts: ports.auto,
     configure: parsed.configure,
-    icmp: parsed.icmp,
-    verbose: parsed.verbose,
-    ...(parsed.pcap !== undefined ? { pcap: parsed.pcap } : {}),
-    limits: {
-      ...(parsed.maxTcpFlows !== undefined ? { maxTcpFlows: parsed.maxTcpFlows } : {}),
-      ...(parsed.maxUdpFlows !== undefined ? { maxUdpFlows: parsed.maxUdpFlows } : {}),
-      ...(parsed.udpIdleMs !== undefined ? { udpIdleMs: parsed.udpIdleMs } : {}),
-      ...(parsed.tcpMemory !== undefined ? { tcpMemory: parsed.tcpMemory } : {}),
-    },
+    verbose: logLevel === 'info' || logLevel === 'debug',
+    debug: logLevel === 'debug',
+    quiet: logLevel === 'error',
+    ...(parsed.ifname !== undefined ? { ifname: parsed.ifname } : {}),
+    ...(parsed.mac !== undefined ? { mac: parsed.mac } : {}),
   };
   if (parsed.netns !== undefined) {
     const { attachSandbox } = await import('../sandbox/attach.js');
@@ -282,7 +230,6 @@ export async function runSandboxCommand(args: string[]): Promise<number> {
         ...common,
         netns: parsed.netns,
         ...(parsed.userns !== undefined ? { userns: parsed.userns } : {}),
-        ...(parsed.ifname !== undefined ? { ifname: parsed.ifname } : {}),
         ...(parsed.pidFile !== undefined ? { pidFile: parsed.pidFile } : {}),
         ...(parsed.readyFd !== undefined ? { readyFd: parsed.readyFd } : {}),
         ...(parsed.exitFd !== undefined ? { exitFd: parsed.exitFd } : {}),

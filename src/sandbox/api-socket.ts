@@ -22,7 +22,9 @@
 import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
 import { TunstackError } from '../errors.js';
-import { SANDBOX_DEFAULTS, type PublishedPort, type SandboxNetwork } from './network.js';
+import { ipv4ToU32, maskAddress, tryParseIPv4 } from '../headers/address.js';
+import type { SandboxAddresses } from './addresses.js';
+import type { PublishedPort, SandboxNetwork } from './network.js';
 
 /** Requests are refused at this size, as slirp4netns's are. */
 export const API_REQUEST_MAX = 4096;
@@ -46,12 +48,17 @@ function port(v: unknown): number | null {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535 ? v : null;
 }
 
-/** Whether `a` is an address a guest may have: 10.0.2.0/24 without the network, gateway, DNS and broadcast addresses. */
-function guestAddress(a: string): boolean {
-  const d = SANDBOX_DEFAULTS;
-  if (!isIPv4(a) || !a.startsWith('10.0.2.')) return false;
-  const last = Number(a.slice('10.0.2.'.length));
-  return last !== 0 && last !== 255 && a !== d.gateway4 && a !== d.dns4;
+/**
+ * Whether `a` is an address a guest may have: in the guest's IPv4 network (10.0.2.0/24 by
+ * default), not its network, gateway, DNS or broadcast address.
+ */
+function guestAddress(a: string, d: SandboxAddresses): boolean {
+  const x = tryParseIPv4(a);
+  if (x === null || !isIPv4(a)) return false;
+  const net = ipv4ToU32(maskAddress(tryParseIPv4(d.guest4)!, d.prefix4));
+  const v = ipv4ToU32(x);
+  const last = (net + 2 ** (32 - d.prefix4) - 1) >>> 0;
+  return v > net && v < last && ipv4ToU32(maskAddress(x, d.prefix4)) === net && a !== d.gateway4 && a !== d.dns4;
 }
 
 /** slirp4netns's API over a SandboxNetwork's published ports. */
@@ -98,8 +105,8 @@ export class HostFwdApi {
     if (typeof hostAddr !== 'string' || !isIPv4(hostAddr)) return bad('add_hostfwd: bad arguments.host_addr');
     const hostPort = port(a.host_port);
     if (hostPort === null) return bad('add_hostfwd: bad arguments.host_port');
-    const guestAddr = a.guest_addr ?? SANDBOX_DEFAULTS.guest4;
-    if (typeof guestAddr !== 'string' || !guestAddress(guestAddr)) return bad('add_hostfwd: bad arguments.guest_addr');
+    const guestAddr = a.guest_addr ?? this.network.addresses.guest4;
+    if (typeof guestAddr !== 'string' || !guestAddress(guestAddr, this.network.addresses)) return bad('add_hostfwd: bad arguments.guest_addr');
     const guestPort = port(a.guest_port);
     if (guestPort === null) return bad('add_hostfwd: bad arguments.guest_port');
     let published: PublishedPort;

@@ -30,6 +30,8 @@ import { resolve } from 'node:path';
 import { TunstackError } from '../errors.js';
 import type { HostTap } from '../host/tap.js';
 import { HostFwdApi, listenApiSocket } from './api-socket.js';
+import { AutoPorts, type AutoPortsOptions } from './auto-ports.js';
+import { reportStats } from './report.js';
 import { SANDBOX_DEFAULTS, SandboxNetwork, type PortForward, type SandboxNetworkOptions } from './network.js';
 import { isRootless, nsenterArgv, openTapInNamespace, userRuntimeDir } from './rootless.js';
 import { configureGuestLink, ip, openSandboxTap, SANDBOX_TAP_QUEUE, sandboxUnavailableReason } from './run.js';
@@ -46,6 +48,8 @@ export interface SandboxAttachOptions extends Omit<SandboxNetworkOptions, 'link'
   userns?: string;
   /** The guest interface's name (default tap0). */
   ifname?: string;
+  /** The guest interface's MAC address (slirp4netns --macaddress; default the kernel's random one). */
+  mac?: string;
   publish?: PortForward[];
   configure?: boolean;
   /** Write this process's pid here once serving (removed at exit). */
@@ -57,6 +61,10 @@ export interface SandboxAttachOptions extends Omit<SandboxNetworkOptions, 'link'
   /** slirp4netns's JSON API on a Unix socket at this path. */
   apiSocket?: string;
   verbose?: boolean;
+  /** Also every relay counter at the end (one JSON line). */
+  debug?: boolean;
+  /** Follow the guest's bound ports (pasta's -t auto / -u auto). */
+  autoPorts?: AutoPortsOptions;
 }
 
 /** Whether process `pid` runs (a zombie does not). */
@@ -160,7 +168,7 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
   const ifname = options.ifname ?? 'tap0';
   if (!/^[^\s/:]{1,15}$/.test(ifname) || ifname === '.' || ifname === '..') throw new TunstackError('EINVAL', `bad interface name "${ifname}"`);
   const log = (m: string): void => {
-    if (options.verbose) process.stderr.write(`tunstack sandbox: ${m}\n`);
+    if (options.verbose === true || options.debug === true) process.stderr.write(`tunstack sandbox: ${m}\n`);
   };
   const target = nsPath(options.netns, 'net');
   const id = nsIdentity(target.path);
@@ -183,6 +191,7 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
   let network: SandboxNetwork | null = null;
   let tap: HostTap | null = null;
   let api: HostFwdApi | null = null;
+  let auto: AutoPorts | null = null;
   let apiClose: (() => void) | null = null;
   let pidFileWritten = false;
   let cleaned = false;
@@ -191,6 +200,7 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
     cleaned = true;
     apiClose?.();
     api?.close();
+    auto?.stop();
     try {
       network?.close();
     } catch {
@@ -224,8 +234,12 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
     }
     const configure = options.configure ?? true;
     if (configure) ipIn(['link', 'set', 'lo', 'up']);
-    configureGuestLink(ipIn, ifname, network, configure, (argv) => spawnSync(enter[0]!, [...enter.slice(1), ...argv], { stdio: 'ignore', timeout: 10_000 }));
+    configureGuestLink(ipIn, ifname, network, configure, (argv) => spawnSync(enter[0]!, [...enter.slice(1), ...argv], { stdio: 'ignore', timeout: 10_000 }), options.mac);
     for (const f of options.publish ?? []) await network.publish(f);
+    if (options.autoPorts !== undefined && (options.autoPorts.tcp || options.autoPorts.udp)) {
+      auto = new AutoPorts(network, enter, options.autoPorts, log, (m) => process.stderr.write(`tunstack sandbox: ${m}\n`), options.publish);
+      await auto.start();
+    }
     if (options.apiSocket !== undefined) {
       api = new HostFwdApi(network);
       apiClose = (await listenApiSocket(options.apiSocket, api)).close;
@@ -257,7 +271,7 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
     }
     const reason = await stopped;
     log(`stopping: ${reason}`);
-    if (options.verbose) log(`stats ${JSON.stringify(network.stats)}`);
+    reportStats(network.stats, options, log);
     return 0;
   } finally {
     if (watch !== null) clearInterval(watch);

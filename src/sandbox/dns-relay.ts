@@ -25,6 +25,8 @@ export interface DnsRelayOptions {
    * /etc/resolv.conf.
    */
   upstream?: Array<{ host: string; port?: number }>;
+  /** Forward every query upstream, A and AAAA included (a resolver the user chose); default false. */
+  forwardAll?: boolean;
   /** Queries forwarded upstream and waiting, at most, each with its own socket (default 256). */
   maxInFlight?: number;
   /** How long an upstream answer may take (default 5000 ms, on the real clock). */
@@ -185,7 +187,7 @@ export class DnsRelay {
       this.stats.malformed++;
       return false;
     }
-    if (q.type === DNS_TYPE_A || q.type === DNS_TYPE_AAAA) void this.answerLocally(query, q.name, q.type === DNS_TYPE_A ? 4 : 6, respond);
+    if ((q.type === DNS_TYPE_A || q.type === DNS_TYPE_AAAA) && this.options.forwardAll !== true) void this.answerLocally(query, q.name, q.type === DNS_TYPE_A ? 4 : 6, respond);
     else this.forward(query, respond, tcp);
     return true;
   }

@@ -21,7 +21,7 @@ import '../defaults.js';
 import { createServer, isIP, type Server } from 'node:net';
 import { totalmem } from 'node:os';
 import { TunstackError } from '../errors.js';
-import { parseIP, tryParseIPv4, tryParseIPv6 } from '../headers/address.js';
+import { parseIP, prefixMatch, tryParseIPv4, tryParseIPv6 } from '../headers/address.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
 import type { LinkEndpoint } from '../link/endpoint.js';
 import { SnifferEndpoint } from '../link/sniffer.js';
@@ -33,24 +33,15 @@ import { tcpMemoryFromHigh } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import type { TcpStats } from '../transport/tcp/types.js';
 import type { UdpProtocol } from '../transport/udp.js';
+import { DEFAULT_ADDRESSES, dhcpPool, type SandboxAddresses } from './addresses.js';
 import { DhcpServer } from './dhcp.js';
 import { DnsRelay, type Lookup } from './dns-relay.js';
 import { HostPolicy, embeddedIPv4, type HostPolicyOptions } from './host-policy.js';
 import { EchoInterceptEndpoint, PingRelay, pingRelayUnavailableReason } from './icmp-relay.js';
-import { TcpRelay } from './tcp-relay.js';
+import { TcpRelay, type Outbound } from './tcp-relay.js';
 import { UdpRelay } from './udp-relay.js';
 
-export const SANDBOX_DEFAULTS = {
-  guest4: '10.0.2.100',
-  gateway4: '10.0.2.2',
-  dns4: '10.0.2.3',
-  prefix4: 24,
-  guest6: 'fd00::100',
-  gateway6: 'fd00::2',
-  dns6: 'fd00::3',
-  prefix6: 'fd00::/64',
-  mtu: 1500,
-} as const;
+export const SANDBOX_DEFAULTS = { ...DEFAULT_ADDRESSES, mtu: 1500 } as const;
 
 export interface PortForward {
   protocol: 'tcp' | 'udp';
@@ -111,6 +102,14 @@ export interface SandboxNetworkOptions {
   mtu?: number;
   /** IPv6 (default true). */
   ipv6?: boolean;
+  /** IPv4 (default true; false for an IPv6-only guest, pasta -6). */
+  ipv4?: boolean;
+  /** The guest's, gateway's and DNS addresses (default SANDBOX_DEFAULTS; see sandboxAddresses). */
+  addresses?: SandboxAddresses;
+  /** Answer DNS on the DNS addresses (default true; false: slirp4netns --disable-dns). */
+  dns?: boolean;
+  /** Host sockets for guest traffic leave from these source addresses (--outbound-addr, -o). */
+  outbound?: Outbound;
   /** Connections to the gateway reach the host's loopback (default true). */
   hostLoopback?: boolean;
   /**
@@ -131,6 +130,8 @@ export interface SandboxNetworkOptions {
   dnsLookup?: Lookup;
   /** Upstream resolvers for other query types (default /etc/resolv.conf). */
   dnsUpstream?: Array<{ host: string; port?: number }>;
+  /** Send every DNS query (A and AAAA too) to dnsUpstream instead of the host's getaddrinfo. */
+  dnsForwardAll?: boolean;
   limits?: SandboxLimits;
   /** Default a real clock. */
   clock?: Clock;
@@ -141,8 +142,8 @@ export interface SandboxStats {
   tcp: TcpRelay['stats'];
   tcpForwarder: TcpRelay['forwarder']['stats'];
   udp: UdpRelay['stats'];
-  dns: DnsRelay['stats'];
-  dhcp: DhcpServer['stats'];
+  dns: DnsRelay['stats'] | null;
+  dhcp: DhcpServer['stats'] | null;
   ping: PingRelay['stats'] | null;
   echoIntercepted: number;
   /** The stack's TCP memory budget: bytes charged, pressure, drops and refusals (TcpStats). */
@@ -156,9 +157,12 @@ export class SandboxNetwork {
   readonly nic: NIC;
   readonly tcp: TcpRelay;
   readonly udp: UdpRelay;
-  readonly dhcp: DhcpServer;
-  readonly dns: DnsRelay;
+  readonly dhcp: DhcpServer | null;
+  readonly dns: DnsRelay | null;
   readonly dns6: DnsRelay | null;
+  readonly ipv4: boolean;
+  /** The addresses the guest gets and tunstack answers on. */
+  readonly addresses: SandboxAddresses;
   readonly ping: PingRelay | null;
   readonly ipv6: boolean;
   readonly mtu: number;
@@ -170,12 +174,17 @@ export class SandboxNetwork {
   /** Decides what is the host for every relay. */
   readonly hostPolicy: HostPolicy;
   private readonly decided = new Map<string, string | null>();
+  private readonly subnet4: Uint8Array;
+  private readonly subnet6: Uint8Array;
   private decidedVersion = -1;
   private closed = false;
 
   constructor(options: SandboxNetworkOptions) {
-    const d = SANDBOX_DEFAULTS;
-    const mtu = options.mtu ?? d.mtu;
+    const d = options.addresses ?? DEFAULT_ADDRESSES;
+    this.addresses = { ...d };
+    this.subnet4 = parseIP(d.guest4);
+    this.subnet6 = parseIP(d.guest6);
+    const mtu = options.mtu ?? SANDBOX_DEFAULTS.mtu;
     if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65520) throw new TunstackError('EINVAL', `MTU ${mtu} outside 1280..65520`);
     this.mtu = mtu;
     const hostAddresses = options.hostAddresses ?? true;
@@ -202,16 +211,20 @@ export class SandboxNetwork {
     this.intercept = new EchoInterceptEndpoint(new EthernetEndpoint(link), (req) => ping?.handle(req));
     this.nic = this.stack.createNIC({ name: 'sandbox0', endpoint: this.intercept, promiscuous: true, spoofing: true, mtu });
     this.intercept.nic = this.nic;
-    this.nic.addAddress(`${d.gateway4}/${d.prefix4}`);
-    this.nic.addAddress(`${d.dns4}/${d.prefix4}`);
+    this.ipv4 = options.ipv4 ?? true;
+    if (this.ipv4) {
+      this.nic.addAddress(`${d.gateway4}/${d.prefix4}`);
+      this.nic.addAddress(`${d.dns4}/${d.prefix4}`);
+    }
     this.ipv6 = (options.ipv6 ?? true) && this.stack.networkProtocol(0x86dd) !== undefined;
+    if (!this.ipv4 && !this.ipv6) throw new TunstackError('EINVAL', 'neither IPv4 nor IPv6: the guest would have no network');
     if (this.ipv6) {
       const plen = Number(d.prefix6.split('/')[1]);
       this.nic.addAddress({ address: parseIP(d.gateway6), prefixLength: plen, nodad: true });
       this.nic.addAddress({ address: parseIP(d.dns6), prefixLength: plen, nodad: true });
       this.stack.requireNetwork<IPv6Protocol>(0x86dd).ndp.startRouter(this.nic, {
         prefixes: [d.prefix6],
-        dnsServers: [d.dns6],
+        dnsServers: (options.dns ?? true) ? [d.dns6] : [],
         mtu,
         minIntervalMs: 30_000,
         maxIntervalMs: 60_000,
@@ -224,28 +237,35 @@ export class SandboxNetwork {
       ...(limits.maxTcpFlows !== undefined ? { maxFlows: limits.maxTcpFlows } : {}),
       ...(limits.maxConnecting !== undefined ? { maxConnecting: limits.maxConnecting } : {}),
       ...(limits.connectTimeoutMs !== undefined ? { connectTimeoutMs: limits.connectTimeoutMs } : {}),
+      ...(options.outbound ? { outbound: options.outbound } : {}),
     });
     this.udp = new UdpRelay(this.stack, this.stack.requireTransport<UdpProtocol>(17), {
       map,
       nicId: this.nic.id,
       ...(limits.maxUdpFlows !== undefined ? { maxFlows: limits.maxUdpFlows } : {}),
       ...(limits.udpIdleMs !== undefined ? { idleMs: limits.udpIdleMs } : {}),
+      ...(options.outbound ? { outbound: options.outbound } : {}),
     });
-    this.dhcp = new DhcpServer(this.stack, {
-      nic: this.nic.id,
-      poolStart: d.guest4,
-      poolEnd: '10.0.2.127',
-      prefixLength: d.prefix4,
-      router: d.gateway4,
-      dns: [d.dns4],
-      mtu,
-    });
+    const serveDns = options.dns ?? true;
+    const pool = dhcpPool(d);
+    this.dhcp = this.ipv4
+      ? new DhcpServer(this.stack, {
+          nic: this.nic.id,
+          poolStart: pool.start,
+          poolEnd: pool.end,
+          prefixLength: d.prefix4,
+          router: d.gateway4,
+          dns: serveDns ? [d.dns4] : [],
+          mtu,
+        })
+      : null;
     const dnsOptions = {
       ...(options.dnsLookup ? { lookup: options.dnsLookup } : {}),
       ...(options.dnsUpstream ? { upstream: options.dnsUpstream } : {}),
+      ...(options.dnsForwardAll === true ? { forwardAll: true } : {}),
     };
-    this.dns = new DnsRelay(this.stack, { address: d.dns4, ...dnsOptions });
-    this.dns6 = this.ipv6 ? new DnsRelay(this.stack, { address: d.dns6, ...dnsOptions }) : null;
+    this.dns = serveDns && this.ipv4 ? new DnsRelay(this.stack, { address: d.dns4, ...dnsOptions }) : null;
+    this.dns6 = serveDns && this.ipv6 ? new DnsRelay(this.stack, { address: d.dns6, ...dnsOptions }) : null;
   }
 
   /**
@@ -279,17 +299,18 @@ export class SandboxNetwork {
   }
 
   private decide(family: 4 | 6, address: string): string | null {
-    const d = SANDBOX_DEFAULTS;
+    const d = this.addresses;
+    if (family === 4 ? !this.ipv4 : !this.ipv6) return null;
     if (address === d.gateway4) return this.hostLoopback ? '127.0.0.1' : null;
     if (address === d.gateway6) return this.hostLoopback ? '::1' : null;
     const a = family === 4 ? tryParseIPv4(address) : tryParseIPv6(address);
     if (a === null || this.hostPolicy.isHost(a)) return null;
     if (family === 4) {
-      if ((a[0] === 10 && a[1] === 0 && a[2] === 2) || a[0]! >= 224) return null;
+      if (prefixMatch(a, this.subnet4, d.prefix4) || a[0]! >= 224) return null;
       return address;
     }
     if (embeddedIPv4(a) !== null) return null;
-    if ((a[0] === 0xfe && (a[1]! & 0xc0) === 0x80) || a[0] === 0xff || (a[0] === 0xfd && a[1] === 0)) return null;
+    if ((a[0] === 0xfe && (a[1]! & 0xc0) === 0x80) || a[0] === 0xff || (a[0] === 0xfd && a[1] === 0) || prefixMatch(a, this.subnet6, 64)) return null;
     return address;
   }
 
@@ -298,10 +319,10 @@ export class SandboxNetwork {
    * handle whose `close()` stops the forward (unpublishing).
    */
   async publish(f: PortForward): Promise<PublishedPort> {
-    const d = SANDBOX_DEFAULTS;
-    const hostAddress = f.hostAddress ?? '127.0.0.1';
+    const d = this.addresses;
+    const hostAddress = f.hostAddress ?? (this.ipv4 ? '127.0.0.1' : '::1');
     const v6 = isIP(hostAddress) === 6;
-    const guest = f.guestAddress ?? (v6 && this.ipv6 ? d.guest6 : d.guest4);
+    const guest = f.guestAddress ?? ((v6 && this.ipv6) || !this.ipv4 ? d.guest6 : d.guest4);
     const gateway = isIP(guest) === 6 ? d.gateway6 : d.gateway4;
     if (this.closed) throw new TunstackError('EBADF', 'the sandbox network is closed');
     if (f.protocol === 'udp') {
@@ -344,8 +365,8 @@ export class SandboxNetwork {
       tcp: this.tcp.stats,
       tcpForwarder: this.tcp.forwarder.stats,
       udp: this.udp.stats,
-      dns: this.dns.stats,
-      dhcp: this.dhcp.stats,
+      dns: this.dns?.stats ?? this.dns6?.stats ?? null,
+      dhcp: this.dhcp?.stats ?? null,
       ping: this.ping?.stats ?? null,
       echoIntercepted: this.intercept.intercepted,
       tcpMemory: tcpMemoryStats(this.stack.requireTransport<TcpProtocol>(6)),
@@ -360,9 +381,9 @@ export class SandboxNetwork {
     for (const s of this.servers) s.close();
     this.tcp.close();
     this.udp.close();
-    this.dns.close();
+    this.dns?.close();
     this.dns6?.close();
-    this.dhcp.close();
+    this.dhcp?.close();
     this.ping?.close();
     this.stack.close();
     this.intercept.close();

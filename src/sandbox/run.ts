@@ -32,8 +32,11 @@ import { nativeUnavailableReason } from '../host/native.js';
 import { FdEndpoint } from '../link/fd.js';
 import { sendBlocksInUse, sendBlocksPooled } from '../transport/tcp/buffers.js';
 import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR } from '../tundev/constants.js';
+import { AutoPorts, type AutoPortsOptions } from './auto-ports.js';
+import { reportStats } from './report.js';
 import { guestCommandPids, guestLauncher, killNamespaceProcesses } from './guest-process.js';
 import { isRootless, openTapInNamespace, rootlessUnavailableReason, startRootlessGuest, type RootlessGuest } from './rootless.js';
+import { DEFAULT_ADDRESSES } from './addresses.js';
 import { SANDBOX_DEFAULTS, SandboxNetwork, type PortForward, type SandboxNetworkOptions } from './network.js';
 
 /** The sandbox TAP's transmit queue (packets from the guest waiting for tunstack), Linux default 1000. */
@@ -48,8 +51,18 @@ export interface SandboxRunOptions extends Omit<SandboxNetworkOptions, 'link'> {
   configure?: boolean;
   /** Namespace name (default tunstack-<pid>-<n>). */
   name?: string;
-  /** Progress and statistics on stderr. */
+  /** The guest interface's name (default eth0). */
+  ifname?: string;
+  /** The guest interface's MAC address (default the kernel's random one). */
+  mac?: string;
+  /** Progress and a readable summary of the relays on stderr. */
   verbose?: boolean;
+  /** Also every relay counter (one JSON line), and implies verbose. */
+  debug?: boolean;
+  /** Errors only: no notice about sandboxes a killed tunstack left. */
+  quiet?: boolean;
+  /** Follow the guest's bound ports (pasta's -t auto / -u auto). */
+  autoPorts?: AutoPortsOptions;
   /** Called once the network is up, before the command starts (tests, benchmarks). */
   onReady?: (info: { namespace: string; network: SandboxNetwork; tap: string }) => void;
   /** Child stdio (default 'inherit'). */
@@ -139,22 +152,30 @@ export function openSandboxTap(mtu: number): { tap: HostTap; ep: FdEndpoint; dev
 
 /**
  * Configure the guest's link `dev` inside its namespace, through `ipIn` (runs `ip ARGS` there,
- * throwing on failure) and `runIn` (runs any command there): IPv6 off when the network has none;
- * with `configure`, the guest addresses, link up and default routes via the gateway; without,
- * the link only goes up (the guest asks DHCP / listens for router advertisements).
+ * throwing on failure) and `runIn` (runs any command there): its MAC address when one is given,
+ * IPv6 off when the network has none; with `configure`, the guest addresses, link up and default
+ * routes via the gateway; without, the link only goes up (the guest asks DHCP / listens for
+ * router advertisements).
  */
-export function configureGuestLink(ipIn: (args: string[]) => void, dev: string, network: SandboxNetwork, configure: boolean, runIn: (argv: string[]) => unknown): void {
-  const d = SANDBOX_DEFAULTS;
+export function configureGuestLink(ipIn: (args: string[]) => void, dev: string, network: SandboxNetwork, configure: boolean, runIn: (argv: string[]) => unknown, mac?: string): void {
+  const d = network.addresses;
+  if (mac !== undefined) ipIn(['link', 'set', 'dev', dev, 'address', mac]);
   if (!network.ipv6) runIn(['sysctl', '-q', '-w', `net.ipv6.conf.${dev}.disable_ipv6=1`]);
   if (configure) {
-    ipIn(['addr', 'add', `${d.guest4}/${d.prefix4}`, 'dev', dev]);
+    if (network.ipv4) ipIn(['addr', 'add', `${d.guest4}/${d.prefix4}`, 'dev', dev]);
     if (network.ipv6) ipIn(['addr', 'add', `${d.guest6}/64`, 'dev', dev, 'nodad']);
   }
   ipIn(['link', 'set', dev, 'up']);
   if (configure) {
-    ipIn(['route', 'add', 'default', 'via', d.gateway4, 'dev', dev]);
+    if (network.ipv4) ipIn(['route', 'add', 'default', 'via', d.gateway4, 'dev', dev]);
     if (network.ipv6) ipIn(['-6', 'route', 'add', 'default', 'via', d.gateway6, 'dev', dev]);
   }
+}
+
+/** The guest's /etc/resolv.conf: the DNS addresses the network answers on (none with DNS off). */
+export function guestResolvConf(network: SandboxNetwork): string {
+  const d = network.addresses;
+  return `${network.dns !== null ? `nameserver ${d.dns4}\n` : ''}${network.dns6 !== null ? `nameserver ${d.dns6}\n` : ''}`;
 }
 
 export function ip(args: string[]): void {
@@ -203,16 +224,17 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   const ns = options.name ?? `tunstack-${process.pid}-${counter++}`;
   const etcDir = `/etc/netns/${ns}`;
   const log = (m: string): void => {
-    if (options.verbose) process.stderr.write(`tunstack sandbox: ${m}\n`);
+    if (options.verbose === true || options.debug === true) process.stderr.write(`tunstack sandbox: ${m}\n`);
   };
 
   const rootless = isRootless();
-  // Always reported: a killed tunstack left these, and what ran in them is killed now.
+  // Reported unless quiet: a killed tunstack left these, and what ran in them is killed now.
   for (const st of rootless ? [] : removeStaleSandboxes()) {
-    process.stderr.write(`tunstack sandbox: removed ${st.name}, left by a tunstack that was killed${st.processes > 0 ? `; killed ${st.processes} process(es) still running in it` : ''}\n`);
+    if (options.quiet !== true) process.stderr.write(`tunstack sandbox: removed ${st.name}, left by a tunstack that was killed${st.processes > 0 ? `; killed ${st.processes} process(es) still running in it` : ''}\n`);
   }
 
   let network: SandboxNetwork | null = null;
+  let auto: AutoPorts | null = null;
   let tap: HostTap | null = null;
   let nsMade = false;
   let child: ChildProcess | null = null;
@@ -222,6 +244,7 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
     if (cleaned) return;
     cleaned = true;
     stopDebug?.();
+    auto?.stop();
     if (child !== null && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     // Whatever the command left running in the namespace goes with it.
     if (nsMade) killNamespaceProcesses(ns);
@@ -241,19 +264,24 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   const stopDebug = process.env.TUNSTACK_DEBUG_MEMORY ? debugMemoryOnSignal(() => network) : null;
 
   try {
-    const ipv6 = options.ipv6 ?? true;
-    const resolvConf = `nameserver ${d.dns4}\n${ipv6 ? `nameserver ${d.dns6}\n` : ''}`;
+    // What the guest's resolv.conf says, before the network exists (a rootless guest mounts it first).
+    const addrs = options.addresses ?? DEFAULT_ADDRESSES;
+    const serveDns = options.dns !== false;
+    const resolvConf = `${serveDns && options.ipv4 !== false ? `nameserver ${addrs.dns4}\n` : ''}${serveDns && options.ipv6 !== false ? `nameserver ${addrs.dns6}\n` : ''}`;
+    const ifname = options.ifname ?? 'eth0';
     let opened: ReturnType<typeof openSandboxTap>;
     let ipIn: (args: string[]) => void;
     let runIn: (argv: string[]) => unknown;
+    let nsenter: string[];
     let where: string;
     if (rootless) {
       guest = await startRootlessGuest({ command: options.command, stdio: options.stdio, resolvConf });
       child = guest.child;
-      opened = openTapInNamespace({ userns: guest.userns, netns: guest.netns, name: 'eth0', mtu });
+      opened = openTapInNamespace({ userns: guest.userns, netns: guest.netns, name: ifname, mtu });
       tap = opened.tap;
       ({ ipIn, runIn } = guest);
-      ipIn(['link', 'set', 'eth0', 'txqueuelen', String(SANDBOX_TAP_QUEUE)]);
+      ipIn(['link', 'set', ifname, 'txqueuelen', String(SANDBOX_TAP_QUEUE)]);
+      nsenter = ['nsenter', `--user=${guest.userns}`, `--net=${guest.netns}`];
       where = `rootless: user+network namespaces of pid ${child.pid}`;
     } else {
       ip(['netns', 'add', ns]);
@@ -263,17 +291,22 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
       opened = openSandboxTap(mtu);
       tap = opened.tap;
       ip(['link', 'set', opened.dev, 'netns', ns]);
-      ip(['-n', ns, 'link', 'set', opened.dev, 'name', 'eth0']);
+      ip(['-n', ns, 'link', 'set', opened.dev, 'name', ifname]);
       ipIn = (args) => ip(['-n', ns, ...args]);
       runIn = (args) => spawnSync('ip', ['netns', 'exec', ns, ...args]);
+      nsenter = ['nsenter', `--net=/run/netns/${ns}`];
       where = `namespace ${ns}`;
     }
     const { ep, dev } = opened;
     network = new SandboxNetwork({ ...options, link: ep, mtu });
     ipIn(['link', 'set', 'lo', 'up']);
-    configureGuestLink(ipIn, 'eth0', network, options.configure ?? true, runIn);
+    configureGuestLink(ipIn, ifname, network, options.configure ?? true, runIn, options.mac);
     for (const f of options.publish ?? []) await network.publish(f);
-    log(`${where}, eth0 (${dev}) MTU ${mtu}, offloads 0x${ep.offloadFlags.toString(16)}; ICMP ${network.icmpNote === '' ? 'relayed' : `gateway only (${network.icmpNote})`}`);
+    if (options.autoPorts !== undefined && (options.autoPorts.tcp || options.autoPorts.udp)) {
+      auto = new AutoPorts(network, nsenter, options.autoPorts, log, (m) => process.stderr.write(`tunstack sandbox: ${m}\n`), options.publish);
+      await auto.start();
+    }
+    log(`${where}, ${ifname} (${dev}) MTU ${mtu}, offloads 0x${ep.offloadFlags.toString(16)}; ICMP ${network.icmpNote === '' ? 'relayed' : `gateway only (${network.icmpNote})`}`);
     options.onReady?.({ namespace: guest?.netns ?? ns, network, tap: dev });
   } catch (e) {
     cleanup();
@@ -324,7 +357,7 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
         else resolve(code ?? 1);
       });
     });
-    if (options.verbose && network !== null) log(`stats ${JSON.stringify(network.stats)}`);
+    if (network !== null) reportStats(network.stats, options, log);
     return status;
   } finally {
     for (const [sig, h] of handlers) process.removeListener(sig, h);

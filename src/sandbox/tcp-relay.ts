@@ -12,7 +12,7 @@
  * the guest side, Node's stream backpressure on the host side: a side that cannot take more
  * stops the other from reading).
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { BLOCK_SIZE, takeBlock, type BufferLease, type SendBlock } from '../transport/tcp/buffers.js';
 import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
 import { TcpForwarder, type TcpForwardRequest } from '../transport/tcp/forwarder.js';
@@ -54,6 +54,14 @@ export interface TcpRelayOptions {
   connectTimeoutMs?: number;
   /** Serve SYNs from this NIC only. */
   nic?: number | string;
+  /** Host connects leave from this source address, by family (--outbound-addr); default the kernel's choice. */
+  outbound?: Outbound;
+}
+
+/** Source addresses for host sockets, by IP version. */
+export interface Outbound {
+  v4?: string;
+  v6?: string;
 }
 
 export class TcpRelay {
@@ -133,9 +141,11 @@ export class TcpRelay {
     }
     this.stats.connects++;
     const reader = new HostReader(this.proto.memory);
+    const from = isIP(host) === 6 ? this.options.outbound?.v6 : this.options.outbound?.v4;
     const sock = netConnect({
       host,
       port: req.localPort,
+      ...(from !== undefined ? { localAddress: from } : {}),
       allowHalfOpen: true,
       noDelay: true,
       onread: { buffer: () => reader.buffer(), callback: (n: number) => reader.got(n) },

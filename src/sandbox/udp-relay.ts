@@ -16,7 +16,7 @@ import { createSocket, type RemoteInfo, type Socket as NodeDgram } from 'node:dg
 import { isIP } from 'node:net';
 import type { Stack } from '../stack/stack.js';
 import type { UdpEndpoint, UdpForwardRequest, UdpProtocol } from '../transport/udp.js';
-import type { DestinationMap } from './tcp-relay.js';
+import type { DestinationMap, Outbound } from './tcp-relay.js';
 
 export interface UdpRelayStats {
   /** Flows opened, open now, closed idle, closed to make room. */
@@ -41,6 +41,8 @@ export interface UdpRelayOptions {
   idleMs?: number;
   /** Serve datagrams from this NIC only. */
   nicId?: number;
+  /** Host sockets send from this source address, by family (--outbound-addr). */
+  outbound?: Outbound;
 }
 
 interface Flow {
@@ -183,8 +185,12 @@ export class UdpRelay {
       this.stats.sendErrors++;
       return null;
     }
-    const hs = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
+    const v6 = isIP(host) === 6;
+    const hs = createSocket({ type: v6 ? 'udp6' : 'udp4' });
     hs.on('error', () => {});
+    const from = v6 ? this.options.outbound?.v6 : this.options.outbound?.v4;
+    // Sends made while the bind is under way wait for it (dgram queues them).
+    if (from !== undefined) hs.bind({ address: from, port: 0 });
     const f: Flow = { key, guest: ep, host: hs, dstHost: host, dstPort: req.localPort, last: 0, peer: null };
     hs.on('message', (msg, rinfo) => {
       if (rinfo.port !== f.dstPort || rinfo.address !== f.dstHost) {

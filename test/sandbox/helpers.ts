@@ -137,7 +137,7 @@ export function namespaces(): string[] {
   return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith('tunstack-')).map((l) => l.split(' ')[0]!);
 }
 
-/** The relay statistics a `-v` run printed at its end. */
+/** The relay statistics a `-d` (debug) run printed at its end. */
 export function statsOf(stderr: string): Record<string, Record<string, number> | null> {
   const m = /stats (\{.*\})/.exec(stderr);
   if (!m) throw new Error(`no stats in: ${stderr}`);

@@ -134,7 +134,7 @@ for (const { mode: runAs, why: skipWhy } of sandboxModes('test/sandbox/host-esca
       const svc = await listenAll([...LOOPBACK_SERVICES, SENTINEL]);
       const strict = mode === '--disable-host-addresses';
       const flags = mode === 'default' ? [] : [mode];
-      const r = await sandbox(['-v', ...flags, '--', 'python3', '-c', guestScript(svc.tcpPort, svc.udpPort, strict)]);
+      const r = await sandbox(['-d', ...flags, '--', 'python3', '-c', guestScript(svc.tcpPort, svc.udpPort, strict)]);
       expect(r.stderr).not.toMatch(/Traceback/);
       expect(r.code).toBe(0);
       const lines = r.stdout.trim().split('\n');

@@ -345,7 +345,7 @@ while d != b"alive": d = s.recv(100)  # a late echo of an earlier flow may reach
 print(d.decode())
 sys.stdout.flush()
 `;
-    const r = await sandbox(['-v', '--max-udp-flows', '1024', '--', 'sh', '-c', `python3 -c '${py.replace(/'/g, "'\\''")}' && curl -sS --max-time 20 http://10.0.2.2:${port}/`], 180_000);
+    const r = await sandbox(['-d', '--max-udp-flows', '1024', '--', 'sh', '-c', `python3 -c '${py.replace(/'/g, "'\\''")}' && curl -sS --max-time 20 http://10.0.2.2:${port}/`], 180_000);
     expect(r.stderr).not.toMatch(/Traceback/);
     if (r.code !== 0) console.log(r.stderr);
     expect(r.code).toBe(0);

@@ -18,9 +18,9 @@ afterEach(() => {
 
 describe('sandbox TCP memory budget', () => {
   it('--tcp-mem takes a byte count with K/M/G; the default follows the machine within 16M..512M', () => {
-    expect(parseSandboxArgs(['--tcp-mem', '64M', 'x']).tcpMemory).toBe(64 * MiB);
-    expect(parseSandboxArgs(['--tcp-mem', '2G', 'x']).tcpMemory).toBe(2048 * MiB);
-    expect(parseSandboxArgs(['--tcp-mem', '3145728', 'x']).tcpMemory).toBe(3 * MiB);
+    expect(parseSandboxArgs(['--tcp-mem', '64M', 'x']).guest.network.limits?.tcpMemory).toBe(64 * MiB);
+    expect(parseSandboxArgs(['--tcp-mem', '2G', 'x']).guest.network.limits?.tcpMemory).toBe(2048 * MiB);
+    expect(parseSandboxArgs(['--tcp-mem', '3145728', 'x']).guest.network.limits?.tcpMemory).toBe(3 * MiB);
     for (const bad of ['', '1K', '-5M', '12X', 'lots']) expect(() => parseSandboxArgs(['--tcp-mem', bad, 'x'])).toThrow(/--tcp-mem/);
     expect(sandboxTcpMemory(256 * MiB)).toBe(16 * MiB);
     expect(sandboxTcpMemory(16384 * MiB)).toBe(256 * MiB);
