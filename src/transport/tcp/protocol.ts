@@ -41,14 +41,14 @@ const IP_PROTO_TCP = 6;
 
 /** An entry of the connection table: a connection or a TIME_WAIT record. */
 export interface TableEntry {
-  hnext: TableEntry | null;
-  hkey: number;
-  readonly isTimeWait: boolean;
-  readonly family: 4 | 6;
-  laddr: Uint8Array | null;
-  raddr: Uint8Array | null;
-  lport: number;
-  rport: number;
+  /** @internal */ hnext: TableEntry | null;
+  /** @internal */ hkey: number;
+  /** @internal */ readonly isTimeWait: boolean;
+  /** @internal */ readonly family: 4 | 6;
+  /** @internal */ laddr: Uint8Array | null;
+  /** @internal */ raddr: Uint8Array | null;
+  /** @internal */ lport: number;
+  /** @internal */ rport: number;
 }
 
 /** What is left of a connection in TIME_WAIT (RFC 9293 3.6): enough to ACK and to judge SYNs. */
