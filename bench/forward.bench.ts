@@ -8,16 +8,10 @@
  */
 import {
   ChannelEndpoint,
-  ETHERTYPE_IPV4,
-  ETHERTYPE_IPV6,
   EthernetEndpoint,
   ManualClock,
   PacketBuffer,
   Stack,
-  buildEthernet,
-  buildIPv4,
-  buildIPv6,
-  buildUdp,
   parseIP,
   parseMAC,
   type ArpProtocol,
@@ -25,6 +19,7 @@ import {
   type IPv6Protocol,
   type NIC,
 } from '../src/index.js';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, buildEthernet, buildIPv4, buildIPv6, buildUdp } from '../src/headers/index.js';
 import { timeInterleaved, type BenchRow } from './run.js';
 
 interface Router {

@@ -6,18 +6,10 @@
  * checks.
  */
 import {
-  EthernetHeader,
-  IPv4Header,
-  TcpHeader,
-  TcpOptions,
-  buildEthernet,
-  buildIPv4,
-  buildTcp,
   parseIPv4,
   parseMAC,
-  sum,
-  pseudoHeaderSumV4,
 } from '../src/index.js';
+import { EthernetHeader, IPv4Header, TcpHeader, TcpOptions, buildEthernet, buildIPv4, buildTcp, sum, pseudoHeaderSumV4 } from '../src/headers/index.js';
 import { timeInterleaved, type BenchRow } from './run.js';
 
 function frame(): Uint8Array {

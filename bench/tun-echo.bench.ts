@@ -4,7 +4,8 @@
  * Reference in the same run: the same loop that only copies the request into the read buffer
  * (the floor a tun round trip cannot beat).
  */
-import { ManualClock, Stack, buildIPv4, buildIcmpV4Echo, parseIPv4 } from '../src/index.js';
+import { ManualClock, Stack, parseIPv4 } from '../src/index.js';
+import { buildIPv4, buildIcmpV4Echo } from '../src/headers/index.js';
 import { IFF_NO_PI, IFF_TUN } from '../src/tundev/constants.js';
 import type { BenchRow } from './run.js';
 

@@ -7,7 +7,8 @@
  *   npx tsx examples/dns-over-udp.ts [capture.pcap]
  */
 import { pathToFileURL } from 'node:url';
-import { Network, formatIPv4, parseIPv4 } from '../src/index.js';
+import { formatIPv4, parseIPv4 } from '../src/index.js';
+import { Network } from '../src/sim/index.js';
 import { DNS_TYPE_A, decodeFirstAddress, decodeQuestion, encodeAnswer, encodeQuery } from '../src/headers/dns.js';
 
 export interface DnsExampleResult {

@@ -10,7 +10,8 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
-import { Network, Random, type SimHost } from '../src/index.js';
+import { Random } from '../src/index.js';
+import { Network, type SimHost } from '../src/sim/index.js';
 
 export interface HttpResult {
   status: number;

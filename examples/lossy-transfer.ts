@@ -8,7 +8,8 @@
  */
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { Network, Random, type TcpEndpoint } from '../src/index.js';
+import { Random, type TcpEndpoint } from '../src/index.js';
+import { Network } from '../src/sim/index.js';
 
 export interface TransferResult {
   bytes: number;

@@ -7,7 +7,7 @@
  *   npx tsx examples/router.ts [capture-of-r1.pcap]
  */
 import { pathToFileURL } from 'node:url';
-import { Network } from '../src/index.js';
+import { Network } from '../src/sim/index.js';
 
 export interface RouterExampleResult {
   addresses: Record<string, string[]>;

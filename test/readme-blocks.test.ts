@@ -1,6 +1,6 @@
 /**
  * Every TypeScript block in README.md runs as written: each is saved as a module (with
- * `from 'tunstack'` pointing at the sources) and run with tsx in a child process, which must exit
+ * `from 'tunstack'` and `from 'tunstack/sim'` etc. pointing at the sources of those entries) and run with tsx in a child process, which must exit
  * by itself with status 0 within 30 s. An HTML comment right before a block can say more:
  *
  *   <!-- readme-test: after "Using it" -->   run the "Using it" block first, in the same module
@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ENTRIES } from '../tools/entries.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // Inside the checkout (ignored .cache/), so that the blocks are ES modules and find tsx.
@@ -59,7 +60,7 @@ function blocks(): Block[] {
 
 const all = blocks();
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const entry = pathToFileURL(join(ROOT, 'src/index.ts')).href;
+const entries = new Map(ENTRIES.map((e) => [e.specifier, pathToFileURL(join(ROOT, e.source)).href]));
 
 /** Imports merged: a continuation may import names the first block imported already. */
 function assemble(b: Block): string {
@@ -84,8 +85,8 @@ function assemble(b: Block): string {
     else rest.push(line);
   }
   const head: string[] = [];
-  for (const [from, name] of defaults) head.push(`import ${name} from '${from === 'tunstack' ? entry : from}';`);
-  for (const [from, names] of imports) head.push(`import { ${[...names].join(', ')} } from '${from === 'tunstack' ? entry : from}';`);
+  for (const [from, name] of defaults) head.push(`import ${name} from '${entries.get(from) ?? from}';`);
+  for (const [from, names] of imports) head.push(`import { ${[...names].join(', ')} } from '${entries.get(from) ?? from}';`);
   return `${head.join('\n')}\n${rest.join('\n')}\n`;
 }
 

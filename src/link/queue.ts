@@ -130,7 +130,7 @@ export class NumberRing {
 
 /** Something a Trampoline delivers to. */
 export interface DeliveryTarget {
-  /** Called from the trampoline's loop, never re-entrantly from within another delivery. */
+  /** @internal Called from the trampoline's loop, never re-entrantly from within another delivery. */
   deliverQueued(protocol: number, pkt: PacketBuffer): void;
 }
 

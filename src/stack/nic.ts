@@ -45,7 +45,7 @@ export interface AddressInfo {
 
 /** Sees every packet a NIC receives or transmits (packet taps, src/transport/raw.ts). */
 export interface NicPacketObserver {
-  /** `pkt.start` is at the network header; do not keep or modify the packet. */
+  /** @internal `pkt.start` is at the network header; do not keep or modify the packet. */
   observe(nic: NIC, outbound: boolean, pkt: PacketBuffer): void;
 }
 

@@ -607,7 +607,7 @@ function manager(stack: Stack): RawManager {
   return m;
 }
 
-/** Registered by src/defaults.ts with setRawFactories. */
+/** @internal Registered by src/defaults.ts with setRawFactories. */
 export const rawFactories: RawFactories = {
   raw(stack, options) {
     const m = manager(stack);

@@ -26,9 +26,9 @@ import { ARPHRD_ETHER, ARPHRD_NONE, TAP_MAX_MTU, TUN_DEFAULT_MTU, TUN_DEFAULT_SN
 
 /** Something reading a queue: told about every enqueue, and when the interface goes away. */
 export interface TunQueueReader {
-  /** A packet was queued. */
+  /** @internal A packet was queued. */
   queueReadable(): void;
-  /** The interface was removed (by the stack or the last reference): the reader is detached. */
+  /** @internal The interface was removed (by the stack or the last reference): the reader is detached. */
   endpointGone(): void;
 }
 

@@ -43,7 +43,7 @@ export interface ReadAsyncOptions {
   signal?: AbortSignal;
 }
 
-/** @internal What `readAsync` needs of a file: a non-blocking read and 'readable' / 'close' events. */
+/** What `readAsync` needs of a file: a non-blocking read and 'readable' / 'close' events. */
 export interface TunWaitable {
   readonly closed: boolean;
   read(max?: number): Uint8Array;

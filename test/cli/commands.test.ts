@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ETHERTYPE_IPV4, LinkType, PcapWriter, buildEthernet, buildIPv4, buildIcmpV4Echo, parseIPv4, parseMAC } from '../../src/index.js';
+import { parseIPv4, parseMAC } from '../../src/index.js';
+import { ETHERTYPE_IPV4, buildEthernet, buildIPv4, buildIcmpV4Echo } from '../../src/headers/index.js';
+import { LinkType, PcapWriter } from '../../src/pcap/index.js';
 import { SPECIAL_COLUMN } from '../../src/replay/flow.js';
 import { tunstack } from './helpers.js';
 

@@ -7,22 +7,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  buildEthernet,
-  buildIPv4,
-  buildIPv6,
-  buildTcp,
-  completePartialChecksum,
-  LinkType,
   parseIPv4,
   parseIPv6,
   parseMAC,
-  segmentGso,
-  VIRTIO_NET_HDR_F_NEEDS_CSUM,
-  VIRTIO_NET_HDR_GSO_TCPV4,
-  VIRTIO_NET_HDR_GSO_TCPV6,
-  VirtioNetHeader,
   type PacketBuffer,
 } from '../../src/index.js';
+import { buildEthernet, buildIPv4, buildIPv6, buildTcp, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VirtioNetHeader } from '../../src/headers/index.js';
+import { LinkType } from '../../src/pcap/index.js';
+import { completePartialChecksum, segmentGso } from '../../src/tundev/gso.js';
 import { TcpCoalescer, GRO_MAX_IP_LENGTH } from '../../src/host/gro.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
 

@@ -12,28 +12,18 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  ARP_OP_REPLY,
-  ARP_OP_REQUEST,
-  ArpHeader,
-  buildArp,
-  buildEthernet,
-  checksum,
   EventMask,
-  FdEndpoint,
   formatIP,
   formatIPv4,
   formatMAC,
-  HostTap,
   IFF_MULTI_QUEUE,
   IFF_NO_PI,
   IFF_TAP,
   IFF_TUN,
   IFF_VNET_HDR,
   ManualClock,
-  nativeUnavailableReason,
   parseIPv4,
   parseMAC,
-  setNativeBinding,
   Stack,
   TUNGETFEATURES,
   TUNGETIFF,
@@ -47,6 +37,9 @@ import {
   TunstackError,
   type TunDevice,
 } from '../../src/index.js';
+import { ARP_OP_REPLY, ARP_OP_REQUEST, ArpHeader, buildArp, buildEthernet, checksum } from '../../src/headers/index.js';
+import { FdEndpoint, HostTap, nativeUnavailableReason } from '../../src/host/index.js';
+import { setNativeBinding } from '../../src/host/native.js';
 import { errnoName, errnoToError } from '../../src/host/native.js';
 import { echoRequest } from '../tundev/helpers.js';
 import { interopSkipReason, uniqueName } from '../interop/helpers/netns.js';

@@ -12,9 +12,6 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  FdEndpoint,
-  fdNicEndpoint,
-  HostTap,
   IFF_NO_PI,
   IFF_TAP,
   IFF_VNET_HDR,
@@ -23,6 +20,7 @@ import {
   TunstackError,
   type IPv4Protocol,
 } from '../../src/index.js';
+import { FdEndpoint, fdNicEndpoint, HostTap } from '../../src/host/index.js';
 import { haveCommand, Netns, skipInterop, uniqueName, waitFor } from './helpers/netns.js';
 import { Pair, STACK4 } from './helpers/pair.js';
 

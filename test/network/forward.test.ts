@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildIPv4, buildIPv6, buildUdp, formatIP, parseIP, type IPv4Protocol, type IPv6Protocol, type Stack } from '../../src/index.js';
+import { formatIP, parseIP, type IPv4Protocol, type IPv6Protocol, type Stack } from '../../src/index.js';
+import { buildIPv4, buildIPv6, buildUdp } from '../../src/headers/index.js';
 import { haveTshark } from '../helpers/tshark.js';
 import { pcapWriter, threeNodes, tsharkFields } from './helpers.js';
 

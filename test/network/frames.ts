@@ -5,30 +5,20 @@
  */
 import {
   ChannelEndpoint,
-  ETHERTYPE_IPV6,
   EthernetEndpoint,
-  IPV6_WALK_OK,
-  IPv6Walk,
-  IcmpV6Header,
-  LinkType,
   ManualClock,
-  NdpOptionIterator,
-  PcapWriter,
   Stack,
-  buildEthernet,
-  buildIcmpV6Packet,
   formatIPv6,
   formatMAC,
   multicastMac,
   parseIPv6,
   parseMAC,
-  walkIPv6,
   type IPv6Protocol,
-  type IcmpV6Message,
-  type IcmpV6PacketFields,
   type NIC,
   type StackOptions,
 } from '../../src/index.js';
+import { ETHERTYPE_IPV6, IPV6_WALK_OK, IPv6Walk, IcmpV6Header, NdpOptionIterator, buildEthernet, buildIcmpV6Packet, walkIPv6, type IcmpV6Message, type IcmpV6PacketFields } from '../../src/headers/index.js';
+import { LinkType, PcapWriter } from '../../src/pcap/index.js';
 
 export const HOST_MAC = '02:00:00:00:00:0a';
 export const PEER_MAC = '02:00:00:00:00:0b';

@@ -8,9 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   EthernetEndpoint,
-  LinkType,
   ManualClock,
-  PcapWriter,
   SnifferEndpoint,
   Stack,
   Wire,
@@ -18,6 +16,7 @@ import {
   type NIC,
   type StackOptions,
 } from '../../src/index.js';
+import { LinkType, PcapWriter } from '../../src/pcap/index.js';
 import { CHECKSUM_PREFS } from '../helpers/tshark.js';
 
 export interface Host {

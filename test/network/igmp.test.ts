@@ -5,29 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  ETHERTYPE_IPV4,
-  IGMPV3_ALLOW_NEW_SOURCES,
-  IGMPV3_BLOCK_OLD_SOURCES,
-  IGMPV3_CHANGE_TO_EXCLUDE,
-  IGMPV3_CHANGE_TO_INCLUDE,
-  IGMPV3_MODE_IS_EXCLUDE,
-  IGMPV3_MODE_IS_INCLUDE,
-  IGMP_MEMBERSHIP_QUERY,
-  IGMP_V2_LEAVE_GROUP,
-  IGMP_V2_MEMBERSHIP_REPORT,
-  buildEthernet,
-  buildIPv4,
-  buildIgmpV3Query,
-  buildUdp,
-  encodeIgmpV2,
   formatIPv4,
   parseIPv4,
-  parseIgmp,
   parseMAC,
   type IPv4Protocol,
-  type IgmpMessage,
   type Stack,
 } from '../../src/index.js';
+import { ETHERTYPE_IPV4, IGMPV3_ALLOW_NEW_SOURCES, IGMPV3_BLOCK_OLD_SOURCES, IGMPV3_CHANGE_TO_EXCLUDE, IGMPV3_CHANGE_TO_INCLUDE, IGMPV3_MODE_IS_EXCLUDE, IGMPV3_MODE_IS_INCLUDE, IGMP_MEMBERSHIP_QUERY, IGMP_V2_LEAVE_GROUP, IGMP_V2_MEMBERSHIP_REPORT, buildEthernet, buildIPv4, buildIgmpV3Query, buildUdp, encodeIgmpV2, parseIgmp, type IgmpMessage } from '../../src/headers/index.js';
 import { haveTshark } from '../helpers/tshark.js';
 
 const noTshark = !haveTshark();

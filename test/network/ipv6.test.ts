@@ -1,19 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  ETHERTYPE_IPV6,
   ManualClock,
   Stack,
   Wire,
-  buildEthernet,
-  buildIPv6,
-  buildIcmpV6,
-  buildUdp,
   formatIP,
   parseMAC,
-  type IPv6Extension,
   type IPv6Protocol,
 } from '../../src/index.js';
+import { ETHERTYPE_IPV6, buildEthernet, buildIPv6, buildIcmpV6, buildUdp, type IPv6Extension } from '../../src/headers/index.js';
 import { haveTshark } from '../helpers/tshark.js';
 import { HOST_MAC, PEER_MAC, decode, ip6, ofType, pcapOf, tapHost, type TapHost } from './frames.js';
 import { attach, pcapWriter, tsharkFields } from './helpers.js';

@@ -9,9 +9,9 @@ import {
   formatIP,
   formatMAC,
   parseMAC,
-  setIcmpV6Checksum,
   type IPv6Protocol,
 } from '../../src/index.js';
+import { setIcmpV6Checksum } from '../../src/headers/index.js';
 import { haveTshark } from '../helpers/tshark.js';
 import { attach, pcapWriter, tsharkFields } from './helpers.js';
 import { HOST_MAC, PEER_MAC, decode, icmpFrame, ip6, ofType, pcapOf, tapHost, type TapHost } from './frames.js';

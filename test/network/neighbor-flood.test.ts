@@ -6,23 +6,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  ETHERTYPE_IPV4,
-  ETHERTYPE_IPV6,
   ManualClock,
   PacketBuffer,
   Stack,
   Wire,
-  buildArp,
-  buildEthernet,
-  buildIPv4,
-  buildIcmpV4Echo,
-  buildIcmpV6Packet,
   parseIP,
   parseMAC,
   type ArpProtocol,
   type IPv6Protocol,
   type NIC,
 } from '../../src/index.js';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, buildArp, buildEthernet, buildIPv4, buildIcmpV4Echo, buildIcmpV6Packet } from '../../src/headers/index.js';
 import { attach } from './helpers.js';
 
 const V_MAC = '02:00:00:00:00:01';

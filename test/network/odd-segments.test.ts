@@ -10,22 +10,16 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ChannelEndpoint,
-  HostTap,
   IFF_NO_PI,
   IFF_TUN,
   ManualClock,
   Stack,
-  TCP_ACK,
-  TCP_FIN,
-  TCP_RST,
-  TCP_SYN,
-  buildIPv4,
-  buildIcmpV4Echo,
-  buildTcp,
   parseIPv4,
   type IPv4Protocol,
   type TcpEndpoint,
 } from '../../src/index.js';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, buildIPv4, buildIcmpV4Echo, buildTcp } from '../../src/headers/index.js';
+import { HostTap } from '../../src/host/index.js';
 import { Netns, interopSkipReason, uniqueName, waitFor } from '../interop/helpers/netns.js';
 
 const LOCAL = '198.18.0.1';

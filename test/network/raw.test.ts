@@ -2,16 +2,13 @@ import { describe, expect, it } from 'vitest';
 import {
   ManualClock,
   PacketType,
-  PcapReader,
   Stack,
   Wire,
-  buildIPv4,
-  buildIPv6,
-  buildIcmpV6,
-  buildUdp,
   parseIP,
   type IPv6Protocol,
 } from '../../src/index.js';
+import { buildIPv4, buildIPv6, buildIcmpV6, buildUdp } from '../../src/headers/index.js';
+import { PcapReader } from '../../src/pcap/index.js';
 import { haveTshark } from '../helpers/tshark.js';
 import { attach, pcapWriter, threeNodes, tsharkFields } from './helpers.js';
 import { pcapOf } from './frames.js';

@@ -5,12 +5,10 @@ import {
   PacketBuffer,
   Stack,
   Wire,
-  buildEthernet,
-  buildIPv4,
-  buildUdp,
   parseIPv4,
   parseMAC,
 } from '../../src/index.js';
+import { buildEthernet, buildIPv4, buildUdp } from '../../src/headers/index.js';
 import { BOOTREQUEST, DhcpMessageType, DhcpOption, encodeDhcp, parseDhcp } from '../../src/headers/dhcp.js';
 import { DhcpServer } from '../../src/sandbox/dhcp.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';

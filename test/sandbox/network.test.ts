@@ -7,7 +7,8 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EthernetEndpoint, PacketBuffer, RealClock, Stack, Wire, parseMAC, sendBlocksInUse, type Socket } from '../../src/index.js';
+import { EthernetEndpoint, PacketBuffer, RealClock, Stack, Wire, parseMAC, type Socket } from '../../src/index.js';
+import { sendBlocksInUse } from '../../src/transport/tcp/buffers.js';
 import { buildIPv4 } from '../../src/headers/ipv4.js';
 import { SandboxNetwork, type SandboxNetworkOptions } from '../../src/sandbox/network.js';
 

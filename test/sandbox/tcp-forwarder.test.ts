@@ -4,7 +4,8 @@
  * reject, nothing on drop); retransmitted SYNs are absorbed; pending requests are bounded.
  */
 import { describe, expect, it } from 'vitest';
-import { buildTcp, type TcpEndpoint } from '../../src/index.js';
+import { type TcpEndpoint } from '../../src/index.js';
+import { buildTcp } from '../../src/headers/index.js';
 import { buildIPv4 } from '../../src/headers/ipv4.js';
 import { TcpForwarder, type TcpForwardRequest } from '../../src/transport/tcp/forwarder.js';
 import { haveTshark } from '../helpers/tshark.js';

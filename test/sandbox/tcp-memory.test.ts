@@ -5,7 +5,8 @@
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket as NetSocket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BLOCK_SIZE, EthernetEndpoint, RealClock, Stack, Wire, parseMAC, sendBlocksInUse, type TcpEndpoint } from '../../src/index.js';
+import { EthernetEndpoint, RealClock, Stack, Wire, parseMAC, type TcpEndpoint } from '../../src/index.js';
+import { BLOCK_SIZE, sendBlocksInUse } from '../../src/transport/tcp/buffers.js';
 import { parseSandboxArgs } from '../../src/cli/sandbox.js';
 import { SandboxNetwork, sandboxTcpMemory } from '../../src/sandbox/network.js';
 import { RANGE_OVERHEAD } from '../../src/transport/tcp/memory.js';

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { expect, it } from 'vitest';
 // The README's "Simulation" example, run as written (imports from the package entry).
-import { Network } from '../../src/index.js';
+import { Network } from '../../src/sim/index.js';
 
 it("README's Simulation example works as written", async () => {
   const net = new Network({ seed: 1 }); // every random decision comes from the seed

@@ -8,14 +8,13 @@ import {
   IFF_NO_PI,
   IFF_TUN,
   ManualClock,
-  Network,
-  PcapReader,
-  PcapWriter,
   Stack,
   TunstackError,
   Wire,
   type NIC,
 } from '../../src/index.js';
+import { PcapReader, PcapWriter } from '../../src/pcap/index.js';
+import { Network } from '../../src/sim/index.js';
 
 /**
  * Issue 11, "API arguments": every public entry point checks its arguments. A wrong type or an

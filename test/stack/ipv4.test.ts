@@ -2,19 +2,14 @@ import { describe, expect, it } from 'vitest';
 import {
   ChannelEndpoint,
   EthernetEndpoint,
-  IPv4Header,
-  IcmpV4Header,
   ManualClock,
   Stack,
   Wire,
-  buildIPv4,
-  buildIcmpV4DestUnreachable,
-  buildIcmpV4Echo,
-  buildUdp,
   parseIPv4,
   parseMAC,
   type IPv4Protocol,
 } from '../../src/index.js';
+import { IPv4Header, IcmpV4Header, buildIPv4, buildIcmpV4DestUnreachable, buildIcmpV4Echo, buildUdp } from '../../src/headers/index.js';
 
 /** A stack whose NIC is an IP-only channel: the test injects packets and reads what comes out. */
 function channelHost(seed = 1) {

@@ -5,7 +5,8 @@
  * bytes are returned.
  */
 import { describe, expect, it } from 'vitest';
-import { ManualClock, NeighborCache, NeighborState, PacketBuffer, Random, type NeighborConfig, type NeighborProber } from '../../src/index.js';
+import { ManualClock, NeighborCache, NeighborState, PacketBuffer, Random, type NeighborConfig } from '../../src/index.js';
+import { type NeighborProber } from '../../src/stack/neighbor.js';
 import { QUEUED_PACKET_OVERHEAD as O } from '../../src/stack/neighbor.js';
 
 const MAC = Uint8Array.of(2, 0, 0, 0, 0, 9);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock, Stack, parseMAC, PcapWriter, LinkType } from '../../src/index.js';
+import { ManualClock, Stack, parseMAC } from '../../src/index.js';
+import { PcapWriter, LinkType } from '../../src/pcap/index.js';
 import { Wire } from '../../src/link/wire.js';
 import { EthernetEndpoint } from '../../src/link/ethernet.js';
 import { SnifferEndpoint } from '../../src/link/sniffer.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ChannelEndpoint, IcmpV4Header, ManualClock, Stack, buildIPv4, buildUdp, parseIPv4, type UdpForwardRequest, type UdpProtocol } from '../../src/index.js';
+import { ChannelEndpoint, ManualClock, Stack, parseIPv4, type UdpForwardRequest, type UdpProtocol } from '../../src/index.js';
+import { IcmpV4Header, buildIPv4, buildUdp } from '../../src/headers/index.js';
 
 describe('UDP forwarder (datagrams no socket wants)', () => {
   function host() {

@@ -6,7 +6,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EthernetEndpoint, LinkCapability, ManualClock, Stack, Wire, parseMAC, sendBlocksInUse, type TcpEndpoint } from '../../src/index.js';
+import { EthernetEndpoint, LinkCapability, ManualClock, Stack, Wire, parseMAC, type TcpEndpoint } from '../../src/index.js';
+import { sendBlocksInUse } from '../../src/transport/tcp/buffers.js';
 import { buildIPv4 } from '../../src/headers/ipv4.js';
 import { checksum } from '../../src/headers/checksum.js';
 import { connectPair, pair, pattern } from './helpers/tcp.js';

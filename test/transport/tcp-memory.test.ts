@@ -4,7 +4,8 @@
  * connection completes intact once the readers resume.
  */
 import { describe, expect, it } from 'vitest';
-import { BLOCK_SIZE, type TcpEndpoint } from '../../src/index.js';
+import { type TcpEndpoint } from '../../src/index.js';
+import { BLOCK_SIZE } from '../../src/transport/tcp/buffers.js';
 import { connectPair, pair, pattern } from './helpers/tcp.js';
 
 const KiB = 1024;

@@ -10,12 +10,11 @@ import {
   IFF_NO_PI,
   IFF_TAP,
   IFF_TUN,
-  buildArp,
-  buildEthernet,
   parseIPv4,
   parseMAC,
   type TunDevice,
 } from '../../src/index.js';
+import { buildArp, buildEthernet } from '../../src/headers/index.js';
 import { drain, echoRequest, errno, LOCAL, newStack, PEER } from './helpers.js';
 
 const PEER_MAC = parseMAC('02:00:00:00:00:02');

@@ -33,9 +33,9 @@ import {
   TUN_F_USO4,
   TUN_F_USO6,
   TunEndpoint,
-  buildEthernet,
   parseMAC,
 } from '../../src/index.js';
+import { buildEthernet } from '../../src/headers/index.js';
 import { ChannelEndpoint } from '../../src/link/channel.js';
 import { drain, echoRequest, errno, newStack, udpPacket } from './helpers.js';
 

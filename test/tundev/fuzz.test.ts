@@ -3,26 +3,19 @@ import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  ARP_OP_REQUEST,
   IFF_NO_PI,
   IFF_TAP,
   IFF_TUN,
   IFF_VNET_HDR,
-  IP_PROTO_TCP,
-  IP_PROTO_UDP,
   Random,
-  TCP_ACK,
   TunstackError,
-  buildArp,
-  buildEthernet,
-  buildIPv4,
-  buildTcp,
   parseIPv4,
   parseMAC,
   type IPv4Protocol,
   type Stack,
   type TunDevice,
 } from '../../src/index.js';
+import { ARP_OP_REQUEST, IP_PROTO_TCP, IP_PROTO_UDP, TCP_ACK, buildArp, buildEthernet, buildIPv4, buildTcp } from '../../src/headers/index.js';
 import { EthernetEndpoint } from '../../src/link/ethernet.js';
 import { ChannelEndpoint } from '../../src/link/channel.js';
 import { buildVirtioNetHeader, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_UDP_L4 } from '../../src/headers/virtio.js';

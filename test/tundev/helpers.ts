@@ -3,14 +3,10 @@ import {
   ManualClock,
   Stack,
   TunstackError,
-  buildIPv4,
-  buildIcmpV4Echo,
-  buildUdp,
   parseIPv4,
-  IP_PROTO_ICMP,
-  IP_PROTO_UDP,
   type TunDevice,
 } from '../../src/index.js';
+import { buildIPv4, buildIcmpV4Echo, buildUdp, IP_PROTO_ICMP, IP_PROTO_UDP } from '../../src/headers/index.js';
 
 export function newStack(seed = 7): { stack: Stack; clock: ManualClock } {
   const clock = new ManualClock();

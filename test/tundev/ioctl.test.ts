@@ -20,8 +20,6 @@ import {
   IFF_NO_PI,
   IFF_TAP,
   IFF_TUN,
-  IP_PROTO_UDP,
-  PcapWriter,
   SIOCGIFHWADDR,
   SIOCSIFHWADDR,
   TUNATTACHFILTER,
@@ -41,23 +39,17 @@ import {
   TUNSETVNETBE,
   TUNSETVNETLE,
   TUN_FLT_ALLMULTI,
-  TapTxFilter,
-  buildArp,
-  buildEthernet,
-  buildIPv4,
-  buildIPv6,
-  buildTcp,
-  buildUdp,
-  checkBpfProgram,
-  etherCrc,
   parseIPv4,
   parseIPv6,
   parseMAC,
-  runBpf,
   type BpfInstruction,
   type Stack,
   type TunDevice,
 } from '../../src/index.js';
+import { IP_PROTO_UDP, buildArp, buildEthernet, buildIPv4, buildIPv6, buildTcp, buildUdp } from '../../src/headers/index.js';
+import { PcapWriter } from '../../src/pcap/index.js';
+import { checkBpfProgram, runBpf } from '../../src/tundev/bpf.js';
+import { TapTxFilter, etherCrc } from '../../src/tundev/endpoint.js';
 import { drain, echoRequest, errno, LOCAL, newStack, PEER } from './helpers.js';
 
 const haveTcpdump = spawnSync('sh', ['-c', 'command -v tcpdump']).status === 0;

@@ -1,20 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ARP_OP_REPLY,
-  ARP_OP_REQUEST,
-  ArpHeader,
   IFF_NO_PI,
   IFF_TAP,
   IFF_TUN,
-  LinkType,
-  buildArp,
-  buildEthernet,
-  checksum,
   formatIPv4,
   formatMAC,
   parseIPv4,
   parseMAC,
 } from '../../src/index.js';
+import { ARP_OP_REPLY, ARP_OP_REQUEST, ArpHeader, buildArp, buildEthernet, checksum } from '../../src/headers/index.js';
+import { LinkType } from '../../src/pcap/index.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
 import { drain, echoRequest, LOCAL, newStack, PEER } from './helpers.js';
 

@@ -13,7 +13,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   ChannelEndpoint,
   EventMask,
-  HostTap,
   IFF_DETACH_QUEUE,
   IFF_MULTI_QUEUE,
   IFF_NAPI,
@@ -36,13 +35,13 @@ import {
   TUNSETSTEERINGEBPF,
   TUNSETVNETBE,
   TUNSETVNETLE,
-  buildArp,
-  buildEthernet,
   parseIPv4,
   parseMAC,
   type IfReq,
   type TunFile,
 } from '../../src/index.js';
+import { buildArp, buildEthernet } from '../../src/headers/index.js';
+import { HostTap } from '../../src/host/index.js';
 import { Netns, skipInterop, uniqueName } from '../interop/helpers/netns.js';
 import { echoRequest, errno, newStack } from './helpers.js';
 

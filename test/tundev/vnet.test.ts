@@ -4,29 +4,17 @@ import {
   IFF_TAP,
   IFF_TUN,
   IFF_VNET_HDR,
-  IP_PROTO_TCP,
-  IP_PROTO_UDP,
-  LinkType,
-  TCP_ACK,
-  TCP_CWR,
-  TCP_FIN,
-  TCP_PSH,
   TUNSETVNETHDRSZ,
   PacketBuffer,
-  buildEthernet,
-  buildIPv4,
-  buildTcp,
-  buildUdp,
-  checksum,
   parseIPv4,
   parseIPv6,
   parseMAC,
-  pseudoHeaderSum,
-  segmentGso,
-  tcpChecksum,
   type NetworkDispatcher,
   type TunDevice,
 } from '../../src/index.js';
+import { IP_PROTO_TCP, IP_PROTO_UDP, TCP_ACK, TCP_CWR, TCP_FIN, TCP_PSH, buildEthernet, buildIPv4, buildTcp, buildUdp, checksum, pseudoHeaderSum, tcpChecksum } from '../../src/headers/index.js';
+import { LinkType } from '../../src/pcap/index.js';
+import { segmentGso } from '../../src/tundev/gso.js';
 import { buildIPv6 } from '../../src/headers/ipv6-extensions.js';
 import {
   VIRTIO_NET_HDR_F_DATA_VALID,

@@ -30,9 +30,9 @@ export const RANGE_OVERHEAD = 128;
 
 /** What the budget needs of a connection to trim it (implemented by TcpEndpoint). */
 export interface MemoryHolder {
-  /** Bytes of out-of-order data held. */
+  /** @internal Bytes of out-of-order data held. */
   readonly oooHeld: number;
-  /** Drop out-of-order data from the highest sequence numbers down; returns segments dropped. */
+  /** @internal Drop out-of-order data from the highest sequence numbers down; returns segments dropped. */
   pruneOoo(bytes: number): number;
 }
 

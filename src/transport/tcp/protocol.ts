@@ -39,14 +39,14 @@ export { TimeWaitRecord } from './timewait.js';
 
 /** An entry of the connection table: a connection or a TIME_WAIT record. */
 export interface TableEntry {
-  hnext: TableEntry | null;
-  hkey: number;
-  readonly isTimeWait: boolean;
-  readonly family: 4 | 6;
-  laddr: Uint8Array | null;
-  raddr: Uint8Array | null;
-  lport: number;
-  rport: number;
+  /** @internal */ hnext: TableEntry | null;
+  /** @internal */ hkey: number;
+  /** @internal */ readonly isTimeWait: boolean;
+  /** @internal */ readonly family: 4 | 6;
+  /** @internal */ laddr: Uint8Array | null;
+  /** @internal */ raddr: Uint8Array | null;
+  /** @internal */ lport: number;
+  /** @internal */ rport: number;
 }
 
 interface PathMtuSource {

@@ -7,17 +7,15 @@
 import { execFileSync } from 'node:child_process';
 import {
   EthernetEndpoint,
-  FdEndpoint,
-  HostTap,
   IFF_NO_PI,
   IFF_TAP,
   IFF_TUN,
   IFF_VNET_HDR,
   Stack,
-  type FdEndpointOptions,
   type LinkEndpoint,
   type NIC,
 } from '../../../src/index.js';
+import { FdEndpoint, HostTap, type FdEndpointOptions } from '../../../src/host/index.js';
 import { Netns, uniqueName } from './netns.js';
 
 export const KERNEL4 = '198.18.0.1';

@@ -5,7 +5,8 @@
  * tshark.
  */
 import { execFileSync } from 'node:child_process';
-import { ChannelEndpoint, ManualClock, Stack, TcpOptions, buildTcp, parseTcpOptions, type TcpProtocol } from '../../../src/index.js';
+import { ChannelEndpoint, ManualClock, Stack, type TcpProtocol } from '../../../src/index.js';
+import { TcpOptions, buildTcp, parseTcpOptions } from '../../../src/headers/index.js';
 import { buildIPv4 } from '../../../src/headers/ipv4.js';
 import { pseudoHeaderSumV4, sum } from '../../../src/headers/checksum.js';
 import { LinkType } from '../../../src/pcap/writer.js';

@@ -1,0 +1,14 @@
+/**
+ * The package entry `tunstack/host`: a real kernel TUN/TAP under a tunstack NIC (HostTap,
+ * FdEndpoint) and the optional native addon that opens it.
+ */
+export {
+  HostTap,
+  OFFLOAD_PREFERENCES,
+  type HostTapOptions,
+  type HostTapEvents,
+  type BatchOptions,
+  type BatchHandler,
+} from './tap.js';
+export { nativeBinding, nativeUnavailableReason, nativeAddonPath, errnoName, type NativeBinding } from './native.js';
+export { FdEndpoint, fdNicEndpoint, type FdEndpointOptions, type FdEndpointStats } from '../link/fd.js';
