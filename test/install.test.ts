@@ -74,8 +74,10 @@ function internalMembers(file: string): string[] {
 }
 
 describe.skipIf(!haveNpm || !linuxX64)('the package from npm pack, installed into a fresh project', () => {
-  let app = '';
-  let pkg = '';
+  // Fixed up front: a later test whose first test failed still writes into the temp dir, never
+  // into the repository (an empty cwd would have meant this checkout).
+  const app = join(dir, 'app');
+  const pkg = join(app, 'node_modules', 'tunstack');
   let list: string[] = [];
 
   it('ships prebuilt addons, compiles nothing, loads the prebuilt, keeps the lock file stable', () => {
@@ -88,12 +90,10 @@ describe.skipIf(!haveNpm || !linuxX64)('the package from npm pack, installed int
     if (haveCross) expect(list).toContain('package/prebuilds/linux-arm64/tunstack.node');
     expect(list.filter((f) => f.includes('native/build/'))).toEqual([]);
 
-    app = join(dir, 'app');
     run('mkdir', ['-p', app], dir);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
     const install = run('npm', ['install', '--no-audit', '--no-fund', tgz], app);
     expect(install.status, install.out).toBe(0);
-    pkg = join(app, 'node_modules', 'tunstack');
     expect(existsSync(join(pkg, 'native', 'build')), 'nothing compiled').toBe(false);
     expect(elfMachine(join(pkg, 'prebuilds', 'linux-x64', 'tunstack.node'))).toBe(62);
     if (haveCross) expect(elfMachine(join(pkg, 'prebuilds', 'linux-arm64', 'tunstack.node'))).toBe(183);

@@ -149,6 +149,7 @@ export class PromisesResolver {
   private readonly timeoutMs: number;
   private readonly tries: number;
 
+  /** @internal Built by a DnsModule (dns.Resolver / dns.promises.Resolver construct it for users). */
   constructor(
     private readonly module: ResolverHost,
     options: ResolverOptions = {},

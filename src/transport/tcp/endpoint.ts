@@ -11,9 +11,9 @@
  * - listen.ts: listeners, SYN queue, accept queue, SYN cookies; timewait.ts: TIME_WAIT;
  * - memory.ts: the stack-wide buffer budget and a connection's share of it;
  * - segment.ts: the one inbound parser and outbound finisher (headers/tcp.ts writes headers).
- * Fields the parts share are `@internal` rather than private. This file stays a little over 800
- * lines because the control block's ~120 commented fields live here, in one class, so that every
- * endpoint has the same hidden class (the hot path stays monomorphic).
+ * Fields the parts share carry TSDoc's internal tag rather than being private. This file stays a
+ * little over 800 lines because the control block's ~120 commented fields live here, in one
+ * class, so that every endpoint has the same hidden class (the hot path stays monomorphic).
  *
  * Design notes:
  * - Everything runs synchronously inside packet processing or an API call. Sending a segment may
