@@ -147,7 +147,8 @@ async function run(family: 4 | 6, forged: (sport: number, sndUna: number) => str
   await waitFor(() => icmp() - before === specs.length, 5000, 'the ICMP messages').catch(() => undefined);
   expect(icmp() - before).toBe(specs.length);
   py.stdin!.write('GO\n');
-  await waitFor(() => out.includes('DONE') || py.exitCode !== null, 15_000, 'the transfer to complete').catch(() => undefined);
+  // The whole line: under load a print's pieces can arrive in separate reads.
+  await waitFor(() => /DONE \d+ [0-9a-f]{64}\n/.test(out) || py.exitCode !== null, 15_000, 'the transfer to complete').catch(() => undefined);
   const m = /DONE (\d+) ([0-9a-f]{64})/.exec(out);
   const ip = family === 4 ? ip4 : ip6;
   return { sha, got: m ? `${m[1]} ${m[2]}` : `incomplete: ${out.trim().split('\n').pop()}`, pathMtu: ip.pathMtu(parseIP(kernel), 1500), mss: c.info().mss };
