@@ -44,6 +44,11 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sockios.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 
 #ifndef TUNSETVNETHDRSZ
 #define TUNSETVNETHDRSZ _IOW('T', 216, int)
@@ -1281,6 +1286,184 @@ static napi_value t_tap_in_namespace(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * seccomp: a deny-list filter on every thread of this process (SECCOMP_FILTER_FLAG_TSYNC), for
+ * `tunstack sandbox --enable-seccomp`. The listed system calls fail with EPERM; everything else is
+ * allowed, because the process keeps running Node (V8, libuv) and spawns helpers (ip, ping, sh)
+ * that need mount/setns/unshare/execve. System calls of another ABI than this build's (i386 on
+ * x86_64, x32) are refused as a whole. Without CAP_SYS_ADMIN the kernel requires no_new_privs
+ * first; it is set only then, so a root tunstack's setuid/file-capability helpers keep working.
+ */
+#if defined(__x86_64__)
+#define TS_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TS_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#define DENY(n) {#n, __NR_##n}
+struct ts_denied { const char *name; int nr; };
+static const struct ts_denied ts_deny_list[] = {
+#ifdef __NR_ptrace
+    DENY(ptrace),
+#endif
+#ifdef __NR_process_vm_readv
+    DENY(process_vm_readv),
+#endif
+#ifdef __NR_process_vm_writev
+    DENY(process_vm_writev),
+#endif
+#ifdef __NR_kexec_load
+    DENY(kexec_load),
+#endif
+#ifdef __NR_kexec_file_load
+    DENY(kexec_file_load),
+#endif
+#ifdef __NR_init_module
+    DENY(init_module),
+#endif
+#ifdef __NR_finit_module
+    DENY(finit_module),
+#endif
+#ifdef __NR_delete_module
+    DENY(delete_module),
+#endif
+#ifdef __NR_bpf
+    DENY(bpf),
+#endif
+#ifdef __NR_keyctl
+    DENY(keyctl),
+#endif
+#ifdef __NR_add_key
+    DENY(add_key),
+#endif
+#ifdef __NR_request_key
+    DENY(request_key),
+#endif
+#ifdef __NR_userfaultfd
+    DENY(userfaultfd),
+#endif
+#ifdef __NR_perf_event_open
+    DENY(perf_event_open),
+#endif
+#ifdef __NR_reboot
+    DENY(reboot),
+#endif
+#ifdef __NR_swapon
+    DENY(swapon),
+#endif
+#ifdef __NR_swapoff
+    DENY(swapoff),
+#endif
+#ifdef __NR_iopl
+    DENY(iopl),
+#endif
+#ifdef __NR_ioperm
+    DENY(ioperm),
+#endif
+#ifdef __NR_acct
+    DENY(acct),
+#endif
+#ifdef __NR_settimeofday
+    DENY(settimeofday),
+#endif
+#ifdef __NR_clock_settime
+    DENY(clock_settime),
+#endif
+#ifdef __NR_clock_adjtime
+    DENY(clock_adjtime),
+#endif
+#ifdef __NR_adjtimex
+    DENY(adjtimex),
+#endif
+#ifdef __NR_open_by_handle_at
+    DENY(open_by_handle_at),
+#endif
+#ifdef __NR_name_to_handle_at
+    DENY(name_to_handle_at),
+#endif
+#ifdef __NR_quotactl
+    DENY(quotactl),
+#endif
+#ifdef __NR_syslog
+    DENY(syslog),
+#endif
+#ifdef __NR_lookup_dcookie
+    DENY(lookup_dcookie),
+#endif
+#ifdef __NR_fanotify_init
+    DENY(fanotify_init),
+#endif
+#ifdef __NR_pivot_root
+    DENY(pivot_root),
+#endif
+#ifdef __NR_chroot
+    DENY(chroot),
+#endif
+#ifdef __NR_uselib
+    DENY(uselib),
+#endif
+#ifdef __NR_vhangup
+    DENY(vhangup),
+#endif
+#ifdef __NR_sethostname
+    DENY(sethostname),
+#endif
+#ifdef __NR_setdomainname
+    DENY(setdomainname),
+#endif
+};
+#define TS_NDENY (sizeof ts_deny_list / sizeof ts_deny_list[0])
+
+/* seccompDeny(): [0, names denied] on success, [-errno, []] on failure. */
+static napi_value t_seccomp_deny(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out, names, s;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_array(env, &names));
+  int rc = 0;
+#ifndef TS_AUDIT_ARCH
+  rc = -ENOSYS;
+#else
+  /* arch check (3) + x32 check (2) + one compare and one return per denied call + allow. */
+  struct sock_filter prog[5 + 2 * TS_NDENY + 1];
+  size_t n = 0;
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+  prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TS_AUDIT_ARCH, 1, 0);
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA));
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+  /* x32 system calls (x86_64 only) carry bit 30; refused, as another ABI: the jump skips the
+   * 2N - 1 instructions before the last deny return. */
+  prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, (uint8_t)(2 * TS_NDENY - 1), 0);
+  for (size_t i = 0; i < TS_NDENY; i++) {
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)ts_deny_list[i].nr, 0, 1);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA));
+  }
+  prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  struct sock_fprog fprog = {(unsigned short)n, prog};
+  long r = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &fprog);
+  if (r < 0 && errno == EACCES) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+      rc = -errno;
+    } else {
+      r = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &fprog);
+    }
+  }
+  if (rc == 0) {
+    if (r < 0) rc = -errno;
+    else if (r > 0) rc = -ESRCH; /* TSYNC: thread r could not be synchronized */
+  }
+  if (rc == 0) {
+    for (size_t i = 0; i < TS_NDENY; i++) {
+      CHECK(napi_create_string_utf8(env, ts_deny_list[i].name, NAPI_AUTO_LENGTH, &s));
+      CHECK(napi_set_element(env, names, (uint32_t)i, s));
+    }
+  }
+#endif
+  CHECK(napi_set_element(env, out, 0, num(env, rc)));
+  CHECK(napi_set_element(env, out, 1, names));
+  return out;
+}
+
 #define EXPORT(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1310,6 +1493,7 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("recvFrom", t_recv_from),
       EXPORT("sendTo", t_send_to),
       EXPORT("tapInNamespace", t_tap_in_namespace),
+      EXPORT("seccompDeny", t_seccomp_deny),
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value v;

@@ -32,6 +32,9 @@ Options:
   --no-configure             leave the interface unconfigured (the guest runs DHCP itself)
   -I, --ifname NAME          the guest interface's name (default eth0; tap0 with --netns)
   -M, --mac-address MAC      the guest interface's MAC address (default a random one)
+  --enable-seccomp           deny tunstack itself system calls a relay never needs (ptrace,
+                             bpf, kernel modules, kexec, keyrings, ...) with a seccomp filter,
+                             installed once COMMAND runs (COMMAND is not filtered)
   -V, --version              print tunstack's version
   -h, --help                 this help
 
@@ -75,11 +78,13 @@ export interface SandboxArgs {
   readyFd?: number;
   exitFd?: number;
   apiSocket?: string;
+  seccomp?: boolean;
 }
 
 const SANDBOX_OPTIONS = {
   ...GUEST_NETWORK_OPTIONS,
   'no-configure': { type: 'boolean' },
+  'enable-seccomp': { type: 'boolean' },
   ifname: { type: 'string', short: 'I' },
   'mac-address': { type: 'string', short: 'M' },
   netns: { type: 'string' },
@@ -141,6 +146,7 @@ export function parseSandboxArgs(args: string[]): SandboxArgs {
   const out: SandboxArgs = { command, guest: guestNetworkFromValues(v), configure: v['no-configure'] !== true };
   if (v.help === true) out.help = true;
   if (v.version === true) out.version = true;
+  if (v['enable-seccomp'] === true) out.seccomp = true;
   const copy = { ifname: 'ifname', mac: 'mac-address', netns: 'netns', userns: 'userns', pidFile: 'pid-file', apiSocket: 'api-socket' } as const;
   for (const [k, name] of Object.entries(copy) as Array<[keyof typeof copy, (typeof copy)[keyof typeof copy]]>) {
     const x = v[name];
@@ -220,6 +226,7 @@ export async function runSandboxCommand(args: string[]): Promise<number> {
     verbose: logLevel === 'info' || logLevel === 'debug',
     debug: logLevel === 'debug',
     quiet: logLevel === 'error',
+    seccomp: parsed.seccomp === true,
     ...(parsed.ifname !== undefined ? { ifname: parsed.ifname } : {}),
     ...(parsed.mac !== undefined ? { mac: parsed.mac } : {}),
   };

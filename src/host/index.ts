@@ -11,4 +11,5 @@ export {
   type BatchHandler,
 } from './tap.js';
 export { nativeBinding, nativeUnavailableReason, nativeAddonPath, errnoName, type NativeBinding } from './native.js';
+export { installSeccompFilter } from './seccomp.js';
 export { FdEndpoint, fdNicEndpoint, type FdEndpointOptions, type FdEndpointStats } from '../link/fd.js';

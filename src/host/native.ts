@@ -85,6 +85,11 @@ export interface NativeBinding {
    * when step `stage` (TAPNS_STAGES) failed, or -errno. Newer addons only.
    */
   tapInNamespace?(userns: string, netns: string, tunPath: string, name: string, flags: number, mtu: number): [number, string, number, number] | number;
+  /**
+   * A seccomp deny-list filter on every thread of the process (seccomp.ts): [0, the system calls
+   * denied] or [-errno, []]. Newer addons only.
+   */
+  seccompDeny?(): [number, string[]];
 }
 
 /** Opaque uv_poll handle. */

@@ -28,6 +28,7 @@ import { closeSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writ
 import { createServer, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { TunstackError } from '../errors.js';
+import { installSeccompFilter } from '../host/seccomp.js';
 import type { HostTap } from '../host/tap.js';
 import { HostFwdApi, listenApiSocket } from './api-socket.js';
 import { AutoPorts, type AutoPortsOptions } from './auto-ports.js';
@@ -65,6 +66,8 @@ export interface SandboxAttachOptions extends Omit<SandboxNetworkOptions, 'link'
   debug?: boolean;
   /** Follow the guest's bound ports (pasta's -t auto / -u auto). */
   autoPorts?: AutoPortsOptions;
+  /** Install tunstack's seccomp filter (host/seccomp.ts) on this process once serving. */
+  seccomp?: boolean;
 }
 
 /** Whether process `pid` runs (a zombie does not). */
@@ -259,6 +262,10 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
       s.on('data', () => stop('exit-fd readable'));
       s.on('end', () => stop('exit-fd closed'));
       s.on('error', (e) => stop(`exit-fd: ${e.message}`));
+    }
+    if (options.seccomp === true) {
+      const denied = installSeccompFilter();
+      log(`seccomp: ${denied.length} system calls denied (${denied.join(', ')})`);
     }
     log(`serving ${target.path} as ${ifname} (${opened.dev}) MTU ${mtu}, offloads 0x${opened.ep.offloadFlags.toString(16)}`);
     if (options.readyFd !== undefined) {

@@ -37,6 +37,7 @@ import { reportStats } from './report.js';
 import { guestCommandPids, guestLauncher, killNamespaceProcesses } from './guest-process.js';
 import { isRootless, openTapInNamespace, rootlessUnavailableReason, startRootlessGuest, type RootlessGuest } from './rootless.js';
 import { DEFAULT_ADDRESSES } from './addresses.js';
+import { installSeccompFilter } from '../host/seccomp.js';
 import { SANDBOX_DEFAULTS, SandboxNetwork, type PortForward, type SandboxNetworkOptions } from './network.js';
 
 /** The sandbox TAP's transmit queue (packets from the guest waiting for tunstack), Linux default 1000. */
@@ -63,6 +64,11 @@ export interface SandboxRunOptions extends Omit<SandboxNetworkOptions, 'link'> {
   quiet?: boolean;
   /** Follow the guest's bound ports (pasta's -t auto / -u auto). */
   autoPorts?: AutoPortsOptions;
+  /**
+   * Install tunstack's seccomp filter (host/seccomp.ts) on this process once the command has been
+   * spawned (the command itself is not filtered). Note that it stays for the process's lifetime.
+   */
+  seccomp?: boolean;
   /** Called once the network is up, before the command starts (tests, benchmarks). */
   onReady?: (info: { namespace: string; network: SandboxNetwork; tap: string }) => void;
   /** Child stdio (default 'inherit'). */
@@ -317,6 +323,7 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
   const handlers = new Map<NodeJS.Signals, () => void>();
   let told = 0;
+  let seccompFailed = false;
   try {
     // A rootless guest's holder execs the same launcher.
     const launcher = guest !== null ? { prefix: ['(rootless)'], note: '' } : guestLauncher();
@@ -325,6 +332,16 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
       const c = guest !== null ? guest.start() : spawn('ip', ['netns', 'exec', ns, ...launcher.prefix, ...options.command], { stdio: options.stdio ?? 'inherit' });
       child = c;
       options.onSpawn?.(c);
+      if (options.seccomp === true) {
+        try {
+          const denied = installSeccompFilter();
+          log(`seccomp: ${denied.length} system calls denied (${denied.join(', ')})`);
+        } catch (e) {
+          process.stderr.write(`tunstack sandbox: --enable-seccomp: ${(e as Error).message}; stopping the command\n`);
+          seccompFailed = true;
+          c.kill('SIGKILL');
+        }
+      }
       for (const sig of signals) {
         const h = (): void => {
           told++;
@@ -353,7 +370,8 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
         resolve(127);
       });
       c.once('exit', (code, signal) => {
-        if (signal !== null) resolve(128 + (osConstants.signals[signal] ?? 0));
+        if (seccompFailed) resolve(125);
+        else if (signal !== null) resolve(128 + (osConstants.signals[signal] ?? 0));
         else resolve(code ?? 1);
       });
     });
