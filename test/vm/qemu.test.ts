@@ -2,10 +2,11 @@
  * A real Linux guest in QEMU (TCG, no KVM, no root) on `tunstack vm`, over QEMU's stream
  * transport (`--socket`) and its datagram transport (`--listen-udp`, `--dgram`): Debian's kernel,
  * the e1000 module and busybox (test/vm/helpers/guest.ts). The guest's /init gets a lease with
- * udhcpc, pings the gateway, resolves through the DNS relay, downloads a blob from a server on the host's loopback through the
- * gateway with wget and prints its sha256, uploads 2 MiB of its own random bytes to the same
- * server with wget --post-file (the server hashes what arrived, the guest what it sent), then serves HTTP that the test fetches through a port
- * published with -p (the page powers the guest off); QEMU is the COMMAND, so tunstack exits with its status.
+ * udhcpc, pings the gateway, resolves through the DNS relay, downloads a blob from a server on the
+ * host's loopback through the gateway with wget and prints its sha256, uploads 2 MiB of its own
+ * random bytes to the same server with wget --post-file (the server hashes what arrived, the guest
+ * what it sent), then serves HTTP that the test fetches through a port published with -p (the
+ * page powers the guest off); QEMU is the COMMAND, so tunstack exits with its status.
  * Skips with the reason when QEMU or the Debian packages cannot be had.
  */
 import { spawn } from 'node:child_process';
