@@ -4,7 +4,7 @@
  * the e1000 module and busybox (test/vm/helpers/guest.ts). The guest's /init gets a lease with
  * udhcpc, pings the gateway, resolves through the DNS relay, downloads a blob from a server on the
  * host's loopback through the gateway with wget and prints its sha256, uploads 2 MiB of its own
- * random bytes to the same server with wget --post-file (the server hashes what arrived, the guest
+ * random text to the same server with wget --post-file (the server hashes what arrived, the guest
  * what it sent), then serves HTTP that the test fetches through a port published with -p (the
  * page powers the guest off); QEMU is the COMMAND, so tunstack exits with its status.
  * Skips with the reason when QEMU or the Debian packages cannot be had.
@@ -30,7 +30,10 @@ if (typeof files === 'string') console.log(`skipping the QEMU guest test: ${file
 const dir = mkdtempSync(join(tmpdir(), 'tunstack-vm-qemu-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Bytes the guest uploads (random, made in the guest; both ends hash them). */
+/**
+ * Bytes the guest uploads: random bytes made in the guest, base64 encoded (busybox wget reads a
+ * --post-file as a C string, so it would stop at the first NUL byte); both ends hash them.
+ */
 const UPLOAD = 2 << 20;
 
 function init(port: number): string {
@@ -48,7 +51,7 @@ udhcpc -i eth0 -n -q -t 20 -T 1 -s /udhcpc.sh
 ping -c 1 -W 5 10.0.2.2 | grep 'packets received' | sed 's/^/PING /'
 nslookup localhost 10.0.2.3 | grep -q '127.0.0.1' && echo "DNS localhost is 127.0.0.1"
 echo "SHA $(wget -q -O - http://10.0.2.2:${port}/blob | sha256sum)"
-dd if=/dev/urandom of=/tmp/up bs=65536 count=${UPLOAD >> 16} 2>/dev/null
+dd if=/dev/urandom bs=65536 count=${(UPLOAD * 3) >> 18} 2>/dev/null | base64 | head -c ${UPLOAD} > /tmp/up
 echo "UPSHA $(sha256sum /tmp/up | cut -d' ' -f1)"
 wget -q -O - --post-file /tmp/up http://10.0.2.2:${port}/upload | sed 's/^/UPLOAD /'
 (sleep 60; poweroff -f) &
