@@ -7,7 +7,8 @@
  * it 10.0.2.100; the guest downloads a blob from an HTTP server the page runs on its tunstack
  * stack and prints the sha256, then serves the blob with busybox httpd and the page fetches it
  * back over tunstack TCP. Node hashes the blob itself to check both. Skips without Chromium or
- * the guest files. Heavy (about 300 MB): run under `flock /tmp/heavy.lock`.
+ * the guest files. Heavy (about 300 MB): run under `flock /tmp/heavy.lock`. TUNSTACK_V86_PAGE_LOG=1
+ * prints the page's log (the guest's serial lines with their times).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
