@@ -9,7 +9,18 @@
  *
  * The NIC's frames arrive on the emulator bus event `net<id>-send`, as a view of the NIC's memory
  * that the emulator reuses: the link copies each one before the stack sees it. Frames for the guest
- * go out with `bus.send('net<id>-receive', frame)`. Leave `relay_url` unset (a relay would take the
+ * go out with `bus.send('net<id>-receive', frame)`.
+ *
+ * The event fires inside the guest's write to the NIC's command register. The link does not run
+ * the stack there: the copies wait (at most `pending` frames, beyond which they are dropped and
+ * counted) and reach the stack on a microtask, once the emulator's current run of instructions has
+ * returned, as frames from v86's own relays arrive. Run synchronously, the stack's answers (ACKs,
+ * data) landed in the NIC's receive ring in the middle of the guest's transmit, and of its
+ * interrupt handler when that transmits the next frame; with a guest serving a file to a page's
+ * stack (test/browser/v86.test.ts) its ne2k transmit queue once stalled ("NETDEV WATCHDOG ...
+ * transmit queue 0 timed out", card resets, the transfer stuck). Our reading, not proven: the
+ * Linux 8390 driver's handler kept finding new receive work until its service limit and returned
+ * with interrupts pending. Leave `relay_url` unset (a relay would take the
  * same bus events).
  *
  * The NIC has no backpressure: the ne2k's receive ring holds about ten full frames and drops what
@@ -44,10 +55,12 @@ export interface V86LinkOptions {
   burst?: number;
   /** How to run a function on a later turn of the event loop (default setImmediate, else setTimeout 0). */
   defer?: (fn: () => void) => void;
+  /** Guest frames held between the NIC's send and the microtask that hands them to the stack (default 1024). */
+  pending?: number;
 }
 
 export interface V86LinkStats {
-  /** Frames the guest sent, and those the port dropped (too short, too long). */
+  /** Frames the guest sent, and those dropped (too short, too long, or beyond `pending`). */
   framesIn: number;
   framesInDropped: number;
   /** Frames handed to the guest's NIC. */
@@ -70,6 +83,9 @@ export class V86Link {
   private readonly defer: (fn: () => void) => void;
   private handed = 0;
   private waiting = false;
+  private readonly maxPending: number;
+  private inbound: Uint8Array[] = [];
+  private flushing = false;
   private closed = false;
   private readonly onSend: BusListener;
 
@@ -82,6 +98,9 @@ export class V86Link {
     const burst = options.burst ?? 4;
     if (!Number.isInteger(id) || id < 0) throw new TunstackError('EINVAL', `V86Link: id ${String(id)} is not a non-negative integer`);
     if (!Number.isInteger(burst) || burst < 1 || burst > 1024) throw new TunstackError('EINVAL', `V86Link: burst ${String(burst)} outside 1..1024`);
+    const pending = options.pending ?? 1024;
+    if (!Number.isInteger(pending) || pending < 1 || pending > 65536) throw new TunstackError('EINVAL', `V86Link: pending ${String(pending)} outside 1..65536`);
+    this.maxPending = pending;
     const bus = (emulator as Partial<V86Emulator> | null)?.bus;
     if (bus === undefined || typeof bus.register !== 'function' || typeof bus.send !== 'function') throw new TunstackError('EINVAL', 'V86Link: the emulator has no message bus (is it a v86 V86?)');
     this.bus = bus;
@@ -92,19 +111,39 @@ export class V86Link {
     this.onSend = (view) => {
       if (this.closed || !(view instanceof Uint8Array)) return;
       this.stats.framesIn++;
-      if (!port.send(view.slice())) this.stats.framesInDropped++;
+      if (this.inbound.length >= this.maxPending) {
+        this.stats.framesInDropped++;
+        return;
+      }
+      this.inbound.push(view.slice());
+      if (!this.flushing) {
+        this.flushing = true;
+        queueMicrotask(() => this.flushInbound());
+      }
     };
     bus.register(this.sendEvent, this.onSend, this);
     port.discard();
     port.setSink((frame) => this.deliver(frame));
   }
 
-  /** Stop: unhook from the bus and the port (the port and the emulator stay open). */
+  /** Stop: unhook from the bus and the port (the port and the emulator stay open); guest frames not yet handed on are dropped. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.inbound = [];
     this.bus.unregister(this.sendEvent, this.onSend);
     this.port.setSink(null);
+  }
+
+  /** Hands the guest's frames to the stack, outside the emulator's run. */
+  private flushInbound(): void {
+    this.flushing = false;
+    const frames = this.inbound;
+    this.inbound = [];
+    for (const f of frames) {
+      if (this.closed) return;
+      if (!this.port.send(f)) this.stats.framesInDropped++;
+    }
   }
 
   private deliver(frame: Uint8Array): boolean {

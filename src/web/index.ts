@@ -2,7 +2,9 @@
  * The browser entry (`npm run build:browser` bundles it to dist/browser/tunstack.js): the core
  * stack as the package entry exports it, without the Node surfaces (net/dgram/dns adapters, the
  * host bridge, the fd endpoint, replay, sandbox, VM frame servers), plus Web Streams faces for
- * TCP connections and tun devices. Also importable in Node (it names no Node module).
+ * TCP connections and tun devices, and what an emulator in the page needs to be networked by the
+ * page's stack: FramePort, V86Link and the DHCP server. Also importable in Node (it names no Node
+ * module).
  */
 import './wiring.js';
 export * from '../errors.js';
@@ -110,4 +112,7 @@ export type { AddressState, NicPacketObserver } from '../stack/nic.js';
 export type { PortScope } from '../stack/ports.js';
 export * from '../sim/index.js';
 export { tcpStreams, connectTcp, listenTcp, type WebTcpConnection, type WebTcpListener, type TcpStreamsOptions, type ConnectTcpOptions, type ListenTcpOptions } from './tcp.js';
+export { FramePort, type FramePortOptions, type FramePortStats, type FrameSink } from '../vm/frame-port.js';
+export { V86Link, type V86Bus, type V86Emulator, type V86LinkOptions, type V86LinkStats } from '../vm/v86.js';
+export { DhcpServer, type DhcpServerOptions } from '../sandbox/dhcp.js';
 export { tunStreams, type TunStreams, type TunStreamsOptions } from './tun.js';

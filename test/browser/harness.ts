@@ -28,8 +28,12 @@ export interface BrowserPage {
   url: string;
   /** Errors the page threw or logged (for failure messages). */
   errors: string[];
+  /** Lines the page logged with console.log/info/warn (for progress and failure messages). */
+  logs: string[];
   /** `await import` the bundle and the scenarios in the page and run `scenarios[name](lib, ...args)`. */
   run<T>(name: string, ...args: unknown[]): Promise<T>;
+  /** The same with another module served by this page (`modules` of openBrowserPage). */
+  runIn<T>(module: string, name: string, ...args: unknown[]): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -39,16 +43,25 @@ async function text(files: { path: string; text: string }[]): Promise<string> {
   return js.text;
 }
 
+export interface BrowserPageOptions {
+  /** More modules to bundle and serve: URL path -> entry file (as scenarios.ts is served at /scenarios.js). */
+  modules?: Record<string, string>;
+  /** More files to serve: URL path -> [content type, bytes or text] (e.g. an emulator and its disk images). */
+  files?: Record<string, [string, string | Uint8Array]>;
+}
+
 /** Build, serve and open a page (one browser per test file). */
-export async function openBrowserPage(): Promise<BrowserPage> {
+export async function openBrowserPage(options: BrowserPageOptions = {}): Promise<BrowserPage> {
   const bundle = await text(await buildBrowser({ write: false }));
   const scenarios = await text(await buildBrowser({ write: false, entry: join(HERE, 'scenarios.ts') }));
-  const routes: Record<string, [string, string]> = {
+  const routes: Record<string, [string, string | Uint8Array]> = {
     '/': ['text/html', '<!doctype html><meta charset="utf-8"><title>tunstack</title>'],
     '/tunstack.js': ['text/javascript', bundle],
     '/scenarios.js': ['text/javascript', scenarios],
     '/favicon.ico': ['image/x-icon', ''],
+    ...options.files,
   };
+  for (const [path, entry] of Object.entries(options.modules ?? {})) routes[path] = ['text/javascript', await text(await buildBrowser({ write: false, entry }))];
   const server: Server = createServer((req, res) => {
     const route = routes[req.url ?? ''];
     if (route === undefined) {
@@ -67,30 +80,37 @@ export async function openBrowserPage(): Promise<BrowserPage> {
     browser = await puppeteer.launch({
       executablePath: CHROMIUM,
       headless: true,
+      // Long page calls (a guest booting in v86 on a loaded machine) outlast the 180 s default.
+      protocolTimeout: 600_000,
       args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
     });
     const page = await browser.newPage();
     const errors: string[] = [];
+    const logs: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     page.on('console', (m) => {
       if (m.type() === 'error') errors.push(m.text());
+      else logs.push(m.text());
     });
     await page.goto(`${url}/`);
     const b = browser;
+    const runIn = async <T>(module: string, name: string, ...args: unknown[]): Promise<T> => {
+      // A string, not a function: nothing of the test's transpiled code goes into the page.
+      const call = `(async () => {
+        const lib = await import('/tunstack.js');
+        const s = await import(${JSON.stringify(module)});
+        return s[${JSON.stringify(name)}](lib, ...${JSON.stringify(args)});
+      })()`;
+      return (await page.evaluate(call)) as T;
+    };
     return {
       browser: b,
       page,
       url,
       errors,
-      async run<T>(name: string, ...args: unknown[]): Promise<T> {
-        // A string, not a function: nothing of the test's transpiled code goes into the page.
-        const call = `(async () => {
-          const lib = await import('/tunstack.js');
-          const s = await import('/scenarios.js');
-          return s[${JSON.stringify(name)}](lib, ...${JSON.stringify(args)});
-        })()`;
-        return (await page.evaluate(call)) as T;
-      },
+      logs,
+      run: <T>(name: string, ...args: unknown[]): Promise<T> => runIn<T>('/scenarios.js', name, ...args),
+      runIn,
       async close() {
         await b.close();
         await new Promise<void>((r) => server.close(() => r()));

@@ -2,9 +2,11 @@
  * A real Linux guest in QEMU (TCG, no KVM, no root) on `tunstack vm`, over QEMU's stream
  * transport (`--socket`) and its datagram transport (`--listen-udp`, `--dgram`): Debian's kernel,
  * the e1000 module and busybox (test/vm/helpers/guest.ts). The guest's /init gets a lease with
- * udhcpc, pings the gateway, resolves through the DNS relay, downloads a blob from a server on the host's loopback through the
- * gateway with wget and prints its sha256, then serves HTTP that the test fetches through a port
- * published with -p (the page powers the guest off); QEMU is the COMMAND, so tunstack exits with its status.
+ * udhcpc, pings the gateway, resolves through the DNS relay, downloads a blob from a server on the
+ * host's loopback through the gateway with wget and prints its sha256, uploads 2 MiB of its own
+ * random text to the same server with wget --post-file (the server hashes what arrived, the guest
+ * what it sent), then serves HTTP that the test fetches through a port published with -p (the
+ * page powers the guest off); QEMU is the COMMAND, so tunstack exits with its status.
  * Skips with the reason when QEMU or the Debian packages cannot be had.
  */
 import { spawn } from 'node:child_process';
@@ -28,6 +30,12 @@ if (typeof files === 'string') console.log(`skipping the QEMU guest test: ${file
 const dir = mkdtempSync(join(tmpdir(), 'tunstack-vm-qemu-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/**
+ * Bytes the guest uploads: random bytes made in the guest, base64 encoded (busybox wget reads a
+ * --post-file as a C string, so it would stop at the first NUL byte); both ends hash them.
+ */
+const UPLOAD = 2 << 20;
+
 function init(port: number): string {
   return `#!/bin/busybox sh
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -43,6 +51,9 @@ udhcpc -i eth0 -n -q -t 20 -T 1 -s /udhcpc.sh
 ping -c 1 -W 5 10.0.2.2 | grep 'packets received' | sed 's/^/PING /'
 nslookup localhost 10.0.2.3 | grep -q '127.0.0.1' && echo "DNS localhost is 127.0.0.1"
 echo "SHA $(wget -q -O - http://10.0.2.2:${port}/blob | sha256sum)"
+dd if=/dev/urandom bs=65536 count=${(UPLOAD * 3) >> 18} 2>/dev/null | base64 | head -c ${UPLOAD} > /tmp/up
+echo "UPSHA $(sha256sum /tmp/up | cut -d' ' -f1)"
+wget -q -O - --post-file /tmp/up http://10.0.2.2:${port}/upload | sed 's/^/UPLOAD /'
 (sleep 60; poweroff -f) &
 httpd -p 80 -h /www
 echo SERVING
@@ -95,10 +106,24 @@ async function transport(kind: 'stream' | 'dgram' | 'dgram-unix'): Promise<{ tun
 const kinds = unixgramUnavailableReason() === '' ? (['stream', 'dgram', 'dgram-unix'] as const) : (['stream', 'dgram'] as const);
 
 describe.skipIf(typeof files === 'string').each(kinds)('a QEMU guest on tunstack vm (-netdev %s)', (kind) => {
-  it('gets its lease by DHCP, pings the gateway, resolves through the DNS relay, downloads 2 MiB from the host loopback with the sha256 intact, serves a published port', async () => {
+  it('gets its lease by DHCP, pings the gateway, resolves through the DNS relay, downloads 2 MiB from the host loopback and uploads 2 MiB to it with the sha256 intact, serves a published port', async () => {
     const g = files as Exclude<typeof files, string>;
     const blob = randomBytes(2 << 20);
-    const http = createServer((_req, res) => res.end(blob));
+    const uploads: { bytes: number; sha: string }[] = [];
+    const http = createServer((req, res) => {
+      if (req.method !== 'POST') {
+        res.end(blob);
+        return;
+      }
+      const h = createHash('sha256');
+      let bytes = 0;
+      req.on('data', (b: Buffer) => (h.update(b), (bytes += b.length)));
+      req.on('end', () => {
+        const up = { bytes, sha: h.digest('hex') };
+        uploads.push(up);
+        res.end(`${up.bytes} ${up.sha}\n`);
+      });
+    });
     http.listen(0, '127.0.0.1');
     await once(http, 'listening');
     try {
@@ -142,9 +167,14 @@ describe.skipIf(typeof files === 'string').each(kinds)('a QEMU guest on tunstack
       expect(guest).toMatch(/PING 1 packets transmitted, 1 packets received/);
       expect(guest).toContain('DNS localhost is 127.0.0.1');
       expect(guest).toContain(`SHA ${createHash('sha256').update(blob).digest('hex')}`);
+      // The upload: the server's hash of what arrived is the guest's hash of what it sent.
+      expect(uploads.length).toBe(1);
+      expect(uploads[0]!.bytes).toBe(UPLOAD);
+      expect(guest).toContain(`UPSHA ${uploads[0]!.sha}`);
+      expect(guest).toContain(`UPLOAD ${UPLOAD} ${uploads[0]!.sha}`);
       expect(await (fetched as Promise<string> | null)).toMatch(/^HTTP\/1\.[01] 200 [^]*\r?\n\r?\nhello from the guest\n$/);
       expect(code, err).toBe(0);
-      console.log(guest.split('\n').filter((l) => /^(LEASE|PING|DNS|SHA)/.test(l)).join('\n'));
+      console.log(guest.split('\n').filter((l) => /^(LEASE|PING|DNS|SHA|UPSHA|UPLOAD)/.test(l)).join('\n'));
     } finally {
       http.close();
     }

@@ -41,7 +41,7 @@ function attached(port: FramePort): Uint8Array[] {
 const frame = (n: number): Uint8Array => new Uint8Array(60).fill(n);
 
 describe('V86Link', () => {
-  it('copies the NIC view: the stack keeps the bytes the guest sent even when the NIC reuses its memory', () => {
+  it('copies the NIC view: the stack keeps the bytes the guest sent even when the NIC reuses its memory', async () => {
     const bus = new FakeBus();
     const port = new FramePort();
     const got = attached(port);
@@ -49,11 +49,27 @@ describe('V86Link', () => {
     const nicMemory = frame(1);
     bus.nicSends('net0-send', nicMemory);
     nicMemory.fill(9);
+    // Not inside the NIC's send: the stack sees the frame on a microtask, after the emulator's run.
+    expect(got).toHaveLength(0);
+    await Promise.resolve();
     expect(got).toHaveLength(1);
     expect(got[0]![0]).toBe(1);
     expect(link.stats.framesIn).toBe(1);
     bus.nicSends('net0-send', new Uint8Array(10));
+    await Promise.resolve();
     expect(link.stats.framesInDropped).toBe(1);
+  });
+
+  it('holds at most `pending` guest frames until the microtask; more are dropped and counted', async () => {
+    const bus = new FakeBus();
+    const port = new FramePort();
+    const got = attached(port);
+    const link = new V86Link({ bus }, port, { pending: 3 });
+    for (let i = 0; i < 5; i++) bus.nicSends('net0-send', frame(i));
+    expect(link.stats).toMatchObject({ framesIn: 5, framesInDropped: 2 });
+    await Promise.resolve();
+    expect(got.map((f) => f[0])).toEqual([0, 1, 2]);
+    expect(() => new V86Link({ bus }, port, { pending: 0 })).toThrow(/pending/);
   });
 
   it('hands at most `burst` frames per turn to net<id>-receive; the rest wait and follow on later turns', async () => {
@@ -70,13 +86,15 @@ describe('V86Link', () => {
     expect(link.stats).toMatchObject({ framesOut: 8, yields: 2 });
   });
 
-  it('close unhooks the bus and the port; a bus-less emulator is refused with EINVAL', () => {
+  it('close unhooks the bus and the port, dropping frames not yet handed on; a bus-less emulator is refused with EINVAL', async () => {
     const bus = new FakeBus();
     const port = new FramePort();
     const got = attached(port);
     const link = new V86Link({ bus }, port);
+    bus.nicSends('net0-send', frame(3));
     link.close();
     bus.nicSends('net0-send', frame(1));
+    await Promise.resolve();
     expect(got).toHaveLength(0);
     port.writePackets([PacketBuffer.wrap(frame(2))]);
     expect(bus.sent).toHaveLength(0);

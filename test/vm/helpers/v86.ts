@@ -46,8 +46,15 @@ export interface V86Guest {
   stop(): Promise<void>;
 }
 
-export function bootV86(files: V86GuestFiles, init: string, netDevice: { type: 'ne2k'; relay_url?: string }): V86Guest {
-  const initrd = cpio([
+/** The kernel command line of the v86 guests (serial console, no PIT calibration wait). */
+export const V86_CMDLINE = 'console=ttyS0 quiet panic=-1 tsc=reliable mitigations=off';
+
+/**
+ * The guest's initramfs: busybox, the NE2000 modules, the udhcpc script, the test's /init, and
+ * /www/index.html for busybox httpd. Used by v86 in Node (bootV86) and in a page (test/browser).
+ */
+export function v86Initrd(files: V86GuestFiles, init: string): Buffer {
+  return cpio([
     { name: 'bin', mode: S_IFDIR | 0o755 },
     { name: 'dev', mode: S_IFDIR | 0o755 },
     { name: 'dev/console', mode: S_IFCHR | 0o600, rdev: [5, 1] },
@@ -58,13 +65,17 @@ export function bootV86(files: V86GuestFiles, init: string, netDevice: { type: '
     { name: 'www', mode: S_IFDIR | 0o755 },
     { name: 'www/index.html', mode: S_IFREG | 0o644, data: Buffer.from('hello from the v86 guest\n') },
   ]);
+}
+
+export function bootV86(files: V86GuestFiles, init: string, netDevice: { type: 'ne2k'; relay_url?: string }): V86Guest {
+  const initrd = v86Initrd(files, init);
   const buf = (b: Buffer): { buffer: ArrayBuffer } => ({ buffer: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer });
   const emulator = new V86({
     wasm_path: V86_WASM,
     bios: buf(files.bios),
     bzimage: buf(files.kernel),
     initrd: buf(initrd),
-    cmdline: 'console=ttyS0 quiet panic=-1 tsc=reliable mitigations=off',
+    cmdline: V86_CMDLINE,
     memory_size: 128 * 1024 * 1024,
     vga_memory_size: 2 * 1024 * 1024,
     autostart: true,
