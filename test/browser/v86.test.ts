@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useHeavyGuest } from '../helpers/heavy.js';
 import { v86GuestFiles, type V86GuestFiles } from '../vm/helpers/guest.js';
 import { V86_CMDLINE, V86_WASM, initPrologue, v86Initrd } from '../vm/helpers/v86.js';
 import { chromiumSkipReason, openBrowserPage, type BrowserPage } from './harness.js';
@@ -36,6 +37,9 @@ echo SERVING
 while true; do sleep 1; done
 `;
 }
+
+
+useHeavyGuest();
 
 describe.skipIf(typeof files === 'string')('v86 and tunstack in one browser page', () => {
   let page: BrowserPage;

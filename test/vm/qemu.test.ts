@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { useHeavyGuest } from '../helpers/heavy.js';
 import { unixgramUnavailableReason } from '../../src/vm/unixgram.js';
 import { S_IFCHR, S_IFDIR, S_IFREG, cpio, guestFiles } from './helpers/guest.js';
 import { freeTcpPort, httpGet } from './helpers/http.js';
@@ -104,6 +105,9 @@ async function transport(kind: 'stream' | 'dgram' | 'dgram-unix'): Promise<{ tun
 }
 
 const kinds = unixgramUnavailableReason() === '' ? (['stream', 'dgram', 'dgram-unix'] as const) : (['stream', 'dgram'] as const);
+
+
+useHeavyGuest();
 
 describe.skipIf(typeof files === 'string').each(kinds)('a QEMU guest on tunstack vm (-netdev %s)', (kind) => {
   it('gets its lease by DHCP, pings the gateway, resolves through the DNS relay, downloads 2 MiB from the host loopback and uploads 2 MiB to it with the sha256 intact, serves a published port', async () => {

@@ -16,6 +16,7 @@ import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { useHeavyGuest } from '../helpers/heavy.js';
 import WebSocket from 'ws';
 import { SandboxNetwork } from '../../src/sandbox/network.js';
 import { FramePort } from '../../src/vm/frame-port.js';
@@ -55,6 +56,9 @@ async function blobServer(size: number): Promise<{ port: number; sha: string; cl
 
 /** The lookup the guest's DNS relay uses: the test name is the gateway. */
 const lookup = async (name: string, family: 4 | 6): Promise<Uint8Array[]> => (name === NAME && family === 4 ? [Uint8Array.of(10, 0, 2, 2)] : []);
+
+
+useHeavyGuest();
 
 describe.skipIf(typeof files === 'string')('a v86 guest in process (V86Link on a FramePort)', () => {
   it('gets a lease, resolves a name through the gateway DNS, downloads 4 MiB from the host loopback with the sha256 intact, serves a published port', async () => {
