@@ -47,10 +47,6 @@ function chunk(i: number): Buffer {
   return b;
 }
 
-function taps(): string[] {
-  return spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => / tsb[0-9a-z]+[:@]/.test(l));
-}
-
 for (const { mode, why: skipWhy } of sandboxModes('test/sandbox/sandbox.test.ts', why)) describe.skipIf(skipWhy !== '')(`tunstack sandbox (${mode})`, () => {
   useMode(mode);
   let body: Buffer;
@@ -263,13 +259,15 @@ for (const { mode, why: skipWhy } of sandboxModes('test/sandbox/sandbox.test.ts'
   });
 
   it('cleans up when the command crashes (namespace, TAP, /etc/netns gone; status 128 + signal)', async () => {
-    const before = taps().length;
-    const r = await sandbox(['--', 'sh', '-c', 'kill -SEGV $$']);
+    const r = await sandbox(['-v', '--', 'sh', '-c', 'kill -SEGV $$']);
     expect(r.code).toBe(128 + 11);
     expect(namespacesOf(r)).toEqual([]);
-    // (A rootless TAP never appears here; other files' root runs meanwhile would make this count move.)
-    if (mode === 'root') expect(taps().length).toBe(before);
-    expect(spawnSync('sh', ['-c', 'ls /etc/netns 2>/dev/null | grep tunstack-']).stdout.toString()).toBe('');
+    // This run's own TAP and /etc/netns entry (other files' sandboxes may run meanwhile). A
+    // rootless TAP never appears in the host's namespace.
+    const tap = /eth0 \(([^)]+)\) MTU/.exec(r.stderr)?.[1];
+    expect(tap, r.stderr).toBeDefined();
+    if (mode === 'root') expect(spawnSync('ip', ['link', 'show', 'dev', tap!]).status).not.toBe(0);
+    expect(spawnSync('sh', ['-c', `ls /etc/netns 2>/dev/null | grep '^tunstack-${r.pid}-'`]).stdout.toString()).toBe('');
   });
 
   // Rootless sandboxes leave no named namespace: nothing to remove.
