@@ -86,6 +86,8 @@ export class TcpRelay {
   private readonly maxFlows: number;
   private readonly connectTimeoutMs: number;
   private closed = false;
+  /** Called as each flow opens (the sandbox's memory guard samples then). */
+  onFlow: (() => void) | null = null;
 
   constructor(
     private readonly proto: TcpProtocol,
@@ -202,6 +204,7 @@ export class TcpRelay {
     const s = this.stats;
     s.active = this.flows.size;
     if (s.active > s.peak) s.peak = s.active;
+    this.onFlow?.();
     f.begin();
   }
 
