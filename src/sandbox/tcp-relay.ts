@@ -156,7 +156,7 @@ export class TcpRelay {
     sock[READER] = reader;
     reader.sock = sock;
     // Module-level listeners (no closure per flow): they find the flow through the socket.
-    sock.once('close', onSockClose);
+    sock.on('close', onSockClose);
     sock.on('end', onSockEnd);
     sock.on('error', onConnectError);
     sock.once('connect', onSockConnect);
@@ -308,7 +308,10 @@ const READ_MIN = 16384;
 /** A read this big switches a socket to reading into its own blocks; one this small, back. */
 const BULK_READ = 16384;
 const SMALL_READ = 2048;
-/** Host bytes read before the guest's handshake completes; beyond this the socket waits. */
+/**
+ * Host bytes read before the guest's handshake completes; beyond this (or beyond one read while
+ * the TCP budget is spent) the socket waits.
+ */
 const EARLY_MAX = 65536;
 /**
  * Where sockets that are not moving bulk data read: one buffer for all of them, whose bytes are
@@ -427,7 +430,9 @@ class HostReader {
     if (this.flow === null) {
       (this.early ??= []).push([v, lease]);
       this.earlyBytes += n;
-      return this.earlyBytes < EARLY_MAX;
+      // Not charged until the flow takes them: once the budget is spent, one read is all (a new
+      // flow's early reads are what each of 1000 flows opening under a full budget adds beyond it).
+      return this.earlyBytes < EARLY_MAX && this.mem.allocated + BLOCK_SIZE <= this.mem.high;
     }
     const more = this.flow.fromHost(v, lease);
     // Paused: the next buffer is (a small part of) the landing one, so that no half-filled block
