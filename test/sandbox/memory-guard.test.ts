@@ -29,13 +29,13 @@ function setup(limit: number, flows = 0): { clock: ManualClock; mem: TcpMemory; 
 }
 
 describe('memory guard arithmetic', () => {
-  it('budget = limit - max(rest, 32 MiB + 40 KiB a flow), at least limit / 8', () => {
-    expect(FIXED_RESERVE).toBe(32 * MiB);
+  it('budget = limit - max(rest, 40 MiB + 40 KiB a flow), at least limit / 8', () => {
+    expect(FIXED_RESERVE).toBe(40 * MiB);
     expect(PER_FLOW_RESERVE).toBe(40 * 1024);
-    expect(guardBudget(128 * MiB, 0, 0)).toBe(96 * MiB);
-    expect(guardBudget(128 * MiB, 10 * MiB, 0)).toBe(96 * MiB);
+    expect(guardBudget(128 * MiB, 0, 0)).toBe(88 * MiB);
+    expect(guardBudget(128 * MiB, 10 * MiB, 0)).toBe(88 * MiB);
     expect(guardBudget(128 * MiB, 50 * MiB, 0)).toBe(78 * MiB);
-    expect(guardBudget(128 * MiB, 0, 1000)).toBe(128 * MiB - 32 * MiB - 1000 * 40 * 1024);
+    expect(guardBudget(128 * MiB, 0, 1000)).toBe(128 * MiB - 40 * MiB - 1000 * 40 * 1024);
     // The rest wins when it is above the reserve the flows would take.
     expect(guardBudget(128 * MiB, 80 * MiB, 1000)).toBe(48 * MiB);
     // The floor: a limit smaller than the reserve still leaves TCP an eighth of it.
@@ -48,14 +48,14 @@ describe('memory guard arithmetic', () => {
     const { clock, mem, guard, rss } = setup(128 * MiB);
     // At start: no growth, the fixed reserve only.
     expect(guard.baseline).toBe(100 * MiB);
-    expect(mem.high).toBe(96 * MiB);
-    expect(mem.limits).toEqual(tcpMemoryFromHigh(96 * MiB));
+    expect(mem.high).toBe(88 * MiB);
+    expect(mem.limits).toEqual(tcpMemoryFromHigh(88 * MiB));
     // TCP holds 20 MiB and the process grew 70 MiB: the rest is 50 MiB.
     mem.charge(20 * MiB);
     rss.v += 70 * MiB;
-    expect(mem.high).toBe(96 * MiB); // not before the next sample
+    expect(mem.high).toBe(88 * MiB); // not before the next sample
     clock.advance(9);
-    expect(mem.high).toBe(96 * MiB);
+    expect(mem.high).toBe(88 * MiB);
     clock.advance(1);
     expect(guard.growth).toBe(70 * MiB);
     expect(guard.rest).toBe(50 * MiB);
@@ -66,7 +66,7 @@ describe('memory guard arithmetic', () => {
     rss.v -= 40 * MiB;
     clock.advance(10);
     expect(guard.rest).toBe(10 * MiB);
-    expect(mem.high).toBe(96 * MiB);
+    expect(mem.high).toBe(88 * MiB);
     // RSS below the baseline counts as no rest.
     rss.v = 50 * MiB;
     clock.advance(10);
@@ -101,7 +101,7 @@ describe('memory guard arithmetic', () => {
     expect(mem.admits(MiB, 0, 4096)).toBe(true);
     flows.n = 1000;
     clock.advance(10);
-    const b = 128 * MiB - 32 * MiB - 1000 * 40 * 1024;
+    const b = 128 * MiB - 40 * MiB - 1000 * 40 * 1024;
     expect(mem.high).toBe(b);
     // 70 MiB were charged, the limit is now ~57 MiB: the out-of-order data went first.
     expect(holder.pruned).toBe(70 * MiB - b);
@@ -150,7 +150,7 @@ describe('memory guard in the sandbox network', () => {
     const guard = net.memoryGuard!;
     expect(guard).not.toBeNull();
     expect(guard.baseline).toBe(300 * MiB);
-    expect(net.stats.tcpMemory.limit).toBe(32 * MiB);
+    expect(net.stats.tcpMemory.limit).toBe(24 * MiB);
     const before = guard.samples;
     for (let i = 0; i < 3; i++) {
       const e = guest.tcp();
@@ -161,7 +161,7 @@ describe('memory guard in the sandbox network', () => {
     for (let t = 0; t < 200 && net.tcp.flowCount < 3; t++) await new Promise((r) => setTimeout(r, 5));
     expect(net.tcp.flowCount).toBe(3);
     expect(guard.samples).toBe(before + 3);
-    expect(net.stats.tcpMemory.limit).toBe(32 * MiB - 3 * 40 * 1024);
+    expect(net.stats.tcpMemory.limit).toBe(24 * MiB - 3 * 40 * 1024);
     // Without the option there is no guard: the limit is TCP's budget as before.
     const plain = new SandboxNetwork({ link: new Wire({ mtu: 1500, linkAddressA: parseMAC('52:55:0a:00:02:03') }).a, icmp: 'gateway', dnsUpstream: [], clock, limits: { tcpMemory: 64 * MiB } });
     closers.push(() => plain.close());
