@@ -261,7 +261,7 @@ export class SandboxNetwork {
             ...(g === true ? {} : { rss: g.rss, ...(g.baseline !== undefined ? { baseline: g.baseline } : {}) }),
           });
     const guard = this.memoryGuard;
-    if (guard !== null) this.tcp.onFlow = () => guard.sample();
+    if (guard !== null) this.tcp.onFlow = () => guard.update();
     this.udp = new UdpRelay(this.stack, this.stack.requireTransport<UdpProtocol>(17), {
       map,
       nicId: this.nic.id,

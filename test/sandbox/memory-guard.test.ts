@@ -114,7 +114,7 @@ describe('memory guard arithmetic', () => {
 });
 
 describe('memory guard in the sandbox network', () => {
-  it('samples as each relayed flow opens, reserving 40 KiB a flow', async () => {
+  it('updates the budget as each relayed flow opens, reserving 40 KiB a flow', async () => {
     const hosts: NetSocket[] = [];
     const srv = createServer((c) => {
       hosts.push(c);
@@ -151,16 +151,18 @@ describe('memory guard in the sandbox network', () => {
     expect(guard).not.toBeNull();
     expect(guard.baseline).toBe(300 * MiB);
     expect(net.stats.tcpMemory.limit).toBe(24 * MiB);
-    const before = guard.samples;
+    const before = guard.updates;
+    const samples = guard.samples;
     for (let i = 0; i < 3; i++) {
       const e = guest.tcp();
       e.connect('10.0.2.2', port);
       eps.push(e);
     }
-    // The clock stands still: only the relay's hook can sample.
+    // The clock stands still: only the relay's hook can change the budget (RSS not read again).
     for (let t = 0; t < 200 && net.tcp.flowCount < 3; t++) await new Promise((r) => setTimeout(r, 5));
     expect(net.tcp.flowCount).toBe(3);
-    expect(guard.samples).toBe(before + 3);
+    expect(guard.updates).toBe(before + 3);
+    expect(guard.samples).toBe(samples);
     expect(net.stats.tcpMemory.limit).toBe(24 * MiB - 3 * 40 * 1024);
     // Without the option there is no guard: the limit is TCP's budget as before.
     const plain = new SandboxNetwork({ link: new Wire({ mtu: 1500, linkAddressA: parseMAC('52:55:0a:00:02:03') }).a, icmp: 'gateway', dnsUpstream: [], clock, limits: { tcpMemory: 64 * MiB } });
