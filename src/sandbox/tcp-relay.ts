@@ -87,7 +87,7 @@ export class TcpRelay {
   private readonly maxFlows: number;
   private readonly connectTimeoutMs: number;
   private closed = false;
-  /** Called as each flow opens (the sandbox's memory guard samples then). */
+  /** Called as each flow opens (the sandbox's memory guard recomputes its budget then). */
   onFlow: (() => void) | null = null;
 
   constructor(
