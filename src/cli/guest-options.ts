@@ -87,7 +87,8 @@ Limits and diagnostics:
   --max-tcp-flows N          TCP flows at once (default 65536)
   --max-udp-flows N          UDP flows at once (default 4096; least recently used closed first)
   --udp-idle-timeout SEC     close UDP flows idle this long (default 60)
-  --tcp-mem BYTES[K|M|G]     memory all TCP buffers may take together (tcp_mem's hard limit;
+  --tcp-mem BYTES[K|M|G]     RSS growth allowed for TCP data: TCP buffers get this minus what
+                             the flows and runtime measurably take (tcp_mem's hard limit,
                              pressure at 2/3, low at 1/2; default 1/64 of RAM, 16M..512M)
   -q, --quiet                errors only
   -v, --verbose              progress and a readable summary of the relays at the end

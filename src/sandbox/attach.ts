@@ -228,7 +228,7 @@ export async function attachSandbox(options: SandboxAttachOptions): Promise<numb
     if (exists.status === 0) throw new TunstackError('EEXIST', `${target.path} already has an interface ${ifname}`);
     const opened = rootless ? openTapInNamespace({ userns: userns ?? '', netns: target.path, name: ifname, mtu }) : openSandboxTap(mtu);
     tap = opened.tap;
-    network = new SandboxNetwork({ ...options, link: opened.ep, mtu });
+    network = new SandboxNetwork({ ...options, link: opened.ep, mtu, memoryGuard: options.memoryGuard ?? true });
     if (rootless) {
       ipIn(['link', 'set', ifname, 'txqueuelen', String(SANDBOX_TAP_QUEUE)]);
     } else {

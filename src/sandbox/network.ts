@@ -38,6 +38,7 @@ import { DhcpServer } from './dhcp.js';
 import { DnsRelay, type Lookup } from './dns-relay.js';
 import { HostPolicy, embeddedIPv4, type HostPolicyOptions } from './host-policy.js';
 import { EchoInterceptEndpoint, PingRelay, pingRelayUnavailableReason } from './icmp-relay.js';
+import { MemoryGuard } from './memory-guard.js';
 import { TcpRelay, type Outbound } from './tcp-relay.js';
 import { UdpRelay } from './udp-relay.js';
 
@@ -136,6 +137,12 @@ export interface SandboxNetworkOptions {
   /** Default a real clock. */
   clock?: Clock;
   seed?: number;
+  /**
+   * Make `limits.tcpMemory` a bound on the process's RSS growth, not only on TCP's buffers (see
+   * MemoryGuard): true, or a fake RSS source for tests. Default false here; `tunstack sandbox`
+   * (runSandbox, attachSandbox) turns it on.
+   */
+  memoryGuard?: boolean | { rss: () => number; baseline?: number };
 }
 
 export interface SandboxStats {
@@ -156,6 +163,8 @@ export class SandboxNetwork {
   readonly stack: Stack;
   readonly nic: NIC;
   readonly tcp: TcpRelay;
+  /** The resident-memory guard, when on (options.memoryGuard). */
+  readonly memoryGuard: MemoryGuard | null;
   readonly udp: UdpRelay;
   readonly dhcp: DhcpServer | null;
   readonly dns: DnsRelay | null;
@@ -191,7 +200,8 @@ export class SandboxNetwork {
     this.hostLoopback = (options.hostLoopback ?? true) && hostAddresses;
     const limits = options.limits ?? {};
     this.stack = new Stack({ ...(options.clock ? { clock: options.clock } : {}), ...(options.seed !== undefined ? { seed: options.seed } : {}) });
-    this.stack.requireTransport<TcpProtocol>(6).memory.setLimits(tcpMemoryFromHigh(limits.tcpMemory ?? sandboxTcpMemory(totalmem())));
+    const tcpLimit = limits.tcpMemory ?? sandboxTcpMemory(totalmem());
+    this.stack.requireTransport<TcpProtocol>(6).memory.setLimits(tcpMemoryFromHigh(tcpLimit));
     const clock = this.stack.clock;
     this.hostPolicy = new HostPolicy({ hostAddresses, now: () => clock.now(), ...(options.hostInterfaces ? { interfaces: options.hostInterfaces } : {}) });
     let link: LinkEndpoint = options.link;
@@ -239,6 +249,19 @@ export class SandboxNetwork {
       ...(limits.connectTimeoutMs !== undefined ? { connectTimeoutMs: limits.connectTimeoutMs } : {}),
       ...(options.outbound ? { outbound: options.outbound } : {}),
     });
+    const g = options.memoryGuard ?? false;
+    this.memoryGuard =
+      g === false
+        ? null
+        : new MemoryGuard({
+            limit: tcpLimit,
+            memory: this.stack.requireTransport<TcpProtocol>(6).memory,
+            clock,
+            flows: () => this.tcp.flowCount,
+            ...(g === true ? {} : { rss: g.rss, ...(g.baseline !== undefined ? { baseline: g.baseline } : {}) }),
+          });
+    const guard = this.memoryGuard;
+    if (guard !== null) this.tcp.onFlow = () => guard.update();
     this.udp = new UdpRelay(this.stack, this.stack.requireTransport<UdpProtocol>(17), {
       map,
       nicId: this.nic.id,
@@ -379,6 +402,7 @@ export class SandboxNetwork {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.servers) s.close();
+    this.memoryGuard?.close();
     this.tcp.close();
     this.udp.close();
     this.dns?.close();

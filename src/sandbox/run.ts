@@ -191,7 +191,8 @@ export function ip(args: string[]): void {
 
 /**
  * A diagnostic for memory benchmarks (env TUNSTACK_DEBUG_MEMORY set): each SIGUSR2 writes one JSON
- * line to stderr with the process's memory figures, the TCP budget's charge and the send blocks.
+ * line to stderr with the process's memory figures, the TCP budget's charge, its current hard limit
+ * (set by the memory guard) and the guard's last "rest" and RSS growth, and the send blocks.
  */
 function debugMemoryOnSignal(current: () => SandboxNetwork | null): () => void {
   const onSignal = (): void => {
@@ -213,6 +214,9 @@ function debugMemoryOnSignal(current: () => SandboxNetwork | null): () => void {
       blocksInUse: sendBlocksInUse(),
       blocksPooled: sendBlocksPooled(),
       flows: network.stats.tcp.active,
+      tcpBudget: mib(network.stats.tcpMemory.limit),
+      guardRest: network.memoryGuard === null ? null : mib(network.memoryGuard.rest),
+      guardGrowth: network.memoryGuard === null ? null : mib(network.memoryGuard.growth),
     };
     process.stderr.write(`tunstack memory ${JSON.stringify(line)}\n`);
   };
@@ -304,7 +308,7 @@ export async function runSandbox(options: SandboxRunOptions): Promise<number> {
       where = `namespace ${ns}`;
     }
     const { ep, dev } = opened;
-    network = new SandboxNetwork({ ...options, link: ep, mtu });
+    network = new SandboxNetwork({ ...options, link: ep, mtu, memoryGuard: options.memoryGuard ?? true });
     ipIn(['link', 'set', 'lo', 'up']);
     configureGuestLink(ipIn, ifname, network, options.configure ?? true, runIn, options.mac);
     for (const f of options.publish ?? []) await network.publish(f);

@@ -18,6 +18,7 @@ import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
 import { TcpForwarder, type TcpForwardRequest } from '../transport/tcp/forwarder.js';
 import type { TcpMemory } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
+import type { Timer } from '../stack/clock.js';
 
 export interface TcpRelayStats {
   /** Guest connection attempts taken (host connects started). */
@@ -86,6 +87,8 @@ export class TcpRelay {
   private readonly maxFlows: number;
   private readonly connectTimeoutMs: number;
   private closed = false;
+  /** Called as each flow opens (the sandbox's memory guard recomputes its budget then). */
+  onFlow: (() => void) | null = null;
 
   constructor(
     private readonly proto: TcpProtocol,
@@ -140,60 +143,80 @@ export class TcpRelay {
       return;
     }
     this.stats.connects++;
-    const reader = new HostReader(this.proto.memory);
+    const reader = new HostReader(this.proto.memory, this, req);
     const from = isIP(host) === 6 ? this.options.outbound?.v6 : this.options.outbound?.v4;
-    const sock = netConnect({
+    const sock: RelaySocket = netConnect({
       host,
       port: req.localPort,
       ...(from !== undefined ? { localAddress: from } : {}),
       allowHalfOpen: true,
       noDelay: true,
-      onread: { buffer: () => reader.buffer(), callback: (n: number) => reader.got(n) },
+      onread: { buffer: reader.gen, callback: onSockRead },
     });
-    sock.once('close', () => reader.close());
+    sock[READER] = reader;
+    reader.sock = sock;
+    // Module-level listeners (no closure per flow): they find the flow through the socket.
+    sock.on('close', onSockClose);
+    sock.on('end', onSockEnd);
+    sock.on('error', onConnectError);
+    sock.once('connect', onSockConnect);
     this.connecting.add(sock);
-    sock.setTimeout(this.connectTimeoutMs);
-    const fail = (err: Error | null): void => {
-      if (!this.connecting.delete(sock)) return;
+    // The connect timeout on the stack's clock (a Node socket timeout would stay allocated).
+    reader.timer = this.proto.stack.clock.setTimeout(() => reader.connectFailed(null), this.connectTimeoutMs);
+  }
+
+  /** @internal A host connect failed (refused, unreachable, timed out: err null). */
+  connectFailed(reader: HostReader, err: Error | null): void {
+    const sock = reader.sock!;
+    const req = reader.req;
+    reader.req = null;
+    reader.timer?.cancel();
+    reader.timer = null;
+    if (!this.connecting.delete(sock) || req === null) return;
+    sock.destroy();
+    const code = (err as { code?: string } | null)?.code;
+    if (code === 'ECONNREFUSED' || code === 'ECONNRESET') {
+      this.stats.refused++;
+      req.reject();
+    } else {
+      this.stats.failed++;
+      req.drop();
+    }
+  }
+
+  /** @internal A host connect succeeded: answer the guest's SYN, then relay. */
+  connected(reader: HostReader): void {
+    const sock = reader.sock!;
+    const req = reader.req;
+    reader.timer?.cancel();
+    reader.timer = null;
+    if (!this.connecting.delete(sock) || req === null) return;
+    // Errors from now on show as 'close' (with hadError); until the flow exists they are ignored.
+    sock.removeListener('error', onConnectError);
+    sock.on('error', ignore);
+    this.stats.connected++;
+    if (this.closed || req.settled) {
+      reader.req = null;
       sock.destroy();
-      const code = (err as { code?: string } | null)?.code;
-      if (code === 'ECONNREFUSED' || code === 'ECONNRESET') {
-        this.stats.refused++;
-        req.reject();
-      } else {
-        this.stats.failed++;
-        req.drop();
-      }
-    };
-    sock.once('timeout', () => fail(null));
-    sock.once('error', fail);
-    sock.once('connect', () => {
-      if (!this.connecting.delete(sock)) return;
-      sock.removeListener('error', fail);
-      sock.setTimeout(0);
-      this.stats.connected++;
-      if (this.closed || req.settled) {
+      return;
+    }
+    // The host may speak first (a banner, or a whole reply and FIN): that is read while the
+    // guest's handshake completes (up to EARLY_MAX bytes) and sent as soon as it has.
+    req.accept().then(
+      (ep) => {
+        reader.req = null;
+        if (this.closed || sock.destroyed) {
+          ep.abort();
+          sock.destroy();
+          return;
+        }
+        this.start(ep, sock, reader);
+      },
+      () => {
+        reader.req = null;
         sock.destroy();
-        return;
-      }
-      // The host may speak first (a banner, or a whole reply and FIN): that is read while the
-      // guest's handshake completes (up to EARLY_MAX bytes) and sent as soon as it has.
-      sock.once('end', () => (reader.ended = true));
-      const onEarlyError = (): void => {};
-      sock.on('error', onEarlyError);
-      req.accept().then(
-        (ep) => {
-          sock.removeListener('error', onEarlyError);
-          if (this.closed || sock.destroyed) {
-            ep.abort();
-            sock.destroy();
-            return;
-          }
-          this.start(ep, sock, reader);
-        },
-        () => sock.destroy(),
-      );
-    });
+      },
+    );
   }
 
   private start(ep: TcpEndpoint, sock: Socket, reader: HostReader | null = null): void {
@@ -202,6 +225,7 @@ export class TcpRelay {
     const s = this.stats;
     s.active = this.flows.size;
     if (s.active > s.peak) s.peak = s.active;
+    this.onFlow?.();
     f.begin();
   }
 
@@ -214,12 +238,80 @@ export class TcpRelay {
   }
 }
 
+/** The relay's per-socket state, found from Node's listeners (which are shared, not per flow). */
+const READER = Symbol('tunstack.hostReader');
+const FLOW = Symbol('tunstack.flow');
+type RelaySocket = Socket & { [READER]?: HostReader; [FLOW]?: TcpFlow };
+
+function ignore(): void {}
+
+function onSockConnect(this: RelaySocket): void {
+  const r = this[READER];
+  r?.relay.connected(r);
+}
+
+function onConnectError(this: RelaySocket, err: Error): void {
+  const r = this[READER];
+  r?.relay.connectFailed(r, err);
+}
+
+function onSockEnd(this: RelaySocket): void {
+  const f = this[FLOW];
+  if (f !== undefined) f.onHostEnd();
+  else {
+    const r = this[READER];
+    if (r !== undefined) r.ended = true;
+  }
+}
+
+function onSockClose(this: RelaySocket, hadError: boolean): void {
+  this[READER]?.close();
+  this[FLOW]?.onHostClose(hadError);
+}
+
+/** Node's onread callback, called on the socket: no function per flow. */
+function onSockRead(this: RelaySocket, n: number): boolean {
+  const r = this[READER];
+  return r === undefined ? false : r.got(n);
+}
+
+function onSockDrain(this: RelaySocket): void {
+  this[FLOW]?.onDrain();
+}
+
+function onSockData(this: RelaySocket, b: Buffer): void {
+  this[FLOW]?.fromHost(b, null);
+}
+
+function onEpReadable(this: TcpFlow): void {
+  this.toHost();
+}
+
+function onEpEnd(this: TcpFlow): void {
+  this.onGuestEnd();
+}
+
+function onEpWritable(this: TcpFlow): void {
+  this.toGuest();
+}
+
+function onEpError(this: TcpFlow): void {
+  this.onGuestReset();
+}
+
+function onEpClose(this: TcpFlow): void {
+  this.finish();
+}
+
 /** Reads wanted from a block at least this big; a fuller block is left for a fresh one. */
 const READ_MIN = 16384;
 /** A read this big switches a socket to reading into its own blocks; one this small, back. */
 const BULK_READ = 16384;
 const SMALL_READ = 2048;
-/** Host bytes read before the guest's handshake completes; beyond this the socket waits. */
+/**
+ * Host bytes read before the guest's handshake completes; beyond this (or beyond one read while
+ * the TCP budget is spent) the socket waits.
+ */
 const EARLY_MAX = 65536;
 /**
  * Where sockets that are not moving bulk data read: one buffer for all of them, whose bytes are
@@ -259,13 +351,34 @@ class HostReader {
   /** The flow paused on the last read: the next read lands in the shared buffer. */
   private parked = false;
   /** Reads that came before the flow was set up (with a block reference when from one). */
-  private early: Array<[Uint8Array, SendBlock | null]> = [];
+  private early: Array<[Uint8Array, SendBlock | null]> | null = null;
   private earlyBytes = 0;
   private flow: TcpFlow | null = null;
   /** The host's FIN was read. */
   ended = false;
+  /** The host socket; the guest's request until it is answered; the connect timeout. */
+  sock: RelaySocket | null = null;
+  req: TcpForwardRequest | null;
+  timer: Timer | null = null;
+  /**
+   * Node's onread buffer function (Node calls it with no receiver, so it is one per reader). A
+   * bound method: an arrow would be named by tsx's loader (defineProperty), which gives each one
+   * a 256-byte property store.
+   */
+  readonly gen: () => Uint8Array = this.buffer.bind(this);
 
-  constructor(private readonly mem: TcpMemory) {}
+  constructor(
+    private readonly mem: TcpMemory,
+    readonly relay: TcpRelay,
+    req: TcpForwardRequest,
+  ) {
+    this.req = req;
+  }
+
+  /** @internal The connect timed out. */
+  connectFailed(err: Error | null): void {
+    this.relay.connectFailed(this, err);
+  }
 
   buffer(): Uint8Array {
     let b = this.blk;
@@ -315,9 +428,11 @@ class HostReader {
       }
     }
     if (this.flow === null) {
-      this.early.push([v, lease]);
+      (this.early ??= []).push([v, lease]);
       this.earlyBytes += n;
-      return this.earlyBytes < EARLY_MAX;
+      // Not charged until the flow takes them: once the budget is spent, one read is all (a new
+      // flow's early reads are what each of 1000 flows opening under a full budget adds beyond it).
+      return this.earlyBytes < EARLY_MAX && this.mem.allocated + BLOCK_SIZE <= this.mem.high;
     }
     const more = this.flow.fromHost(v, lease);
     // Paused: the next buffer is (a small part of) the landing one, so that no half-filled block
@@ -330,16 +445,22 @@ class HostReader {
   /** Hand reads made before the flow existed to it; true if there were any. */
   attach(f: TcpFlow): boolean {
     this.flow = f;
-    const had = this.early.length > 0;
-    for (const [v, lease] of this.early.splice(0)) f.fromHost(v, lease);
+    const early = this.early;
+    this.early = null;
     this.earlyBytes = 0;
-    return had;
+    if (early === null) return false;
+    for (const [v, lease] of early) f.fromHost(v, lease);
+    return early.length > 0;
   }
 
   /** The socket is closed: no more reads into the block. */
   close(): void {
     this.dropBlock();
-    for (const [, lease] of this.early.splice(0)) lease?.release();
+    this.timer?.cancel();
+    this.timer = null;
+    const early = this.early;
+    this.early = null;
+    if (early !== null) for (const [, lease] of early) lease?.release();
   }
 }
 
@@ -374,39 +495,55 @@ class TcpFlow {
 
   begin(): void {
     const { ep, sock } = this;
-    ep.on('readable', () => this.toHost());
-    ep.on('end', () => this.onGuestEnd());
-    ep.on('writable', () => this.toGuest());
-    ep.on('error', () => {
-      // The guest reset the connection: reset the host side too.
-      if (!sock.destroyed) sock.resetAndDestroy();
-    });
-    ep.on('close', () => this.finish());
-    sock.on('drain', () => {
-      this.hostBlocked = false;
-      this.toHost();
-    });
+    // Shared listener functions with this flow as their context: no closures per flow.
+    ep.on('readable', onEpReadable, this);
+    ep.on('end', onEpEnd, this);
+    ep.on('writable', onEpWritable, this);
+    ep.on('error', onEpError, this);
+    ep.on('close', onEpClose, this);
+    const s: RelaySocket = sock;
+    s[FLOW] = this;
+    sock.on('drain', onSockDrain);
     if (this.reader !== null) {
       if (this.reader.attach(this)) this.relay.stats.hostFirst++;
+    } else {
+      // An inbound (published port) socket: its 'end' and 'close' go to the flow too.
+      sock.on('data', onSockData);
+      sock.on('end', onSockEnd);
+      sock.on('error', ignore);
+      sock.on('close', onSockClose);
     }
-    else sock.on('data', (b: Buffer) => this.fromHost(b, null));
-    sock.on('end', () => {
-      this.hostEnded = true;
-      this.shutGuest();
-    });
     if (this.reader?.ended) {
       // The host's reply and FIN came during the handshake: both go out now.
       this.hostEnded = true;
       this.shutGuest();
     }
-    sock.on('error', () => {});
-    sock.on('close', (hadError: boolean) => {
-      if (hadError || !this.hostEnded) this.abort();
-    });
     if (!this.hostPaused) sock.resume();
     // Data (and a FIN) that came with the handshake.
     this.toHost();
     if (ep.readEnded) this.onGuestEnd();
+  }
+
+  /** @internal The host's FIN. */
+  onHostEnd(): void {
+    this.hostEnded = true;
+    this.shutGuest();
+  }
+
+  /** @internal The host socket closed: unless after its FIN, the guest's side is reset. */
+  onHostClose(hadError: boolean): void {
+    if (hadError || !this.hostEnded) this.abort();
+  }
+
+  /** @internal The host socket can take more. */
+  onDrain(): void {
+    this.hostBlocked = false;
+    this.toHost();
+  }
+
+  /** @internal The guest reset the connection: reset the host side too. */
+  onGuestReset(): void {
+    if (!this.sock.destroyed) this.sock.resetAndDestroy();
   }
 
   abort(): void {
@@ -416,7 +553,8 @@ class TcpFlow {
     this.finish();
   }
 
-  private toHost(): void {
+  /** @internal */
+  toHost(): void {
     if (this.hostBlocked || this.reading || this.sock.destroyed) return;
     const { ep, sock } = this;
     // readChunk may emit 'end' (the last chunk before the guest's FIN): the socket is ended only
@@ -446,7 +584,8 @@ class TcpFlow {
     }
   }
 
-  private onGuestEnd(): void {
+  /** @internal */
+  onGuestEnd(): void {
     if (this.guestEnded) return;
     if (this.reading) {
       this.endAfterRead = true;
@@ -474,7 +613,8 @@ class TcpFlow {
     return more;
   }
 
-  private toGuest(): void {
+  /** @internal */
+  toGuest(): void {
     if (!this.hostPaused) return;
     this.hostPaused = false;
     if (!this.hostEnded && !this.sock.destroyed) this.sock.resume();
@@ -491,7 +631,8 @@ class TcpFlow {
     }
   }
 
-  private finish(): void {
+  /** @internal */
+  finish(): void {
     if (this.done) return;
     this.done = true;
     if (!this.sock.destroyed) {

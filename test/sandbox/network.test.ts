@@ -87,6 +87,30 @@ describe('SandboxNetwork', () => {
     expect(net.tcp.stats.bytesToGuest).toBe(banner.length);
   });
 
+  it('while the TCP budget is spent, a host that speaks first gets one read in before the handshake completes; all of it arrives later', async () => {
+    const banner = Buffer.alloc(200_000);
+    for (let i = 0; i < banner.length; i++) banner[i] = (i * 13 + (i >> 8)) & 0xff;
+    const srv = createServer((c) => c.end(banner));
+    const port = await listenLoopback(srv);
+    const { net, guest } = setup({ latencyMs: 20 });
+    const mem = net.stack.requireTransport<import('../../src/index.js').TcpProtocol>(6).memory;
+    // Spend the budget: early reads are not charged, so only this bound keeps 1000 new flows
+    // from adding up to 64 KiB each beyond it.
+    const spent = mem.high;
+    mem.charge(spent);
+    let early = -1;
+    net.tcp.onFlow = () => queueMicrotask(() => (early = net.tcp.stats.bytesToGuest));
+    const s = guest.net.connect({ host: '10.0.2.2', port });
+    const t0 = Date.now();
+    while (early < 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 5));
+    expect(net.tcp.stats.hostFirst).toBe(1);
+    expect(early).toBeGreaterThan(0);
+    expect(early).toBeLessThanOrEqual(16384);
+    mem.charge(-spent);
+    const got = await readAll(s);
+    expect(got.equals(banner)).toBe(true);
+  });
+
   it('idle relayed flows hold no read buffer each; a bulk one reads into send blocks and returns them', async () => {
     const held: Array<import('node:net').Socket> = [];
     const srv = createServer((c) => {
