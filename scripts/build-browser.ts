@@ -3,10 +3,8 @@
  * Streams faces) with esbuild into one ES module, dist/browser/tunstack.js (+ .js.map).
  *
  * The bundle must not need Node. Any `node:` import (or a bare Node builtin such as 'events')
- * fails the build, except the short temporary list in BROWSER_NODE_ALIASES, resolved to the
- * browser shims of src/web/node-shims.ts; the Node globals the core still names (Buffer,
- * setImmediate, setTimeout handles with unref) are injected from the same file. The list and the
- * shims go away when the core is Node-free (issue 13).
+ * fails the build, except BROWSER_NODE_ALIASES, resolved to src/web/node-shims.ts: only node:fs,
+ * for the pcap file part (see that file). Nothing is injected: the core names no Node global.
  */
 import { builtinModules } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -16,12 +14,9 @@ import { build, type BuildOptions, type OutputFile, type Plugin } from 'esbuild'
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SHIMS = join(ROOT, 'src/web/node-shims.ts');
 
-/** Node modules still imported by the core, each aliased to src/web/node-shims.ts (temporary). */
+/** Node modules the bundle meets, each aliased to src/web/node-shims.ts. */
 export const BROWSER_NODE_ALIASES: readonly string[] = [
-  'node:crypto', // stack/random.ts randomInt
-  'node:os', // transport/tcp/protocol.ts totalmem
-  'node:fs', // pcap/reader.ts, pcap/writer.ts, sim/network.ts (files)
-  'node:path', // sim/network.ts dirname
+  'node:fs', // pcap/reader.ts, pcap/writer.ts: PcapReader.open, PcapWriter.toFile (files)
 ];
 
 /** Modules that import src/defaults.ts for its side effects get the Node-free wiring instead. */
@@ -72,7 +67,6 @@ export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<O
     write: options.write ?? true,
     sourcemap: options.write === false ? false : true,
     minify: options.minify ?? false,
-    inject: [SHIMS],
     external: options.external ?? [],
     plugins: [browserOnly],
     logLevel: 'silent',

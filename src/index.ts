@@ -8,12 +8,12 @@
  */
 import './defaults.js';
 
-export * from './errors.js';
-export * from './headers/address.js';
-export { Random } from './stack/random.js';
-export { ManualClock, RealClock } from './stack/clock.js';
-export type { Clock, Timer } from './stack/clock.js';
-export { PacketBuffer, PacketType, DEFAULT_HEADROOM } from './stack/packet.js';
+export * from './core/errors.js';
+export * from './core/address.js';
+export { Random } from './core/random.js';
+export { ManualClock, RealClock } from './core/clock.js';
+export type { Clock, Timer } from './core/clock.js';
+export { PacketBuffer, PacketType, DEFAULT_HEADROOM } from './core/packet.js';
 export { Stack, type StackOptions } from './stack/stack.js';
 export { NIC, type NICOptions, type AddressInfo, type AddressState } from './stack/nic.js';
 export { Route, RouteTable, type RouteEntry, type RouteSpec } from './stack/route.js';

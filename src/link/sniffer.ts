@@ -1,7 +1,7 @@
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { LinkType, PcapWriter } from '../pcap/writer.js';
-import { RealClock, type Clock } from '../stack/clock.js';
-import type { PacketBuffer } from '../stack/packet.js';
+import { RealClock, type Clock } from '../core/clock.js';
+import type { PacketBuffer } from '../core/packet.js';
 import { WrappingEndpoint, type LinkEndpoint, type WireFormat } from './endpoint.js';
 
 /**

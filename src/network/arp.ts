@@ -1,9 +1,9 @@
-import { BROADCAST_MAC } from '../headers/address.js';
+import { BROADCAST_MAC } from '../core/address.js';
 import { ARP_LENGTH, ARP_OP_REPLY, ARP_OP_REQUEST, ArpHeader, encodeArp } from '../headers/arp.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../headers/ethernet.js';
 import type { NeighborCache, NeighborProber } from '../stack/neighbor.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer, PacketType } from '../stack/packet.js';
+import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { LinkAddressResolver, NetworkProtocol, NicEvent } from '../stack/protocol.js';
 import type { Stack } from '../stack/stack.js';
 import type { IPv4Protocol } from './ipv4.js';

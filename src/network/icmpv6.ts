@@ -1,5 +1,5 @@
-import { TunstackError } from '../errors.js';
-import { formatIPv6 } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIPv6 } from '../core/address.js';
 import {
   ICMPV6_ADMIN_PROHIBITED,
   ICMPV6_DEST_UNREACHABLE,
@@ -31,9 +31,9 @@ import {
 import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, IPV6_NEXT_HEADER_ICMPV6 } from '../headers/ipv6.js';
 import { IPV6_WALK_OK, IPv6Walk, walkIPv6Extensions } from '../headers/ipv6-walk.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer, PacketType } from '../stack/packet.js';
+import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { TransportError } from '../stack/protocol.js';
-import { TokenBucket } from '../stack/ratelimit.js';
+import { TokenBucket } from '../core/ratelimit.js';
 import type { Route } from '../stack/route.js';
 import type { IPv6Protocol } from './ipv6.js';
 import { isLinkLocal, isUnspecifiedAt, UNSPECIFIED } from './ipv6-address.js';

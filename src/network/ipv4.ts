@@ -1,6 +1,5 @@
-import { TunstackError } from '../errors.js';
-import { checkPingArgs } from '../validate.js';
-import { BROADCAST_MAC, formatIPv4, ipv4ToU32 } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { BROADCAST_MAC, formatIPv4, ipv4ToU32 } from '../core/address.js';
 import { pseudoHeaderSumV4, sum } from '../headers/checksum.js';
 import { ETHERTYPE_IPV4 } from '../headers/ethernet.js';
 import {
@@ -28,12 +27,12 @@ import {
   encodeIPv4,
 } from '../headers/ipv4.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer, PacketType } from '../stack/packet.js';
+import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { NetworkInfo, NetworkProtocol, NicEvent, WriteParams } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
 import { Route } from '../stack/route.js';
 import type { Stack } from '../stack/stack.js';
-import { buildEchoRequest } from './echo.js';
+import { buildEchoRequest, checkPingArgs, type PingOptions, type PingResult } from './echo.js';
 import { Reassembler, type ReassemblyConfig } from './reassembly.js';
 import type { ArpProtocol } from './arp.js';
 import { Icmpv4 } from './icmpv4.js';
@@ -99,25 +98,7 @@ export interface IPv4Options {
   igmp?: IgmpOptions;
 }
 
-export interface PingOptions {
-  /** ICMP payload bytes (default 56, as ping). */
-  size?: number;
-  id?: number;
-  seq?: number;
-  ttl?: number;
-  timeoutMs?: number;
-  /** Set DF (default false). */
-  dontFragment?: boolean;
-  nic?: number | string;
-}
-
-export interface PingResult {
-  from: string;
-  rttMs: number;
-  ttl: number;
-  bytes: number;
-  seq: number;
-}
+export type { PingOptions, PingResult } from './echo.js';
 
 interface PendingPing {
   resolve: (r: PingResult) => void;

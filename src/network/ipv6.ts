@@ -1,8 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
-import { buildEchoRequest } from './echo.js';
-import { TunstackError } from '../errors.js';
-import { checkPingArgs } from '../validate.js';
-import { formatIPv6 } from '../headers/address.js';
+import { buildEchoRequest, checkPingArgs, type PingOptions, type PingResult } from './echo.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIPv6 } from '../core/address.js';
 import { pseudoHeaderSumV6 } from '../headers/checksum.js';
 import { ETHERTYPE_IPV6 } from '../headers/ethernet.js';
 import {
@@ -35,14 +34,13 @@ import {
   walkIPv6,
 } from '../headers/ipv6-walk.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer, PacketType } from '../stack/packet.js';
+import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { LinkAddressResolver, NetworkInfo, NetworkProtocol, NicEvent, WriteParams } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
 import type { NeighborCache } from '../stack/neighbor.js';
 import type { Route } from '../stack/route.js';
 import type { Stack } from '../stack/stack.js';
 import { Icmpv6, type Icmpv6Options, type Icmpv6Stats } from './icmpv6.js';
-import type { PingOptions, PingResult } from './ipv4.js';
 import { Mld, type MldOptions, type MldStats } from './mld.js';
 import { Ndp, type NdpOptions, type NdpStats } from './ndp.js';
 import { Reassembler, type ReassemblyConfig } from './reassembly.js';

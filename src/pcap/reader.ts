@@ -18,7 +18,7 @@
  * throws `ParseError` naming the byte offset in the file; nothing else is thrown for bad bytes.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { ParseError, TunstackError } from '../errors.js';
+import { ParseError, TunstackError } from '../core/errors.js';
 import {
   expectBytes,
   expectInteger,
@@ -29,7 +29,7 @@ import {
   optionalOneOf,
   optionsObject,
   expectFunction,
-} from '../validate.js';
+} from '../core/validate.js';
 
 /** pcapng block types. */
 export const PcapngBlockType = {

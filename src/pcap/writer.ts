@@ -1,6 +1,6 @@
-import { openSync, writeSync, closeSync } from 'node:fs';
-import { TunstackError } from '../errors.js';
-import { expectBytes, expectMethods, expectNumber, expectString, optionalBoolean, optionalInteger, optionsObject } from '../validate.js';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { TunstackError } from '../core/errors.js';
+import { expectBytes, expectMethods, expectNumber, expectString, optionalBoolean, optionalInteger, optionsObject } from '../core/validate.js';
 
 /** pcap link types (LINKTYPE_*). */
 export const LinkType = {
@@ -72,9 +72,11 @@ export class PcapWriter {
     this.sink.write(h);
   }
 
-  /** Open a file and write to it synchronously. */
-  static toFile(path: string, options: PcapWriterOptions = {}): PcapWriter {
+  /** Open a file and write to it synchronously (`mkdir`: create its directory first, as `mkdir -p`). */
+  static toFile(path: string, options: PcapWriterOptions & { mkdir?: boolean } = {}): PcapWriter {
     expectString(path, 'PcapWriter.toFile', 'path');
+    optionalBoolean(options.mkdir, 'PcapWriter.toFile', 'options.mkdir');
+    if (options.mkdir === true && path.includes('/')) mkdirSync(path.slice(0, path.lastIndexOf('/')) || '/', { recursive: true });
     return new PcapWriter(new FileSink(path), options);
   }
 

@@ -25,14 +25,14 @@
 import '../defaults.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { TunstackError } from '../errors.js';
-import { formatIP, parseIP } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIP, parseIP } from '../core/address.js';
 import { arpFactory } from '../network/arp.js';
 import { ipv4Factory } from '../network/ipv4.js';
 import { ipv6Factory } from '../network/ipv6.js';
 import type { PcapRecord } from '../pcap/reader.js';
 import { PcapWriter } from '../pcap/writer.js';
-import { ManualClock, RealClock, type Clock } from '../stack/clock.js';
+import { ManualClock, RealClock, type Clock } from '../core/clock.js';
 import type { NetworkProtocolFactory } from '../stack/protocol.js';
 import { Stack } from '../stack/stack.js';
 import { IFF_NO_PI, IFF_TAP, IFF_TUN } from '../tundev/constants.js';

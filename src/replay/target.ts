@@ -3,12 +3,12 @@
  * device (TunTarget) whose stack is configured by its owner. Both take frames in (`inject`) and
  * hand every frame the stack sends to `onOutput`.
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
 import type { LinkEndpoint, NetworkDispatcher, WireFormat } from '../link/endpoint.js';
 import { LinkCapability } from '../link/endpoint.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { PacketBuffer } from '../core/packet.js';
 import type { Stack } from '../stack/stack.js';
 import type { TunDevice } from '../tundev/device.js';
 

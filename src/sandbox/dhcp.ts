@@ -1,4 +1,4 @@
-import { formatIPv4, ipv4ToU32, parseIPv4, u32ToIPv4 } from '../headers/address.js';
+import { formatIPv4, ipv4ToU32, parseIPv4, u32ToIPv4 } from '../core/address.js';
 import {
   BOOTREPLY,
   BOOTREQUEST,

@@ -20,13 +20,13 @@
 import '../defaults.js';
 import { createServer, isIP, type Server } from 'node:net';
 import { totalmem } from 'node:os';
-import { TunstackError } from '../errors.js';
-import { parseIP, prefixMatch, tryParseIPv4, tryParseIPv6 } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { parseIP, prefixMatch, tryParseIPv4, tryParseIPv6 } from '../core/address.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
 import type { LinkEndpoint } from '../link/endpoint.js';
 import { SnifferEndpoint } from '../link/sniffer.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
-import type { Clock } from '../stack/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { NIC } from '../stack/nic.js';
 import { Stack } from '../stack/stack.js';
 import { tcpMemoryFromHigh } from '../transport/tcp/memory.js';

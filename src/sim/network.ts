@@ -1,23 +1,21 @@
 import '../defaults.js';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { TunstackError } from '../errors.js';
-import { formatIP, formatMAC, maskAddress, parseCIDR, prefixMatch } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIP, formatMAC, maskAddress, parseCIDR, prefixMatch } from '../core/address.js';
 import type { LinkEndpoint } from '../link/endpoint.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
 import { FaultEndpoint, type FaultConfig, type FaultStats, type GilbertElliottConfig } from '../link/fault.js';
-import { Trampoline } from '../link/queue.js';
+import { Trampoline } from '../core/queue.js';
 import { Wire } from '../link/wire.js';
 import { arpFactory } from '../network/arp.js';
 import { ipv4Factory, type PingOptions, type PingResult } from '../network/ipv4.js';
 import { LinkType, PcapWriter } from '../pcap/writer.js';
-import { ManualClock } from '../stack/clock.js';
+import { ManualClock } from '../core/clock.js';
 import type { NIC } from '../stack/nic.js';
-import { Random } from '../stack/random.js';
+import { Random } from '../core/random.js';
 import { Stack, type StackOptions } from '../stack/stack.js';
 import { TapPoint } from './capture.js';
 import { VirtualPump } from './pump.js';
-import { expectNumber, expectObject, expectString, optionalBoolean, optionalInteger, optionalString, optionsObject } from '../validate.js';
+import { expectNumber, expectObject, expectString, optionalBoolean, optionalInteger, optionalString, optionsObject } from '../core/validate.js';
 
 /**
  * Network: a whole virtual network in one process, built in a few lines, on one ManualClock.
@@ -565,8 +563,7 @@ export class Network {
     options = optionsObject(options, 'capture');
     let writer: PcapWriter;
     if (typeof target === 'string') {
-      mkdirSync(dirname(target), { recursive: true });
-      writer = PcapWriter.toFile(target, { linkType: LinkType.ETHERNET });
+      writer = PcapWriter.toFile(target, { linkType: LinkType.ETHERNET, mkdir: true });
       this.writers.push(writer);
     } else {
       if (target.linkType !== LinkType.ETHERNET) throw new TunstackError('EINVAL', 'a network capture needs an Ethernet pcap writer');

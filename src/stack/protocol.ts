@@ -1,4 +1,4 @@
-import type { PacketBuffer } from './packet.js';
+import type { PacketBuffer } from '../core/packet.js';
 import type { NIC } from './nic.js';
 import type { Route } from './route.js';
 import type { Stack } from './stack.js';

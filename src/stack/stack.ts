@@ -1,9 +1,9 @@
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError } from '../errors.js';
-import { addrEqual, formatIP, ipv4ToU32, maskAddress, parseIP } from '../headers/address.js';
-import { Trampoline } from '../link/queue.js';
-import { RealClock, type Clock } from './clock.js';
-import { PacketBuffer } from './packet.js';
+import { TunstackError } from '../core/errors.js';
+import { addrEqual, formatIP, ipv4ToU32, maskAddress, parseIP } from '../core/address.js';
+import { Trampoline } from '../core/queue.js';
+import { RealClock, type Clock } from '../core/clock.js';
+import { PacketBuffer } from '../core/packet.js';
 import { NIC, type AddressInfo, type NICOptions } from './nic.js';
 import { PortManager } from './ports.js';
 import type {
@@ -13,7 +13,7 @@ import type {
   TransportProtocol,
   TransportProtocolFactory,
 } from './protocol.js';
-import { Random } from './random.js';
+import { Random } from '../core/random.js';
 import { Route, RouteTable, parseRouteSpec, type RouteEntry, type RouteSpec } from './route.js';
 import {
   expectAddress,
@@ -25,7 +25,7 @@ import {
   optionalInteger,
   optionalString,
   optionsObject,
-} from '../validate.js';
+} from '../core/validate.js';
 import type { LinkEndpoint } from '../link/endpoint.js';
 // Type-only: the convenience methods below look protocols up by number at run time.
 import type { IPv4Protocol, PingOptions, PingResult } from '../network/ipv4.js';
@@ -470,9 +470,15 @@ function isUnspecified(a: Uint8Array): boolean {
   return true;
 }
 
+const utf8 = new TextEncoder();
+
+function utf8Length(text: string): number {
+  return utf8.encode(text).length;
+}
+
 /** Linux interface names: 1..15 bytes, no '/', ':' or whitespace. */
 export function validateName(name: string): void {
-  if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > 15 || /[\s/:]/.test(name) || name === '.' || name === '..') {
+  if (typeof name !== 'string' || name.length === 0 || utf8Length(name) > 15 || /[\s/:]/.test(name) || name === '.' || name === '..') {
     throw new TunstackError('EINVAL', `invalid interface name ${JSON.stringify(name)}`);
   }
 }

@@ -1,14 +1,14 @@
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError } from '../errors.js';
-import { expectAddress, expectBytes, expectInteger, optionalInteger, optionalNicRef, optionalOneOf } from '../validate.js';
-import { BROADCAST_MAC, formatIP, parseIP } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { expectAddress, expectBytes, expectInteger, optionalInteger, optionalNicRef, optionalOneOf } from '../core/validate.js';
+import { BROADCAST_MAC, formatIP, parseIP } from '../core/address.js';
 import { sum } from '../headers/checksum.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../headers/ethernet.js';
 import { setIcmpV6Checksum } from '../headers/icmpv6.js';
 import type { IPv4Protocol } from '../network/ipv4.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
 import type { NIC, NicPacketObserver } from '../stack/nic.js';
-import { PacketBuffer, PacketType } from '../stack/packet.js';
+import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { NetworkInfo, TransportError, TransportProtocol } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
 import type { Route } from '../stack/route.js';

@@ -1,5 +1,5 @@
-import { TunstackError } from '../errors.js';
-import { addrEqual, formatIP, parseIP } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { addrEqual, formatIP, parseIP } from '../core/address.js';
 import type { FilterMode, IgmpMembership } from '../network/igmp.js';
 import type { IPv4Protocol } from '../network/ipv4.js';
 import type { IPv6Protocol } from '../network/ipv6.js';

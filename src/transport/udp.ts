@@ -1,11 +1,11 @@
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError } from '../errors.js';
-import { expectAddress, expectBytes, expectInteger, optionalBoolean, optionalInteger, optionalOneOf, optionsObject } from '../validate.js';
-import { addrEqual, formatIP } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { expectAddress, expectBytes, expectInteger, optionalBoolean, optionalInteger, optionalOneOf, optionsObject } from '../core/validate.js';
+import { addrEqual, formatIP } from '../core/address.js';
 import { pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../headers/checksum.js';
 import { IP_PROTO_UDP } from '../headers/ipv4.js';
 import { UDP_HEADER_LENGTH } from '../headers/udp.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { PacketBuffer } from '../core/packet.js';
 import type { NetworkInfo, TransportError, TransportProtocol } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
 import type { Route } from '../stack/route.js';

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError, type ErrnoCode } from '../errors.js';
+import { TunstackError, type ErrnoCode } from '../core/errors.js';
 import type { AddressInfo, NIC } from '../stack/nic.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { PacketBuffer } from '../core/packet.js';
 import { validateName, type Stack } from '../stack/stack.js';
-import { expectBoolean, expectBytes, expectInteger, expectNumber, optionalNumber } from '../validate.js';
+import { expectBoolean, expectBytes, expectInteger, expectNumber, optionalNumber } from '../core/validate.js';
 import { PI_LENGTH, TUN_PKT_STRIP } from '../headers/tunpi.js';
 import {
   VIRTIO_NET_HDR_GSO_NONE,

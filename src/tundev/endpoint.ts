@@ -1,8 +1,8 @@
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from '../link/endpoint.js';
-import { Ring, Trampoline, type DeliveryTarget } from '../link/queue.js';
+import { Ring, Trampoline, type DeliveryTarget } from '../core/queue.js';
 import type { NIC } from '../stack/nic.js';
-import type { PacketBuffer } from '../stack/packet.js';
+import type { PacketBuffer } from '../core/packet.js';
 import type { Stack } from '../stack/stack.js';
 import { runBpf, type BpfInstruction, type BpfPacketInfo } from './bpf.js';
 import { ARPHRD_ETHER, ARPHRD_NONE, TAP_MAX_MTU, TUN_DEFAULT_MTU, TUN_DEFAULT_SNDBUF, TUN_MAX_MTU, TUN_MIN_MTU, TUN_QUEUE_LENGTH } from './constants.js';

@@ -5,13 +5,13 @@
  * TCP connections and tun devices. Also importable in Node (it names no Node module).
  */
 import './wiring.js';
-export * from '../errors.js';
+export * from '../core/errors.js';
 export * from '../headers/index.js';
 export * from '../pcap/index.js';
-export { Random } from '../stack/random.js';
-export { ManualClock, RealClock } from '../stack/clock.js';
-export type { Clock, Timer } from '../stack/clock.js';
-export { PacketBuffer, PacketType, DEFAULT_HEADROOM } from '../stack/packet.js';
+export { Random } from '../core/random.js';
+export { ManualClock, RealClock } from '../core/clock.js';
+export type { Clock, Timer } from '../core/clock.js';
+export { PacketBuffer, PacketType, DEFAULT_HEADROOM } from '../core/packet.js';
 export { Stack, type StackOptions } from '../stack/stack.js';
 export { NIC, type NICOptions, type AddressInfo } from '../stack/nic.js';
 export { Route, RouteTable, type RouteEntry, type RouteSpec } from '../stack/route.js';

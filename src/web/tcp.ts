@@ -8,11 +8,11 @@
  * when its consumer asks (so a slow reader closes the advertised window), and a write resolves
  * once the send buffer has taken every byte of the chunk (so a fast writer waits for ACKs).
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import type { Stack } from '../stack/stack.js';
 import type { TcpEndpoint, TcpEndpointEvents } from '../transport/tcp/endpoint.js';
 import type { TcpEndpointOptions } from '../transport/tcp/types.js';
-import { expectInteger, optionalInteger, optionsObject } from '../validate.js';
+import { expectInteger, optionalInteger, optionsObject } from '../core/validate.js';
 
 /** Largest chunk the readable hands out (several received segments are joined up to this). */
 const READ_MAX = 256 * 1024;

@@ -13,6 +13,12 @@ import { TunDevice } from '../tundev/device.js';
 import { udpFactory } from '../transport/udp.js';
 import { tcpFactory } from '../transport/tcp/protocol.js';
 
-setDefaultProtocols([ipv4Factory(), arpFactory(), ipv6Factory()], [udpFactory(), tcpFactory(), pingFactory(4), pingFactory(6)]);
+setDefaultProtocols([ipv4Factory(), arpFactory(), ipv6Factory()], [udpFactory(), tcpFactory({ totalMemory: deviceMemory() }), pingFactory(4), pingFactory(6)]);
 setRawFactories(rawFactories);
 setTunFactory((stack, options) => new TunDevice(stack, options));
+
+/** What the browser tells of the machine's memory (Chromium: rounded GiB), else 4 GiB. */
+function deviceMemory(): number {
+  const gib = (globalThis as { navigator?: { deviceMemory?: number } }).navigator?.deviceMemory;
+  return (typeof gib === 'number' && gib > 0 ? gib : 4) * 1024 ** 3;
+}

@@ -26,8 +26,8 @@ import {
 import { buildIPv4, IPv4Header, IP_PROTO_ICMP, IP_PROTO_UDP } from '../../src/headers/ipv4.js';
 import { buildUdp } from '../../src/headers/udp.js';
 import { buildEthernet, ETHERTYPE_IPV4 } from '../../src/headers/ethernet.js';
-import { formatIPv4, parseIPv4, parseMAC } from '../../src/headers/address.js';
-import { Random } from '../../src/stack/random.js';
+import { formatIPv4, parseIPv4, parseMAC } from '../../src/core/address.js';
+import { Random } from '../../src/core/random.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
 
 const mac1 = parseMAC('02:00:00:00:00:01');

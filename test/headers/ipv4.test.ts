@@ -18,7 +18,7 @@ import {
   type IPv4Fields,
 } from '../../src/headers/ipv4.js';
 import { buildEthernet, ETHERTYPE_IPV4 } from '../../src/headers/ethernet.js';
-import { formatIPv4, parseIPv4, parseMAC } from '../../src/headers/address.js';
+import { formatIPv4, parseIPv4, parseMAC } from '../../src/core/address.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
 
 const mac1 = parseMAC('02:00:00:00:00:01');

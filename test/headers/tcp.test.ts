@@ -25,8 +25,8 @@ import {
 } from '../../src/headers/tcp.js';
 import { buildIPv4, IPv4Header, IP_PROTO_TCP } from '../../src/headers/ipv4.js';
 import { buildEthernet, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../../src/headers/ethernet.js';
-import { parseIPv4, parseIPv6, parseMAC } from '../../src/headers/address.js';
-import { Random } from '../../src/stack/random.js';
+import { parseIPv4, parseIPv6, parseMAC } from '../../src/core/address.js';
+import { Random } from '../../src/core/random.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
 
 const mac1 = parseMAC('02:00:00:00:00:01');

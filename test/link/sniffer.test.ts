@@ -3,12 +3,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseMAC } from '../../src/headers/address.js';
+import { parseMAC } from '../../src/core/address.js';
 import { buildEthernet, ETHERTYPE_IPV4 } from '../../src/headers/ethernet.js';
 import { ChannelEndpoint } from '../../src/link/channel.js';
 import { SnifferEndpoint } from '../../src/link/sniffer.js';
 import { LinkType, PcapWriter } from '../../src/pcap/writer.js';
-import { ManualClock } from '../../src/stack/clock.js';
+import { ManualClock } from '../../src/core/clock.js';
 import { haveTshark } from '../helpers/tshark.js';
 import { FakeDispatcher, ipv4Bytes, ipv4Packet, readPcap } from './helpers.js';
 

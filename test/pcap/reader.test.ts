@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ParseError } from '../../src/errors.js';
+import { ParseError } from '../../src/core/errors.js';
 import {
   PcapReader,
   readPcap,
@@ -13,7 +13,7 @@ import {
   type SyncByteSource,
 } from '../../src/pcap/reader.js';
 import { PcapWriter } from '../../src/pcap/writer.js';
-import { Random } from '../../src/stack/random.js';
+import { Random } from '../../src/core/random.js';
 import {
   concat,
   ngBlock,

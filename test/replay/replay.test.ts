@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseIPv4 } from '../../src/headers/address.js';
+import { parseIPv4 } from '../../src/core/address.js';
 import { decodeQuestion, encodeAnswer } from '../../src/headers/dns.js';
 import { PcapReader } from '../../src/pcap/reader.js';
 import { decodeFrame, replay, replayDevice, type ReplayProgress } from '../../src/replay/index.js';

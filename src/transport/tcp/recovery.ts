@@ -4,7 +4,7 @@
  * lost-retransmission detection, the retransmission and persist timers' expiry, ICMP errors and
  * path MTU reductions. Congestion window growth itself is congestion.ts's.
  */
-import { TunstackError } from '../../errors.js';
+import { TunstackError } from '../../core/errors.js';
 import { TCP_FIN, TCP_SYN } from '../../headers/tcp.js';
 import type { TransportError } from '../../stack/protocol.js';
 import { errorFor } from '../udp.js';
