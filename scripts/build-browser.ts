@@ -19,13 +19,9 @@ export const BROWSER_NODE_ALIASES: readonly string[] = [
   'node:fs', // pcap/reader.ts, pcap/writer.ts: PcapReader.open, PcapWriter.toFile (files)
 ];
 
-/** Modules that import src/defaults.ts for its side effects get the Node-free wiring instead. */
-const DEFAULTS = join(ROOT, 'src/defaults.ts');
-const WIRING = join(ROOT, 'src/web/wiring.ts');
-
 const nodeBuiltins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 
-/** Refuse Node modules (except the aliases) and redirect defaults.ts. */
+/** Refuse Node modules (except the aliases). */
 const browserOnly: Plugin = {
   name: 'tunstack-browser-only',
   setup(b) {
@@ -34,9 +30,6 @@ const browserOnly: Plugin = {
       if (BROWSER_NODE_ALIASES.includes(spec)) return { path: SHIMS };
       if (nodeBuiltins.has(spec) || spec.startsWith('node:')) {
         return { errors: [{ text: `"${spec}" is a Node module; the browser build takes none (imported by ${args.importer})` }] };
-      }
-      if (/(^|\/)defaults\.js$/.test(spec) && resolve(dirname(args.importer), spec.replace(/\.js$/, '.ts')) === DEFAULTS) {
-        return { path: WIRING };
       }
       return undefined;
     });

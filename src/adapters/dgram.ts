@@ -3,7 +3,7 @@ import { TunstackError } from '../core/errors.js';
 import { formatIP } from '../core/address.js';
 import { ClockHold } from '../core/clock.js';
 import { NodeError, codedError } from './node-errors.js';
-import type { Stack } from '../stack/stack.js';
+import type { Stack } from './stack.js';
 import { nodeArgType, nodeError, nodePort } from '../core/validate.js';
 import type { UdpEndpoint } from '../transport/udp.js';
 

@@ -15,7 +15,7 @@ import {
   decodeRecordData,
   encodeDnsQuery,
 } from '../headers/dns-message.js';
-import type { Stack } from '../stack/stack.js';
+import type { Stack } from './stack.js';
 
 /**
  * The stub resolver behind Node's `dns` faces (src/adapters/dns.ts): server list parsing, query

@@ -2,7 +2,7 @@ import { isIP, isIPv4 } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TunstackError } from '../core/errors.js';
 import { ClockHold, type Timer } from '../core/clock.js';
-import type { Stack } from '../stack/stack.js';
+import type { Stack } from './stack.js';
 import type { TcpEndpoint } from '../transport/tcp/index.js';
 import { codedError, errnoError, hostPortError } from './node-errors.js';
 import { nodeArgType, nodeError, nodePort } from '../core/validate.js';

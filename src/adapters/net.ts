@@ -3,7 +3,7 @@ import { Agent as HttpAgent, type AgentOptions } from 'node:http';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { TunstackError } from '../core/errors.js';
 import { ClockHold } from '../core/clock.js';
-import type { Stack } from '../stack/stack.js';
+import type { Stack } from './stack.js';
 import type { TcpEndpoint } from '../transport/tcp/index.js';
 import { codedError, notFoundError, uvHostPortError } from './node-errors.js';
 import { nodeArgType, nodeError, nodePort, nodeReceived } from '../core/validate.js';

@@ -31,7 +31,7 @@ import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { NetworkInfo, NetworkProtocol, NicEvent, WriteParams } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
 import { Route } from '../stack/route.js';
-import type { Stack } from '../stack/stack.js';
+import type { NetStack } from '../stack/stack.js';
 import { buildEchoRequest, checkPingArgs, type PingOptions, type PingResult } from './echo.js';
 import { Reassembler, type ReassemblyConfig } from './reassembly.js';
 import type { ArpProtocol } from './arp.js';
@@ -178,7 +178,7 @@ export class IPv4Protocol implements NetworkProtocol {
   private pingIdent: number;
 
   constructor(
-    readonly stack: Stack,
+    readonly stack: NetStack,
     options: IPv4Options = {},
   ) {
     this.info = new Ipv4NetworkInfo();
@@ -735,7 +735,7 @@ export class Ipv4NetworkInfo implements NetworkInfo {
   }
 }
 
-export function ipv4Factory(options: IPv4Options = {}): (stack: Stack) => IPv4Protocol {
+export function ipv4Factory(options: IPv4Options = {}): (stack: NetStack) => IPv4Protocol {
   return (stack) => new IPv4Protocol(stack, options);
 }
 

@@ -39,7 +39,7 @@ import type { LinkAddressResolver, NetworkInfo, NetworkProtocol, NicEvent, Write
 import { TransportResult } from '../stack/protocol.js';
 import type { NeighborCache } from '../stack/neighbor.js';
 import type { Route } from '../stack/route.js';
-import type { Stack } from '../stack/stack.js';
+import type { NetStack } from '../stack/stack.js';
 import { Icmpv6, type Icmpv6Options, type Icmpv6Stats } from './icmpv6.js';
 import { Mld, type MldOptions, type MldStats } from './mld.js';
 import { Ndp, type NdpOptions, type NdpStats } from './ndp.js';
@@ -175,7 +175,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
   private readonly fragments = new Ipv6Fragments(this);
 
   constructor(
-    readonly stack: Stack,
+    readonly stack: NetStack,
     options: IPv6Options = {},
   ) {
     super();
@@ -782,6 +782,6 @@ function groupIndex(s: Ipv6Interface, buf: Uint8Array, off: number): number {
   return -1;
 }
 
-export function ipv6Factory(options: IPv6Options = {}): (stack: Stack) => IPv6Protocol {
+export function ipv6Factory(options: IPv6Options = {}): (stack: NetStack) => IPv6Protocol {
   return (stack) => new IPv6Protocol(stack, options);
 }

@@ -12,7 +12,7 @@ import {
   u32Option,
   type DhcpMessage,
 } from '../headers/dhcp.js';
-import type { Stack } from '../stack/stack.js';
+import type { Stack } from '../adapters/stack.js';
 import type { UdpEndpoint } from '../transport/udp.js';
 
 export interface DhcpServerOptions {

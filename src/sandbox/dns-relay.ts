@@ -7,7 +7,7 @@ import { addrEqual, parseIP } from '../core/address.js';
 import { DNS_RCODE_NOERROR, DNS_RCODE_SERVFAIL, DNS_TYPE_A, DNS_TYPE_AAAA, decodeQuestion, encodeAnswer, sameQuestion } from '../headers/dns.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { upstreamIdSource } from '../core/random.js';
-import type { Stack } from '../stack/stack.js';
+import type { Stack } from '../adapters/stack.js';
 import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
 import type { UdpEndpoint } from '../transport/udp.js';
 

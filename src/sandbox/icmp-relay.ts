@@ -21,7 +21,7 @@ import { setIcmpV6Checksum } from '../headers/icmpv6.js';
 import { WrappingEndpoint, type LinkEndpoint } from '../link/endpoint.js';
 import type { NIC } from '../stack/nic.js';
 import type { PacketBuffer } from '../core/packet.js';
-import type { Stack } from '../stack/stack.js';
+import type { Stack } from '../adapters/stack.js';
 import type { RawSocket } from '../transport/raw.js';
 import { isLocalHostAddress } from './host-policy.js';
 

@@ -17,7 +17,6 @@
  *   only the gateway and DNS addresses answer.
  * - Published ports (`publish`) carry host connections and datagrams into the guest.
  */
-import '../defaults.js';
 import { createServer, isIP, type Server } from 'node:net';
 import { totalmem } from 'node:os';
 import { TunstackError } from '../core/errors.js';
@@ -28,7 +27,7 @@ import { SnifferEndpoint } from '../link/sniffer.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
 import type { Clock } from '../core/clock.js';
 import type { NIC } from '../stack/nic.js';
-import { Stack } from '../stack/stack.js';
+import { Stack } from '../adapters/stack.js';
 import { tcpMemoryFromHigh } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import type { TcpStats } from '../transport/tcp/types.js';

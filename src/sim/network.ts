@@ -1,4 +1,3 @@
-import '../defaults.js';
 import { TunstackError } from '../core/errors.js';
 import { formatIP, formatMAC, maskAddress, parseCIDR, prefixMatch } from '../core/address.js';
 import type { LinkEndpoint } from '../link/endpoint.js';
@@ -7,12 +6,13 @@ import { FaultEndpoint, type FaultConfig, type FaultStats, type GilbertElliottCo
 import { Trampoline } from '../core/queue.js';
 import { Wire } from '../link/wire.js';
 import { arpFactory } from '../network/arp.js';
-import { ipv4Factory, type PingOptions, type PingResult } from '../network/ipv4.js';
+import { ipv4Factory } from '../network/ipv4.js';
+import type { PingOptions, PingResult } from '../network/echo.js';
 import { LinkType, PcapWriter } from '../pcap/writer.js';
 import { ManualClock } from '../core/clock.js';
 import type { NIC } from '../stack/nic.js';
 import { Random } from '../core/random.js';
-import { Stack, type StackOptions } from '../stack/stack.js';
+import { PortableStack, type StackOptions } from '../portable/stack.js';
 import { TapPoint } from './capture.js';
 import { VirtualPump } from './pump.js';
 import { expectNumber, expectObject, expectString, optionalBoolean, optionalInteger, optionalString, optionsObject } from '../core/validate.js';
@@ -148,15 +148,22 @@ export class SimInterface {
   }
 }
 
-/** A host (or router) of the network: a Stack and its interfaces. */
-export class SimHost {
+/** What a member of the host's stack is, when its stack has it (Node's `Stack`: net, dgram). */
+export type StackMember<S, K extends string> = S extends { readonly [P in K]: infer M } ? M : unknown;
+
+/**
+ * A host (or router) of the network: a stack and its interfaces. `S` is the kind of stack the
+ * network makes: the package's `Stack` (with Node's net and dgram) from `tunstack/sim`, a
+ * PortableStack in the browser build.
+ */
+export class SimHost<S extends PortableStack = PortableStack> {
   readonly interfaces: SimInterface[] = [];
 
   constructor(
     readonly network: Network,
     readonly name: string,
     readonly index: number,
-    readonly stack: Stack,
+    readonly stack: S,
   ) {}
 
   get isRouter(): boolean {
@@ -173,12 +180,18 @@ export class SimHost {
     return this.interfaces.find((i) => i.address6 !== '')?.address6 ?? '';
   }
 
-  /** Node's `net` and `dgram` bound to this host's stack. */
-  get net(): Stack['net'] {
-    return this.stack.net;
+  /** Node's `net` and `dgram` bound to this host's stack (ENOSYS on a stack without them, as in a browser). */
+  get net(): StackMember<S, 'net'> {
+    return this.member('net');
   }
-  get dgram(): Stack['dgram'] {
-    return this.stack.dgram;
+  get dgram(): StackMember<S, 'dgram'> {
+    return this.member('dgram');
+  }
+
+  private member<K extends 'net' | 'dgram'>(key: K): StackMember<S, K> {
+    const m = (this.stack as unknown as Partial<Record<K, unknown>>)[key];
+    if (m === undefined) throw new TunstackError('ENOSYS', `${this.name}: this stack has no ${key} (Node's surfaces come with tunstack's Stack)`);
+    return m as StackMember<S, K>;
   }
 
   /** The interface on a link, or towards a neighbour host. */
@@ -297,10 +310,10 @@ export interface HostCounters {
   txBytes: number;
 }
 
-export class Network {
+export class Network<S extends PortableStack = PortableStack> {
   readonly clock: ManualClock;
   readonly seed: number;
-  readonly hosts: SimHost[] = [];
+  readonly hosts: SimHost<S>[] = [];
   readonly links: SimLink[] = [];
   private readonly random: Random;
   private readonly trampoline = new Trampoline(65536);
@@ -314,8 +327,13 @@ export class Network {
   private activity = 0;
   private closed = false;
   private readonly pumper: VirtualPump;
+  private readonly createStack: (options: StackOptions) => S;
 
-  constructor(options: NetworkOptions = {}) {
+  /**
+   * `createStack` makes each host's stack (default a PortableStack: the usual protocols, no Node
+   * surfaces; `tunstack/sim`'s Network passes the package's Stack).
+   */
+  constructor(options: NetworkOptions = {}, createStack?: (options: StackOptions) => S) {
     const where = 'new Network';
     options = optionsObject<NetworkOptions>(options, where);
     optionalInteger(options.seed, where, 'options.seed', -0x80000000, 0xffffffff);
@@ -325,6 +343,7 @@ export class Network {
     optionalString(options.subnetBase, where, 'options.subnetBase');
     optionalBoolean(options.autoRoutes, where, 'options.autoRoutes');
     optionalBoolean(options.ipv6, where, 'options.ipv6');
+    this.createStack = createStack ?? ((o) => new PortableStack(o) as S);
     this.seed = options.seed ?? 1;
     this.random = new Random(this.seed);
     this.clock = options.clock ?? new ManualClock();
@@ -344,7 +363,7 @@ export class Network {
   }
 
   /** Add a host (no forwarding). */
-  host(name: string, options: HostOptions = {}): SimHost {
+  host(name: string, options: HostOptions = {}): SimHost<S> {
     if (expectString(name, 'host', 'name') === '') throw new TunstackError('EINVAL', 'host: "name" must not be empty');
     options = optionsObject<HostOptions>(options, 'host');
     optionalBoolean(options.forwarding, 'host', 'options.forwarding');
@@ -354,19 +373,19 @@ export class Network {
     const seed = options.seed ?? this.random.u32();
     const stackOptions: StackOptions = { ...(options.stack ?? {}), clock: this.clock, seed, forwarding: options.forwarding ?? false };
     if (!this.ipv6 && stackOptions.networkProtocols === undefined) stackOptions.networkProtocols = [ipv4Factory(), arpFactory()];
-    const stack = new Stack(stackOptions);
-    const h = new SimHost(this, name, this.hosts.length + 1, stack);
+    const stack = this.createStack(stackOptions);
+    const h = new SimHost<S>(this, name, this.hosts.length + 1, stack);
     this.hosts.push(h);
     return h;
   }
 
   /** Add a router: a host that forwards between its interfaces. */
-  router(name: string, options: Omit<HostOptions, 'forwarding'> = {}): SimHost {
+  router(name: string, options: Omit<HostOptions, 'forwarding'> = {}): SimHost<S> {
     return this.host(name, { ...options, forwarding: true });
   }
 
   /** Look a host up by name. */
-  get(name: string): SimHost {
+  get(name: string): SimHost<S> {
     expectString(name, 'get', 'name');
     const h = this.hosts.find((x) => x.name === name);
     if (h === undefined) throw new TunstackError('ENOENT', `no host ${name}`);

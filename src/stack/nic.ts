@@ -6,7 +6,7 @@ import { NeighborCache, type NeighborConfig, type NeighborProber, type NeighborS
 import { PacketType, type PacketBuffer } from '../core/packet.js';
 import type { NicEvent } from './protocol.js';
 import { newNicStats, type NicStats } from './stats.js';
-import type { Stack } from './stack.js';
+import type { NetStack } from './stack.js';
 import { expectAddress, expectCidr, expectInteger, expectObject, optionalBoolean, optionsObject } from '../core/validate.js';
 
 export interface NICOptions {
@@ -67,7 +67,7 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
   readonly id: number;
   readonly name: string;
   readonly endpoint: LinkEndpoint;
-  readonly stack: Stack;
+  readonly stack: NetStack;
   readonly kind: string;
   readonly stats: NicStats = newNicStats();
   promiscuous: boolean;
@@ -81,7 +81,7 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
   private readonly one: PacketBuffer[] = [];
   private observers: NicPacketObserver[] = [];
 
-  constructor(stack: Stack, id: number, options: NICOptions) {
+  constructor(stack: NetStack, id: number, options: NICOptions) {
     super();
     this.stack = stack;
     this.id = id;

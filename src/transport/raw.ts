@@ -12,7 +12,7 @@ import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { NetworkInfo, TransportError, TransportProtocol } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
 import type { Route } from '../stack/route.js';
-import type { RawFactories, Stack } from '../stack/stack.js';
+import type { NetStack } from '../stack/stack.js';
 
 /**
  * Raw access below the transports, each bounded (a queue of `queueLength` packets; overflow
@@ -367,7 +367,7 @@ export class PingProtocol implements TransportProtocol {
   private readonly byId = new Map<number, PingSocket[]>();
 
   constructor(
-    readonly stack: Stack,
+    readonly stack: NetStack,
     readonly family: 4 | 6,
   ) {
     this.number = family === 4 ? 1 : 58;
@@ -448,7 +448,7 @@ function pingErrno(e: TransportError): TunstackError {
   }
 }
 
-export function pingFactory(family: 4 | 6): (stack: Stack) => PingProtocol {
+export function pingFactory(family: 4 | 6): (stack: NetStack) => PingProtocol {
   return (stack) => new PingProtocol(stack, family);
 }
 
@@ -487,7 +487,7 @@ export class PacketTap extends EventEmitter<RawEvents> implements NicPacketObser
   private readonly onNicAdded: ((nic: NIC) => void) | null;
 
   constructor(
-    private readonly stack: Stack,
+    private readonly stack: NetStack,
     options: PacketTapOptions,
   ) {
     super();
@@ -575,16 +575,16 @@ export class PacketTap extends EventEmitter<RawEvents> implements NicPacketObser
 /** Raw sockets of one stack and the input hook the IP layers call. */
 class RawManager {
   private sockets: RawSocket[] = [];
-  constructor(readonly stack: Stack) {}
+  constructor(readonly stack: NetStack) {}
 
   add(s: RawSocket): void {
     this.sockets = [...this.sockets, s];
-    this.stack.rawInput = this.input;
+    this.stack.attachRawInput(this.input);
   }
 
   removeRaw(s: RawSocket): void {
     this.sockets = this.sockets.filter((x) => x !== s);
-    if (this.sockets.length === 0) this.stack.rawInput = null;
+    if (this.sockets.length === 0) this.stack.detachRawInput(this.input);
   }
 
   private readonly input = (family: 4 | 6, protocol: number, nic: NIC, data: Uint8Array, ip: number, end: number): boolean => {
@@ -596,9 +596,9 @@ class RawManager {
   };
 }
 
-const managers = new WeakMap<Stack, RawManager>();
+const managers = new WeakMap<NetStack, RawManager>();
 
-function manager(stack: Stack): RawManager {
+function manager(stack: NetStack): RawManager {
   let m = managers.get(stack);
   if (m === undefined) {
     m = new RawManager(stack);
@@ -607,22 +607,19 @@ function manager(stack: Stack): RawManager {
   return m;
 }
 
-/** @internal Registered by src/defaults.ts with setRawFactories. */
-export const rawFactories: RawFactories = {
-  raw(stack, options) {
-    const m = manager(stack);
-    const s = new RawSocket(m, options);
-    m.add(s);
-    return s;
-  },
-  ping(stack, options) {
-    const family = options.family ?? 4;
-    return stack.requireTransport<PingProtocol>(family === 4 ? 1 : 58).createSocket(options);
-  },
-  tap(stack, options) {
-    return new PacketTap(stack, options);
-  },
-};
+/** A raw IP socket on `stack` (what `stack.raw()` returns). */
+export function openRawSocket(stack: NetStack, options: RawSocketOptions): RawSocket {
+  const m = manager(stack);
+  const s = new RawSocket(m, options);
+  m.add(s);
+  return s;
+}
+
+/** An unprivileged ICMP echo socket (what `stack.pingSocket()` returns): the ping protocol's. */
+export function openPingSocket(stack: NetStack, options: PingSocketOptions): PingSocket {
+  const family = options.family ?? 4;
+  return stack.requireTransport<PingProtocol>(family === 4 ? 1 : 58).createSocket(options);
+}
 
 function isZero(a: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== 0) return false;

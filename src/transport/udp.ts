@@ -9,7 +9,7 @@ import { PacketBuffer } from '../core/packet.js';
 import type { NetworkInfo, TransportError, TransportProtocol } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
 import type { Route } from '../stack/route.js';
-import type { Stack } from '../stack/stack.js';
+import type { NetStack } from '../stack/stack.js';
 import { UdpMulticast } from './udp-multicast.js';
 
 export interface UdpStats {
@@ -344,7 +344,7 @@ export class UdpProtocol implements TransportProtocol {
   readonly stats: UdpStats = { inDatagrams: 0, noPorts: 0, inErrors: 0, inCsumErrors: 0, rcvbufErrors: 0, outDatagrams: 0 };
   private readonly byPort = new Map<number, UdpEndpoint[]>();
 
-  constructor(readonly stack: Stack) {}
+  constructor(readonly stack: NetStack) {}
 
   /** A new unbound endpoint. */
   createEndpoint(options: UdpEndpointOptions = {}): UdpEndpoint {
@@ -576,6 +576,6 @@ function isBroadcastOrMulticast(a: Uint8Array): boolean {
   return a[0] === 0xff;
 }
 
-export function udpFactory(): (stack: Stack) => UdpProtocol {
+export function udpFactory(): (stack: NetStack) => UdpProtocol {
   return (stack) => new UdpProtocol(stack);
 }

@@ -6,7 +6,7 @@ import { parseIPv4 } from '../../src/core/address.js';
 import { decodeQuestion, encodeAnswer } from '../../src/headers/dns.js';
 import { PcapReader } from '../../src/pcap/reader.js';
 import { decodeFrame, replay, replayDevice, type ReplayProgress } from '../../src/replay/index.js';
-import type { Stack } from '../../src/stack/stack.js';
+import type { Stack } from '../../src/adapters/stack.js';
 import type { TcpEndpoint } from '../../src/transport/tcp/endpoint.js';
 import { capture, haveCaptures } from '../helpers/captures.js';
 import { haveTshark } from '../helpers/tshark.js';

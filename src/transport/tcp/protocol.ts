@@ -16,7 +16,7 @@ import { PacketBuffer } from '../../core/packet.js';
 import { type NetworkInfo, type TransportError, type TransportProtocol, TransportResult, type WriteParams } from '../../stack/protocol.js';
 import { TokenBucket } from '../../core/ratelimit.js';
 import type { Route } from '../../stack/route.js';
-import type { Stack } from '../../stack/stack.js';
+import type { NetStack } from '../../stack/stack.js';
 import { optionalBoolean, optionalInteger, optionalOneOf, optionsObject } from '../../core/validate.js';
 import type { Scoreboard } from './buffers.js';
 import type { CongestionControlName } from './congestion.js';
@@ -102,7 +102,7 @@ export class TcpProtocol implements TransportProtocol {
    */
   forwarder: { offer(seg: Segment): boolean } | null = null;
 
-  readonly stack: Stack;
+  readonly stack: NetStack;
   private readonly table = new Map<number, TableEntry>();
   private entries = 0;
   private readonly listeners = new Map<number, TcpEndpoint[]>();
@@ -125,7 +125,7 @@ export class TcpProtocol implements TransportProtocol {
   private challengeLimit = 1000;
   private readonly writeParams: WriteParams;
 
-  constructor(stack: Stack, options: TcpProtocolOptions = {}) {
+  constructor(stack: NetStack, options: TcpProtocolOptions = {}) {
     this.stack = stack;
     const r = stack.random.fork();
     this.hashSeed = r.u32();
@@ -555,7 +555,7 @@ export interface TcpProtocolOptions {
 /** The machine size assumed where the platform does not say (4 GiB). */
 const DEFAULT_TOTAL_MEMORY = 4 * 1024 ** 3;
 
-export function tcpFactory(options: TcpProtocolOptions = {}): (stack: Stack) => TcpProtocol {
+export function tcpFactory(options: TcpProtocolOptions = {}): (stack: NetStack) => TcpProtocol {
   return (stack) => new TcpProtocol(stack, options);
 }
 
