@@ -1,3 +1,5 @@
+import type { Clock, Timer } from '../core/clock.js';
+import { TunstackError } from '../core/errors.js';
 import { PacketBuffer } from '../core/packet.js';
 import { expectAddress, optionalBoolean, optionalInteger, optionalNicRef, optionalNumber, optionsObject } from '../core/validate.js';
 
@@ -55,4 +57,98 @@ export function checkPingArgs(host: unknown, options: unknown, family: 4 | 6): {
   optionalBoolean(o.dontFragment, where, 'options.dontFragment');
   optionalNicRef(o.nic, where, 'options.nic');
   return { dst, options: o };
+}
+
+interface PendingPing {
+  resolve: (r: PingResult) => void;
+  reject: (e: Error) => void;
+  sentAt: number;
+  timer: Timer;
+  seq: number;
+}
+
+/**
+ * The echo requests in flight of one IP protocol (IPv4's ICMP or IPv6's ICMPv6), keyed by
+ * identifier and sequence number: one implementation of `ping` for both families.
+ */
+export class Pinger {
+  private readonly pending = new Map<number, PendingPing>();
+  private seq = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    /** The identifier used when a ping names none (drawn once per stack, as ping(8)'s pid). */
+    private readonly ident: number,
+    /** How a destination is written in messages. */
+    private readonly format: (dst: Uint8Array) => string,
+  ) {}
+
+  /**
+   * Start a ping to `dst` with checked options. `prepare(id, seq, size)` routes and builds the
+   * request (throwing rejects the ping before anything is sent) and returns the function that
+   * sends it (throwing rejects it after).
+   */
+  ping(dst: Uint8Array, options: PingOptions, prepare: (id: number, seq: number, size: number) => () => void): Promise<PingResult> {
+    const size = options.size ?? 56;
+    const id = (options.id ?? this.ident) & 0xffff;
+    const seq = options.seq ?? (this.seq = (this.seq + 1) & 0xffff);
+    const key = ((id << 16) | seq) >>> 0;
+    if (this.pending.has(key)) return Promise.reject(new TunstackError('EBUSY', `ping ${id}/${seq} in flight`));
+    let send: () => void;
+    try {
+      send = prepare(id, seq, size);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    return new Promise<PingResult>((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => {
+        this.pending.delete(key);
+        reject(new TunstackError('ETIMEDOUT', `no echo reply from ${this.format(dst)}`, 'ping'));
+      }, options.timeoutMs ?? 1000);
+      this.pending.set(key, { resolve, reject, sentAt: this.clock.now(), timer, seq });
+      try {
+        send();
+      } catch (e) {
+        timer.cancel();
+        this.pending.delete(key);
+        reject(e as Error);
+      }
+    });
+  }
+
+  /** Whether a ping with this identifier and sequence number is in flight. */
+  has(id: number, seq: number): boolean {
+    return this.pending.has(((id << 16) | seq) >>> 0);
+  }
+
+  /** An echo reply arrived: settle the matching ping. True if one matched. */
+  replied(id: number, seq: number, from: string, ttl: number, bytes: number): boolean {
+    const key = ((id << 16) | seq) >>> 0;
+    const p = this.pending.get(key);
+    if (p === undefined) return false;
+    this.pending.delete(key);
+    p.timer.cancel();
+    p.resolve({ from, rttMs: this.clock.now() - p.sentAt, ttl, bytes, seq });
+    return true;
+  }
+
+  /** An error quoted one of our echo requests: fail the matching ping. True if one matched. */
+  failed(id: number, seq: number, err: Error): boolean {
+    const key = ((id << 16) | seq) >>> 0;
+    const p = this.pending.get(key);
+    if (p === undefined) return false;
+    this.pending.delete(key);
+    p.timer.cancel();
+    p.reject(err);
+    return true;
+  }
+
+  /** The stack closed: every ping in flight fails with ECONNABORTED. */
+  close(): void {
+    for (const p of this.pending.values()) {
+      p.timer.cancel();
+      p.reject(new TunstackError('ECONNABORTED', 'stack closed'));
+    }
+    this.pending.clear();
+  }
 }

@@ -32,6 +32,7 @@ import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, IPV6_NEXT_HEADER_ICMPV6 } from '../he
 import { IPV6_WALK_OK, IPv6Walk, walkIPv6Extensions } from '../headers/ipv6-walk.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer, PacketType } from '../core/packet.js';
+import { icmpErrno } from '../stack/errno.js';
 import type { TransportError } from '../stack/protocol.js';
 import { TokenBucket } from '../core/ratelimit.js';
 import type { Route } from '../stack/route.js';
@@ -365,24 +366,6 @@ function quotesErrorOrRedirect(b: Uint8Array, ip: number, end: number): boolean 
 
 /** The errno for an ICMPv6 error (Linux icmpv6_err_convert). */
 export function icmpv6Errno(e: TransportError): TunstackError {
-  const from = e.from.length === 16 && !isUnspecifiedAt(e.from) ? ` from ${formatIPv6(e.from)}` : '';
-  switch (e.kind) {
-    case 'port-unreachable':
-      return new TunstackError('ECONNREFUSED', `port unreachable${from}`);
-    case 'net-unreachable':
-      return new TunstackError('ENETUNREACH', `no route to destination${from}`);
-    case 'admin-prohibited':
-      return new TunstackError('EACCES', `administratively prohibited${from}`);
-    case 'packet-too-big':
-      return new TunstackError('EMSGSIZE', `packet too big (MTU ${e.mtu})${from}`);
-    case 'param-problem':
-      return new TunstackError('EPROTO', `parameter problem${from}`);
-    case 'ttl-exceeded':
-      return new TunstackError('EHOSTUNREACH', `time exceeded: hop limit${from}`);
-    case 'reassembly-timeout':
-      return new TunstackError('EHOSTUNREACH', `time exceeded: reassembly${from}`);
-    default:
-      return new TunstackError('EHOSTUNREACH', `address unreachable${from}`);
-  }
+  return icmpErrno(e, { from: true });
 }
 

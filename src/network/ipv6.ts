@@ -1,5 +1,5 @@
 import { EventEmitter } from 'eventemitter3';
-import { buildEchoRequest, checkPingArgs, type PingOptions, type PingResult } from './echo.js';
+import { buildEchoRequest, checkPingArgs, Pinger, type PingOptions, type PingResult } from './echo.js';
 import { TunstackError } from '../core/errors.js';
 import { formatIPv6 } from '../core/address.js';
 import { pseudoHeaderSumV6 } from '../headers/checksum.js';
@@ -131,15 +131,6 @@ interface IPv6Events {
   'dns-servers': [NIC, string[]];
 }
 
-interface PendingPing {
-  resolve: (r: PingResult) => void;
-  reject: (e: Error) => void;
-  sentAt: number;
-  timer: { cancel(): void };
-  seq: number;
-  dst: Uint8Array;
-}
-
 /** @internal Per-NIC IPv6 state kept by the protocol. */
 export class Ipv6Interface {
   /** Joined multicast groups and their reference counts. */
@@ -168,9 +159,8 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
   private readonly pmtu = new Map<string, { mtu: number; expires: number }>();
   private readonly pmtuExpiresMs: number;
   private readonly flowKey: number;
-  private readonly pings = new Map<number, PendingPing>();
-  private pingIdent: number;
-  private pingSeq = 0;
+  /** @internal Echo requests in flight (`ping`). */
+  readonly pinger: Pinger;
   private readonly forwarder = new Ipv6Forwarder(this);
   private readonly fragments = new Ipv6Fragments(this);
 
@@ -182,7 +172,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     this.autoFlowLabels = options.autoFlowLabels ?? true;
     this.pmtuExpiresMs = options.pmtuExpiresMs ?? 600_000;
     this.flowKey = stack.random.u32();
-    this.pingIdent = stack.random.below(0x10000);
+    this.pinger = new Pinger(stack.clock, stack.random.below(0x10000), (d) => formatIPv6(d));
     this.reassembler = new Reassembler(
       stack.clock,
       { maxBytes: 4 << 20, maxDatagrams: 1024, maxFragments: 128, timeoutMs: 60_000, ...options.reassembly },
@@ -219,11 +209,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     this.reassembler.clear();
     this.ndp.close();
     this.mld.close();
-    for (const p of this.pings.values()) {
-      p.timer.cancel();
-      p.reject(new TunstackError('ECONNABORTED', 'stack closed'));
-    }
-    this.pings.clear();
+    this.pinger.close();
   }
 
   /** @internal The per-NIC state (created on first use). */
@@ -680,62 +666,27 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     } catch (e) {
       return Promise.reject(e as Error);
     }
-    const size = options.size ?? 56;
-    const id = (options.id ?? this.pingIdent) & 0xffff;
-    const seq = options.seq ?? (this.pingSeq = (this.pingSeq + 1) & 0xffff);
-    const key = ((id << 16) | seq) >>> 0;
-    if (this.pings.has(key)) return Promise.reject(new TunstackError('EBUSY', `ping ${id}/${seq} in flight`));
-    let route: Route;
-    try {
-      route = this.stack.findRoute(dst, options.nic !== undefined ? { nic: options.nic } : {});
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
-    const pkt = buildEchoRequest(ICMPV6_ECHO_REQUEST, id, seq, size);
-    setIcmpV6Checksum(pkt.data, pkt.start, ICMPV6_HEADER_LENGTH + size, route.localAddress, route.remoteAddress);
-    return new Promise<PingResult>((resolve, reject) => {
-      const timer = this.stack.clock.setTimeout(() => {
-        this.pings.delete(key);
-        reject(new TunstackError('ETIMEDOUT', `no echo reply from ${formatIPv6(dst)}`, 'ping'));
-      }, options.timeoutMs ?? 1000);
-      this.pings.set(key, { resolve, reject, sentAt: this.stack.clock.now(), timer, seq, dst: dst.slice() });
-      try {
+    const o = options;
+    return this.pinger.ping(dst, o, (id, seq, size) => {
+      const route = this.stack.findRoute(dst, o.nic !== undefined ? { nic: o.nic } : {});
+      const pkt = buildEchoRequest(ICMPV6_ECHO_REQUEST, id, seq, size);
+      setIcmpV6Checksum(pkt.data, pkt.start, ICMPV6_HEADER_LENGTH + size, route.localAddress, route.remoteAddress);
+      return () => {
         this.icmp.stats.sent++;
         this.icmp.stats.echoRequestsSent++;
-        this.writePacket(route, pkt, {
-          protocol: IPV6_NEXT_HEADER_ICMPV6,
-          ttl: options.ttl ?? this.stack.defaultTtl,
-          tos: 0,
-          dontFragment: options.dontFragment ?? false,
-        });
-      } catch (e) {
-        timer.cancel();
-        this.pings.delete(key);
-        reject(e as Error);
-      }
+        this.writePacket(route, pkt, { protocol: IPV6_NEXT_HEADER_ICMPV6, ttl: o.ttl ?? this.stack.defaultTtl, tos: 0, dontFragment: o.dontFragment ?? false });
+      };
     });
   }
 
   /** @internal An echo reply arrived: settle the matching `ping`. True if one matched. */
   pingReplied(id: number, seq: number, from: string, hopLimit: number, bytes: number): boolean {
-    const key = ((id << 16) | seq) >>> 0;
-    const p = this.pings.get(key);
-    if (p === undefined) return false;
-    this.pings.delete(key);
-    p.timer.cancel();
-    p.resolve({ from, rttMs: this.stack.clock.now() - p.sentAt, ttl: hopLimit, bytes, seq });
-    return true;
+    return this.pinger.replied(id, seq, from, hopLimit, bytes);
   }
 
   /** @internal An ICMPv6 error quoted one of our echo requests: fail the matching `ping`. */
   pingFailed(id: number, seq: number, err: Error): boolean {
-    const key = ((id << 16) | seq) >>> 0;
-    const p = this.pings.get(key);
-    if (p === undefined) return false;
-    this.pings.delete(key);
-    p.timer.cancel();
-    p.reject(err);
-    return true;
+    return this.pinger.failed(id, seq, err);
   }
 }
 

@@ -116,3 +116,4 @@ export interface TransportProtocol {
 
 export type NetworkProtocolFactory = (stack: NetStack) => NetworkProtocol;
 export type TransportProtocolFactory = (stack: NetStack) => TransportProtocol;
+

@@ -11,6 +11,7 @@ import type { NIC, NicPacketObserver } from '../stack/nic.js';
 import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { NetworkInfo, TransportError, TransportProtocol } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
+import { icmpErrno } from '../stack/errno.js';
 import type { Route } from '../stack/route.js';
 import type { NetStack } from '../stack/stack.js';
 
@@ -419,32 +420,12 @@ export class PingProtocol implements TransportProtocol {
     for (const sock of list) {
       // As Linux without IP_RECVERR: hard errors go to connected sockets.
       if (sock.remoteAddress === null || !sameAt(sock.remoteAddress, net.data, net.dstOffset)) continue;
-      sock.fail(pingErrno(error));
+      sock.fail(icmpErrno(error, { syscall: 'recv' }));
     }
   }
 
   close(): void {
     for (const l of [...this.byId.values()]) for (const s of [...l]) s.close();
-  }
-}
-
-function pingErrno(e: TransportError): TunstackError {
-  switch (e.kind) {
-    case 'port-unreachable':
-      return new TunstackError('ECONNREFUSED', 'port unreachable', 'recv');
-    case 'net-unreachable':
-      return new TunstackError('ENETUNREACH', 'network unreachable', 'recv');
-    case 'frag-needed':
-    case 'packet-too-big':
-      return new TunstackError('EMSGSIZE', `message too long (path MTU ${e.mtu})`, 'recv');
-    case 'admin-prohibited':
-      return new TunstackError('EACCES', 'administratively prohibited', 'recv');
-    case 'param-problem':
-      return new TunstackError('EPROTO', 'parameter problem', 'recv');
-    case 'proto-unreachable':
-      return new TunstackError('ENOPROTOOPT', 'protocol unreachable', 'recv');
-    default:
-      return new TunstackError('EHOSTUNREACH', e.kind === 'ttl-exceeded' ? 'time exceeded' : 'host unreachable', 'recv');
   }
 }
 

@@ -8,6 +8,7 @@ import { UDP_HEADER_LENGTH } from '../headers/udp.js';
 import { PacketBuffer } from '../core/packet.js';
 import type { NetworkInfo, TransportError, TransportProtocol } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
+import { icmpErrno } from '../stack/errno.js';
 import type { Route } from '../stack/route.js';
 import type { NetStack } from '../stack/stack.js';
 import { UdpMulticast } from './udp-multicast.js';
@@ -478,7 +479,7 @@ export class UdpProtocol implements TransportProtocol {
       // Linux reports ICMP errors only to connected sockets (without IP_RECVERR).
       if (!ep.remoteAddress || ep.remotePort !== remotePort) continue;
       if (!sameAddr(ep.remoteAddress, net.data, net.dstOffset, alen)) continue;
-      ep.fail(errorFor(error));
+      ep.fail(icmpErrno(error, { syscall: 'recv' }));
     }
   }
 
@@ -535,27 +536,6 @@ function isV4MappedAddr(a: Uint8Array): boolean {
 
 function score(ep: UdpEndpoint): number {
   return (ep.remoteAddress ? 2 : 0) + (ep.localAddress ? 1 : 0);
-}
-
-/** The errno a socket sees for an ICMP error (Linux icmp_err_convert). */
-export function errorFor(e: TransportError): TunstackError {
-  switch (e.kind) {
-    case 'port-unreachable':
-      return new TunstackError('ECONNREFUSED', 'port unreachable', 'recv');
-    case 'net-unreachable':
-      return new TunstackError('ENETUNREACH', 'network unreachable', 'recv');
-    case 'proto-unreachable':
-      return new TunstackError('ENOPROTOOPT', 'protocol unreachable', 'recv');
-    case 'frag-needed':
-    case 'packet-too-big':
-      return new TunstackError('EMSGSIZE', `message too long (path MTU ${e.mtu})`, 'recv');
-    case 'admin-prohibited':
-      return new TunstackError('EACCES', 'communication administratively prohibited', 'recv');
-    case 'param-problem':
-      return new TunstackError('EPROTO', 'parameter problem', 'recv');
-    default:
-      return new TunstackError('EHOSTUNREACH', 'host unreachable', 'recv');
-  }
 }
 
 function checkPort(port: number, syscall: string): void {
