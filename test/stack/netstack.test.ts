@@ -3,6 +3,7 @@
  * usual ones and the typed conveniences; the package's Stack adds Node's surfaces as members. The
  * raw sockets' hook is attached and detached, never assigned.
  */
+import { totalmem } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import {
   ChannelEndpoint,
@@ -11,10 +12,12 @@ import {
   PortableStack,
   Stack,
   arpFactory,
+  defaultTcpMemory,
   ipv4Factory,
   udpFactory,
   usualNetworkProtocols,
   usualTransportProtocols,
+  type TcpProtocol,
 } from '../../src/index.js';
 import { buildIPv4, buildUdp } from '../../src/headers/index.js';
 import { parseIPv4 } from '../../src/core/address.js';
@@ -62,6 +65,27 @@ describe('NetStack: only the protocols it is given', () => {
     expect(st.dns).toBe(st.dns);
     expect(new Stack({ clock: new ManualClock() }).net).not.toBe(st.net);
     for (const s of [p, st, n]) s.close();
+  });
+});
+
+describe('TCP options', () => {
+  it('tcp.totalMemory sizes the default budget (Linux tcp_mem proportions); a bad value is EINVAL', () => {
+    const s = new Stack({ clock: new ManualClock(), tcp: { totalMemory: 64 * 1024 ** 2 } });
+    const tcp = s.requireTransport<TcpProtocol>(6);
+    // 64 MiB / 16 = 4 MiB pressure, low 3/4 of it, high twice low.
+    expect([tcp.memory.low, tcp.memory.pressure, tcp.memory.high]).toEqual([3 * 1024 ** 2, 4 * 1024 ** 2, 6 * 1024 ** 2]);
+    s.close();
+    expect(() => new Stack({ tcp: { totalMemory: Number.NaN } })).toThrow(/EINVAL.*totalMemory/);
+    expect(() => new Stack({ tcp: 5 as unknown as object })).toThrow(/EINVAL/);
+  });
+
+  it("Stack sizes it from the machine (os.totalmem()), PortableStack from 4 GiB", () => {
+    const st = new Stack({ clock: new ManualClock() });
+    const p = new PortableStack({ clock: new ManualClock() });
+    expect(st.requireTransport<TcpProtocol>(6).memory.pressure).toBe(defaultTcpMemory(totalmem()).pressure);
+    expect(p.requireTransport<TcpProtocol>(6).memory.pressure).toBe(defaultTcpMemory(4 * 1024 ** 3).pressure);
+    st.close();
+    p.close();
   });
 });
 

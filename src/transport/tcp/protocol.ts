@@ -556,6 +556,9 @@ export interface TcpProtocolOptions {
 const DEFAULT_TOTAL_MEMORY = 4 * 1024 ** 3;
 
 export function tcpFactory(options: TcpProtocolOptions = {}): (stack: NetStack) => TcpProtocol {
-  return (stack) => new TcpProtocol(stack, options);
+  const o = optionsObject<TcpProtocolOptions>(options, 'tcpFactory');
+  optionalInteger(o.totalMemory, 'tcpFactory', 'options.totalMemory', 1, Number.MAX_SAFE_INTEGER);
+  const checked = { ...o };
+  return (stack) => new TcpProtocol(stack, checked);
 }
 
