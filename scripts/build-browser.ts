@@ -2,9 +2,9 @@
  * The browser build: `npm run build:browser` bundles src/web/index.ts (the core stack and the Web
  * Streams faces) with esbuild into one ES module, dist/browser/tunstack.js (+ .js.map).
  *
- * The bundle must not need Node. Any `node:` import (or a bare Node builtin such as 'events')
- * fails the build, except BROWSER_NODE_ALIASES, resolved to src/web/node-shims.ts: only node:fs,
- * for the pcap file part (see that file). Nothing is injected: the core names no Node global.
+ * The bundle must not need Node: any `node:` import (or a bare Node builtin such as 'events')
+ * fails the build. Nothing is aliased or injected: the core names no Node module and no Node
+ * global (npm run lint checks the imports, test/lint/layering.test.ts the globals).
  */
 import { builtinModules } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -12,22 +12,15 @@ import { fileURLToPath } from 'node:url';
 import { build, type BuildOptions, type OutputFile, type Plugin } from 'esbuild';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SHIMS = join(ROOT, 'src/web/node-shims.ts');
-
-/** Node modules the bundle meets, each aliased to src/web/node-shims.ts. */
-export const BROWSER_NODE_ALIASES: readonly string[] = [
-  'node:fs', // pcap/reader.ts, pcap/writer.ts: PcapReader.open, PcapWriter.toFile (files)
-];
 
 const nodeBuiltins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 
-/** Refuse Node modules (except the aliases). */
+/** Refuse Node modules. */
 const browserOnly: Plugin = {
   name: 'tunstack-browser-only',
   setup(b) {
     b.onResolve({ filter: /.*/ }, (args) => {
       const spec = args.path;
-      if (BROWSER_NODE_ALIASES.includes(spec)) return { path: SHIMS };
       if (nodeBuiltins.has(spec) || spec.startsWith('node:')) {
         return { errors: [{ text: `"${spec}" is a Node module; the browser build takes none (imported by ${args.importer})` }] };
       }

@@ -7,7 +7,8 @@ import { DNS_TYPE_A, DNS_TYPE_AAAA, decodeFirstAddress, decodeQuestion, encodeAn
 import type { ArpProtocol } from '../network/arp.js';
 import type { IPv4Protocol } from '../network/ipv4.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
-import { LinkType, PcapWriter } from '../pcap/writer.js';
+import { LinkType } from '../pcap/writer.js';
+import { PcapWriter } from '../pcap/file.js';
 import { Network, type SimHost } from '../sim/index.js';
 import { PacketBuffer } from '../core/packet.js';
 import { Random } from '../core/random.js';

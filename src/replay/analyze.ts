@@ -5,7 +5,8 @@
  */
 import { TunstackError, ParseError } from '../core/errors.js';
 import { parseIP, formatIP, parseMAC } from '../core/address.js';
-import { PcapReader, type PcapRecord } from '../pcap/reader.js';
+import type { PcapRecord } from '../pcap/reader.js';
+import { PcapReader } from '../pcap/file.js';
 import { decodeFrame, type FrameSummary } from './decode.js';
 import { assertSupportedLinkType, LinkInfo, decapsulate, LinkTypes } from './linktype.js';
 import { StreamAssembly, seqDiff } from './stream.js';

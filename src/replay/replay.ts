@@ -30,7 +30,7 @@ import { arpFactory } from '../network/arp.js';
 import { ipv4Factory } from '../network/ipv4.js';
 import { ipv6Factory } from '../network/ipv6.js';
 import type { PcapRecord } from '../pcap/reader.js';
-import { PcapWriter } from '../pcap/writer.js';
+import { PcapWriter } from '../pcap/file.js';
 import { ManualClock, RealClock, type Clock } from '../core/clock.js';
 import type { NetworkProtocolFactory } from '../stack/protocol.js';
 import { Stack } from '../adapters/stack.js';

@@ -27,6 +27,7 @@ import { SnifferEndpoint } from '../link/sniffer.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
 import type { Clock } from '../core/clock.js';
 import type { NIC } from '../stack/nic.js';
+import { FileSink } from '../pcap/file.js';
 import { Stack } from '../adapters/stack.js';
 import { tcpMemoryFromHigh } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
@@ -194,7 +195,7 @@ export class SandboxNetwork {
     const clock = this.stack.clock;
     this.hostPolicy = new HostPolicy({ hostAddresses, now: () => clock.now(), ...(options.hostInterfaces ? { interfaces: options.hostInterfaces } : {}) });
     let link: LinkEndpoint = options.link;
-    if (options.pcap !== undefined) link = new SnifferEndpoint(link, { path: options.pcap, clock: this.stack.clock });
+    if (options.pcap !== undefined) link = new SnifferEndpoint(link, { sink: new FileSink(options.pcap), clock: this.stack.clock });
     const icmpMode = options.icmp ?? 'auto';
     const why = icmpMode === 'gateway' ? 'gateway-only mode' : pingRelayUnavailableReason(options.pingCommand);
     this.icmpNote = icmpMode === 'relay' ? '' : why;

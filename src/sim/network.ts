@@ -328,12 +328,15 @@ export class Network<S extends PortableStack = PortableStack> {
   private closed = false;
   private readonly pumper: VirtualPump;
   private readonly createStack: (options: StackOptions) => S;
+  private readonly openCapture: (path: string) => PcapWriter;
 
   /**
    * `createStack` makes each host's stack (default a PortableStack: the usual protocols, no Node
-   * surfaces; `tunstack/sim`'s Network passes the package's Stack).
+   * surfaces); `openCapture` opens an Ethernet pcap file for `capture(host, path)`, creating its
+   * directory (default: none, ENOSYS, as in a browser page). `tunstack/sim`'s Network passes the
+   * package's Stack and node:fs files.
    */
-  constructor(options: NetworkOptions = {}, createStack?: (options: StackOptions) => S) {
+  constructor(options: NetworkOptions = {}, createStack?: (options: StackOptions) => S, openCapture?: (path: string) => PcapWriter) {
     const where = 'new Network';
     options = optionsObject<NetworkOptions>(options, where);
     optionalInteger(options.seed, where, 'options.seed', -0x80000000, 0xffffffff);
@@ -344,6 +347,11 @@ export class Network<S extends PortableStack = PortableStack> {
     optionalBoolean(options.autoRoutes, where, 'options.autoRoutes');
     optionalBoolean(options.ipv6, where, 'options.ipv6');
     this.createStack = createStack ?? ((o) => new PortableStack(o) as S);
+    this.openCapture =
+      openCapture ??
+      ((path) => {
+        throw new TunstackError('ENOSYS', `capture: no files here for ${JSON.stringify(path)} (pass a PcapWriter, e.g. PcapWriter.inMemory())`);
+      });
     this.seed = options.seed ?? 1;
     this.random = new Random(this.seed);
     this.clock = options.clock ?? new ManualClock();
@@ -582,7 +590,7 @@ export class Network<S extends PortableStack = PortableStack> {
     options = optionsObject(options, 'capture');
     let writer: PcapWriter;
     if (typeof target === 'string') {
-      writer = PcapWriter.toFile(target, { linkType: LinkType.ETHERNET, mkdir: true });
+      writer = this.openCapture(target);
       this.writers.push(writer);
     } else {
       if (target.linkType !== LinkType.ETHERNET) throw new TunstackError('EINVAL', 'a network capture needs an Ethernet pcap writer');

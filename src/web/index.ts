@@ -8,7 +8,9 @@
  */
 export * from '../core/errors.js';
 export * from '../headers/index.js';
-export * from '../pcap/index.js';
+// The pcap codec (files are the Node entry's: src/pcap/file.ts).
+export * from '../pcap/reader.js';
+export * from '../pcap/writer.js';
 export { Random } from '../core/random.js';
 export { ManualClock, RealClock } from '../core/clock.js';
 export type { Clock, Timer } from '../core/clock.js';

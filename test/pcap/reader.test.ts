@@ -11,8 +11,8 @@ import {
   type PcapRecord,
   type PcapReaderOptions,
   type SyncByteSource,
-} from '../../src/pcap/reader.js';
-import { PcapWriter } from '../../src/pcap/writer.js';
+} from '../../src/pcap/index.js';
+import { PcapWriter } from '../../src/pcap/index.js';
 import { Random } from '../../src/core/random.js';
 import {
   concat,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pseudoHeaderSumV4 } from '../../src/headers/checksum.js';
-import { PcapReader } from '../../src/pcap/reader.js';
+import { PcapReader } from '../../src/pcap/index.js';
 import { fixChecksums } from '../../src/replay/checksums.js';
 import { decodeFrame } from '../../src/replay/decode.js';
 import { replay } from '../../src/replay/replay.js';

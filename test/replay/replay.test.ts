@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseIPv4 } from '../../src/core/address.js';
 import { decodeQuestion, encodeAnswer } from '../../src/headers/dns.js';
-import { PcapReader } from '../../src/pcap/reader.js';
+import { PcapReader } from '../../src/pcap/index.js';
 import { decodeFrame, replay, replayDevice, type ReplayProgress } from '../../src/replay/index.js';
 import type { Stack } from '../../src/adapters/stack.js';
 import type { TcpEndpoint } from '../../src/transport/tcp/endpoint.js';

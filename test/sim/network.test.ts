@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { gilbertElliottMeanLoss } from '../../src/link/fault.js';
 import { Network } from '../../src/sim/index.js';
-import { PcapReader } from '../../src/pcap/reader.js';
+import { PcapReader } from '../../src/pcap/index.js';
 import { CHECKSUM_PREFS, haveTshark } from '../helpers/tshark.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tunstack-sim-'));
