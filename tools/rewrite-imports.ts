@@ -4,7 +4,8 @@
  *   npx tsx tools/rewrite-imports.ts [--dry-run] [--no-move] old=new ...
  *
  * Without pairs it applies MOVES below. Files are moved with `git mv` (unless --no-move: then only
- * imports are rewritten, e.g. on another branch after merging the moves). Every .ts/.mts/.js/.mjs
+ * imports are rewritten, e.g. on another branch after merging the moves: imports that still name
+ * an old path, from any file, moved or not, are pointed at the new one; correct ones are kept). Every .ts/.mts/.js/.mjs
  * file under src, test, bench, examples, tools and scripts is scanned; relative specifiers in
  * `from '...'`, `import '...'`, `import('...')` and `vi.mock('...')` are resolved from the file's
  * old place and re-written from its new place, so files that moved and files that point at moved
@@ -72,13 +73,23 @@ function main(argv: string[]): void {
   for (const d of DIRS) walk(join(ROOT, d), files);
   let changed = 0;
   for (const file of files) {
-    const oldPlace = back.get(file) ?? file;
+    // Where the file's specifiers were written from: its old place right after a move; with
+    // --no-move (another branch, files already where the merge put them) its place now first,
+    // then its old place for imports the branch wrote before the move.
+    const old = back.get(file);
+    const bases = move ? [old ?? file] : old === undefined ? [file] : [file, old];
     const text = readFileSync(file, 'utf8');
     const next = text.replace(SPEC, (all, lead: string, q: string, spec: string) => {
-      const target = sourceOf(resolve(dirname(oldPlace), spec));
-      const moved = abs.get(target);
-      if (moved === undefined && oldPlace === file) return all;
-      const dest = moved ?? target;
+      let dest: string | undefined;
+      for (const base of bases) {
+        const target = sourceOf(resolve(dirname(base), spec));
+        const moved = abs.get(target);
+        if (moved !== undefined) dest = moved;
+        else if (existsSync(target) && base !== file) dest = target;
+        else if (existsSync(target)) return all;
+        if (dest !== undefined) break;
+      }
+      if (dest === undefined) return all;
       let rel = relative(dirname(file), dest);
       if (!rel.startsWith('.')) rel = `./${rel}`;
       if (spec.endsWith('.js')) rel = rel.replace(/\.ts$/, '.js');
