@@ -4,7 +4,7 @@
  * row starts every buffer at an odd address, which takes the unaligned head and tail paths.
  */
 import { checksum } from '../src/headers/checksum.js';
-import { Random } from '../src/stack/random.js';
+import { Random } from '../src/core/random.js';
 import { timeInterleaved, type BenchRow } from './run.js';
 
 const SIZE = 1500;

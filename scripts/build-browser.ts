@@ -2,11 +2,9 @@
  * The browser build: `npm run build:browser` bundles src/web/index.ts (the core stack and the Web
  * Streams faces) with esbuild into one ES module, dist/browser/tunstack.js (+ .js.map).
  *
- * The bundle must not need Node. Any `node:` import (or a bare Node builtin such as 'events')
- * fails the build, except the short temporary list in BROWSER_NODE_ALIASES, resolved to the
- * browser shims of src/web/node-shims.ts; the Node globals the core still names (Buffer,
- * setImmediate, setTimeout handles with unref) are injected from the same file. The list and the
- * shims go away when the core is Node-free (issue 13).
+ * The bundle must not need Node: any `node:` import (or a bare Node builtin such as 'events')
+ * fails the build. Nothing is aliased or injected: the core names no Node module and no Node
+ * global (npm run lint checks the imports, test/lint/layering.test.ts the globals).
  */
 import { builtinModules } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -14,34 +12,17 @@ import { fileURLToPath } from 'node:url';
 import { build, type BuildOptions, type OutputFile, type Plugin } from 'esbuild';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SHIMS = join(ROOT, 'src/web/node-shims.ts');
-
-/** Node modules still imported by the core, each aliased to src/web/node-shims.ts (temporary). */
-export const BROWSER_NODE_ALIASES: readonly string[] = [
-  'node:crypto', // stack/random.ts randomInt
-  'node:os', // transport/tcp/protocol.ts totalmem
-  'node:fs', // pcap/reader.ts, pcap/writer.ts, sim/network.ts (files)
-  'node:path', // sim/network.ts dirname
-];
-
-/** Modules that import src/defaults.ts for its side effects get the Node-free wiring instead. */
-const DEFAULTS = join(ROOT, 'src/defaults.ts');
-const WIRING = join(ROOT, 'src/web/wiring.ts');
 
 const nodeBuiltins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 
-/** Refuse Node modules (except the aliases) and redirect defaults.ts. */
+/** Refuse Node modules. */
 const browserOnly: Plugin = {
   name: 'tunstack-browser-only',
   setup(b) {
     b.onResolve({ filter: /.*/ }, (args) => {
       const spec = args.path;
-      if (BROWSER_NODE_ALIASES.includes(spec)) return { path: SHIMS };
       if (nodeBuiltins.has(spec) || spec.startsWith('node:')) {
         return { errors: [{ text: `"${spec}" is a Node module; the browser build takes none (imported by ${args.importer})` }] };
-      }
-      if (/(^|\/)defaults\.js$/.test(spec) && resolve(dirname(args.importer), spec.replace(/\.js$/, '.ts')) === DEFAULTS) {
-        return { path: WIRING };
       }
       return undefined;
     });
@@ -72,7 +53,6 @@ export async function buildBrowser(options: BrowserBuildOptions = {}): Promise<O
     write: options.write ?? true,
     sourcemap: options.write === false ? false : true,
     minify: options.minify ?? false,
-    inject: [SHIMS],
     external: options.external ?? [],
     plugins: [browserOnly],
     logLevel: 'silent',

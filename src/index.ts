@@ -1,20 +1,20 @@
 /**
  * The package entry `tunstack`: the stack, its links, the virtual tun device and the Node
- * surfaces. Wire formats are in `tunstack/headers`, captures in `tunstack/pcap`, virtual networks
+ * surfaces. `Stack` is the whole stack; `NetStack` the core that takes its protocols explicitly. Wire formats are in `tunstack/headers`, captures in `tunstack/pcap`, virtual networks
  * in `tunstack/sim`, capture replay in `tunstack/replay`, the sandbox network in
  * `tunstack/sandbox` and the kernel TUN/TAP bridge in `tunstack/host` (package.json "exports").
  * Internals (buffer pools, queues, reassembly, test hooks) are exported from no entry; README's
  * "Package entry points" lists every name, checked by test/exports.test.ts.
  */
-import './defaults.js';
-
-export * from './errors.js';
-export * from './headers/address.js';
-export { Random } from './stack/random.js';
-export { ManualClock, RealClock } from './stack/clock.js';
-export type { Clock, Timer } from './stack/clock.js';
-export { PacketBuffer, PacketType, DEFAULT_HEADROOM } from './stack/packet.js';
-export { Stack, type StackOptions } from './stack/stack.js';
+export * from './core/errors.js';
+export * from './core/address.js';
+export { Random } from './core/random.js';
+export { ManualClock, RealClock } from './core/clock.js';
+export type { Clock, Timer } from './core/clock.js';
+export { PacketBuffer, PacketType, DEFAULT_HEADROOM } from './core/packet.js';
+export { Stack, type StackOptions } from './adapters/stack.js';
+export { NetStack, type NetStackOptions } from './stack/stack.js';
+export { PortableStack, usualNetworkProtocols, usualTransportProtocols } from './portable/stack.js';
 export { NIC, type NICOptions, type AddressInfo, type AddressState } from './stack/nic.js';
 export { Route, RouteTable, type RouteEntry, type RouteSpec } from './stack/route.js';
 export { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, NeighborState, type NeighborConfig, type NeighborStats } from './stack/neighbor.js';

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { TunstackError } from '../errors.js';
-import { formatIP } from '../headers/address.js';
-import { ClockHold } from '../stack/clock.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIP } from '../core/address.js';
+import { ClockHold } from '../core/clock.js';
 import { NodeError, codedError } from './node-errors.js';
-import type { Stack } from '../stack/stack.js';
-import { nodeArgType, nodeError, nodePort } from '../validate.js';
+import type { Stack } from './stack.js';
+import { nodeArgType, nodeError, nodePort } from '../core/validate.js';
 import type { UdpEndpoint } from '../transport/udp.js';
 
 /**

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
-import { ParseError } from '../errors.js';
-import { addrEqual, parseIP } from '../headers/address.js';
+import { ParseError } from '../core/errors.js';
+import { addrEqual, parseIP } from '../core/address.js';
 import { sameQuestion } from '../headers/dns.js';
 import {
   DNS_CLASS_IN,
@@ -15,7 +15,7 @@ import {
   decodeRecordData,
   encodeDnsQuery,
 } from '../headers/dns-message.js';
-import type { Stack } from '../stack/stack.js';
+import type { Stack } from './stack.js';
 
 /**
  * The stub resolver behind Node's `dns` faces (src/adapters/dns.ts): server list parsing, query

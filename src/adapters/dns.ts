@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
 import type { CaaData, MxData, SoaData, SrvData } from '../headers/dns-message.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
-import { upstreamIdSource } from '../stack/random.js';
-import type { Stack } from '../stack/stack.js';
+import { upstreamIdSource } from '../core/random.js';
+import type { Stack } from './stack.js';
 import {
   EAI_ERRNO,
   PromisesResolver,

@@ -1,11 +1,11 @@
 import { isIP, isIPv4 } from 'node:net';
 import { Duplex } from 'node:stream';
-import { TunstackError } from '../errors.js';
-import { ClockHold, type Timer } from '../stack/clock.js';
-import type { Stack } from '../stack/stack.js';
+import { TunstackError } from '../core/errors.js';
+import { ClockHold, type Timer } from '../core/clock.js';
+import type { Stack } from './stack.js';
 import type { TcpEndpoint } from '../transport/tcp/index.js';
 import { codedError, errnoError, hostPortError } from './node-errors.js';
-import { nodeArgType, nodeError, nodePort } from '../validate.js';
+import { nodeArgType, nodeError, nodePort } from '../core/validate.js';
 
 /**
  * Node's `net.Socket` over tunstack TCP: a real stream.Duplex with net.Socket's API, connecting

@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { Agent as HttpAgent, type AgentOptions } from 'node:http';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
-import { TunstackError } from '../errors.js';
-import { ClockHold } from '../stack/clock.js';
-import type { Stack } from '../stack/stack.js';
+import { TunstackError } from '../core/errors.js';
+import { ClockHold } from '../core/clock.js';
+import type { Stack } from './stack.js';
 import type { TcpEndpoint } from '../transport/tcp/index.js';
 import { codedError, notFoundError, uvHostPortError } from './node-errors.js';
-import { nodeArgType, nodeError, nodePort, nodeReceived } from '../validate.js';
+import { nodeArgType, nodeError, nodePort, nodeReceived } from '../core/validate.js';
 import { Socket, type AddressInfo, type SocketConnectOpts, type SocketOptions } from './net-socket.js';
 
 export {

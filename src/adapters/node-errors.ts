@@ -4,7 +4,7 @@
  * (`connect ECONNREFUSED 198.18.0.2:80`, `listen EADDRINUSE: address already in use :::80`,
  * `read ECONNRESET`). Keys are set in Node's order, so the objects compare equal field by field.
  */
-import { ERRNO, type ErrnoCode } from '../errors.js';
+import { ERRNO, type ErrnoCode } from '../core/errors.js';
 
 /** libuv's uv_strerror text for the codes a listen or bind can fail with. */
 const UV_TEXT: Partial<Record<ErrnoCode, string>> = {

@@ -1,18 +1,18 @@
-import '../defaults.js';
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import { dirname } from 'node:path';
-import { formatIP, formatMAC, parseIP } from '../headers/address.js';
+import { formatIP, formatMAC, parseIP } from '../core/address.js';
 import { DNS_TYPE_A, DNS_TYPE_AAAA, decodeFirstAddress, decodeQuestion, encodeAnswer, encodeQuery } from '../headers/dns.js';
 import type { ArpProtocol } from '../network/arp.js';
 import type { IPv4Protocol } from '../network/ipv4.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
-import { LinkType, PcapWriter } from '../pcap/writer.js';
-import { Network, type SimHost } from '../sim/network.js';
-import { PacketBuffer } from '../stack/packet.js';
-import { Random } from '../stack/random.js';
-import { Stack } from '../stack/stack.js';
+import { LinkType } from '../pcap/writer.js';
+import { PcapWriter } from '../pcap/file.js';
+import { Network, type SimHost } from '../sim/index.js';
+import { PacketBuffer } from '../core/packet.js';
+import { Random } from '../core/random.js';
+import { Stack } from '../adapters/stack.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import type { UdpProtocol } from '../transport/udp.js';
 import { IFF_NO_PI, IFF_TAP } from '../tundev/constants.js';
@@ -294,7 +294,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       tcpRetransmits: t.stats.retransSegs,
     };
   };
-  const hostSummary = (h: SimHost): DemoHostSummary => summary(h.name, h.stack, h.interfaces.map((i) => i.name), h.address, h.address6);
+  const hostSummary = (h: SimHost<Stack>): DemoHostSummary => summary(h.name, h.stack, h.interfaces.map((i) => i.name), h.address, h.address6);
   const lossy = port.link.stats;
   const result: DemoResult = {
     pings,

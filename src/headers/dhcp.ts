@@ -1,4 +1,4 @@
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 
 /**
  * DHCPv4 (RFC 2131) messages over BOOTP (RFC 951), with options (RFC 2132).

@@ -1,5 +1,6 @@
-import { ParseError, TunstackError } from '../errors.js';
-import { formatIPv4, formatIPv6 } from './address.js';
+import { ParseError, TunstackError } from '../core/errors.js';
+import { formatIPv4, formatIPv6 } from '../core/address.js';
+import { asciiText, latin1Text, utf8Bytes } from './bytes.js';
 
 /**
  * DNS messages (RFC 1035) for the stub resolver of src/adapters/dns.ts: a query with an EDNS(0)
@@ -64,7 +65,7 @@ export function encodeDnsName(name: string): Uint8Array {
     out.push(label.length, ...label);
     label = [];
   };
-  const bytes = Buffer.from(name, 'utf8');
+  const bytes = utf8Bytes(name);
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i]!;
     if (c === 0x2e) {
@@ -73,7 +74,7 @@ export function encodeDnsName(name: string): Uint8Array {
     } else if (c === 0x5c && i + 1 < bytes.length) {
       const d = bytes.subarray(i + 1, i + 4);
       if (d.length === 3 && d.every((x) => x >= 0x30 && x <= 0x39)) {
-        const v = Number(Buffer.from(d).toString('ascii'));
+        const v = Number(asciiText(d));
         if (v > 255) throw new TunstackError('EINVAL', `bad escape in "${name}"`);
         label.push(v);
         i += 3;
@@ -274,7 +275,7 @@ export function decodeRecordData(msg: Uint8Array, rr: DnsRecord): string | strin
       for (let p = 0; p < data.length; ) {
         const n = data[p]!;
         if (p + 1 + n > data.length) throw bad('TXT string runs past its record', rr.rdOffset + p);
-        chunks.push(Buffer.from(data.subarray(p + 1, p + 1 + n)).toString('latin1'));
+        chunks.push(latin1Text(data.subarray(p + 1, p + 1 + n)));
         p += 1 + n;
       }
       return chunks;
@@ -283,8 +284,8 @@ export function decodeRecordData(msg: Uint8Array, rr: DnsRecord): string | strin
       need(rr, 2);
       const tagLen = data[1]!;
       if (tagLen === 0 || 2 + tagLen > data.length) throw bad('CAA tag length', rr.rdOffset);
-      const tag = Buffer.from(data.subarray(2, 2 + tagLen)).toString('latin1');
-      return { critical: data[0]!, [tag]: Buffer.from(data.subarray(2 + tagLen)).toString('latin1') };
+      const tag = latin1Text(data.subarray(2, 2 + tagLen));
+      return { critical: data[0]!, [tag]: latin1Text(data.subarray(2 + tagLen)) };
     }
     default:
       throw bad(`record type ${rr.type} not decoded`, rr.rdOffset);

@@ -1,4 +1,5 @@
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
+import { asciiText, latin1Bytes } from './bytes.js';
 
 /**
  * Just enough DNS (RFC 1035) for the demo and tests: an A/AAAA query, and an answer to it.
@@ -18,7 +19,7 @@ function encodeName(name: string): Uint8Array {
   const labels = name.replace(/\.$/, '').split('.').filter((l) => l.length > 0);
   const parts: number[] = [];
   for (const l of labels) {
-    const bytes = Buffer.from(l, 'ascii');
+    const bytes = latin1Bytes(l);
     if (bytes.length > 63) throw new TunstackError('EINVAL', `DNS label "${l}" longer than 63`);
     parts.push(bytes.length, ...bytes);
   }
@@ -54,7 +55,7 @@ export function decodeQuestion(msg: Uint8Array): DnsQuestion & { end: number; re
     if (len === 0) break;
     if (len > 63) throw new TunstackError('EBADMSG', 'compressed or bad label in the question');
     if (p + 1 + len > msg.length) throw new TunstackError('EBADMSG', 'DNS label runs past the message');
-    labels.push(Buffer.from(msg.subarray(p + 1, p + 1 + len)).toString('ascii'));
+    labels.push(asciiText(msg.subarray(p + 1, p + 1 + len)));
     p += 1 + len;
   }
   p++;

@@ -3,7 +3,7 @@
  * ethernet.ts. The view covers the whole ICMP message (the checksum covers all of it), so `len`
  * should be the IP payload length.
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { sum } from './checksum.js';
 import { IPV4_MIN_HEADER, IPV4_MIN_REASSEMBLY } from './ipv4.js';
 

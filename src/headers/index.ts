@@ -1,5 +1,5 @@
 export * from './checksum.js';
-export * from './address.js';
+export * from '../core/address.js';
 export * from './ethernet.js';
 export * from './arp.js';
 export * from './ipv4.js';

@@ -5,7 +5,7 @@
  * header checksum has its own `checksumValid()`, and options their own `optionsValid()`.
  * The payload respects `totalLength`, so Ethernet padding after a short datagram is ignored.
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { fold, pseudoHeaderSumV4, sum, updateChecksum16 } from './checksum.js';
 
 export const IPV4_VERSION = 4;

@@ -3,7 +3,7 @@
  * Fragment headers, an option (TLV) iterator for the options headers, their encoders, and
  * `buildIPv6` for whole datagrams with a chain of them. View conventions as in ethernet.ts.
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { IPV6_HEADER_LENGTH, encodeIPv6, type IPv6Fields } from './ipv6.js';
 import {
   IPV6_FRAGMENT_HEADER_LENGTH,

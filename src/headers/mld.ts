@@ -3,7 +3,7 @@
  * `IcmpV6Header` in icmpv6.ts): record types, the reusable MLDv2 record iterator (stops on
  * malformed input) and the record and report encoders.
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { put16, u16 } from './bytes.js';
 import { ICMPV6_HEADER_LENGTH, ICMPV6_MLDV2_REPORT, encodeIcmpV6 } from './icmpv6.js';
 

@@ -4,7 +4,7 @@
  * as RFC 4861 4.6 says), option encoders and the RS/RA/NS/NA/Redirect message encoders. The fixed
  * fields of received NDP messages are read through `IcmpV6Header` (icmpv6.ts).
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { put16, put32, u32 } from './bytes.js';
 import {
   ICMPV6_NEIGHBOR_ADVERTISEMENT,

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ERRNO, TunstackError, type ErrnoCode } from '../errors.js';
+import { ERRNO, TunstackError, type ErrnoCode } from '../core/errors.js';
 
 /**
  * Loading the optional native shim (native/tunstack.c, built by `npm install` into

@@ -13,7 +13,7 @@
  * Without CAP_SYS_ADMIN (rootless) the kernel demands no_new_privs first, which then also holds
  * for those helpers (a setuid or file-capability helper runs without its privilege).
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { errnoToError, requireNative } from './native.js';
 
 /** Install the filter on every thread; returns the names of the system calls it denies. */

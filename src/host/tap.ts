@@ -1,6 +1,6 @@
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError } from '../errors.js';
-import { formatIP, parseCIDR } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIP, parseCIDR } from '../core/address.js';
 import type { AddressInfo } from '../stack/nic.js';
 import {
   EventMask,

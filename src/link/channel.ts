@@ -1,9 +1,9 @@
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError } from '../errors.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { TunstackError } from '../core/errors.js';
+import { PacketBuffer } from '../core/packet.js';
 import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from './endpoint.js';
-import { Ring } from './queue.js';
-import { checkLinkOptions, optionalBytes, optionalInteger } from '../validate.js';
+import { Ring } from '../core/queue.js';
+import { checkLinkOptions, optionalBytes, optionalInteger } from '../core/validate.js';
 
 /**
  * ChannelEndpoint: a link whose other side is the application (gVisor's channel.Endpoint).

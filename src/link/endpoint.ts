@@ -1,4 +1,4 @@
-import type { PacketBuffer } from '../stack/packet.js';
+import type { PacketBuffer } from '../core/packet.js';
 
 /**
  * The link-layer interface between a NIC and whatever carries its packets (gVisor's

@@ -1,12 +1,12 @@
-import { TunstackError } from '../errors.js';
-import { expectFunction, expectMethods, optionalBytes, optionsObject } from '../validate.js';
+import { TunstackError } from '../core/errors.js';
+import { expectFunction, expectMethods, optionalBytes, optionsObject } from '../core/validate.js';
 import {
   ETHERNET_HEADER_LENGTH,
   ETHERTYPE_IPV4,
   ETHERTYPE_IPV6,
   EthernetHeader,
 } from '../headers/ethernet.js';
-import { PacketType, type PacketBuffer } from '../stack/packet.js';
+import { PacketType, type PacketBuffer } from '../core/packet.js';
 import { LinkCapability, WrappingEndpoint, type LinkEndpoint, type WireFormat } from './endpoint.js';
 
 /**

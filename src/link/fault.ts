@@ -1,9 +1,9 @@
-import { TunstackError } from '../errors.js';
-import type { Clock, Timer } from '../stack/clock.js';
-import { PacketBuffer } from '../stack/packet.js';
-import { Random } from '../stack/random.js';
+import { TunstackError } from '../core/errors.js';
+import type { Clock, Timer } from '../core/clock.js';
+import { PacketBuffer } from '../core/packet.js';
+import { Random } from '../core/random.js';
 import { WrappingEndpoint, type LinkEndpoint } from './endpoint.js';
-import { describe, expectMethods, expectObject, optionalInteger } from '../validate.js';
+import { describe, expectMethods, expectObject, optionalInteger } from '../core/validate.js';
 
 /**
  * FaultEndpoint: a link impairment (what netem does in the kernel), wrapping any endpoint. The

@@ -1,6 +1,6 @@
-import type { PacketBuffer } from '../stack/packet.js';
+import type { PacketBuffer } from '../core/packet.js';
 import { BaseEndpoint, LinkCapability, type NetworkDispatcher, type WireFormat } from './endpoint.js';
-import { Trampoline, resetForReceive, type DeliveryTarget } from './queue.js';
+import { Trampoline, resetForReceive, type DeliveryTarget } from '../core/queue.js';
 
 /**
  * LoopbackEndpoint: everything written comes back in as inbound, on the same endpoint (`lo`).

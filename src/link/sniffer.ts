@@ -1,7 +1,8 @@
-import { TunstackError } from '../errors.js';
-import { LinkType, PcapWriter } from '../pcap/writer.js';
-import { RealClock, type Clock } from '../stack/clock.js';
-import type { PacketBuffer } from '../stack/packet.js';
+import { TunstackError } from '../core/errors.js';
+import { expectMethods } from '../core/validate.js';
+import { LinkType, PcapWriter, type ByteSink } from '../pcap/writer.js';
+import { RealClock, type Clock } from '../core/clock.js';
+import type { PacketBuffer } from '../core/packet.js';
 import { WrappingEndpoint, type LinkEndpoint, type WireFormat } from './endpoint.js';
 
 /**
@@ -21,11 +22,14 @@ export interface SnifferOptions {
   clock?: Clock;
   /** Write to this writer (its link type must match the wire format)... */
   writer?: PcapWriter;
-  /** ...or create a pcap file at this path (closed with the endpoint). */
-  path?: string;
-  /** Largest number of bytes stored per packet when creating the file; default 262144. */
+  /**
+   * ...or write a new pcap (the wire format's link type) to this sink, closed with the endpoint:
+   * `new FileSink(path)` (tunstack/pcap) for a file, a MemorySink for memory.
+   */
+  sink?: ByteSink;
+  /** Largest number of bytes stored per packet when writing to `sink`; default 262144. */
   snapLength?: number;
-  /** Nanosecond timestamps when creating the file; default microseconds. */
+  /** Nanosecond timestamps when writing to `sink`; default microseconds. */
   nanosecond?: boolean;
   /** Which packets to record; default 'both'. */
   direction?: SniffDirection;
@@ -62,14 +66,14 @@ export class SnifferEndpoint extends WrappingEndpoint {
       }
       this.writer = options.writer;
       this.ownsWriter = false;
-    } else if (options.path !== undefined) {
+    } else if (options.sink !== undefined) {
       const o: { linkType: number; snapLength?: number; nanosecond?: boolean } = { linkType };
       if (options.snapLength !== undefined) o.snapLength = options.snapLength;
       if (options.nanosecond !== undefined) o.nanosecond = options.nanosecond;
-      this.writer = PcapWriter.toFile(options.path, o);
+      this.writer = new PcapWriter(expectMethods<ByteSink>(options.sink, 'new SnifferEndpoint', 'options.sink', ['write']), o);
       this.ownsWriter = true;
     } else {
-      throw new TunstackError('EINVAL', 'SnifferEndpoint needs a writer or a path');
+      throw new TunstackError('EINVAL', 'SnifferEndpoint needs a writer or a sink (new FileSink(path) for a file)');
     }
     const dir = options.direction ?? 'both';
     this.captureIn = dir !== 'outbound';

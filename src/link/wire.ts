@@ -1,9 +1,9 @@
-import { TunstackError } from '../errors.js';
-import type { Clock, Timer } from '../stack/clock.js';
-import type { PacketBuffer } from '../stack/packet.js';
+import { TunstackError } from '../core/errors.js';
+import type { Clock, Timer } from '../core/clock.js';
+import type { PacketBuffer } from '../core/packet.js';
 import { BaseEndpoint, LinkCapability, type NetworkDispatcher, type WireFormat } from './endpoint.js';
-import { NumberRing, Ring, Trampoline, resetForReceive, type DeliveryTarget } from './queue.js';
-import { checkLinkOptions, expectMethods, optionalBytes, optionalNumber } from '../validate.js';
+import { NumberRing, Ring, Trampoline, resetForReceive, type DeliveryTarget } from '../core/queue.js';
+import { checkLinkOptions, expectMethods, optionalBytes, optionalNumber } from '../core/validate.js';
 
 /**
  * Wire: a virtual cable joining two endpoints, `wire.a` and `wire.b`. A packet written on one end

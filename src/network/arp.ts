@@ -1,11 +1,11 @@
-import { BROADCAST_MAC } from '../headers/address.js';
+import { BROADCAST_MAC } from '../core/address.js';
 import { ARP_LENGTH, ARP_OP_REPLY, ARP_OP_REQUEST, ArpHeader, encodeArp } from '../headers/arp.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../headers/ethernet.js';
 import type { NeighborCache, NeighborProber } from '../stack/neighbor.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer, PacketType } from '../stack/packet.js';
+import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { LinkAddressResolver, NetworkProtocol, NicEvent } from '../stack/protocol.js';
-import type { Stack } from '../stack/stack.js';
+import type { NetStack } from '../stack/stack.js';
 import type { IPv4Protocol } from './ipv4.js';
 
 export interface ArpStats {
@@ -47,7 +47,7 @@ export class ArpProtocol implements NetworkProtocol, LinkAddressResolver {
   private readonly hdr = new ArpHeader(new Uint8Array(0));
 
   constructor(
-    private readonly stack: Stack,
+    private readonly stack: NetStack,
     options: ArpOptions = {},
   ) {
     this.announce = options.announce ?? true;
@@ -156,7 +156,7 @@ export class ArpProtocol implements NetworkProtocol, LinkAddressResolver {
   }
 }
 
-export function arpFactory(options: ArpOptions = {}): (stack: Stack) => ArpProtocol {
+export function arpFactory(options: ArpOptions = {}): (stack: NetStack) => ArpProtocol {
   return (stack) => new ArpProtocol(stack, options);
 }
 

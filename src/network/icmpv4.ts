@@ -1,5 +1,5 @@
-import { TunstackError } from '../errors.js';
-import { formatIPv4, ipv4ToU32 } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIPv4, ipv4ToU32 } from '../core/address.js';
 import { sum, updateChecksum16 } from '../headers/checksum.js';
 import {
   ICMPV4_ADMIN_PROHIBITED,
@@ -21,9 +21,9 @@ import {
 } from '../headers/icmpv4.js';
 import { IP_PROTO_ICMP, IPV4_MIN_HEADER } from '../headers/ipv4.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer, PacketType } from '../stack/packet.js';
+import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { TransportError } from '../stack/protocol.js';
-import { TokenBucket } from '../stack/ratelimit.js';
+import { TokenBucket } from '../core/ratelimit.js';
 import type { Route } from '../stack/route.js';
 import type { IPv4Protocol } from './ipv4.js';
 

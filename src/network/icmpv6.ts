@@ -1,5 +1,5 @@
-import { TunstackError } from '../errors.js';
-import { formatIPv6 } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIPv6 } from '../core/address.js';
 import {
   ICMPV6_ADMIN_PROHIBITED,
   ICMPV6_DEST_UNREACHABLE,
@@ -31,9 +31,10 @@ import {
 import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, IPV6_NEXT_HEADER_ICMPV6 } from '../headers/ipv6.js';
 import { IPV6_WALK_OK, IPv6Walk, walkIPv6Extensions } from '../headers/ipv6-walk.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer, PacketType } from '../stack/packet.js';
+import { PacketBuffer, PacketType } from '../core/packet.js';
+import { icmpErrno } from '../stack/errno.js';
 import type { TransportError } from '../stack/protocol.js';
-import { TokenBucket } from '../stack/ratelimit.js';
+import { TokenBucket } from '../core/ratelimit.js';
 import type { Route } from '../stack/route.js';
 import type { IPv6Protocol } from './ipv6.js';
 import { isLinkLocal, isUnspecifiedAt, UNSPECIFIED } from './ipv6-address.js';
@@ -365,24 +366,6 @@ function quotesErrorOrRedirect(b: Uint8Array, ip: number, end: number): boolean 
 
 /** The errno for an ICMPv6 error (Linux icmpv6_err_convert). */
 export function icmpv6Errno(e: TransportError): TunstackError {
-  const from = e.from.length === 16 && !isUnspecifiedAt(e.from) ? ` from ${formatIPv6(e.from)}` : '';
-  switch (e.kind) {
-    case 'port-unreachable':
-      return new TunstackError('ECONNREFUSED', `port unreachable${from}`);
-    case 'net-unreachable':
-      return new TunstackError('ENETUNREACH', `no route to destination${from}`);
-    case 'admin-prohibited':
-      return new TunstackError('EACCES', `administratively prohibited${from}`);
-    case 'packet-too-big':
-      return new TunstackError('EMSGSIZE', `packet too big (MTU ${e.mtu})${from}`);
-    case 'param-problem':
-      return new TunstackError('EPROTO', `parameter problem${from}`);
-    case 'ttl-exceeded':
-      return new TunstackError('EHOSTUNREACH', `time exceeded: hop limit${from}`);
-    case 'reassembly-timeout':
-      return new TunstackError('EHOSTUNREACH', `time exceeded: reassembly${from}`);
-    default:
-      return new TunstackError('EHOSTUNREACH', `address unreachable${from}`);
-  }
+  return icmpErrno(e, { from: true });
 }
 

@@ -16,10 +16,10 @@ import {
   parseIgmp,
   type IgmpV3Record,
 } from '../headers/igmp.js';
-import { TunstackError } from '../errors.js';
-import type { Timer } from '../stack/clock.js';
+import { TunstackError } from '../core/errors.js';
+import type { Timer } from '../core/clock.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { PacketBuffer } from '../core/packet.js';
 import type { IPv4Protocol } from './ipv4.js';
 
 /**

@@ -5,7 +5,7 @@
 import { ICMPV4_DEST_UNREACHABLE, ICMPV4_FRAG_NEEDED, ICMPV4_NET_UNREACHABLE, ICMPV4_TIME_EXCEEDED, ICMPV4_TTL_EXCEEDED } from '../headers/icmpv4.js';
 import { IPv4Header } from '../headers/ipv4.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketType, type PacketBuffer } from '../stack/packet.js';
+import { PacketType, type PacketBuffer } from '../core/packet.js';
 import { Route } from '../stack/route.js';
 import type { IPv4Protocol } from './ipv4.js';
 

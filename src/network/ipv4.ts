@@ -1,6 +1,5 @@
-import { TunstackError } from '../errors.js';
-import { checkPingArgs } from '../validate.js';
-import { BROADCAST_MAC, formatIPv4, ipv4ToU32 } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { BROADCAST_MAC, formatIPv4, ipv4ToU32 } from '../core/address.js';
 import { pseudoHeaderSumV4, sum } from '../headers/checksum.js';
 import { ETHERTYPE_IPV4 } from '../headers/ethernet.js';
 import {
@@ -28,12 +27,12 @@ import {
   encodeIPv4,
 } from '../headers/ipv4.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer, PacketType } from '../stack/packet.js';
+import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { NetworkInfo, NetworkProtocol, NicEvent, WriteParams } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
 import { Route } from '../stack/route.js';
-import type { Stack } from '../stack/stack.js';
-import { buildEchoRequest } from './echo.js';
+import type { NetStack } from '../stack/stack.js';
+import { buildEchoRequest, checkPingArgs, Pinger, type PingOptions, type PingResult } from './echo.js';
 import { Reassembler, type ReassemblyConfig } from './reassembly.js';
 import type { ArpProtocol } from './arp.js';
 import { Icmpv4 } from './icmpv4.js';
@@ -99,33 +98,7 @@ export interface IPv4Options {
   igmp?: IgmpOptions;
 }
 
-export interface PingOptions {
-  /** ICMP payload bytes (default 56, as ping). */
-  size?: number;
-  id?: number;
-  seq?: number;
-  ttl?: number;
-  timeoutMs?: number;
-  /** Set DF (default false). */
-  dontFragment?: boolean;
-  nic?: number | string;
-}
-
-export interface PingResult {
-  from: string;
-  rttMs: number;
-  ttl: number;
-  bytes: number;
-  seq: number;
-}
-
-interface PendingPing {
-  resolve: (r: PingResult) => void;
-  reject: (e: Error) => void;
-  sentAt: number;
-  timer: { cancel(): void };
-  seq: number;
-}
+export type { PingOptions, PingResult } from './echo.js';
 
 /** The Router Alert option (RFC 2113) that IGMP messages carry. */
 const ROUTER_ALERT_OPTION = Uint8Array.of(IPV4_OPT_ROUTER_ALERT, 4, 0, 0);
@@ -193,17 +166,17 @@ export class IPv4Protocol implements NetworkProtocol {
   readonly icmp: Icmpv4;
   private readonly acceptSourceRoute: boolean;
   private ident: number;
-  private readonly pings = new Map<number, PendingPing>();
-  private pingIdent: number;
+  /** @internal Echo requests in flight (`ping`). */
+  readonly pinger: Pinger;
 
   constructor(
-    readonly stack: Stack,
+    readonly stack: NetStack,
     options: IPv4Options = {},
   ) {
     this.info = new Ipv4NetworkInfo();
     this.igmp = new Igmp(this, options.igmp);
     this.ident = stack.random.below(0x10000);
-    this.pingIdent = stack.random.below(0x10000);
+    this.pinger = new Pinger(stack.clock, stack.random.below(0x10000), (d) => formatIPv4(d));
     this.echoReplyToBroadcast = options.echoReplyToBroadcast ?? false;
     this.acceptSourceRoute = options.acceptSourceRoute ?? false;
     this.icmp = new Icmpv4(this, options.icmpRate ?? 1000, options.icmpBurst ?? 50);
@@ -228,11 +201,7 @@ export class IPv4Protocol implements NetworkProtocol {
   close(): void {
     this.igmp.close();
     this.reassembler.clear();
-    for (const p of this.pings.values()) {
-      p.timer.cancel();
-      p.reject(new TunstackError('ECONNABORTED', 'stack closed'));
-    }
-    this.pings.clear();
+    this.pinger.close();
   }
 
   // ---------------------------------------------------------------- receive
@@ -647,71 +616,30 @@ export class IPv4Protocol implements NetworkProtocol {
     } catch (e) {
       return Promise.reject(e as Error);
     }
-    const size = options.size ?? 56;
-    const id = options.id ?? this.pingIdent;
-    const seq = options.seq ?? (this.pingSeq = (this.pingSeq + 1) & 0xffff);
-    const key = (id << 16) | seq;
-    if (this.pings.has(key)) return Promise.reject(new TunstackError('EBUSY', `ping ${id}/${seq} in flight`));
-    let route: Route;
-    try {
-      route = this.stack.findRoute(dst, options.nic !== undefined ? { nic: options.nic } : {});
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
-    const pkt = buildEchoRequest(ICMPV4_ECHO_REQUEST, id, seq, size);
-    const b = pkt.data;
-    const s = pkt.start;
-    const c = ~sum(b, s, ICMPV4_HEADER_LENGTH + size) & 0xffff;
-    b[s + 2] = c >>> 8;
-    b[s + 3] = c & 0xff;
-    return new Promise<PingResult>((resolve, reject) => {
-      const timer = this.stack.clock.setTimeout(() => {
-        this.pings.delete(key);
-        reject(new TunstackError('ETIMEDOUT', `no echo reply from ${formatIPv4(dst)}`, 'ping'));
-      }, options.timeoutMs ?? 1000);
-      this.pings.set(key, { resolve, reject, sentAt: this.stack.clock.now(), timer, seq });
-      try {
+    const o = options;
+    return this.pinger.ping(dst, o, (id, seq, size) => {
+      const route = this.stack.findRoute(dst, o.nic !== undefined ? { nic: o.nic } : {});
+      const pkt = buildEchoRequest(ICMPV4_ECHO_REQUEST, id, seq, size);
+      const b = pkt.data;
+      const s = pkt.start;
+      const c = ~sum(b, s, ICMPV4_HEADER_LENGTH + size) & 0xffff;
+      b[s + 2] = c >>> 8;
+      b[s + 3] = c & 0xff;
+      return () => {
         this.stats.icmp.sent++;
-        this.writePacket(route, pkt, {
-          protocol: IP_PROTO_ICMP,
-          ttl: options.ttl ?? this.stack.defaultTtl,
-          tos: 0,
-          dontFragment: options.dontFragment ?? false,
-        });
-      } catch (e) {
-        timer.cancel();
-        this.pings.delete(key);
-        reject(e as Error);
-      }
+        this.writePacket(route, pkt, { protocol: IP_PROTO_ICMP, ttl: o.ttl ?? this.stack.defaultTtl, tos: 0, dontFragment: o.dontFragment ?? false });
+      };
     });
   }
-  private pingSeq = 0;
 
   /** @internal An echo reply (IP header at `ipStart`) arrived: settle the matching `ping`. */
   pingReplied(id: number, seq: number, data: Uint8Array, ipStart: number, bytes: number): void {
-    const p = this.pings.get((id << 16) | seq);
-    if (p) {
-      this.pings.delete((id << 16) | seq);
-      p.timer.cancel();
-      p.resolve({
-        from: formatIPv4(data, ipStart + 12),
-        rttMs: this.stack.clock.now() - p.sentAt,
-        ttl: data[ipStart + 8]!,
-        bytes,
-        seq,
-      });
-    }
+    if (this.pinger.has(id, seq)) this.pinger.replied(id, seq, formatIPv4(data, ipStart + 12), data[ipStart + 8]!, bytes);
   }
 
   /** @internal For error reports on a pending ping (host unreachable). */
   failPing(id: number, seq: number, err: Error): boolean {
-    const key = (id << 16) | seq;
-    const p = this.pings.get(key);
-    if (!p) return false;
-    this.pings.delete(key);
-    p.timer.cancel();
-    p.reject(err);
-    return true;
+    return this.pinger.failed(id, seq, err);
   }
 }
 
@@ -754,7 +682,7 @@ export class Ipv4NetworkInfo implements NetworkInfo {
   }
 }
 
-export function ipv4Factory(options: IPv4Options = {}): (stack: Stack) => IPv4Protocol {
+export function ipv4Factory(options: IPv4Options = {}): (stack: NetStack) => IPv4Protocol {
   return (stack) => new IPv4Protocol(stack, options);
 }
 

@@ -3,7 +3,7 @@
  * groups, address classification, solicited-node groups, multicast MACs and EUI-64 identifiers.
  * Kept apart from ipv6.ts so the protocols ipv6.ts owns can use them without a value import back.
  */
-import { parseIPv6 } from '../headers/address.js';
+import { parseIPv6 } from '../core/address.js';
 
 export const ALL_NODES = parseIPv6('ff02::1');
 export const ALL_ROUTERS = parseIPv6('ff02::2');

@@ -25,7 +25,7 @@ import {
 } from '../headers/ipv6.js';
 import { IPV6_OPTIONS_END, IPv6OptionIterator } from '../headers/ipv6-extensions.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketType, type PacketBuffer } from '../stack/packet.js';
+import { PacketType, type PacketBuffer } from '../core/packet.js';
 import type { IPv6Protocol } from './ipv6.js';
 import { isUnspecifiedAt } from './ipv6-address.js';
 

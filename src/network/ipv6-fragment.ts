@@ -9,7 +9,7 @@ import { IPV6_FRAGMENT_HEADER_LENGTH, IPV6_HEADER_LENGTH, IPV6_NEXT_HEADER_FRAGM
 import type { IPv6Walk } from '../headers/ipv6-walk.js';
 import { ETHERTYPE_IPV6 } from '../headers/ethernet.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { PacketBuffer } from '../core/packet.js';
 import type { IPv6Protocol } from './ipv6.js';
 import { addrKey } from './ipv6-address.js';
 

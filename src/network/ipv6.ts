@@ -1,8 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
-import { buildEchoRequest } from './echo.js';
-import { TunstackError } from '../errors.js';
-import { checkPingArgs } from '../validate.js';
-import { formatIPv6 } from '../headers/address.js';
+import { buildEchoRequest, checkPingArgs, Pinger, type PingOptions, type PingResult } from './echo.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIPv6 } from '../core/address.js';
 import { pseudoHeaderSumV6 } from '../headers/checksum.js';
 import { ETHERTYPE_IPV6 } from '../headers/ethernet.js';
 import {
@@ -35,14 +34,13 @@ import {
   walkIPv6,
 } from '../headers/ipv6-walk.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer, PacketType } from '../stack/packet.js';
+import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { LinkAddressResolver, NetworkInfo, NetworkProtocol, NicEvent, WriteParams } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
 import type { NeighborCache } from '../stack/neighbor.js';
 import type { Route } from '../stack/route.js';
-import type { Stack } from '../stack/stack.js';
+import type { NetStack } from '../stack/stack.js';
 import { Icmpv6, type Icmpv6Options, type Icmpv6Stats } from './icmpv6.js';
-import type { PingOptions, PingResult } from './ipv4.js';
 import { Mld, type MldOptions, type MldStats } from './mld.js';
 import { Ndp, type NdpOptions, type NdpStats } from './ndp.js';
 import { Reassembler, type ReassemblyConfig } from './reassembly.js';
@@ -133,15 +131,6 @@ interface IPv6Events {
   'dns-servers': [NIC, string[]];
 }
 
-interface PendingPing {
-  resolve: (r: PingResult) => void;
-  reject: (e: Error) => void;
-  sentAt: number;
-  timer: { cancel(): void };
-  seq: number;
-  dst: Uint8Array;
-}
-
 /** @internal Per-NIC IPv6 state kept by the protocol. */
 export class Ipv6Interface {
   /** Joined multicast groups and their reference counts. */
@@ -170,21 +159,20 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
   private readonly pmtu = new Map<string, { mtu: number; expires: number }>();
   private readonly pmtuExpiresMs: number;
   private readonly flowKey: number;
-  private readonly pings = new Map<number, PendingPing>();
-  private pingIdent: number;
-  private pingSeq = 0;
+  /** @internal Echo requests in flight (`ping`). */
+  readonly pinger: Pinger;
   private readonly forwarder = new Ipv6Forwarder(this);
   private readonly fragments = new Ipv6Fragments(this);
 
   constructor(
-    readonly stack: Stack,
+    readonly stack: NetStack,
     options: IPv6Options = {},
   ) {
     super();
     this.autoFlowLabels = options.autoFlowLabels ?? true;
     this.pmtuExpiresMs = options.pmtuExpiresMs ?? 600_000;
     this.flowKey = stack.random.u32();
-    this.pingIdent = stack.random.below(0x10000);
+    this.pinger = new Pinger(stack.clock, stack.random.below(0x10000), (d) => formatIPv6(d));
     this.reassembler = new Reassembler(
       stack.clock,
       { maxBytes: 4 << 20, maxDatagrams: 1024, maxFragments: 128, timeoutMs: 60_000, ...options.reassembly },
@@ -221,11 +209,7 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     this.reassembler.clear();
     this.ndp.close();
     this.mld.close();
-    for (const p of this.pings.values()) {
-      p.timer.cancel();
-      p.reject(new TunstackError('ECONNABORTED', 'stack closed'));
-    }
-    this.pings.clear();
+    this.pinger.close();
   }
 
   /** @internal The per-NIC state (created on first use). */
@@ -682,62 +666,27 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     } catch (e) {
       return Promise.reject(e as Error);
     }
-    const size = options.size ?? 56;
-    const id = (options.id ?? this.pingIdent) & 0xffff;
-    const seq = options.seq ?? (this.pingSeq = (this.pingSeq + 1) & 0xffff);
-    const key = ((id << 16) | seq) >>> 0;
-    if (this.pings.has(key)) return Promise.reject(new TunstackError('EBUSY', `ping ${id}/${seq} in flight`));
-    let route: Route;
-    try {
-      route = this.stack.findRoute(dst, options.nic !== undefined ? { nic: options.nic } : {});
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
-    const pkt = buildEchoRequest(ICMPV6_ECHO_REQUEST, id, seq, size);
-    setIcmpV6Checksum(pkt.data, pkt.start, ICMPV6_HEADER_LENGTH + size, route.localAddress, route.remoteAddress);
-    return new Promise<PingResult>((resolve, reject) => {
-      const timer = this.stack.clock.setTimeout(() => {
-        this.pings.delete(key);
-        reject(new TunstackError('ETIMEDOUT', `no echo reply from ${formatIPv6(dst)}`, 'ping'));
-      }, options.timeoutMs ?? 1000);
-      this.pings.set(key, { resolve, reject, sentAt: this.stack.clock.now(), timer, seq, dst: dst.slice() });
-      try {
+    const o = options;
+    return this.pinger.ping(dst, o, (id, seq, size) => {
+      const route = this.stack.findRoute(dst, o.nic !== undefined ? { nic: o.nic } : {});
+      const pkt = buildEchoRequest(ICMPV6_ECHO_REQUEST, id, seq, size);
+      setIcmpV6Checksum(pkt.data, pkt.start, ICMPV6_HEADER_LENGTH + size, route.localAddress, route.remoteAddress);
+      return () => {
         this.icmp.stats.sent++;
         this.icmp.stats.echoRequestsSent++;
-        this.writePacket(route, pkt, {
-          protocol: IPV6_NEXT_HEADER_ICMPV6,
-          ttl: options.ttl ?? this.stack.defaultTtl,
-          tos: 0,
-          dontFragment: options.dontFragment ?? false,
-        });
-      } catch (e) {
-        timer.cancel();
-        this.pings.delete(key);
-        reject(e as Error);
-      }
+        this.writePacket(route, pkt, { protocol: IPV6_NEXT_HEADER_ICMPV6, ttl: o.ttl ?? this.stack.defaultTtl, tos: 0, dontFragment: o.dontFragment ?? false });
+      };
     });
   }
 
   /** @internal An echo reply arrived: settle the matching `ping`. True if one matched. */
   pingReplied(id: number, seq: number, from: string, hopLimit: number, bytes: number): boolean {
-    const key = ((id << 16) | seq) >>> 0;
-    const p = this.pings.get(key);
-    if (p === undefined) return false;
-    this.pings.delete(key);
-    p.timer.cancel();
-    p.resolve({ from, rttMs: this.stack.clock.now() - p.sentAt, ttl: hopLimit, bytes, seq });
-    return true;
+    return this.pinger.replied(id, seq, from, hopLimit, bytes);
   }
 
   /** @internal An ICMPv6 error quoted one of our echo requests: fail the matching `ping`. */
   pingFailed(id: number, seq: number, err: Error): boolean {
-    const key = ((id << 16) | seq) >>> 0;
-    const p = this.pings.get(key);
-    if (p === undefined) return false;
-    this.pings.delete(key);
-    p.timer.cancel();
-    p.reject(err);
-    return true;
+    return this.pinger.failed(id, seq, err);
   }
 }
 
@@ -784,6 +733,6 @@ function groupIndex(s: Ipv6Interface, buf: Uint8Array, off: number): number {
   return -1;
 }
 
-export function ipv6Factory(options: IPv6Options = {}): (stack: Stack) => IPv6Protocol {
+export function ipv6Factory(options: IPv6Options = {}): (stack: NetStack) => IPv6Protocol {
   return (stack) => new IPv6Protocol(stack, options);
 }

@@ -16,9 +16,9 @@ import {
   encodeMldV2Report,
   type MldV2RecordFields,
 } from '../headers/mld.js';
-import type { Timer } from '../stack/clock.js';
+import type { Timer } from '../core/clock.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { PacketBuffer } from '../core/packet.js';
 import type { IPv6Protocol } from './ipv6.js';
 import {
   ALL_MLDV2_ROUTERS,

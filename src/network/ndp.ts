@@ -16,10 +16,10 @@ import {
   encodeNdpNeighborSolicitation,
   encodeNdpOptions,
 } from '../headers/ndp.js';
-import type { Timer } from '../stack/clock.js';
+import type { Timer } from '../core/clock.js';
 import type { NeighborProber } from '../stack/neighbor.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { PacketBuffer } from '../core/packet.js';
 import type { IPv6Protocol } from './ipv6.js';
 import {
   ALL_NODES,

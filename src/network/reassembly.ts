@@ -1,4 +1,4 @@
-import type { Clock, Timer } from '../stack/clock.js';
+import type { Clock, Timer } from '../core/clock.js';
 
 /**
  * Fragment reassembly shared by IPv4 and IPv6: bounded memory, a timeout per datagram, and

@@ -1,5 +1,5 @@
-import { TunstackError } from '../errors.js';
-import { formatIPv6, maskAddress, parseCIDR, parseIPv6 } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIPv6, maskAddress, parseCIDR, parseIPv6 } from '../core/address.js';
 import { IcmpV6Header, NDP_RA_LENGTH, NDP_RS_LENGTH } from '../headers/icmpv6.js';
 import {
   NDP_OPTION_MTU,
@@ -12,9 +12,9 @@ import {
   ndpOptionsLength,
   type NdpOptionFields,
 } from '../headers/ndp.js';
-import type { Timer } from '../stack/clock.js';
+import type { Timer } from '../core/clock.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { PacketBuffer } from '../core/packet.js';
 import type { IPv6Protocol } from './ipv6.js';
 import { ALL_NODES, ALL_ROUTERS, UNSPECIFIED, addrKey, isLinkLocal, multicastMac, sameArray } from './ipv6-address.js';
 import type { Ndp, NdpIface } from './ndp.js';

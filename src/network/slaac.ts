@@ -1,6 +1,6 @@
-import { maskAddress } from '../headers/address.js';
+import { maskAddress } from '../core/address.js';
 import { NDP_INFINITE_LIFETIME } from '../headers/ndp.js';
-import type { Timer } from '../stack/clock.js';
+import type { Timer } from '../core/clock.js';
 import type { IPv6Protocol } from './ipv6.js';
 import { addrKey, eui64, isLinkLocal, sameArray } from './ipv6-address.js';
 import type { Ndp, NdpIface } from './ndp.js';

@@ -17,19 +17,16 @@
  * buffer grows, so a corrupt length never causes a huge allocation. Corrupt or truncated input
  * throws `ParseError` naming the byte offset in the file; nothing else is thrown for bad bytes.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
-import { ParseError, TunstackError } from '../errors.js';
+import { ParseError, TunstackError } from '../core/errors.js';
 import {
   expectBytes,
-  expectInteger,
   expectMethods,
-  expectString,
   optionalBoolean,
   optionalInteger,
   optionalOneOf,
   optionsObject,
   expectFunction,
-} from '../validate.js';
+} from '../core/validate.js';
 
 /** pcapng block types. */
 export const PcapngBlockType = {
@@ -681,28 +678,16 @@ abstract class PcapReaderBase {
 // ---------------------------------------------------------------------------------------------
 // Synchronous reader.
 
-function fdSource(fd: number, owned: boolean): SyncByteSource {
-  let open = true;
-  return {
-    read(into, offset, length) {
-      return readSync(fd, into, offset, length, null);
-    },
-    close() {
-      if (owned && open) closeSync(fd);
-      open = false;
-    },
-  };
-}
-
 /**
- * A synchronous pcap/pcapng reader over a file descriptor (or any `SyncByteSource`), reading
- * through a bounded window. Iterating it closes the source when the iteration ends.
+ * A synchronous pcap/pcapng reader over any `SyncByteSource` (or bytes in memory), reading
+ * through a bounded window. Iterating it closes the source when the iteration ends. Files and
+ * file descriptors (`PcapReader.open`, `fromFd`) are the Node entry's subclass, src/pcap/file.ts.
  */
 export class PcapReader extends PcapReaderBase implements Iterable<PcapRecord> {
   private source: SyncByteSource | null;
   private closed = false;
 
-  private constructor(source: SyncByteSource | null, bytes: Uint8Array | null, options: PcapReaderOptions) {
+  protected constructor(source: SyncByteSource | null, bytes: Uint8Array | null, options: PcapReaderOptions) {
     super(options, bytes);
     this.source = source;
     // Read the file header now, so that format errors show at open and the header fields are set.
@@ -718,20 +703,13 @@ export class PcapReader extends PcapReaderBase implements Iterable<PcapRecord> {
     }
   }
 
-  /** Open a capture file. Throws ParseError if it is not a pcap/pcapng file. */
-  static open(path: string, options: PcapReaderOptions = {}): PcapReader {
-    expectString(path, 'PcapReader.open', 'path');
+  /**
+   * @internal For readers of files (src/pcap/file.ts): check the options, then open the source
+   * (so that bad options fail before a file is opened), then read its header.
+   */
+  protected static openChecked(open: () => SyncByteSource, options: PcapReaderOptions): PcapReader {
     checkReaderOptions(options);
-    const fd = openSync(path, 'r');
-    return new PcapReader(fdSource(fd, true), null, options);
-  }
-
-  /** Read from an open file descriptor (not closed by the reader unless `closeFd`). */
-  static fromFd(fd: number, options: PcapReaderOptions & { closeFd?: boolean } = {}): PcapReader {
-    expectInteger(fd, 'PcapReader.fromFd', 'fd', 0, 0x7fffffff);
-    checkReaderOptions(options);
-    optionalBoolean(options.closeFd, 'PcapReader.fromFd', 'options.closeFd');
-    return new PcapReader(fdSource(fd, options.closeFd ?? false), null, options);
+    return new this(open(), null, options);
   }
 
   /** Read from any synchronous byte source. */

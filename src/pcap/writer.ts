@@ -1,6 +1,5 @@
-import { openSync, writeSync, closeSync } from 'node:fs';
-import { TunstackError } from '../errors.js';
-import { expectBytes, expectMethods, expectNumber, expectString, optionalBoolean, optionalInteger, optionsObject } from '../validate.js';
+import { TunstackError } from '../core/errors.js';
+import { expectBytes, expectMethods, expectNumber, optionalBoolean, optionalInteger, optionsObject } from '../core/validate.js';
 
 /** pcap link types (LINKTYPE_*). */
 export const LinkType = {
@@ -70,12 +69,6 @@ export class PcapWriter {
     v.setUint32(16, this.snapLength, true);
     v.setUint32(20, this.linkType, true);
     this.sink.write(h);
-  }
-
-  /** Open a file and write to it synchronously. */
-  static toFile(path: string, options: PcapWriterOptions = {}): PcapWriter {
-    expectString(path, 'PcapWriter.toFile', 'path');
-    return new PcapWriter(new FileSink(path), options);
   }
 
   /** Collect into memory (`bytes()` returns the file so far). */
@@ -157,21 +150,6 @@ function checkRecord(where: string, head: unknown, rest: unknown, originalLength
     rest.forEach((r, i) => expectBytes(r, where, `rest[${i}]`));
   }
   optionalInteger(originalLength, where, 'originalLength', 0, 0xffffffff);
-}
-
-export class FileSink implements ByteSink {
-  private fd: number;
-  constructor(path: string) {
-    this.fd = openSync(path, 'w');
-  }
-  write(bytes: Uint8Array): void {
-    let off = 0;
-    while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off);
-  }
-  close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
-  }
 }
 
 export class MemorySink implements ByteSink {

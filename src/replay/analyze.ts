@@ -3,9 +3,10 @@
  * the TCP connections and UDP/ICMP answers of the hosts whose role the stack is to take, and the
  * timing. The second pass (replay.ts) feeds frames and compares answers against this.
  */
-import { TunstackError, ParseError } from '../errors.js';
-import { parseIP, formatIP, parseMAC } from '../headers/address.js';
-import { PcapReader, type PcapRecord } from '../pcap/reader.js';
+import { TunstackError, ParseError } from '../core/errors.js';
+import { parseIP, formatIP, parseMAC } from '../core/address.js';
+import type { PcapRecord } from '../pcap/reader.js';
+import { PcapReader } from '../pcap/file.js';
 import { decodeFrame, type FrameSummary } from './decode.js';
 import { assertSupportedLinkType, LinkInfo, decapsulate, LinkTypes } from './linktype.js';
 import { StreamAssembly, seqDiff } from './stream.js';

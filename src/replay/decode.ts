@@ -4,7 +4,7 @@
  * receive path: one small object per frame is fine here. Bytes that do not parse give a summary
  * with `proto: 'other'` (or `l3: 'other'`), never an exception.
  */
-import { formatIPv4, formatIPv6, formatMAC } from '../headers/address.js';
+import { formatIPv4, formatIPv6, formatMAC } from '../core/address.js';
 import { IPv6Walk, walkIPv6 } from '../headers/ipv6-walk.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, LinkInfo, decapsulate } from './linktype.js';
 

@@ -2,7 +2,7 @@
  * How a replay waits: on virtual time (a ManualClock advanced by the sim pump whenever the stack
  * is idle) or on the real clock, woken early when the stack does something.
  */
-import type { Clock, ManualClock, RealClock } from '../stack/clock.js';
+import type { Clock, ManualClock, RealClock } from '../core/clock.js';
 import { VirtualPump } from '../sim/pump.js';
 
 /** @internal */

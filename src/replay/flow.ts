@@ -5,7 +5,7 @@
  * time relative to the first frame on the left. Rendered as text (`renderLadder`) or as an SVG
  * sequence diagram (`renderSvg`) with exactly one arrow element per frame shown.
  */
-import { formatIP } from '../headers/address.js';
+import { formatIP } from '../core/address.js';
 import { forEachRecord, type CaptureSource } from './analyze.js';
 import { decodeFrame, tcpFlagNames, type FrameSummary } from './decode.js';
 import { linkTypeName } from './linktype.js';

@@ -8,7 +8,7 @@
  * SLL (113) and SLL2 (276), BSD loopback NULL (0, host byte order) and OpenBSD LOOP (108, network
  * byte order).
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 
 export const LinkTypes = {
   NULL: 0,

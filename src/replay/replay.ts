@@ -22,19 +22,18 @@
  * - The answers (or, with `record: 'both'`, the whole replayed conversation) go to a pcap in the
  *   capture's link type (raw IP for the DLT_RAW variants).
  */
-import '../defaults.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { TunstackError } from '../errors.js';
-import { formatIP, parseIP } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIP, parseIP } from '../core/address.js';
 import { arpFactory } from '../network/arp.js';
 import { ipv4Factory } from '../network/ipv4.js';
 import { ipv6Factory } from '../network/ipv6.js';
 import type { PcapRecord } from '../pcap/reader.js';
-import { PcapWriter } from '../pcap/writer.js';
-import { ManualClock, RealClock, type Clock } from '../stack/clock.js';
+import { PcapWriter } from '../pcap/file.js';
+import { ManualClock, RealClock, type Clock } from '../core/clock.js';
 import type { NetworkProtocolFactory } from '../stack/protocol.js';
-import { Stack } from '../stack/stack.js';
+import { Stack } from '../adapters/stack.js';
 import { IFF_NO_PI, IFF_TAP, IFF_TUN } from '../tundev/constants.js';
 import type { TunDevice } from '../tundev/device.js';
 import { analyzeCapture, captureError, isIcmpError, openCapture, tcpKey, type CaptureAnalysis, type CaptureSource, type CapturedTcpFlow } from './analyze.js';
@@ -672,7 +671,8 @@ export async function replay(source: CaptureSource, options: ReplayOptions): Pro
   const engine = new ReplayEngine(source, a, target, driver, options);
   engineRef = engine;
   if (options.serveCaptured) serveCaptured(target.stack, a);
-  if (options.setup) await options.setup(target.stack, a);
+  // The stack is one made here (a Stack) or the device's, which the caller made.
+  if (options.setup) await options.setup(target.stack as Stack, a);
   try {
     await engine.run();
   } finally {

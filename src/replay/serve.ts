@@ -3,13 +3,13 @@
  * the role host's side of each captured connection, turn by turn, so a replayed client gets the
  * captured answers from the live stack.
  */
-import type { Stack } from '../stack/stack.js';
+import type { NetStack } from '../stack/stack.js';
 import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import type { CaptureAnalysis, CapturedTcpFlow } from './analyze.js';
 
 /** Serve captured TCP connections (see ReplayOptions.serveCaptured). */
-export function serveCaptured(stack: Stack, a: CaptureAnalysis): void {
+export function serveCaptured(stack: NetStack, a: CaptureAnalysis): void {
   const tcp = stack.transportProtocol(6) as TcpProtocol | undefined;
   if (tcp === undefined) return;
   const byClient = new Map<string, CapturedTcpFlow[]>();

@@ -3,20 +3,20 @@
  * device (TunTarget) whose stack is configured by its owner. Both take frames in (`inject`) and
  * hand every frame the stack sends to `onOutput`.
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
 import type { LinkEndpoint, NetworkDispatcher, WireFormat } from '../link/endpoint.js';
 import { LinkCapability } from '../link/endpoint.js';
 import type { NIC } from '../stack/nic.js';
-import { PacketBuffer } from '../stack/packet.js';
-import type { Stack } from '../stack/stack.js';
+import { PacketBuffer } from '../core/packet.js';
+import type { NetStack } from '../stack/stack.js';
 import type { TunDevice } from '../tundev/device.js';
 
 export interface ReplayTarget {
   /** What `inject` takes and `onOutput` gives: Ethernet frames or IP packets. */
   readonly format: WireFormat;
   /** The stack behind the target. */
-  readonly stack: Stack;
+  readonly stack: NetStack;
   /** The NIC frames arrive on. */
   readonly nic: NIC;
   /** The target's MAC (Ethernet), else null. */
@@ -85,7 +85,7 @@ export class StackTarget implements ReplayTarget {
   private readonly port: ReplayPort;
 
   constructor(
-    readonly stack: Stack,
+    readonly stack: NetStack,
     options: StackTargetOptions,
   ) {
     this.format = options.format;
@@ -122,7 +122,7 @@ export class StackTarget implements ReplayTarget {
  */
 export class TunTarget implements ReplayTarget {
   readonly format: WireFormat;
-  readonly stack: Stack;
+  readonly stack: NetStack;
   onOutput: ((frame: Uint8Array) => void) | null = null;
   private readonly buf = new Uint8Array(65536 + 64);
   private readonly onReadable = (): void => this.drain();

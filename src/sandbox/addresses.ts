@@ -5,8 +5,8 @@
  * the same host numbers in the new network), and pasta's `-a -n -g -D` set single addresses,
  * with the others following from the guest's network.
  */
-import { TunstackError } from '../errors.js';
-import { formatIPv4, formatIPv6, ipv4ToU32, maskAddress, tryParseIPv4, tryParseIPv6, u32ToIPv4 } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIPv4, formatIPv6, ipv4ToU32, maskAddress, tryParseIPv4, tryParseIPv6, u32ToIPv4 } from '../core/address.js';
 
 export interface SandboxAddresses {
   guest4: string;

@@ -21,8 +21,8 @@
  */
 import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
-import { TunstackError } from '../errors.js';
-import { ipv4ToU32, maskAddress, tryParseIPv4 } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { ipv4ToU32, maskAddress, tryParseIPv4 } from '../core/address.js';
 import type { SandboxAddresses } from './addresses.js';
 import type { PublishedPort, SandboxNetwork } from './network.js';
 

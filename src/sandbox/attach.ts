@@ -27,7 +27,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { resolve } from 'node:path';
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { installSeccompFilter } from '../host/seccomp.js';
 import type { HostTap } from '../host/tap.js';
 import { HostFwdApi, listenApiSocket } from './api-socket.js';

@@ -1,4 +1,4 @@
-import { formatIPv4, ipv4ToU32, parseIPv4, u32ToIPv4 } from '../headers/address.js';
+import { formatIPv4, ipv4ToU32, parseIPv4, u32ToIPv4 } from '../core/address.js';
 import {
   BOOTREPLY,
   BOOTREQUEST,
@@ -12,7 +12,7 @@ import {
   u32Option,
   type DhcpMessage,
 } from '../headers/dhcp.js';
-import type { Stack } from '../stack/stack.js';
+import type { PortableStack as Stack } from '../portable/stack.js';
 import type { UdpEndpoint } from '../transport/udp.js';
 
 export interface DhcpServerOptions {

@@ -2,12 +2,12 @@ import { createSocket } from 'node:dgram';
 import { promises as dnsPromises } from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP } from 'node:net';
-import { TunstackError } from '../errors.js';
-import { addrEqual, parseIP } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { addrEqual, parseIP } from '../core/address.js';
 import { DNS_RCODE_NOERROR, DNS_RCODE_SERVFAIL, DNS_TYPE_A, DNS_TYPE_AAAA, decodeQuestion, encodeAnswer, sameQuestion } from '../headers/dns.js';
-import type { Clock, Timer } from '../stack/clock.js';
-import { upstreamIdSource } from '../stack/random.js';
-import type { Stack } from '../stack/stack.js';
+import type { Clock, Timer } from '../core/clock.js';
+import { upstreamIdSource } from '../core/random.js';
+import type { Stack } from '../adapters/stack.js';
 import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
 import type { UdpEndpoint } from '../transport/udp.js';
 

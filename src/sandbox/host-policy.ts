@@ -18,7 +18,7 @@
  * per `refreshMs` (default 1 s), so an address the host gains is refused within that time.
  */
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
-import { formatIP, tryParseIPv4, tryParseIPv6 } from '../headers/address.js';
+import { formatIP, tryParseIPv4, tryParseIPv6 } from '../core/address.js';
 
 /** Parse a textual address (IPv4 or IPv6, zone ignored) to bytes, or null. */
 function toBytes(address: string | Uint8Array): Uint8Array | null {

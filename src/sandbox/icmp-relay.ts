@@ -16,12 +16,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { getgid, getuid } from 'node:process';
 import { checksum } from '../headers/checksum.js';
-import { formatIP } from '../headers/address.js';
+import { formatIP } from '../core/address.js';
 import { setIcmpV6Checksum } from '../headers/icmpv6.js';
 import { WrappingEndpoint, type LinkEndpoint } from '../link/endpoint.js';
 import type { NIC } from '../stack/nic.js';
-import type { PacketBuffer } from '../stack/packet.js';
-import type { Stack } from '../stack/stack.js';
+import type { PacketBuffer } from '../core/packet.js';
+import type { Stack } from '../adapters/stack.js';
 import type { RawSocket } from '../transport/raw.js';
 import { isLocalHostAddress } from './host-policy.js';
 

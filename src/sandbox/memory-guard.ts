@@ -18,7 +18,7 @@
  * `intervalMs`); the relay has the budget recomputed (flows changed, rest as last measured) as
  * each flow opens.
  */
-import type { Clock, Timer } from '../stack/clock.js';
+import type { Clock, Timer } from '../core/clock.js';
 import type { TcpMemory } from '../transport/tcp/memory.js';
 
 /**

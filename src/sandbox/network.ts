@@ -17,18 +17,18 @@
  *   only the gateway and DNS addresses answer.
  * - Published ports (`publish`) carry host connections and datagrams into the guest.
  */
-import '../defaults.js';
 import { createServer, isIP, type Server } from 'node:net';
 import { totalmem } from 'node:os';
-import { TunstackError } from '../errors.js';
-import { parseIP, prefixMatch, tryParseIPv4, tryParseIPv6 } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { parseIP, prefixMatch, tryParseIPv4, tryParseIPv6 } from '../core/address.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
 import type { LinkEndpoint } from '../link/endpoint.js';
 import { SnifferEndpoint } from '../link/sniffer.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
-import type { Clock } from '../stack/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { NIC } from '../stack/nic.js';
-import { Stack } from '../stack/stack.js';
+import { FileSink } from '../pcap/file.js';
+import { Stack } from '../adapters/stack.js';
 import { tcpMemoryFromHigh } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import type { TcpStats } from '../transport/tcp/types.js';
@@ -205,7 +205,7 @@ export class SandboxNetwork {
     const clock = this.stack.clock;
     this.hostPolicy = new HostPolicy({ hostAddresses, now: () => clock.now(), ...(options.hostInterfaces ? { interfaces: options.hostInterfaces } : {}) });
     let link: LinkEndpoint = options.link;
-    if (options.pcap !== undefined) link = new SnifferEndpoint(link, { path: options.pcap, clock: this.stack.clock });
+    if (options.pcap !== undefined) link = new SnifferEndpoint(link, { sink: new FileSink(options.pcap), clock: this.stack.clock });
     const icmpMode = options.icmp ?? 'auto';
     const why = icmpMode === 'gateway' ? 'gateway-only mode' : pingRelayUnavailableReason(options.pingCommand);
     this.icmpNote = icmpMode === 'relay' ? '' : why;

@@ -30,10 +30,10 @@ import { accessSync, constants as fsConstants, lstatSync, mkdirSync, mkdtempSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { errnoName, errnoToError, requireNative } from '../host/native.js';
 import { HostTap } from '../host/tap.js';
-import { FdEndpoint } from '../link/fd.js';
+import { FdEndpoint } from '../host/fd.js';
 import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR } from '../tundev/constants.js';
 
 /** The tun device's path. */

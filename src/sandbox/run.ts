@@ -26,10 +26,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { HostTap } from '../host/tap.js';
 import { nativeUnavailableReason } from '../host/native.js';
-import { FdEndpoint } from '../link/fd.js';
+import { FdEndpoint } from '../host/fd.js';
 import { sendBlocksInUse, sendBlocksPooled } from '../transport/tcp/buffers.js';
 import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR } from '../tundev/constants.js';
 import { AutoPorts, type AutoPortsOptions } from './auto-ports.js';

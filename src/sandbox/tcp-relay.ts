@@ -18,7 +18,7 @@ import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
 import { TcpForwarder, type TcpForwardRequest } from '../transport/tcp/forwarder.js';
 import type { TcpMemory } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
-import type { Timer } from '../stack/clock.js';
+import type { Timer } from '../core/clock.js';
 
 export interface TcpRelayStats {
   /** Guest connection attempts taken (host connects started). */

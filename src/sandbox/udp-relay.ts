@@ -14,7 +14,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket as NodeDgram } from 'node:dgram';
 import { isIP } from 'node:net';
-import type { Stack } from '../stack/stack.js';
+import type { Stack } from '../adapters/stack.js';
 import type { UdpEndpoint, UdpForwardRequest, UdpProtocol } from '../transport/udp.js';
 import type { DestinationMap, Outbound } from './tcp-relay.js';
 

@@ -1,7 +1,7 @@
 import { WrappingEndpoint, type LinkEndpoint } from '../link/endpoint.js';
 import type { PcapWriter } from '../pcap/writer.js';
-import type { Clock } from '../stack/clock.js';
-import type { PacketBuffer } from '../stack/packet.js';
+import type { Clock } from '../core/clock.js';
+import type { PacketBuffer } from '../core/packet.js';
 
 /**
  * TapPoint: a pass-through endpoint that a simulated network puts under every interface, so that

@@ -1,23 +1,21 @@
-import '../defaults.js';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { TunstackError } from '../errors.js';
-import { formatIP, formatMAC, maskAddress, parseCIDR, prefixMatch } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIP, formatMAC, maskAddress, parseCIDR, prefixMatch } from '../core/address.js';
 import type { LinkEndpoint } from '../link/endpoint.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
 import { FaultEndpoint, type FaultConfig, type FaultStats, type GilbertElliottConfig } from '../link/fault.js';
-import { Trampoline } from '../link/queue.js';
+import { Trampoline } from '../core/queue.js';
 import { Wire } from '../link/wire.js';
 import { arpFactory } from '../network/arp.js';
-import { ipv4Factory, type PingOptions, type PingResult } from '../network/ipv4.js';
+import { ipv4Factory } from '../network/ipv4.js';
+import type { PingOptions, PingResult } from '../network/echo.js';
 import { LinkType, PcapWriter } from '../pcap/writer.js';
-import { ManualClock } from '../stack/clock.js';
+import { ManualClock } from '../core/clock.js';
 import type { NIC } from '../stack/nic.js';
-import { Random } from '../stack/random.js';
-import { Stack, type StackOptions } from '../stack/stack.js';
+import { Random } from '../core/random.js';
+import { PortableStack, type StackOptions } from '../portable/stack.js';
 import { TapPoint } from './capture.js';
 import { VirtualPump } from './pump.js';
-import { expectNumber, expectObject, expectString, optionalBoolean, optionalInteger, optionalString, optionsObject } from '../validate.js';
+import { expectNumber, expectObject, expectString, optionalBoolean, optionalInteger, optionalString, optionsObject } from '../core/validate.js';
 
 /**
  * Network: a whole virtual network in one process, built in a few lines, on one ManualClock.
@@ -150,15 +148,22 @@ export class SimInterface {
   }
 }
 
-/** A host (or router) of the network: a Stack and its interfaces. */
-export class SimHost {
+/** What a member of the host's stack is, when its stack has it (Node's `Stack`: net, dgram). */
+export type StackMember<S, K extends string> = S extends { readonly [P in K]: infer M } ? M : unknown;
+
+/**
+ * A host (or router) of the network: a stack and its interfaces. `S` is the kind of stack the
+ * network makes: the package's `Stack` (with Node's net and dgram) from `tunstack/sim`, a
+ * PortableStack in the browser build.
+ */
+export class SimHost<S extends PortableStack = PortableStack> {
   readonly interfaces: SimInterface[] = [];
 
   constructor(
     readonly network: Network,
     readonly name: string,
     readonly index: number,
-    readonly stack: Stack,
+    readonly stack: S,
   ) {}
 
   get isRouter(): boolean {
@@ -175,12 +180,18 @@ export class SimHost {
     return this.interfaces.find((i) => i.address6 !== '')?.address6 ?? '';
   }
 
-  /** Node's `net` and `dgram` bound to this host's stack. */
-  get net(): Stack['net'] {
-    return this.stack.net;
+  /** Node's `net` and `dgram` bound to this host's stack (ENOSYS on a stack without them, as in a browser). */
+  get net(): StackMember<S, 'net'> {
+    return this.member('net');
   }
-  get dgram(): Stack['dgram'] {
-    return this.stack.dgram;
+  get dgram(): StackMember<S, 'dgram'> {
+    return this.member('dgram');
+  }
+
+  private member<K extends 'net' | 'dgram'>(key: K): StackMember<S, K> {
+    const m = (this.stack as unknown as Partial<Record<K, unknown>>)[key];
+    if (m === undefined) throw new TunstackError('ENOSYS', `${this.name}: this stack has no ${key} (Node's surfaces come with tunstack's Stack)`);
+    return m as StackMember<S, K>;
   }
 
   /** The interface on a link, or towards a neighbour host. */
@@ -299,10 +310,10 @@ export interface HostCounters {
   txBytes: number;
 }
 
-export class Network {
+export class Network<S extends PortableStack = PortableStack> {
   readonly clock: ManualClock;
   readonly seed: number;
-  readonly hosts: SimHost[] = [];
+  readonly hosts: SimHost<S>[] = [];
   readonly links: SimLink[] = [];
   private readonly random: Random;
   private readonly trampoline = new Trampoline(65536);
@@ -316,8 +327,16 @@ export class Network {
   private activity = 0;
   private closed = false;
   private readonly pumper: VirtualPump;
+  private readonly createStack: (options: StackOptions) => S;
+  private readonly openCapture: (path: string) => PcapWriter;
 
-  constructor(options: NetworkOptions = {}) {
+  /**
+   * `createStack` makes each host's stack (default a PortableStack: the usual protocols, no Node
+   * surfaces); `openCapture` opens an Ethernet pcap file for `capture(host, path)`, creating its
+   * directory (default: none, ENOSYS, as in a browser page). `tunstack/sim`'s Network passes the
+   * package's Stack and node:fs files.
+   */
+  constructor(options: NetworkOptions = {}, createStack?: (options: StackOptions) => S, openCapture?: (path: string) => PcapWriter) {
     const where = 'new Network';
     options = optionsObject<NetworkOptions>(options, where);
     optionalInteger(options.seed, where, 'options.seed', -0x80000000, 0xffffffff);
@@ -327,6 +346,12 @@ export class Network {
     optionalString(options.subnetBase, where, 'options.subnetBase');
     optionalBoolean(options.autoRoutes, where, 'options.autoRoutes');
     optionalBoolean(options.ipv6, where, 'options.ipv6');
+    this.createStack = createStack ?? ((o) => new PortableStack(o) as S);
+    this.openCapture =
+      openCapture ??
+      ((path) => {
+        throw new TunstackError('ENOSYS', `capture: no files here for ${JSON.stringify(path)} (pass a PcapWriter, e.g. PcapWriter.inMemory())`);
+      });
     this.seed = options.seed ?? 1;
     this.random = new Random(this.seed);
     this.clock = options.clock ?? new ManualClock();
@@ -346,7 +371,7 @@ export class Network {
   }
 
   /** Add a host (no forwarding). */
-  host(name: string, options: HostOptions = {}): SimHost {
+  host(name: string, options: HostOptions = {}): SimHost<S> {
     if (expectString(name, 'host', 'name') === '') throw new TunstackError('EINVAL', 'host: "name" must not be empty');
     options = optionsObject<HostOptions>(options, 'host');
     optionalBoolean(options.forwarding, 'host', 'options.forwarding');
@@ -356,19 +381,19 @@ export class Network {
     const seed = options.seed ?? this.random.u32();
     const stackOptions: StackOptions = { ...(options.stack ?? {}), clock: this.clock, seed, forwarding: options.forwarding ?? false };
     if (!this.ipv6 && stackOptions.networkProtocols === undefined) stackOptions.networkProtocols = [ipv4Factory(), arpFactory()];
-    const stack = new Stack(stackOptions);
-    const h = new SimHost(this, name, this.hosts.length + 1, stack);
+    const stack = this.createStack(stackOptions);
+    const h = new SimHost<S>(this, name, this.hosts.length + 1, stack);
     this.hosts.push(h);
     return h;
   }
 
   /** Add a router: a host that forwards between its interfaces. */
-  router(name: string, options: Omit<HostOptions, 'forwarding'> = {}): SimHost {
+  router(name: string, options: Omit<HostOptions, 'forwarding'> = {}): SimHost<S> {
     return this.host(name, { ...options, forwarding: true });
   }
 
   /** Look a host up by name. */
-  get(name: string): SimHost {
+  get(name: string): SimHost<S> {
     expectString(name, 'get', 'name');
     const h = this.hosts.find((x) => x.name === name);
     if (h === undefined) throw new TunstackError('ENOENT', `no host ${name}`);
@@ -565,8 +590,7 @@ export class Network {
     options = optionsObject(options, 'capture');
     let writer: PcapWriter;
     if (typeof target === 'string') {
-      mkdirSync(dirname(target), { recursive: true });
-      writer = PcapWriter.toFile(target, { linkType: LinkType.ETHERNET });
+      writer = this.openCapture(target);
       this.writers.push(writer);
     } else {
       if (target.linkType !== LinkType.ETHERNET) throw new TunstackError('EINVAL', 'a network capture needs an Ethernet pcap writer');

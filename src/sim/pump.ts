@@ -1,4 +1,4 @@
-import type { ManualClock } from '../stack/clock.js';
+import type { ManualClock } from '../core/clock.js';
 
 /**
  * Driving a ManualClock underneath async code. Virtual time moves only from one timer deadline to
@@ -13,9 +13,11 @@ export class VirtualPump {
     readonly clock: ManualClock,
     /** A counter that changes whenever something happened (packets sent or delivered). */
     private readonly activity: () => number = () => 0,
+    /** One turn of the event loop (default: `macrotask`). */
+    private readonly turn: () => Promise<void> = macrotask,
   ) {}
 
-  /** Let async work run until it goes quiet (at most `maxRounds` setImmediate rounds). */
+  /** Let async work run until it goes quiet (at most `maxRounds` event-loop turns). */
   async settle(maxRounds = 64): Promise<void> {
     const clock = this.clock;
     let quiet = 0;
@@ -23,7 +25,7 @@ export class VirtualPump {
       const a = this.activity();
       const n = clock.pendingTimers;
       const d = clock.nextDeadline();
-      await new Promise<void>((r) => setImmediate(r));
+      await this.turn();
       if (this.activity() === a && clock.pendingTimers === n && clock.nextDeadline() === d) quiet++;
       else quiet = 0;
     }
@@ -51,4 +53,23 @@ export class VirtualPump {
       clock.advanceTo(Math.max(d, clock.now()));
     }
   }
+}
+
+/**
+ * One turn of the event loop: Node's `setImmediate` where the platform has it (it runs after the
+ * I/O callbacks and every pending promise and nextTick), else a MessageChannel message (browsers:
+ * a task, after the microtasks). Looked up on globalThis so that this module names no Node API.
+ */
+export function macrotask(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+  if (typeof immediate === 'function') return new Promise<void>((r) => void immediate(r));
+  return new Promise<void>((r) => {
+    const ch = new MessageChannel();
+    const port = ch.port1 as unknown as { onmessage: (() => void) | null; close(): void };
+    port.onmessage = () => {
+      port.close();
+      r();
+    };
+    ch.port2.postMessage(null);
+  });
 }

@@ -1,7 +1,7 @@
-import type { Clock, Timer } from './clock.js';
-import type { PacketBuffer } from './packet.js';
-import type { Random } from './random.js';
-import { TokenBucket } from './ratelimit.js';
+import type { Clock, Timer } from '../core/clock.js';
+import type { PacketBuffer } from '../core/packet.js';
+import type { Random } from '../core/random.js';
+import { TokenBucket } from '../core/ratelimit.js';
 
 /**
  * Neighbour cache (Linux NUD states, shared by ARP and NDP). One per NIC and network protocol.

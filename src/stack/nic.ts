@@ -1,13 +1,13 @@
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError } from '../errors.js';
-import { addrEqual, formatIP, prefixMatch } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { addrEqual, formatIP, prefixMatch } from '../core/address.js';
 import { LinkCapability, type LinkEndpoint, type NetworkDispatcher } from '../link/endpoint.js';
 import { NeighborCache, type NeighborConfig, type NeighborProber, type NeighborStats } from './neighbor.js';
-import { PacketType, type PacketBuffer } from './packet.js';
+import { PacketType, type PacketBuffer } from '../core/packet.js';
 import type { NicEvent } from './protocol.js';
 import { newNicStats, type NicStats } from './stats.js';
-import type { Stack } from './stack.js';
-import { expectAddress, expectCidr, expectInteger, expectObject, optionalBoolean, optionsObject } from '../validate.js';
+import type { NetStack } from './stack.js';
+import { expectAddress, expectCidr, expectInteger, expectObject, optionalBoolean, optionsObject } from '../core/validate.js';
 
 export interface NICOptions {
   /** Interface name (unique in the stack); default `nic<id>`. */
@@ -67,7 +67,7 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
   readonly id: number;
   readonly name: string;
   readonly endpoint: LinkEndpoint;
-  readonly stack: Stack;
+  readonly stack: NetStack;
   readonly kind: string;
   readonly stats: NicStats = newNicStats();
   promiscuous: boolean;
@@ -81,7 +81,7 @@ export class NIC extends EventEmitter<NicEvents> implements NetworkDispatcher {
   private readonly one: PacketBuffer[] = [];
   private observers: NicPacketObserver[] = [];
 
-  constructor(stack: Stack, id: number, options: NICOptions) {
+  constructor(stack: NetStack, id: number, options: NICOptions) {
     super();
     this.stack = stack;
     this.id = id;

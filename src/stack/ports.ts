@@ -1,5 +1,5 @@
-import { TunstackError } from '../errors.js';
-import type { Random } from './random.js';
+import { TunstackError } from '../core/errors.js';
+import type { Random } from '../core/random.js';
 
 /** Linux's default ip_local_port_range. */
 export const EPHEMERAL_LOW = 32768;

@@ -1,7 +1,7 @@
-import type { PacketBuffer } from './packet.js';
+import type { PacketBuffer } from '../core/packet.js';
 import type { NIC } from './nic.js';
 import type { Route } from './route.js';
-import type { Stack } from './stack.js';
+import type { NetStack } from './stack.js';
 
 /**
  * Protocols register with the stack through these interfaces (as gVisor's NetworkProtocol /
@@ -114,5 +114,6 @@ export interface TransportProtocol {
   close?(): void;
 }
 
-export type NetworkProtocolFactory = (stack: Stack) => NetworkProtocol;
-export type TransportProtocolFactory = (stack: Stack) => TransportProtocol;
+export type NetworkProtocolFactory = (stack: NetStack) => NetworkProtocol;
+export type TransportProtocolFactory = (stack: NetStack) => TransportProtocol;
+

@@ -1,7 +1,7 @@
-import { TunstackError } from '../errors.js';
-import { formatIP, maskAddress, parseCIDR, parseIP, prefixMatch } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { formatIP, maskAddress, parseCIDR, parseIP, prefixMatch } from '../core/address.js';
 import type { NIC } from './nic.js';
-import type { PacketBuffer } from './packet.js';
+import type { PacketBuffer } from '../core/packet.js';
 import type { NetworkProtocol, WriteParams } from './protocol.js';
 
 /** One entry of the routing table. */

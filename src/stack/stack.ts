@@ -1,9 +1,9 @@
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError } from '../errors.js';
-import { addrEqual, formatIP, ipv4ToU32, maskAddress, parseIP } from '../headers/address.js';
-import { Trampoline } from '../link/queue.js';
-import { RealClock, type Clock } from './clock.js';
-import { PacketBuffer } from './packet.js';
+import { TunstackError } from '../core/errors.js';
+import { addrEqual, formatIP, ipv4ToU32, maskAddress, parseIP } from '../core/address.js';
+import { Trampoline } from '../core/queue.js';
+import { RealClock, type Clock } from '../core/clock.js';
+import { PacketBuffer } from '../core/packet.js';
 import { NIC, type AddressInfo, type NICOptions } from './nic.js';
 import { PortManager } from './ports.js';
 import type {
@@ -13,7 +13,7 @@ import type {
   TransportProtocol,
   TransportProtocolFactory,
 } from './protocol.js';
-import { Random } from './random.js';
+import { Random } from '../core/random.js';
 import { Route, RouteTable, parseRouteSpec, type RouteEntry, type RouteSpec } from './route.js';
 import {
   expectAddress,
@@ -25,31 +25,20 @@ import {
   optionalInteger,
   optionalString,
   optionsObject,
-} from '../validate.js';
+} from '../core/validate.js';
 import type { LinkEndpoint } from '../link/endpoint.js';
-// Type-only: the convenience methods below look protocols up by number at run time.
-import type { IPv4Protocol, PingOptions, PingResult } from '../network/ipv4.js';
-import type { UdpEndpoint, UdpEndpointOptions, UdpProtocol } from '../transport/udp.js';
-import type { TcpEndpoint, TcpEndpointOptions, TcpProtocol } from '../transport/tcp/index.js';
-import type { TunDevice, TunOpenOptions } from '../tundev/device.js';
-import type { IPv6Protocol } from '../network/ipv6.js';
-import type {
-  PacketTap,
-  PacketTapOptions,
-  PingSocket,
-  PingSocketOptions,
-  RawSocket,
-  RawSocketOptions,
-} from '../transport/raw.js';
 
-export interface StackOptions {
+export interface NetStackOptions {
   /** Default: a RealClock. Tests pass a ManualClock. */
   clock?: Clock;
   /** Seed for every random number the stack uses; default: random. */
   seed?: number;
-  /** Network protocols (default IPv4 + ARP, set by the package entry point). */
+  /**
+   * Network protocols, each made once for this stack (default none: a NetStack knows no protocol
+   * by itself; the package's `Stack` passes IPv4 + ARP + IPv6).
+   */
   networkProtocols?: NetworkProtocolFactory[];
-  /** Transport protocols (default UDP, set by the package entry point). */
+  /** Transport protocols (default none; the package's `Stack` passes UDP, TCP and ping). */
   transportProtocols?: TransportProtocolFactory[];
   /** Route packets between NICs (default false). */
   forwarding?: boolean;
@@ -64,46 +53,21 @@ interface StackEvents {
   'internal-error': [unknown];
 }
 
-/** Defaults registered by the package entry (keeps this core free of protocol names). */
-let defaultNetwork: NetworkProtocolFactory[] = [];
-let defaultTransport: TransportProtocolFactory[] = [];
-let tunFactory: ((stack: Stack, options: TunOpenOptions) => TunDevice) | null = null;
-
-/** @internal How `stack.raw()`, `stack.pingSocket()` and `stack.packetTap()` make objects. */
-export interface RawFactories {
-  raw(stack: Stack, options: RawSocketOptions): RawSocket;
-  ping(stack: Stack, options: PingSocketOptions): PingSocket;
-  tap(stack: Stack, options: PacketTapOptions): PacketTap;
-}
-let rawFactories: RawFactories | null = null;
-
-/** @internal Called once by src/defaults.ts. */
-export function setRawFactories(f: RawFactories): void {
-  rawFactories = f;
-}
-
 /**
- * @internal Raw sockets' input: every IP datagram delivered locally (after reassembly) is offered
- * here, its network header at `ipStart`; true if a raw socket took a copy. Set by
- * src/transport/raw.ts while raw sockets are open.
+ * Raw sockets' input: every IP datagram delivered locally (after reassembly) is offered here, its
+ * network header at `ipStart`; true if a raw socket took a copy. Attached by src/transport/raw.ts
+ * while raw sockets are open (attachRawInput / detachRawInput).
  */
 export type RawInputHook = (family: 4 | 6, protocol: number, nic: NIC, data: Uint8Array, ipStart: number, end: number) => boolean;
 
-/** @internal Called once by src/index.ts: how `stack.openTun()` makes a device. */
-export function setTunFactory(f: (stack: Stack, options: TunOpenOptions) => TunDevice): void {
-  tunFactory = f;
-}
-
-/** @internal Called once by src/index.ts (and tests through it). */
-export function setDefaultProtocols(network: NetworkProtocolFactory[], transport: TransportProtocolFactory[]): void {
-  defaultNetwork = network;
-  defaultTransport = transport;
-}
-
 /**
- * The network stack: NICs, routing, protocols, ports, clock and random source.
+ * The network stack's core: NICs, routing, ports, clock and random source, and the protocols it
+ * was given (as gVisor's stack.Stack with its stack.Options). It names no protocol: IPv4, ARP,
+ * IPv6, UDP, TCP and the rest come in as factories (`networkProtocols`, `transportProtocols`).
+ * The package's `Stack` (src/adapters/stack.ts) is a NetStack with the usual protocols, the typed
+ * conveniences (udp, tcp, ping, raw, openTun) and the Node surfaces.
  */
-export class Stack extends EventEmitter<StackEvents> {
+export class NetStack extends EventEmitter<StackEvents> {
   readonly clock: Clock;
   readonly random: Random;
   readonly ports: PortManager;
@@ -125,9 +89,9 @@ export class Stack extends EventEmitter<StackEvents> {
   /** IPv4 route cache (as Linux's dst cache): destination -> routes computed for it, per pinning. */
   private readonly routeCache = new Map<number, CachedRoute[]>();
 
-  constructor(options: StackOptions = {}) {
+  constructor(options: NetStackOptions = {}) {
     super();
-    options = optionsObject<StackOptions>(options, 'new Stack');
+    options = optionsObject<NetStackOptions>(options, 'new Stack');
     if (options.clock !== undefined) expectMethods(options.clock, 'new Stack', 'options.clock', ['now', 'wallNow', 'timer', 'setTimeout']);
     optionalInteger(options.seed, 'new Stack', 'options.seed', -0x80000000, 0xffffffff);
     optionalBoolean(options.forwarding, 'new Stack', 'options.forwarding');
@@ -137,11 +101,11 @@ export class Stack extends EventEmitter<StackEvents> {
     this.ports = new PortManager(this.random.fork());
     this.forwarding = options.forwarding ?? false;
     this.defaultTtl = options.defaultTtl ?? 64;
-    for (const f of options.networkProtocols ?? defaultNetwork) {
+    for (const f of options.networkProtocols ?? []) {
       const p = f(this);
       this.netProtos.set(p.number, p);
     }
-    for (const f of options.transportProtocols ?? defaultTransport) {
+    for (const f of options.transportProtocols ?? []) {
       const p = f(this);
       this.transProtos.set(p.number, p);
     }
@@ -363,59 +327,29 @@ export class Stack extends EventEmitter<StackEvents> {
     return new Route(nic, netProto, src, dst, nextHop, broadcast, multicast, localDelivery);
   }
 
-  // ---- conveniences over registered protocols ----
+  // ---- raw input ----
 
-  /** ICMP or ICMPv6 echo (by the address family); resolves with the reply, rejects ETIMEDOUT / routing errors. */
-  ping(host: string | Uint8Array, options: PingOptions = {}): Promise<PingResult> {
-    let dst: Uint8Array;
-    try {
-      dst = expectAddress(host, 'ping', 'host');
-      if (dst.length === 16) return this.requireNetwork<IPv6Protocol>(0x86dd).ping(dst, options);
-      return this.requireNetwork<IPv4Protocol>(0x0800).ping(dst, options);
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
+  private rawHook: RawInputHook | null = null;
+
+  /** @internal The raw sockets' input hook, if attached (read by the IP layers per datagram). */
+  get rawInput(): RawInputHook | null {
+    return this.rawHook;
   }
 
-  /** @internal See RawInputHook. */
-  rawInput: RawInputHook | null = null;
-
-  /** A raw IP socket for one protocol (IP_HDRINCL-like: whole datagrams in and out). */
-  raw(options: RawSocketOptions): RawSocket {
-    this.assertOpen();
-    if (!rawFactories) throw new TunstackError('ENOSYS', 'raw sockets are not registered (import tunstack, not src/stack)');
-    return rawFactories.raw(this, expectObject<RawSocketOptions>(options, 'raw', 'options'));
+  /** @internal Offer every locally delivered datagram to `hook` (one hook per stack; EBUSY if another is attached). */
+  attachRawInput(hook: RawInputHook): void {
+    if (this.rawHook !== null && this.rawHook !== hook) throw new TunstackError('EBUSY', 'another raw input hook is attached');
+    this.rawHook = hook;
   }
 
-  /** An unprivileged ICMP echo socket (Linux's SOCK_DGRAM/IPPROTO_ICMP{,V6}). */
-  pingSocket(options: PingSocketOptions = {}): PingSocket {
-    this.assertOpen();
-    if (!rawFactories) throw new TunstackError('ENOSYS', 'ping sockets are not registered (import tunstack, not src/stack)');
-    return rawFactories.ping(this, optionsObject<PingSocketOptions>(options, 'pingSocket'));
+  /** @internal Stop offering datagrams to `hook` (nothing if it is not the one attached). */
+  detachRawInput(hook: RawInputHook): void {
+    if (this.rawHook === hook) this.rawHook = null;
   }
 
-  /** A packet tap (AF_PACKET-like): every frame in and out of one NIC, or of all NICs. */
-  packetTap(options: PacketTapOptions = {}): PacketTap {
-    this.assertOpen();
-    if (!rawFactories) throw new TunstackError('ENOSYS', 'packet taps are not registered (import tunstack, not src/stack)');
-    return rawFactories.tap(this, optionsObject<PacketTapOptions>(options, 'packetTap'));
-  }
-
-  /** A new UDP endpoint (bind/connect/send/recv). */
-  udp(options: UdpEndpointOptions = {}): UdpEndpoint {
-    return this.requireTransport<UdpProtocol>(17).createEndpoint(optionsObject<UdpEndpointOptions>(options, 'udp'));
-  }
-
-  /** A new TCP endpoint (bind/listen/accept or connect; read/write/shutdown/close). */
-  tcp(options: TcpEndpointOptions = {}): TcpEndpoint {
-    return this.requireTransport<TcpProtocol>(6).createEndpoint(optionsObject<TcpEndpointOptions>(options, 'tcp'));
-  }
-
-  /** Open the virtual /dev/net/tun: a new device object, not yet attached (call setIff). */
-  openTun(options: TunOpenOptions = {}): TunDevice {
-    this.assertOpen();
-    if (!tunFactory) throw new TunstackError('ENOSYS', 'the tun device is not registered (import tunstack, not src/stack)');
-    return tunFactory(this, options);
+  /** @internal Throws EBADF once the stack is closed (for the conveniences of subclasses). */
+  protected assertOpen(): void {
+    if (this.closed) throw new TunstackError('EBADF', 'stack is closed');
   }
 
   // ---- protocol plumbing ----
@@ -454,9 +388,6 @@ export class Stack extends EventEmitter<StackEvents> {
     this.closed = true;
   }
 
-  private assertOpen(): void {
-    if (this.closed) throw new TunstackError('EBADF', 'stack is closed');
-  }
 }
 
 interface CachedRoute {
@@ -470,9 +401,15 @@ function isUnspecified(a: Uint8Array): boolean {
   return true;
 }
 
+const utf8 = new TextEncoder();
+
+function utf8Length(text: string): number {
+  return utf8.encode(text).length;
+}
+
 /** Linux interface names: 1..15 bytes, no '/', ':' or whitespace. */
 export function validateName(name: string): void {
-  if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > 15 || /[\s/:]/.test(name) || name === '.' || name === '..') {
+  if (typeof name !== 'string' || name.length === 0 || utf8Length(name) > 15 || /[\s/:]/.test(name) || name === '.' || name === '..') {
     throw new TunstackError('EINVAL', `invalid interface name ${JSON.stringify(name)}`);
   }
 }

@@ -1,18 +1,19 @@
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError } from '../errors.js';
-import { expectAddress, expectBytes, expectInteger, optionalInteger, optionalNicRef, optionalOneOf } from '../validate.js';
-import { BROADCAST_MAC, formatIP, parseIP } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { expectAddress, expectBytes, expectInteger, optionalInteger, optionalNicRef, optionalOneOf } from '../core/validate.js';
+import { BROADCAST_MAC, formatIP, parseIP } from '../core/address.js';
 import { sum } from '../headers/checksum.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../headers/ethernet.js';
 import { setIcmpV6Checksum } from '../headers/icmpv6.js';
 import type { IPv4Protocol } from '../network/ipv4.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
 import type { NIC, NicPacketObserver } from '../stack/nic.js';
-import { PacketBuffer, PacketType } from '../stack/packet.js';
+import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { NetworkInfo, TransportError, TransportProtocol } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
+import { icmpErrno } from '../stack/errno.js';
 import type { Route } from '../stack/route.js';
-import type { RawFactories, Stack } from '../stack/stack.js';
+import type { NetStack } from '../stack/stack.js';
 
 /**
  * Raw access below the transports, each bounded (a queue of `queueLength` packets; overflow
@@ -367,7 +368,7 @@ export class PingProtocol implements TransportProtocol {
   private readonly byId = new Map<number, PingSocket[]>();
 
   constructor(
-    readonly stack: Stack,
+    readonly stack: NetStack,
     readonly family: 4 | 6,
   ) {
     this.number = family === 4 ? 1 : 58;
@@ -419,7 +420,7 @@ export class PingProtocol implements TransportProtocol {
     for (const sock of list) {
       // As Linux without IP_RECVERR: hard errors go to connected sockets.
       if (sock.remoteAddress === null || !sameAt(sock.remoteAddress, net.data, net.dstOffset)) continue;
-      sock.fail(pingErrno(error));
+      sock.fail(icmpErrno(error, { syscall: 'recv' }));
     }
   }
 
@@ -428,27 +429,7 @@ export class PingProtocol implements TransportProtocol {
   }
 }
 
-function pingErrno(e: TransportError): TunstackError {
-  switch (e.kind) {
-    case 'port-unreachable':
-      return new TunstackError('ECONNREFUSED', 'port unreachable', 'recv');
-    case 'net-unreachable':
-      return new TunstackError('ENETUNREACH', 'network unreachable', 'recv');
-    case 'frag-needed':
-    case 'packet-too-big':
-      return new TunstackError('EMSGSIZE', `message too long (path MTU ${e.mtu})`, 'recv');
-    case 'admin-prohibited':
-      return new TunstackError('EACCES', 'administratively prohibited', 'recv');
-    case 'param-problem':
-      return new TunstackError('EPROTO', 'parameter problem', 'recv');
-    case 'proto-unreachable':
-      return new TunstackError('ENOPROTOOPT', 'protocol unreachable', 'recv');
-    default:
-      return new TunstackError('EHOSTUNREACH', e.kind === 'ttl-exceeded' ? 'time exceeded' : 'host unreachable', 'recv');
-  }
-}
-
-export function pingFactory(family: 4 | 6): (stack: Stack) => PingProtocol {
+export function pingFactory(family: 4 | 6): (stack: NetStack) => PingProtocol {
   return (stack) => new PingProtocol(stack, family);
 }
 
@@ -487,7 +468,7 @@ export class PacketTap extends EventEmitter<RawEvents> implements NicPacketObser
   private readonly onNicAdded: ((nic: NIC) => void) | null;
 
   constructor(
-    private readonly stack: Stack,
+    private readonly stack: NetStack,
     options: PacketTapOptions,
   ) {
     super();
@@ -575,16 +556,16 @@ export class PacketTap extends EventEmitter<RawEvents> implements NicPacketObser
 /** Raw sockets of one stack and the input hook the IP layers call. */
 class RawManager {
   private sockets: RawSocket[] = [];
-  constructor(readonly stack: Stack) {}
+  constructor(readonly stack: NetStack) {}
 
   add(s: RawSocket): void {
     this.sockets = [...this.sockets, s];
-    this.stack.rawInput = this.input;
+    this.stack.attachRawInput(this.input);
   }
 
   removeRaw(s: RawSocket): void {
     this.sockets = this.sockets.filter((x) => x !== s);
-    if (this.sockets.length === 0) this.stack.rawInput = null;
+    if (this.sockets.length === 0) this.stack.detachRawInput(this.input);
   }
 
   private readonly input = (family: 4 | 6, protocol: number, nic: NIC, data: Uint8Array, ip: number, end: number): boolean => {
@@ -596,9 +577,9 @@ class RawManager {
   };
 }
 
-const managers = new WeakMap<Stack, RawManager>();
+const managers = new WeakMap<NetStack, RawManager>();
 
-function manager(stack: Stack): RawManager {
+function manager(stack: NetStack): RawManager {
   let m = managers.get(stack);
   if (m === undefined) {
     m = new RawManager(stack);
@@ -607,22 +588,19 @@ function manager(stack: Stack): RawManager {
   return m;
 }
 
-/** @internal Registered by src/defaults.ts with setRawFactories. */
-export const rawFactories: RawFactories = {
-  raw(stack, options) {
-    const m = manager(stack);
-    const s = new RawSocket(m, options);
-    m.add(s);
-    return s;
-  },
-  ping(stack, options) {
-    const family = options.family ?? 4;
-    return stack.requireTransport<PingProtocol>(family === 4 ? 1 : 58).createSocket(options);
-  },
-  tap(stack, options) {
-    return new PacketTap(stack, options);
-  },
-};
+/** A raw IP socket on `stack` (what `stack.raw()` returns). */
+export function openRawSocket(stack: NetStack, options: RawSocketOptions): RawSocket {
+  const m = manager(stack);
+  const s = new RawSocket(m, options);
+  m.add(s);
+  return s;
+}
+
+/** An unprivileged ICMP echo socket (what `stack.pingSocket()` returns): the ping protocol's. */
+export function openPingSocket(stack: NetStack, options: PingSocketOptions): PingSocket {
+  const family = options.family ?? 4;
+  return stack.requireTransport<PingProtocol>(family === 4 ? 1 : 58).createSocket(options);
+}
 
 function isZero(a: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== 0) return false;

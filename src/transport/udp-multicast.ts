@@ -1,10 +1,10 @@
-import { TunstackError } from '../errors.js';
-import { addrEqual, formatIP, parseIP } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { addrEqual, formatIP, parseIP } from '../core/address.js';
 import type { FilterMode, IgmpMembership } from '../network/igmp.js';
 import type { IPv4Protocol } from '../network/ipv4.js';
 import type { IPv6Protocol } from '../network/ipv6.js';
 import type { NIC } from '../stack/nic.js';
-import type { Stack } from '../stack/stack.js';
+import type { NetStack } from '../stack/stack.js';
 
 /**
  * The multicast side of a UDP socket, as Linux's setsockopt options: IP_ADD_MEMBERSHIP /
@@ -57,7 +57,7 @@ export class UdpMulticast {
   private readonly list: Membership[] = [];
 
   constructor(
-    private readonly stack: Stack,
+    private readonly stack: NetStack,
     /** The socket's family: a udp6 socket may join IPv4 groups unless it is v6-only. */
     private readonly family: 4 | 6,
     private readonly v6Only: () => boolean,

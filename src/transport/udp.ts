@@ -1,15 +1,16 @@
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError } from '../errors.js';
-import { expectAddress, expectBytes, expectInteger, optionalBoolean, optionalInteger, optionalOneOf, optionsObject } from '../validate.js';
-import { addrEqual, formatIP } from '../headers/address.js';
+import { TunstackError } from '../core/errors.js';
+import { expectAddress, expectBytes, expectInteger, optionalBoolean, optionalInteger, optionalOneOf, optionsObject } from '../core/validate.js';
+import { addrEqual, formatIP } from '../core/address.js';
 import { pseudoHeaderSumV4, pseudoHeaderSumV6, sum } from '../headers/checksum.js';
 import { IP_PROTO_UDP } from '../headers/ipv4.js';
 import { UDP_HEADER_LENGTH } from '../headers/udp.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { PacketBuffer } from '../core/packet.js';
 import type { NetworkInfo, TransportError, TransportProtocol } from '../stack/protocol.js';
 import { TransportResult } from '../stack/protocol.js';
+import { icmpErrno } from '../stack/errno.js';
 import type { Route } from '../stack/route.js';
-import type { Stack } from '../stack/stack.js';
+import type { NetStack } from '../stack/stack.js';
 import { UdpMulticast } from './udp-multicast.js';
 
 export interface UdpStats {
@@ -344,7 +345,7 @@ export class UdpProtocol implements TransportProtocol {
   readonly stats: UdpStats = { inDatagrams: 0, noPorts: 0, inErrors: 0, inCsumErrors: 0, rcvbufErrors: 0, outDatagrams: 0 };
   private readonly byPort = new Map<number, UdpEndpoint[]>();
 
-  constructor(readonly stack: Stack) {}
+  constructor(readonly stack: NetStack) {}
 
   /** A new unbound endpoint. */
   createEndpoint(options: UdpEndpointOptions = {}): UdpEndpoint {
@@ -478,7 +479,7 @@ export class UdpProtocol implements TransportProtocol {
       // Linux reports ICMP errors only to connected sockets (without IP_RECVERR).
       if (!ep.remoteAddress || ep.remotePort !== remotePort) continue;
       if (!sameAddr(ep.remoteAddress, net.data, net.dstOffset, alen)) continue;
-      ep.fail(errorFor(error));
+      ep.fail(icmpErrno(error, { syscall: 'recv' }));
     }
   }
 
@@ -537,27 +538,6 @@ function score(ep: UdpEndpoint): number {
   return (ep.remoteAddress ? 2 : 0) + (ep.localAddress ? 1 : 0);
 }
 
-/** The errno a socket sees for an ICMP error (Linux icmp_err_convert). */
-export function errorFor(e: TransportError): TunstackError {
-  switch (e.kind) {
-    case 'port-unreachable':
-      return new TunstackError('ECONNREFUSED', 'port unreachable', 'recv');
-    case 'net-unreachable':
-      return new TunstackError('ENETUNREACH', 'network unreachable', 'recv');
-    case 'proto-unreachable':
-      return new TunstackError('ENOPROTOOPT', 'protocol unreachable', 'recv');
-    case 'frag-needed':
-    case 'packet-too-big':
-      return new TunstackError('EMSGSIZE', `message too long (path MTU ${e.mtu})`, 'recv');
-    case 'admin-prohibited':
-      return new TunstackError('EACCES', 'communication administratively prohibited', 'recv');
-    case 'param-problem':
-      return new TunstackError('EPROTO', 'parameter problem', 'recv');
-    default:
-      return new TunstackError('EHOSTUNREACH', 'host unreachable', 'recv');
-  }
-}
-
 function checkPort(port: number, syscall: string): void {
   expectInteger(port, syscall, 'port', 0, 65535);
 }
@@ -576,6 +556,6 @@ function isBroadcastOrMulticast(a: Uint8Array): boolean {
   return a[0] === 0xff;
 }
 
-export function udpFactory(): (stack: Stack) => UdpProtocol {
+export function udpFactory(): (stack: NetStack) => UdpProtocol {
   return (stack) => new UdpProtocol(stack);
 }

@@ -1,4 +1,4 @@
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { BPF_MAXINSNS } from './constants.js';
 
 /**

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError, type ErrnoCode } from '../errors.js';
+import { TunstackError, type ErrnoCode } from '../core/errors.js';
 import type { AddressInfo, NIC } from '../stack/nic.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
-import { PacketBuffer } from '../stack/packet.js';
-import { validateName, type Stack } from '../stack/stack.js';
-import { expectBoolean, expectBytes, expectInteger, expectNumber, optionalNumber } from '../validate.js';
+import { PacketBuffer } from '../core/packet.js';
+import { validateName, type NetStack } from '../stack/stack.js';
+import { expectBoolean, expectBytes, expectInteger, expectNumber, optionalNumber } from '../core/validate.js';
 import { PI_LENGTH, TUN_PKT_STRIP } from '../headers/tunpi.js';
 import {
   VIRTIO_NET_HDR_GSO_NONE,
@@ -101,7 +101,7 @@ function err(code: ErrnoCode, message: string, syscall?: string): TunstackError 
 }
 
 export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueueReader, TunFile {
-  readonly stack: Stack;
+  readonly stack: NetStack;
   private ep: TunEndpoint | null = null;
   private q: TunQueue | null = null;
   private _flags = 0;
@@ -116,7 +116,7 @@ export class TunDevice extends EventEmitter<TunDeviceEvents> implements TunQueue
   /** TUNSETIFINDEX before TUNSETIFF (kept; 0 when not given). */
   requestedIfIndex = 0;
 
-  constructor(stack: Stack, options: TunOpenOptions = {}) {
+  constructor(stack: NetStack, options: TunOpenOptions = {}) {
     super();
     this.stack = stack;
     this.shareQueue = options.shareQueue === true;
@@ -788,7 +788,7 @@ function checkId(id: number, what: string): number {
 
 
 /** A random locally administered unicast MAC from the stack's seeded source (as eth_random_addr). */
-function randomMac(stack: Stack): Uint8Array {
+function randomMac(stack: NetStack): Uint8Array {
   const mac = stack.random.fill(new Uint8Array(6));
   mac[0] = (mac[0]! & 0xfe) | 0x02;
   return mac;

@@ -1,9 +1,9 @@
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from '../link/endpoint.js';
-import { Ring, Trampoline, type DeliveryTarget } from '../link/queue.js';
+import { Ring, Trampoline, type DeliveryTarget } from '../core/queue.js';
 import type { NIC } from '../stack/nic.js';
-import type { PacketBuffer } from '../stack/packet.js';
-import type { Stack } from '../stack/stack.js';
+import type { PacketBuffer } from '../core/packet.js';
+import type { NetStack } from '../stack/stack.js';
 import { runBpf, type BpfInstruction, type BpfPacketInfo } from './bpf.js';
 import { ARPHRD_ETHER, ARPHRD_NONE, TAP_MAX_MTU, TUN_DEFAULT_MTU, TUN_DEFAULT_SNDBUF, TUN_MAX_MTU, TUN_MIN_MTU, TUN_QUEUE_LENGTH } from './constants.js';
 
@@ -123,7 +123,7 @@ const trampoline = new Trampoline(4096);
 const byNic = new WeakMap<NIC, TunEndpoint>();
 
 export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
-  readonly stack: Stack;
+  readonly stack: NetStack;
   readonly isTap: boolean;
   readonly multiQueue: boolean;
   readonly wireFormat: WireFormat;
@@ -177,7 +177,7 @@ export class TunEndpoint implements LinkEndpoint, DeliveryTarget {
   private readonly active: TunQueue[] = [];
   private readonly hashSeed: number;
 
-  constructor(stack: Stack, options: TunEndpointOptions) {
+  constructor(stack: NetStack, options: TunEndpointOptions) {
     this.stack = stack;
     this.isTap = options.tap;
     this.multiQueue = options.multiQueue;

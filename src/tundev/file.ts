@@ -1,4 +1,4 @@
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import type { AddressInfo } from '../stack/nic.js';
 import type { IfReq, TunIoctlArg, TunIoctlResult } from './device.js';
 

@@ -6,7 +6,7 @@ import {
   VIRTIO_NET_HDR_GSO_TCPV6,
   VIRTIO_NET_HDR_GSO_UDP_L4,
 } from '../headers/virtio.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { PacketBuffer } from '../core/packet.js';
 import { TUN_MAX_GSO_SEGMENTS } from './constants.js';
 
 /**

@@ -4,7 +4,7 @@
  * tun ioctl takes and their checks. The per-open requests (TUNSETIFF, TUNSETQUEUE, ...) and the
  * dispatch by request number are TunDevice.ioctl in device.ts.
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { checkBpfProgram, type BpfInstruction } from './bpf.js';
 import { TapTxFilter, type TunEndpoint } from './endpoint.js';
 import {

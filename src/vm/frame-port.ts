@@ -21,10 +21,10 @@
  * queue for `read()` and each queued frame fires 'readable'.
  */
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from '../link/endpoint.js';
-import { Ring } from '../link/queue.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { Ring } from '../core/queue.js';
+import { PacketBuffer } from '../core/packet.js';
 
 /** Bytes of an Ethernet header without and with one 802.1Q tag. */
 export const ETHERNET_HEADER = 14;

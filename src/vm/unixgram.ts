@@ -11,7 +11,7 @@
  * read, after which sends fail with EAGAIN and the frames are dropped and counted.
  */
 import { unlinkSync } from 'node:fs';
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import { errnoName, errnoToError, requireNative, type NativeBinding, type PollerHandle } from '../host/native.js';
 import { EventMask } from '../tundev/constants.js';
 import { ETHERNET_HEADER, type FramePort } from './frame-port.js';

@@ -28,7 +28,7 @@
  * (where the emulator runs and the guest drains its ring) before the next ones; frames meanwhile
  * wait in the FramePort's bounded queue (dropped and counted beyond it).
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import type { FramePort } from './frame-port.js';
 
 type BusListener = (frame: Uint8Array) => void;

@@ -24,7 +24,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import type { Clock, Timer } from '../stack/clock.js';
+import type { Clock, Timer } from '../core/clock.js';
 import { ETHERNET_HEADER, type FramePort } from './frame-port.js';
 
 export type WsNetworkMode = 'per-connection' | 'shared';

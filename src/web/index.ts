@@ -3,18 +3,21 @@
  * stack as the package entry exports it, without the Node surfaces (net/dgram/dns adapters, the
  * host bridge, the fd endpoint, replay, sandbox, VM frame servers), plus Web Streams faces for
  * TCP connections and tun devices, and what an emulator in the page needs to be networked by the
- * page's stack: FramePort, V86Link and the DHCP server. Also importable in Node (it names no Node
- * module).
+ * page's stack: FramePort, V86Link and the DHCP server. Its `Stack` is a PortableStack (the usual
+ * protocols, built explicitly, without Node's net/dgram/dns); its sim `Network` makes PortableStack
+ * hosts. Also importable in Node (it names no Node module).
  */
-import './wiring.js';
-export * from '../errors.js';
+export * from '../core/errors.js';
 export * from '../headers/index.js';
-export * from '../pcap/index.js';
-export { Random } from '../stack/random.js';
-export { ManualClock, RealClock } from '../stack/clock.js';
-export type { Clock, Timer } from '../stack/clock.js';
-export { PacketBuffer, PacketType, DEFAULT_HEADROOM } from '../stack/packet.js';
-export { Stack, type StackOptions } from '../stack/stack.js';
+// The pcap codec (files are the Node entry's: src/pcap/file.ts).
+export * from '../pcap/reader.js';
+export * from '../pcap/writer.js';
+export { Random } from '../core/random.js';
+export { ManualClock, RealClock } from '../core/clock.js';
+export type { Clock, Timer } from '../core/clock.js';
+export { PacketBuffer, PacketType, DEFAULT_HEADROOM } from '../core/packet.js';
+export { PortableStack as Stack, PortableStack, usualNetworkProtocols, usualTransportProtocols, type StackOptions } from '../portable/stack.js';
+export { NetStack, type NetStackOptions } from '../stack/stack.js';
 export { NIC, type NICOptions, type AddressInfo } from '../stack/nic.js';
 export { Route, RouteTable, type RouteEntry, type RouteSpec } from '../stack/route.js';
 export { DEFAULT_NEIGHBOR_CONFIG, NeighborCache, NeighborState, type NeighborConfig, type NeighborProber, type NeighborStats } from '../stack/neighbor.js';
@@ -110,7 +113,21 @@ export {
 } from '../transport/raw.js';
 export type { AddressState, NicPacketObserver } from '../stack/nic.js';
 export type { PortScope } from '../stack/ports.js';
-export * from '../sim/index.js';
+export {
+  Network,
+  SimHost,
+  SimInterface,
+  SimLink,
+  type ExternalPort,
+  type HostCounters,
+  type HostOptions,
+  type LinkOptions,
+  type LinkProperties,
+  type NetworkOptions,
+  type StackMember,
+} from '../sim/network.js';
+export { TapPoint } from '../sim/capture.js';
+export { VirtualPump, macrotask } from '../sim/pump.js';
 export { tcpStreams, connectTcp, listenTcp, type WebTcpConnection, type WebTcpListener, type TcpStreamsOptions, type ConnectTcpOptions, type ListenTcpOptions } from './tcp.js';
 export { FramePort, type FramePortOptions, type FramePortStats, type FrameSink } from '../vm/frame-port.js';
 export { V86Link, type V86Bus, type V86Emulator, type V86LinkOptions, type V86LinkStats } from '../vm/v86.js';

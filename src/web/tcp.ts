@@ -8,11 +8,11 @@
  * when its consumer asks (so a slow reader closes the advertised window), and a write resolves
  * once the send buffer has taken every byte of the chunk (so a fast writer waits for ACKs).
  */
-import { TunstackError } from '../errors.js';
-import type { Stack } from '../stack/stack.js';
+import { TunstackError } from '../core/errors.js';
+import type { PortableStack } from '../portable/stack.js';
 import type { TcpEndpoint, TcpEndpointEvents } from '../transport/tcp/endpoint.js';
 import type { TcpEndpointOptions } from '../transport/tcp/types.js';
-import { expectInteger, optionalInteger, optionsObject } from '../validate.js';
+import { expectInteger, optionalInteger, optionsObject } from '../core/validate.js';
 
 /** Largest chunk the readable hands out (several received segments are joined up to this). */
 const READ_MAX = 256 * 1024;
@@ -163,7 +163,7 @@ export interface ConnectTcpOptions extends TcpEndpointOptions, TcpStreamsOptions
 }
 
 /** Connect and resolve with the connection once established (rejects with ECONNREFUSED, ETIMEDOUT, ...). */
-export function connectTcp(stack: Stack, options: ConnectTcpOptions): Promise<WebTcpConnection> {
+export function connectTcp(stack: PortableStack, options: ConnectTcpOptions): Promise<WebTcpConnection> {
   const where = 'connectTcp';
   options = optionsObject<ConnectTcpOptions>(options, where);
   expectInteger(options.port, where, 'options.port', 1, 65535);
@@ -231,7 +231,7 @@ export interface WebTcpListener {
   close(): void;
 }
 
-export function listenTcp(stack: Stack, options: ListenTcpOptions): WebTcpListener {
+export function listenTcp(stack: PortableStack, options: ListenTcpOptions): WebTcpListener {
   const where = 'listenTcp';
   options = optionsObject<ListenTcpOptions>(options, where);
   expectInteger(options.port, where, 'options.port', 0, 65535);

@@ -9,9 +9,9 @@
  * drops the overflow, counted, as Linux's tun does. A write injects the packet and the stack
  * handles it before the write resolves.
  */
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import type { TunFile } from '../tundev/file.js';
-import { optionalInteger, optionsObject } from '../validate.js';
+import { optionalInteger, optionsObject } from '../core/validate.js';
 
 export interface TunStreamsOptions {
   /** Packets read out of the device queue ahead of the consumer (CountQueuingStrategy); default 0. */

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PcapReader } from '../../src/pcap/reader.js';
+import { PcapReader } from '../../src/pcap/index.js';
 import { Network } from '../../src/sim/index.js';
 import { capture, concat, haveCaptures, pcapHeader, pcapRecord } from '../helpers/captures.js';
 import { tunstack } from './helpers.js';

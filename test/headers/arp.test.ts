@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ArpHeader, buildArp, encodeArp, ARP_LENGTH, ARP_OP_REPLY, ARP_OP_REQUEST, type ArpFields } from '../../src/headers/arp.js';
 import { buildEthernet, ETHERTYPE_ARP } from '../../src/headers/ethernet.js';
-import { BROADCAST_MAC, formatIPv4, formatMAC, parseIPv4, parseMAC } from '../../src/headers/address.js';
+import { BROADCAST_MAC, formatIPv4, formatMAC, parseIPv4, parseMAC } from '../../src/core/address.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
 
 const macA = parseMAC('02:aa:bb:cc:dd:01');

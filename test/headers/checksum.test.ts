@@ -15,8 +15,8 @@ import {
 import { buildIPv4, IPv4Header, IP_PROTO_TCP, IP_PROTO_UDP } from '../../src/headers/ipv4.js';
 import { buildUdp, UdpHeader } from '../../src/headers/udp.js';
 import { buildTcp, TcpHeader, TCP_ACK } from '../../src/headers/tcp.js';
-import { ipv4ToU32 } from '../../src/headers/address.js';
-import { Random } from '../../src/stack/random.js';
+import { ipv4ToU32 } from '../../src/core/address.js';
+import { Random } from '../../src/core/random.js';
 
 /** Byte-wise reference: 16-bit big-endian words, odd byte padded, end-around carry at each step. */
 function naiveSum(b: Uint8Array, off: number, len: number): number {

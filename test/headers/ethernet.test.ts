@@ -6,7 +6,7 @@ import {
   ETHERTYPE_IPV4,
   ETHERTYPE_ARP,
 } from '../../src/headers/ethernet.js';
-import { formatMAC, parseMAC } from '../../src/headers/address.js';
+import { formatMAC, parseMAC } from '../../src/core/address.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
 
 const dst = parseMAC('02:00:00:00:00:02');

@@ -26,9 +26,10 @@ import {
 import { buildIPv4, IPv4Header, IP_PROTO_ICMP, IP_PROTO_UDP } from '../../src/headers/ipv4.js';
 import { buildUdp } from '../../src/headers/udp.js';
 import { buildEthernet, ETHERTYPE_IPV4 } from '../../src/headers/ethernet.js';
-import { formatIPv4, parseIPv4, parseMAC } from '../../src/headers/address.js';
-import { Random } from '../../src/stack/random.js';
+import { formatIPv4, parseIPv4, parseMAC } from '../../src/core/address.js';
+import { Random } from '../../src/core/random.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
+import { xorAt } from '../helpers/bytes.js';
 
 const mac1 = parseMAC('02:00:00:00:00:01');
 const mac2 = parseMAC('02:00:00:00:00:02');
@@ -62,7 +63,7 @@ describe('ICMPv4', () => {
     expect(m.data).toEqual(data);
     expect(m.checksumValid()).toBe(true);
     expect(m.computeChecksum()).toBe(m.checksum);
-    m.buf[m.off + 8 + 55] ^= 1; // last data byte
+    xorAt(m.buf, m.off + 8 + 55, 1); // last data byte
     expect(m.checksumValid()).toBe(false);
     m.setChecksum();
     expect(m.checksumValid()).toBe(true);
@@ -208,7 +209,7 @@ describe('ICMPv4', () => {
 
   it.skipIf(!haveTshark())('tshark flags a corrupted ICMP checksum', () => {
     const m = buildIcmpV4Echo({ ident: 1, sequence: 2 }, new Uint8Array(8));
-    m[2] ^= 0x80;
+    xorAt(m, 2, 0x80);
     const d = dissect([frame(carry(m))], ['icmp.checksum.status']);
     expect(field(d, 0, 'icmp.checksum.status')).toBe('0');
     expect(d.expert.length).toBeGreaterThan(0);

@@ -35,7 +35,7 @@ import { buildIcmpV6, buildIcmpV6Packet, type IcmpV6Message } from '../../src/he
 import { IPV6_MIN_MTU } from '../../src/headers/ipv6.js';
 import { buildIPv6 } from '../../src/headers/ipv6-extensions.js';
 import { IPv6Walk, walkIPv6 } from '../../src/headers/ipv6-walk.js';
-import { parseIPv6 } from '../../src/headers/address.js';
+import { parseIPv6 } from '../../src/core/address.js';
 import { checksum, pseudoHeaderSumV6 } from '../../src/headers/checksum.js';
 import { LinkType } from '../../src/pcap/writer.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';

@@ -46,7 +46,7 @@ import {
   walkIPv6Extensions,
 } from '../../src/headers/ipv6-walk.js';
 import { buildIcmpV6 } from '../../src/headers/icmpv6-message.js';
-import { formatIPv6, parseIPv6 } from '../../src/headers/address.js';
+import { formatIPv6, parseIPv6 } from '../../src/core/address.js';
 import { LinkType } from '../../src/pcap/writer.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
 

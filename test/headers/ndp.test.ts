@@ -41,7 +41,7 @@ import { buildIcmpV6, buildIcmpV6Packet, type IcmpV6Message } from '../../src/he
 import { IPV6_MIN_MTU } from '../../src/headers/ipv6.js';
 import { buildIPv6 } from '../../src/headers/ipv6-extensions.js';
 import { IPv6Walk, walkIPv6 } from '../../src/headers/ipv6-walk.js';
-import { formatIPv6, formatMAC, parseIPv6, parseMAC } from '../../src/headers/address.js';
+import { formatIPv6, formatMAC, parseIPv6, parseMAC } from '../../src/core/address.js';
 import { LinkType } from '../../src/pcap/writer.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
 

@@ -4,9 +4,10 @@ import { buildUdp, encodeUdp, udpChecksum, UdpHeader, UDP_HEADER_LENGTH } from '
 import { buildIPv4, IPv4Header, IP_PROTO_UDP } from '../../src/headers/ipv4.js';
 import { buildEthernet, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../../src/headers/ethernet.js';
 import { pseudoHeaderSumV4 } from '../../src/headers/checksum.js';
-import { parseIPv4, parseIPv6, parseMAC } from '../../src/headers/address.js';
-import { Random } from '../../src/stack/random.js';
+import { parseIPv4, parseIPv6, parseMAC } from '../../src/core/address.js';
+import { Random } from '../../src/core/random.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
+import { xorAt } from '../helpers/bytes.js';
 
 const mac1 = parseMAC('02:00:00:00:00:01');
 const mac2 = parseMAC('02:00:00:00:00:02');
@@ -128,7 +129,7 @@ describe('UDP header', () => {
     fc.assert(
       fc.property(fc.nat({ max: base.length * 8 - 1 }), (bit) => {
         const b = base.slice();
-        b[bit >>> 3] ^= 1 << (bit & 7);
+        xorAt(b, bit >>> 3, 1 << (bit & 7));
         const u = new UdpHeader(b);
         // A single flipped bit is always caught (unless it only broke the length).
         if (u.isValid() && u.length === base.length) expect(u.checksumValidV4(A, 0, B, 0)).toBe(false);
@@ -186,7 +187,7 @@ describe('UDP header', () => {
 
   it.skipIf(!haveTshark())('tshark flags a corrupted checksum and a zero checksum over IPv6', () => {
     const bad = buildUdp({ srcPort: 40000, dstPort: 40001, pseudoHeader: { src: A, dst: B } }, new Uint8Array(5).fill(1));
-    bad[7] ^= 0x10;
+    xorAt(bad, 7, 0x10);
     const zero6 = buildUdp({ srcPort: 40000, dstPort: 40001 }, new Uint8Array(5).fill(1));
     const d = dissect([v4frame(bad), v6frame(zero6)], ['udp.checksum.status']);
     expect(field(d, 0, 'udp.checksum.status')).toBe('0'); // bad

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { dissect, haveTshark } from './tshark.js';
 import { buildEthernet } from '../../src/headers/ethernet.js';
 import { checksum } from '../../src/headers/checksum.js';
+import { xorAt } from './bytes.js';
 
 // The judge itself must be able to fail: a bad IPv4 checksum and a truncated header are reported.
 describe.skipIf(!haveTshark())('tshark helper', () => {
@@ -13,7 +14,7 @@ describe.skipIf(!haveTshark())('tshark helper', () => {
     good[10] = c >>> 8;
     good[11] = c & 0xff;
     const bad = good.slice();
-    bad[11] ^= 0x55;
+    xorAt(bad, 11, 0x55);
     const d = dissect([buildEthernet({ destination: mac, source: mac, etherType: 0x800 }, good), buildEthernet({ destination: mac, source: mac, etherType: 0x800 }, bad)], ['ip.checksum.status']);
     expect(d.expert.filter((e) => e.startsWith('packet 1'))).toEqual([]);
     expect(d.expert.some((e) => e.startsWith('packet 2'))).toBe(true);

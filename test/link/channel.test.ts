@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChannelEndpoint } from '../../src/link/channel.js';
 import { LinkCapability } from '../../src/link/endpoint.js';
-import { PacketBuffer } from '../../src/stack/packet.js';
+import { PacketBuffer } from '../../src/core/packet.js';
 import { FakeDispatcher, ipId, ipv4Packet } from './helpers.js';
 
 describe('ChannelEndpoint', () => {

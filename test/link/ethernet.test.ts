@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { formatMAC, parseMAC } from '../../src/headers/address.js';
+import { formatMAC, parseMAC } from '../../src/core/address.js';
 import { buildEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../../src/headers/ethernet.js';
 import { ChannelEndpoint } from '../../src/link/channel.js';
 import { LinkCapability } from '../../src/link/endpoint.js';
@@ -8,8 +8,8 @@ import { EthernetEndpoint } from '../../src/link/ethernet.js';
 import { SnifferEndpoint } from '../../src/link/sniffer.js';
 import { Wire } from '../../src/link/wire.js';
 import { PcapWriter, LinkType } from '../../src/pcap/writer.js';
-import { ManualClock } from '../../src/stack/clock.js';
-import { PacketBuffer, PacketType } from '../../src/stack/packet.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { PacketBuffer, PacketType } from '../../src/core/packet.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
 import { FakeDispatcher, ipv4Bytes, ipv4Packet, readPcap } from './helpers.js';
 

@@ -1,7 +1,7 @@
 /** Shared bits of the link tests: a recording dispatcher, IPv4 packets, a pcap record reader. */
 import { checksum } from '../../src/headers/checksum.js';
 import type { NetworkDispatcher } from '../../src/link/endpoint.js';
-import { PacketBuffer, type PacketType } from '../../src/stack/packet.js';
+import { PacketBuffer, type PacketType } from '../../src/core/packet.js';
 
 export interface Received {
   protocol: number;

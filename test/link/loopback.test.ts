@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LinkCapability } from '../../src/link/endpoint.js';
 import { LoopbackEndpoint } from '../../src/link/loopback.js';
-import { PacketType } from '../../src/stack/packet.js';
+import { PacketType } from '../../src/core/packet.js';
 import { FakeDispatcher, ipId, ipv4Packet } from './helpers.js';
 
 describe('LoopbackEndpoint', () => {

@@ -3,12 +3,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseMAC } from '../../src/headers/address.js';
+import { parseMAC } from '../../src/core/address.js';
 import { buildEthernet, ETHERTYPE_IPV4 } from '../../src/headers/ethernet.js';
 import { ChannelEndpoint } from '../../src/link/channel.js';
 import { SnifferEndpoint } from '../../src/link/sniffer.js';
 import { LinkType, PcapWriter } from '../../src/pcap/writer.js';
-import { ManualClock } from '../../src/stack/clock.js';
+import { FileSink } from '../../src/pcap/file.js';
+import { ManualClock } from '../../src/core/clock.js';
 import { haveTshark } from '../helpers/tshark.js';
 import { FakeDispatcher, ipv4Bytes, ipv4Packet, readPcap } from './helpers.js';
 
@@ -83,7 +84,7 @@ describe('SnifferEndpoint', () => {
       const clock = new ManualClock({ wallBase: Date.UTC(2021, 5, 1) });
       const ch = new ChannelEndpoint();
       const path = join(dir, 'ip.pcap');
-      const s = new SnifferEndpoint(ch, { clock, path });
+      const s = new SnifferEndpoint(ch, { clock, sink: new FileSink(path) });
       s.attach(new FakeDispatcher());
       const steps = [0, 1.5, 1000.25, 2500.001, 0.999];
       const expected: { time: string; len: number }[] = [];
@@ -118,7 +119,7 @@ describe('SnifferEndpoint', () => {
     const clock = new ManualClock();
     const ch = new ChannelEndpoint({ wireFormat: 'ethernet' });
     const path = join(dir, 'eth.pcap');
-    const s = new SnifferEndpoint(ch, { clock, path, snapLength: 64 });
+    const s = new SnifferEndpoint(ch, { clock, sink: new FileSink(path), snapLength: 64 });
     s.attach(new FakeDispatcher());
     const frame = buildEthernet(
       { destination: parseMAC('02:00:00:00:00:01'), source: parseMAC('02:00:00:00:00:02'), etherType: ETHERTYPE_IPV4 },

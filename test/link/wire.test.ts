@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { Trampoline } from '../../src/link/queue.js';
+import { Trampoline } from '../../src/core/queue.js';
 import { Wire } from '../../src/link/wire.js';
-import { ManualClock } from '../../src/stack/clock.js';
-import { PacketType } from '../../src/stack/packet.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { PacketType } from '../../src/core/packet.js';
 import { FakeDispatcher, ipId, ipv4Packet } from './helpers.js';
 
 describe('Wire', () => {
@@ -55,7 +55,7 @@ describe('Wire', () => {
     let depth = 0;
     let maxDepth = 0;
     let hops = 0;
-    const bounce = (from: typeof wire.a) => (_proto: number, pkt: import('../../src/stack/packet.js').PacketBuffer) => {
+    const bounce = (from: typeof wire.a) => (_proto: number, pkt: import('../../src/core/packet.js').PacketBuffer) => {
       depth++;
       maxDepth = Math.max(maxDepth, depth);
       hops++;
@@ -99,7 +99,7 @@ describe('Wire', () => {
     let depth = 0;
     let maxDepth = 0;
     let n = 0;
-    const mk = (fn: (pkt: import('../../src/stack/packet.js').PacketBuffer) => void) => {
+    const mk = (fn: (pkt: import('../../src/core/packet.js').PacketBuffer) => void) => {
       const d = new FakeDispatcher();
       d.record = false;
       d.onPacket = (_p, pkt) => {

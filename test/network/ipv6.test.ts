@@ -12,6 +12,7 @@ import { ETHERTYPE_IPV6, buildEthernet, buildIPv6, buildIcmpV6, buildUdp, type I
 import { haveTshark } from '../helpers/tshark.js';
 import { HOST_MAC, PEER_MAC, decode, ip6, ofType, pcapOf, tapHost, type TapHost } from './frames.js';
 import { attach, pcapWriter, tsharkFields } from './helpers.js';
+import { xorAt } from '../helpers/bytes.js';
 
 const US = 'fd00::a';
 const PEER = 'fd00::b';
@@ -349,7 +350,7 @@ describe('IPv6 never throws on bad input', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: seeds.length - 1 }), fc.array(fc.nat(), { maxLength: 8 }), fc.nat(), (k, flips, cut) => {
         const f = seeds[k]!.slice();
-        for (const x of flips) f[14 + (x % (f.length - 14))] ^= 1 << (x % 8);
+        for (const x of flips) xorAt(f, 14 + (x % (f.length - 14)), 1 << (x % 8));
         inject(f);
         inject(f.subarray(0, 14 + (cut % (f.length - 13))));
       }),

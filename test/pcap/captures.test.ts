@@ -7,8 +7,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ParseError } from '../../src/errors.js';
-import { PcapReader, readPcap, formatEpochNs, type PcapInterface, type PcapRecord } from '../../src/pcap/reader.js';
+import { ParseError } from '../../src/core/errors.js';
+import { PcapReader, readPcap, formatEpochNs, type PcapInterface, type PcapRecord } from '../../src/pcap/index.js';
 import { haveTshark } from '../helpers/tshark.js';
 import {
   allCaptures,

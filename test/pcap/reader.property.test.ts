@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ParseError } from '../../src/errors.js';
+import { ParseError } from '../../src/core/errors.js';
 import { PcapReader, readPcap, type PcapRecord, type SyncByteSource } from '../../src/pcap/reader.js';
 import {
   concat,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ParseError } from '../../src/errors.js';
+import { ParseError } from '../../src/core/errors.js';
 import {
   PcapReader,
   readPcap,
@@ -11,9 +11,9 @@ import {
   type PcapRecord,
   type PcapReaderOptions,
   type SyncByteSource,
-} from '../../src/pcap/reader.js';
-import { PcapWriter } from '../../src/pcap/writer.js';
-import { Random } from '../../src/stack/random.js';
+} from '../../src/pcap/index.js';
+import { PcapWriter } from '../../src/pcap/index.js';
+import { Random } from '../../src/core/random.js';
 import {
   concat,
   ngBlock,

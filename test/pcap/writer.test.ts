@@ -8,11 +8,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PcapReader, formatEpochNs } from '../../src/pcap/reader.js';
-import { LinkType, PcapWriter } from '../../src/pcap/writer.js';
+import { PcapReader, formatEpochNs } from '../../src/pcap/index.js';
+import { LinkType, PcapWriter } from '../../src/pcap/index.js';
 import { buildEthernet, ETHERTYPE_IPV4 } from '../../src/headers/ethernet.js';
-import { parseMAC } from '../../src/headers/address.js';
-import { Random } from '../../src/stack/random.js';
+import { parseMAC } from '../../src/core/address.js';
+import { Random } from '../../src/core/random.js';
 import { haveTshark } from '../helpers/tshark.js';
 import { capinfos, haveCapinfos, tsharkRead, WTAP_ENCAP } from '../helpers/captures.js';
 

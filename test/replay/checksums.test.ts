@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pseudoHeaderSumV4 } from '../../src/headers/checksum.js';
-import { PcapReader } from '../../src/pcap/reader.js';
+import { PcapReader } from '../../src/pcap/index.js';
 import { fixChecksums } from '../../src/replay/checksums.js';
 import { decodeFrame } from '../../src/replay/decode.js';
 import { replay } from '../../src/replay/replay.js';
 import { capture, concat, haveCaptures, pcapHeader, pcapRecord } from '../helpers/captures.js';
 import { haveTshark } from '../helpers/tshark.js';
 import { tsharkFields } from './helpers.js';
+import { xorAt } from '../helpers/bytes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tunstack-csum-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -60,7 +61,7 @@ describe.skipIf(!haveCaptures())('captures taken with checksum offload', () => {
   it('fixes the IPv4 header, and leaves an IPv4 UDP checksum of 0 ("none") alone', () => {
     const f = PcapReader.open(capture('test_dns.pcap')).readAll()[0]!.data.slice();
     const clean = f.slice();
-    f[24] ^= 0xff; // IPv4 header checksum
+    xorAt(f, 24, 0xff); // IPv4 header checksum
     f[40] = 0;
     f[41] = 0; // UDP checksum: none
     expect(fixChecksums(f, 14, f.length)).toBe(1);

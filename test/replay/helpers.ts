@@ -3,7 +3,7 @@
  * byte with the reader tests' pcap builders, not our writer), and tshark runs over files.
  */
 import { execFileSync } from 'node:child_process';
-import { PcapReader } from '../../src/pcap/reader.js';
+import { PcapReader } from '../../src/pcap/index.js';
 import { LinkInfo, decapsulate, encapsulate, type EncapsulateOptions } from '../../src/replay/linktype.js';
 import { CHECKSUM_PREFS } from '../helpers/tshark.js';
 import { concat, pcapHeader, pcapRecord } from '../helpers/captures.js';

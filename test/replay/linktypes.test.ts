@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PcapReader } from '../../src/pcap/reader.js';
+import { PcapReader } from '../../src/pcap/index.js';
 import { fixChecksums } from '../../src/replay/checksums.js';
 import { decodeFrame } from '../../src/replay/decode.js';
 import { LinkInfo, LinkTypes, decapsulate, encapsulate, outputLinkType } from '../../src/replay/linktype.js';

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { networkInterfaces } from 'node:os';
 import { interfaceAddress, parsePortSpec, parsePublishRange, type PortRequest } from '../../src/cli/guest-options.js';
 import { SANDBOX_HELP, parsePublish, parseSandboxArgs } from '../../src/cli/sandbox.js';
-import { TunstackError } from '../../src/errors.js';
+import { TunstackError } from '../../src/core/errors.js';
 import { dhcpPool, parseNetmask, sandboxAddresses } from '../../src/sandbox/addresses.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

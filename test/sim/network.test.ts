@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { gilbertElliottMeanLoss } from '../../src/link/fault.js';
 import { Network } from '../../src/sim/index.js';
-import { PcapReader } from '../../src/pcap/reader.js';
+import { PcapReader } from '../../src/pcap/index.js';
 import { CHECKSUM_PREFS, haveTshark } from '../helpers/tshark.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tunstack-sim-'));
@@ -79,7 +79,7 @@ describe('Network: ports to the outside', () => {
   it('a virtual TAP device plugged into a router port is reachable from the rest of the network', async () => {
     const { Stack } = await import('../../src/index.js');
     const { IFF_NO_PI, IFF_TAP } = await import('../../src/tundev/constants.js');
-    const { PacketBuffer } = await import('../../src/stack/packet.js');
+    const { PacketBuffer } = await import('../../src/core/packet.js');
     const net = new Network({ seed: 14 });
     const a = net.host('a');
     const r = net.router('r');

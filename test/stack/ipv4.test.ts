@@ -10,6 +10,7 @@ import {
   type IPv4Protocol,
 } from '../../src/index.js';
 import { IPv4Header, IcmpV4Header, buildIPv4, buildIcmpV4DestUnreachable, buildIcmpV4Echo, buildUdp } from '../../src/headers/index.js';
+import { xorAt } from '../helpers/bytes.js';
 
 /** A stack whose NIC is an IP-only channel: the test injects packets and reads what comes out. */
 function channelHost(seed = 1) {
@@ -107,7 +108,7 @@ describe('IPv4 receive', () => {
     const { link, ip } = channelHost();
     const good = buildIPv4({ src: A, dst: B, protocol: 17, id: 1 }, udpDatagram(10));
     const badSum = good.slice();
-    badSum[10] ^= 1;
+    xorAt(badSum, 10, 1);
     const badLen = good.slice();
     badLen[3] = 10; // total length < header length
     const martian = buildIPv4({ src: parseIPv4('224.0.0.5'), dst: B, protocol: 17 }, udpDatagram(10));

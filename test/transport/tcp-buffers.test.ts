@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PacketBuffer } from '../../src/stack/packet.js';
+import { PacketBuffer } from '../../src/core/packet.js';
 import { OooQueue, RecvQueue, Scoreboard, SendBuffer, sendBlocksInUse, takeBlock, type BufferLease } from '../../src/transport/tcp/index.js';
 
 describe('SendBuffer', () => {

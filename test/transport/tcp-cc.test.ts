@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { CUBIC_BETA, CUBIC_C, Cubic, Reno, type CcHost } from '../../src/transport/tcp/index.js';
 import type { LinkEndpoint, NetworkDispatcher } from '../../src/link/endpoint.js';
-import type { PacketBuffer } from '../../src/stack/packet.js';
+import type { PacketBuffer } from '../../src/core/packet.js';
 import { ManualClock, Stack, Wire, type TcpProtocol } from '../../src/index.js';
 
 const MSS = 1000;

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseIP } from '../../src/headers/address.js';
+import { parseIP } from '../../src/core/address.js';
 import { sum } from '../../src/headers/checksum.js';
 import {
   TCP_ACK,
@@ -23,7 +23,7 @@ import {
   writeTimestampOption,
   type TcpOptionFields,
 } from '../../src/headers/tcp.js';
-import { PacketBuffer } from '../../src/stack/packet.js';
+import { PacketBuffer } from '../../src/core/packet.js';
 import type { NetworkInfo } from '../../src/stack/protocol.js';
 import type { Route } from '../../src/stack/route.js';
 import { Segment, finishSegment, parseSegment, tcpPseudoBase } from '../../src/transport/tcp/segment.js';

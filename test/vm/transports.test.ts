@@ -24,7 +24,7 @@ import { StreamFrameServer } from '../../src/vm/stream.js';
 import { UdpFrameServer } from '../../src/vm/udp.js';
 import { UnixgramFrameServer, unixgramUnavailableReason } from '../../src/vm/unixgram.js';
 import { requireNative, type PollerHandle } from '../../src/host/native.js';
-import { PacketBuffer } from '../../src/stack/packet.js';
+import { PacketBuffer } from '../../src/core/packet.js';
 
 const GUEST_MAC = parseMAC('52:54:00:12:34:56');
 const BROADCAST = parseMAC('ff:ff:ff:ff:ff:ff');

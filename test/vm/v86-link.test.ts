@@ -4,9 +4,9 @@
  * rest wait in the port's bounded queue, and close unhooks both sides.
  */
 import { describe, expect, it } from 'vitest';
-import { TunstackError } from '../../src/errors.js';
+import { TunstackError } from '../../src/core/errors.js';
 import type { LinkEndpoint, NetworkDispatcher } from '../../src/link/endpoint.js';
-import { PacketBuffer } from '../../src/stack/packet.js';
+import { PacketBuffer } from '../../src/core/packet.js';
 import { FramePort } from '../../src/vm/frame-port.js';
 import { V86Link, type V86Bus } from '../../src/vm/v86.js';
 

@@ -4,7 +4,7 @@
  * (bounded, overlap-trimmed, merged into the receive queue as holes fill) and the SACK scoreboard
  * of the sender (RFC 6675).
  */
-import type { BufferLease, PacketBuffer } from '../../stack/packet.js';
+import type { BufferLease, PacketBuffer } from '../../core/packet.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 
 /** Bytes per send-buffer block. */

@@ -3,7 +3,7 @@
  * state, and the moves into ESTABLISHED of an active open, a listener's child and a SYN-cookie
  * child. The route-dependent setup (header room, offloads, MSS) lives here too.
  */
-import { TunstackError } from '../../errors.js';
+import { TunstackError } from '../../core/errors.js';
 import { encodeTcpOptions, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, tcpOptionsLength, writeTcpHeader } from '../../headers/tcp.js';
 import { LinkCapability } from '../../link/endpoint.js';
 import type { Route } from '../../stack/route.js';

@@ -27,11 +27,11 @@
  *   addressed by stream offsets (bytes since the first written byte) that never wrap.
  */
 import { EventEmitter } from 'eventemitter3';
-import { TunstackError } from '../../errors.js';
-import { formatIP, parseIP } from '../../headers/address.js';
-import type { Timer } from '../../stack/clock.js';
+import { TunstackError } from '../../core/errors.js';
+import { formatIP, parseIP } from '../../core/address.js';
+import type { Timer } from '../../core/clock.js';
 import type { Route } from '../../stack/route.js';
-import { expectAddress, expectBoolean, expectBytes, expectInteger, expectString, optionalNumber, optionsObject } from '../../validate.js';
+import { expectAddress, expectBoolean, expectBytes, expectInteger, expectString, optionalNumber, optionsObject } from '../../core/validate.js';
 import { type BufferLease, OooQueue, RecvQueue, Scoreboard, SendBuffer } from './buffers.js';
 import { type CcHost, type CongestionControl, type CongestionControlName, createCongestionControl } from './congestion.js';
 import { activeOpen } from './connect.js';

@@ -18,10 +18,10 @@
  * beyond that SYNs are dropped and counted, so a half-open flood costs at most that many small
  * records; undecided requests expire after `pendingTimeoutMs` (on the stack's clock).
  */
-import { TunstackError } from '../../errors.js';
-import { formatIP } from '../../headers/address.js';
+import { TunstackError } from '../../core/errors.js';
+import { formatIP } from '../../core/address.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, parseTcpOptions } from '../../headers/tcp.js';
-import type { Timer } from '../../stack/clock.js';
+import type { Timer } from '../../core/clock.js';
 import type { NIC } from '../../stack/nic.js';
 import type { NetworkInfo } from '../../stack/protocol.js';
 import type { TcpEndpoint } from './endpoint.js';

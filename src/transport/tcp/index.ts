@@ -1,4 +1,4 @@
-export { TcpProtocol, TimeWaitRecord, tcpFactory, COOKIE_MSS_TABLE } from './protocol.js';
+export { TcpProtocol, TimeWaitRecord, tcpFactory, COOKIE_MSS_TABLE, type TcpProtocolOptions } from './protocol.js';
 export { TcpEndpoint, type TcpEndpointEvents, RTO_MIN, RTO_MAX, RTO_INIT, ATO_MIN, ATO_MAX } from './endpoint.js';
 export { Cubic, Reno, CUBIC_BETA, CUBIC_C, createCongestionControl, type CongestionControl, type CongestionControlName, type CcHost } from './congestion.js';
 export type { TcpState, TcpStats, TcpInfo, TcpEndpointOptions, CaState } from './types.js';

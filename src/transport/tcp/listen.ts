@@ -3,7 +3,7 @@
  * the accept queue they join, and SYN cookies (Linux's layout: hash + peer ISN + 8-bit minute
  * counter + 24-bit MSS index) when the SYN queue overflows.
  */
-import { TunstackError } from '../../errors.js';
+import { TunstackError } from '../../core/errors.js';
 import { encodeTcpOptions, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, tcpOptionsLength, writeTcpHeader } from '../../headers/tcp.js';
 import { inheritFrom, setRoute, startFromCookie, startPassive } from './connect.js';
 import { TcpEndpoint } from './endpoint.js';

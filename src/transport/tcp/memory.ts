@@ -13,7 +13,7 @@
  * Linux counts pages of skb truesize; here the charge is the bytes held plus a fixed overhead per
  * queued range (the view object and the headers it keeps alive), in bytes.
  */
-import { TunstackError } from '../../errors.js';
+import { TunstackError } from '../../core/errors.js';
 import type { SendBuffer } from './buffers.js';
 import type { TcpEndpoint } from './endpoint.js';
 import type { TcpStats } from './types.js';

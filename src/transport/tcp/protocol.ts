@@ -6,19 +6,18 @@
  * answers everything else with RFC 9293 3.10.7.1 resets. Also: ISNs (RFC 6528), timestamp offsets, the challenge-ACK rate
  * limit (RFC 5961 7), and the slab allocator segments are built in.
  */
-import { totalmem } from 'node:os';
-import { TunstackError } from '../../errors.js';
-import { addrEqual } from '../../headers/address.js';
+import { TunstackError } from '../../core/errors.js';
+import { addrEqual } from '../../core/address.js';
 import { fold, sum } from '../../headers/checksum.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type TcpOptionFields, writeTcpHeader } from '../../headers/tcp.js';
 import { LinkCapability } from '../../link/endpoint.js';
-import type { Timer } from '../../stack/clock.js';
-import { PacketBuffer } from '../../stack/packet.js';
+import type { Timer } from '../../core/clock.js';
+import { PacketBuffer } from '../../core/packet.js';
 import { type NetworkInfo, type TransportError, type TransportProtocol, TransportResult, type WriteParams } from '../../stack/protocol.js';
-import { TokenBucket } from '../../stack/ratelimit.js';
+import { TokenBucket } from '../../core/ratelimit.js';
 import type { Route } from '../../stack/route.js';
-import type { Stack } from '../../stack/stack.js';
-import { optionalBoolean, optionalInteger, optionalOneOf, optionsObject } from '../../validate.js';
+import type { NetStack } from '../../stack/stack.js';
+import { optionalBoolean, optionalInteger, optionalOneOf, optionsObject } from '../../core/validate.js';
 import type { Scoreboard } from './buffers.js';
 import type { CongestionControlName } from './congestion.js';
 import { startPassive } from './connect.js';
@@ -103,7 +102,7 @@ export class TcpProtocol implements TransportProtocol {
    */
   forwarder: { offer(seg: Segment): boolean } | null = null;
 
-  readonly stack: Stack;
+  readonly stack: NetStack;
   private readonly table = new Map<number, TableEntry>();
   private entries = 0;
   private readonly listeners = new Map<number, TcpEndpoint[]>();
@@ -126,7 +125,7 @@ export class TcpProtocol implements TransportProtocol {
   private challengeLimit = 1000;
   private readonly writeParams: WriteParams;
 
-  constructor(stack: Stack) {
+  constructor(stack: NetStack, options: TcpProtocolOptions = {}) {
     this.stack = stack;
     const r = stack.random.fork();
     this.hashSeed = r.u32();
@@ -135,7 +134,7 @@ export class TcpProtocol implements TransportProtocol {
     this.tsKey = Uint32Array.of(r.u32(), r.u32());
     this.challengeBucket = new TokenBucket(stack.clock, this.challengeLimit, this.challengeLimit);
     this.writeParams = { protocol: IP_PROTO_TCP, ttl: stack.defaultTtl, tos: 0, dontFragment: true };
-    this.memory = new TcpMemory(defaultTcpMemory(totalmem()), this.stats);
+    this.memory = new TcpMemory(defaultTcpMemory(options.totalMemory ?? DEFAULT_TOTAL_MEMORY), this.stats);
   }
 
   /** Challenge ACKs allowed per second (RFC 5961 7, Linux tcp_challenge_ack_limit). */
@@ -544,7 +543,22 @@ export class TcpProtocol implements TransportProtocol {
   }
 }
 
-export function tcpFactory(): (stack: Stack) => TcpProtocol {
-  return (stack) => new TcpProtocol(stack);
+/** Options of the TCP protocol (`tcpFactory`). */
+export interface TcpProtocolOptions {
+  /**
+   * Bytes of memory the machine has, which Linux's tcp_mem defaults are sized from (see
+   * defaultTcpMemory). The Node facade passes `os.totalmem()`; elsewhere the default is 4 GiB.
+   */
+  totalMemory?: number;
+}
+
+/** The machine size assumed where the platform does not say (4 GiB). */
+const DEFAULT_TOTAL_MEMORY = 4 * 1024 ** 3;
+
+export function tcpFactory(options: TcpProtocolOptions = {}): (stack: NetStack) => TcpProtocol {
+  const o = optionsObject<TcpProtocolOptions>(options, 'tcpFactory');
+  optionalInteger(o.totalMemory, 'tcpFactory', 'options.totalMemory', 1, Number.MAX_SAFE_INTEGER);
+  const checked = { ...o };
+  return (stack) => new TcpProtocol(stack, checked);
 }
 

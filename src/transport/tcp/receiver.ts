@@ -4,7 +4,7 @@
  * quick ACK, ATO), the window we advertise with receiver SWS avoidance, SACK and D-SACK blocks,
  * and receive-buffer autotuning after reads.
  */
-import { TunstackError } from '../../errors.js';
+import { TunstackError } from '../../core/errors.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../../headers/tcp.js';
 import { OooQueue, RecvQueue } from './buffers.js';
 import { establishPassive, inputSynSent, sendSyn } from './connect.js';

@@ -4,10 +4,10 @@
  * lost-retransmission detection, the retransmission and persist timers' expiry, ICMP errors and
  * path MTU reductions. Congestion window growth itself is congestion.ts's.
  */
-import { TunstackError } from '../../errors.js';
+import { TunstackError } from '../../core/errors.js';
 import { TCP_FIN, TCP_SYN } from '../../headers/tcp.js';
+import { icmpErrno } from '../../stack/errno.js';
 import type { TransportError } from '../../stack/protocol.js';
-import { errorFor } from '../udp.js';
 import { Scoreboard } from './buffers.js';
 import { sendSyn, updateMss } from './connect.js';
 import { ADV_HOLE, ADV_NONE, ADV_NXT, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY, DUP_THRESH, EV_WRITABLE, RTO_MAX, RTO_MIN, RTX_PERSIST, RTX_RTO } from './constants.js';
@@ -391,7 +391,7 @@ export function icmpError(ep: TcpEndpoint, err: TransportError, quotedSeq: numbe
     ep.flushEvents();
     return;
   }
-  const e = errorFor(err);
+  const e = icmpErrno(err, { syscall: 'recv' });
   if (st === SYN_SENT || (st === SYN_RECEIVED && ep.parent === null)) {
     ep.proto.stats.attemptFails++;
     ep.fail(e);

@@ -6,7 +6,7 @@
 import { pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../../headers/checksum.js';
 import { finishTcpChecksum, parseTcpOptions, TcpOptions } from '../../headers/tcp.js';
 import type { NetworkInfo } from '../../stack/protocol.js';
-import type { PacketBuffer } from '../../stack/packet.js';
+import type { PacketBuffer } from '../../core/packet.js';
 import type { Route } from '../../stack/route.js';
 
 const IP_PROTO_TCP = 6;

@@ -3,7 +3,7 @@
  * segment (retransmission/persist/handshake in recovery.ts, delayed ACK and keepalive/FIN_WAIT_2
  * here).
  */
-import { TunstackError } from '../../errors.js';
+import { TunstackError } from '../../core/errors.js';
 import { KT_FIN_WAIT_2, KT_KEEPALIVE } from './constants.js';
 import type { TcpEndpoint } from './endpoint.js';
 import { onRtxTimer } from './recovery.js';

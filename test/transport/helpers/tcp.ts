@@ -122,7 +122,7 @@ export class Tap implements LinkEndpoint {
   }
   /** Outbound packets that carried scatter-gather fragments (joined for `packets`). */
   sgPackets = 0;
-  writePackets(pkts: readonly import('../../../src/stack/packet.js').PacketBuffer[]): number {
+  writePackets(pkts: readonly import('../../../src/core/packet.js').PacketBuffer[]): number {
     for (const p of pkts) {
       if (p.frags !== null) this.sgPackets++;
       this.packets.push(p.toBytes());

@@ -105,14 +105,15 @@ export class PacketBuffer {
   }
 
   /**
-   * Like `alloc`, but a large packet's memory is not zeroed (small ones still come from the slab):
-   * for senders that write every header byte and copy the whole payload, such as TCP segments,
-   * where clearing 64 KiB per segment is pure cost.
+   * Like `alloc`, for senders that write every header byte and copy the whole payload, such as
+   * TCP segments: small packets come from the slab, large ones get their own memory. (The Node
+   * build once skipped zeroing that memory with Buffer.allocUnsafeSlow; the core names no Node
+   * global, and Web platforms have no uninitialised allocation.)
    */
   static allocUninitialized(payloadLength: number, headroom = DEFAULT_HEADROOM): PacketBuffer {
     const total = headroom + payloadLength;
     if (total <= SLAB_MAX_ALLOC) return PacketBuffer.alloc(payloadLength, headroom);
-    return new PacketBuffer(Buffer.allocUnsafeSlow(total), headroom, total);
+    return new PacketBuffer(new Uint8Array(total), headroom, total);
   }
 
   /** A copy of received bytes (from a pooled slab: no ArrayBuffer per packet). */

@@ -1,4 +1,4 @@
-import type { Clock } from '../stack/clock.js';
+import type { Clock } from './clock.js';
 
 /** A token bucket on the stack's clock: `rate` tokens per second, at most `burst` saved. */
 export class TokenBucket {

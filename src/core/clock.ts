@@ -246,14 +246,14 @@ export class ManualClock extends TimerQueue {
 
 /** Real time: performance.now() and one Node timer armed for the earliest deadline. */
 export class RealClock extends TimerQueue {
-  private handle: NodeJS.Timeout | null = null;
+  private handle: ReturnType<typeof setTimeout> | null = null;
   private armedFor = Infinity;
   private readonly origin = performance.timeOrigin;
   /** When false (default), the clock's Node timer does not keep the process alive by itself. */
   readonly ref: boolean;
 
   private holds = 0;
-  private keeper: NodeJS.Timeout | null = null;
+  private keeper: ReturnType<typeof setInterval> | null = null;
 
   constructor(options: { ref?: boolean } = {}) {
     super();
@@ -303,7 +303,7 @@ export class RealClock extends TimerQueue {
     if (d === Infinity) return;
     const delay = Math.max(0, d - this.now());
     this.handle = setTimeout(this.fire, Math.ceil(delay));
-    if (!this.ref) this.handle.unref();
+    if (!this.ref) unref(this.handle);
   }
 
   private readonly fire = (): void => {
@@ -315,3 +315,9 @@ export class RealClock extends TimerQueue {
 }
 
 function noop(): void {}
+
+/** Node's timers can be told not to hold the process; browsers' timer ids have nothing to unref. */
+function unref(handle: unknown): void {
+  const h = handle as { unref?: () => void } | null;
+  if (h !== null && typeof h === 'object' && typeof h.unref === 'function') h.unref();
+}

@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import { TunstackError } from '../errors.js';
+import { TunstackError } from '../core/errors.js';
 import {
   VIRTIO_NET_HDR_F_DATA_VALID,
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
@@ -9,13 +9,13 @@ import {
   VIRTIO_NET_HDR_GSO_TCPV6,
   VIRTIO_NET_HDR_GSO_UDP_L4,
 } from '../headers/virtio.js';
-import { TcpCoalescer, writeVnetHeader } from '../host/gro.js';
-import type { BatchOptions, HostTap } from '../host/tap.js';
-import { PacketBuffer } from '../stack/packet.js';
+import { TcpCoalescer, writeVnetHeader } from './gro.js';
+import type { BatchOptions, HostTap } from './tap.js';
+import { PacketBuffer } from '../core/packet.js';
 import { IFF_NO_PI, IFF_VNET_HDR } from '../tundev/constants.js';
 import { completePartialChecksum, segmentGso } from '../tundev/gso.js';
-import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from './endpoint.js';
-import { EthernetEndpoint } from './ethernet.js';
+import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from '../link/endpoint.js';
+import { EthernetEndpoint } from '../link/ethernet.js';
 
 /**
  * FdEndpoint: a link endpoint over a kernel TUN/TAP device (a HostTap), so that a tunstack NIC

@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import { ManualClock, type Clock } from './clock.js';
 
 /**
@@ -14,7 +13,7 @@ export class Random {
   readonly seed: number;
 
   constructor(seed?: number) {
-    this.seed = seed === undefined ? randomInt(0, 0x7fffffff) : seed >>> 0;
+    this.seed = seed === undefined ? randomSeed() : seed >>> 0;
     let x = this.seed;
     const next = (): number => {
       x = (x + 0x9e3779b9) | 0;
@@ -97,7 +96,7 @@ function rotl(x: number, k: number): number {
 
 /**
  * Transaction IDs for DNS queries (the sandbox relay's upstream queries, stack.dns's queries):
- * from the CSPRNG (node:crypto), so that an off-path attacker cannot predict them; from the stack's seeded source only when the stack runs on a
+ * from the CSPRNG (Web Crypto's getRandomValues), so that an off-path attacker cannot predict them; from the stack's seeded source only when the stack runs on a
  * ManualClock (a reproducible simulation, where nothing real is at stake).
  */
 export function upstreamIdSource(stack: { clock: Clock; random: Random }): () => number {
@@ -105,5 +104,17 @@ export function upstreamIdSource(stack: { clock: Clock; random: Random }): () =>
     const r = stack.random.fork();
     return () => r.below(0x10000);
   }
-  return () => randomInt(0x10000);
+  return () => cryptoU32() & 0xffff;
+}
+
+/** A fresh seed from the platform's CSPRNG (Web Crypto: Node 20 and browsers have it as a global). */
+function randomSeed(): number {
+  return cryptoU32() & 0x7fffffff;
+}
+
+/** 32 bits from the platform's CSPRNG. */
+function cryptoU32(): number {
+  const word = new Uint32Array(1);
+  globalThis.crypto.getRandomValues(word);
+  return word[0]!;
 }

@@ -4,8 +4,8 @@
  * each fragment's lease is released exactly once, when joined or when the link says it is done.
  */
 import { describe, expect, it } from 'vitest';
-import { PacketBuffer } from '../../src/stack/packet.js';
-import { resetForReceive } from '../../src/link/queue.js';
+import { PacketBuffer } from '../../src/core/packet.js';
+import { resetForReceive } from '../../src/core/queue.js';
 
 function counting(): { released: number; release(): void } {
   return {

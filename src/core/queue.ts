@@ -1,4 +1,4 @@
-import { PacketType, type PacketBuffer } from '../stack/packet.js';
+import { PacketType, type PacketBuffer } from './packet.js';
 
 /**
  * Small building blocks shared by the link endpoints: bounded FIFO rings (no allocation per

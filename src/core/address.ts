@@ -1,4 +1,4 @@
-import { TunstackError } from '../errors.js';
+import { TunstackError } from './errors.js';
 
 /**
  * Address text forms: IPv4 dotted quad, IPv6 (RFC 4291 input, RFC 5952 output), MAC, CIDR.

@@ -6,8 +6,7 @@
  * node:dgram and node:net do for the same misuse.
  */
 import { TunstackError } from './errors.js';
-import { parseCIDR, tryParseIPv4, tryParseIPv6, type Prefix } from './headers/address.js';
-import type { PingOptions } from './network/ipv4.js';
+import { parseCIDR, tryParseIPv4, tryParseIPv6, type Prefix } from './address.js';
 
 /** A short, never-throwing rendering of a value for messages. */
 export function describe(v: unknown): string {
@@ -204,22 +203,4 @@ export function nodePort(v: unknown, name = 'Port', allowZero = true): number {
     throw nodeError(RangeError, 'ERR_SOCKET_BAD_PORT', `${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. ${shown}.`);
   }
   return Number(v);
-}
-
-/** ping()'s arguments for one family: the destination's bytes and the checked options. */
-export function checkPingArgs(host: unknown, options: unknown, family: 4 | 6): { dst: Uint8Array; options: PingOptions } {
-  const where = 'ping';
-  const dst = expectAddress(host, where, 'host', family);
-  // The largest echo payload in one IP datagram (65535 less the IP and ICMP headers).
-  const maxSize = family === 4 ? 65507 : 65527;
-  const o = optionsObject<PingOptions>(options, where);
-  optionalInteger(o.size, where, 'options.size', 0, maxSize);
-  optionalInteger(o.id, where, 'options.id', 0, 0xffff);
-  optionalInteger(o.seq, where, 'options.seq', 0, 0xffff);
-  optionalInteger(o.ttl, where, 'options.ttl', 1, 255);
-  // Node's timers take at most 2^31-1 ms.
-  optionalNumber(o.timeoutMs, where, 'options.timeoutMs', Number.MIN_VALUE, 0x7fffffff);
-  optionalBoolean(o.dontFragment, where, 'options.dontFragment');
-  optionalNicRef(o.nic, where, 'options.nic');
-  return { dst, options: o };
 }
