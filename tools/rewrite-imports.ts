@@ -30,6 +30,10 @@ export const MOVES: Readonly<Record<string, string>> = {
   'src/headers/address.ts': 'src/core/address.ts',
   'src/link/fd.ts': 'src/host/fd.ts',
   'test/stack/packet.test.ts': 'test/core/packet.test.ts',
+  // Browser-usable guest links and the DHCP server (the page entry exports them).
+  'src/vm/frame-port.ts': 'src/link/frame-port.ts',
+  'src/vm/v86.ts': 'src/link/v86.ts',
+  'src/sandbox/dhcp.ts': 'src/portable/dhcp.ts',
 };
 
 const DIRS = ['src', 'test', 'bench', 'examples', 'tools', 'scripts'];

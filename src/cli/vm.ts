@@ -160,7 +160,7 @@ export async function runVmCommand(args: string[]): Promise<number> {
   const verbose = v.verbose === true;
   const log = (line: string): void => void stderr.write(`tunstack vm: ${line}\n`);
 
-  const { FramePort } = await import('../vm/frame-port.js');
+  const { FramePort } = await import('../link/frame-port.js');
   const { StreamFrameServer } = await import('../vm/stream.js');
   const { UdpFrameServer } = await import('../vm/udp.js');
   const { UnixgramFrameServer, unixgramUnavailableReason } = await import('../vm/unixgram.js');

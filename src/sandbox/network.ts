@@ -34,7 +34,7 @@ import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import type { TcpStats } from '../transport/tcp/types.js';
 import type { UdpProtocol } from '../transport/udp.js';
 import { DEFAULT_ADDRESSES, dhcpPool, type SandboxAddresses } from './addresses.js';
-import { DhcpServer } from './dhcp.js';
+import { DhcpServer } from '../portable/dhcp.js';
 import { DnsRelay, type Lookup } from './dns-relay.js';
 import { HostPolicy, embeddedIPv4, type HostPolicyOptions } from './host-policy.js';
 import { EchoInterceptEndpoint, PingRelay, pingRelayUnavailableReason } from './icmp-relay.js';

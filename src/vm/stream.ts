@@ -13,7 +13,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { unlinkSync } from 'node:fs';
 import type { Clock, Timer } from '../core/clock.js';
-import type { FramePort } from './frame-port.js';
+import type { FramePort } from '../link/frame-port.js';
 
 export interface FrameServerOptions {
   port: FramePort;

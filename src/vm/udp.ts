@@ -13,8 +13,8 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
-import type { FramePort } from './frame-port.js';
-import { ETHERNET_HEADER } from './frame-port.js';
+import type { FramePort } from '../link/frame-port.js';
+import { ETHERNET_HEADER } from '../link/frame-port.js';
 
 export interface UdpFrameServerOptions {
   port: FramePort;

@@ -14,7 +14,7 @@ import { unlinkSync } from 'node:fs';
 import { TunstackError } from '../core/errors.js';
 import { errnoName, errnoToError, requireNative, type NativeBinding, type PollerHandle } from '../host/native.js';
 import { EventMask } from '../tundev/constants.js';
-import { ETHERNET_HEADER, type FramePort } from './frame-port.js';
+import { ETHERNET_HEADER, type FramePort } from '../link/frame-port.js';
 
 export interface UnixgramFrameServerOptions {
   port: FramePort;

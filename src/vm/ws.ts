@@ -25,7 +25,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Clock, Timer } from '../core/clock.js';
-import { ETHERNET_HEADER, type FramePort } from './frame-port.js';
+import { ETHERNET_HEADER, type FramePort } from '../link/frame-port.js';
 
 export type WsNetworkMode = 'per-connection' | 'shared';
 

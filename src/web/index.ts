@@ -129,7 +129,7 @@ export {
 export { TapPoint } from '../sim/capture.js';
 export { VirtualPump, macrotask } from '../sim/pump.js';
 export { tcpStreams, connectTcp, listenTcp, type WebTcpConnection, type WebTcpListener, type TcpStreamsOptions, type ConnectTcpOptions, type ListenTcpOptions } from './tcp.js';
-export { FramePort, type FramePortOptions, type FramePortStats, type FrameSink } from '../vm/frame-port.js';
-export { V86Link, type V86Bus, type V86Emulator, type V86LinkOptions, type V86LinkStats } from '../vm/v86.js';
-export { DhcpServer, type DhcpServerOptions } from '../sandbox/dhcp.js';
+export { FramePort, type FramePortOptions, type FramePortStats, type FrameSink } from '../link/frame-port.js';
+export { V86Link, type V86Bus, type V86Emulator, type V86LinkOptions, type V86LinkStats } from '../link/v86.js';
+export { DhcpServer, type DhcpServerOptions } from '../portable/dhcp.js';
 export { tunStreams, type TunStreams, type TunStreamsOptions } from './tun.js';

@@ -10,7 +10,7 @@ import {
 } from '../../src/index.js';
 import { buildEthernet, buildIPv4, buildUdp } from '../../src/headers/index.js';
 import { BOOTREQUEST, DhcpMessageType, DhcpOption, encodeDhcp, parseDhcp } from '../../src/headers/dhcp.js';
-import { DhcpServer } from '../../src/sandbox/dhcp.js';
+import { DhcpServer } from '../../src/portable/dhcp.js';
 import { dissect, field, haveTshark } from '../helpers/tshark.js';
 
 const GUEST_MAC = parseMAC('52:54:00:12:34:56');

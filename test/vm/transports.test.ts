@@ -19,7 +19,7 @@ import { buildArp } from '../../src/headers/arp.js';
 import { BOOTREQUEST, DhcpMessageType, DhcpOption, encodeDhcp, parseDhcp } from '../../src/headers/dhcp.js';
 import { buildIcmpV4Echo } from '../../src/headers/icmpv4.js';
 import { SandboxNetwork } from '../../src/sandbox/network.js';
-import { FramePort } from '../../src/vm/frame-port.js';
+import { FramePort } from '../../src/link/frame-port.js';
 import { StreamFrameServer } from '../../src/vm/stream.js';
 import { UdpFrameServer } from '../../src/vm/udp.js';
 import { UnixgramFrameServer, unixgramUnavailableReason } from '../../src/vm/unixgram.js';

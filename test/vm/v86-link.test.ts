@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { TunstackError } from '../../src/core/errors.js';
 import type { LinkEndpoint, NetworkDispatcher } from '../../src/link/endpoint.js';
 import { PacketBuffer } from '../../src/core/packet.js';
-import { FramePort } from '../../src/vm/frame-port.js';
-import { V86Link, type V86Bus } from '../../src/vm/v86.js';
+import { FramePort } from '../../src/link/frame-port.js';
+import { V86Link, type V86Bus } from '../../src/link/v86.js';
 
 type Listener = (v: Uint8Array) => void;
 

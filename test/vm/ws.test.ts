@@ -14,7 +14,7 @@ import { buildEthernet, buildIPv4, buildUdp } from '../../src/headers/index.js';
 import { BOOTREQUEST, DhcpMessageType, DhcpOption, encodeDhcp, parseDhcp } from '../../src/headers/dhcp.js';
 import { SandboxNetwork } from '../../src/sandbox/network.js';
 import { PacketBuffer } from '../../src/core/packet.js';
-import { FramePort } from '../../src/vm/frame-port.js';
+import { FramePort } from '../../src/link/frame-port.js';
 import { WsFrameServer, type WsFrameServerOptions, type WsNetworkMode } from '../../src/vm/ws.js';
 
 const closers: Array<() => unknown> = [];

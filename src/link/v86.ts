@@ -69,8 +69,10 @@ export interface V86LinkStats {
   yields: number;
 }
 
+/** Node's setImmediate where the platform has it (looked up on globalThis: this file names no Node API), else setTimeout 0. */
 function defaultDefer(fn: () => void): void {
-  if (typeof setImmediate === 'function') setImmediate(fn);
+  const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+  if (typeof immediate === 'function') immediate(fn);
   else setTimeout(fn, 0);
 }
 

@@ -22,7 +22,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { TunstackError } from '../core/errors.js';
-import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from '../link/endpoint.js';
+import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from './endpoint.js';
 import { Ring } from '../core/queue.js';
 import { PacketBuffer } from '../core/packet.js';
 

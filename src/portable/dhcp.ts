@@ -12,7 +12,7 @@ import {
   u32Option,
   type DhcpMessage,
 } from '../headers/dhcp.js';
-import type { PortableStack as Stack } from '../portable/stack.js';
+import type { PortableStack as Stack } from './stack.js';
 import type { UdpEndpoint } from '../transport/udp.js';
 
 export interface DhcpServerOptions {
