@@ -133,6 +133,8 @@ export interface SandboxNetworkOptions {
   /** Send every DNS query (A and AAAA too) to dnsUpstream instead of the host's getaddrinfo. */
   dnsForwardAll?: boolean;
   limits?: SandboxLimits;
+  /** Host connects through the native shim where it has them (default true; TcpRelayOptions.nativeConnect). */
+  nativeConnect?: boolean;
   /** Default a real clock. */
   clock?: Clock;
   seed?: number;
@@ -238,6 +240,7 @@ export class SandboxNetwork {
       ...(limits.maxConnecting !== undefined ? { maxConnecting: limits.maxConnecting } : {}),
       ...(limits.connectTimeoutMs !== undefined ? { connectTimeoutMs: limits.connectTimeoutMs } : {}),
       ...(options.outbound ? { outbound: options.outbound } : {}),
+      ...(options.nativeConnect === false ? { nativeConnect: false } : {}),
     });
     this.udp = new UdpRelay(this.stack, this.stack.requireTransport<UdpProtocol>(17), {
       map,

@@ -11,6 +11,9 @@ import { EthernetEndpoint, PacketBuffer, RealClock, Stack, Wire, parseMAC, type 
 import { sendBlocksInUse } from '../../src/transport/tcp/buffers.js';
 import { buildIPv4 } from '../../src/headers/ipv4.js';
 import { SandboxNetwork, type SandboxNetworkOptions } from '../../src/sandbox/network.js';
+import { nativeBinding } from '../../src/host/native.js';
+
+const nativeConnect = nativeBinding()?.tcpConnect !== undefined;
 
 const closers: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -85,6 +88,40 @@ describe('SandboxNetwork', () => {
     expect(got.equals(banner)).toBe(true);
     expect(net.tcp.stats.hostFirst).toBe(1);
     expect(net.tcp.stats.bytesToGuest).toBe(banner.length);
+  });
+
+  it.skipIf(!nativeConnect)('with the native connect, a short reply and the host FIN behind it reach the guest in one segment; Node connect gives the same bytes', async () => {
+    const srv = createServer((c) => c.end('hi'));
+    const port = await listenLoopback(srv);
+    for (const native of [true, false]) {
+      const { net, guest, wire } = setup({ nativeConnect: native });
+      // The segments the relay sends the guest from the server's port: [flags, payload length].
+      const segs: Array<[number, number]> = [];
+      const write = wire.a.writePackets.bind(wire.a);
+      wire.a.writePackets = (pkts) => {
+        for (const p of pkts) {
+          const b = p.toBytes();
+          if (b.length < 34 || b[12] !== 0x08 || b[13] !== 0 || b[23] !== 6) continue;
+          const t = 14 + (b[14]! & 15) * 4;
+          if (((b[t]! << 8) | b[t + 1]!) !== port) continue;
+          const ipLen = (b[16]! << 8) | b[17]!;
+          segs.push([b[t + 13]!, ipLen - (t - 14) - (b[t + 12]! >> 4) * 4]);
+        }
+        return write(pkts);
+      };
+      const s = guest.net.connect({ host: '10.0.2.2', port });
+      expect((await readAll(s)).toString()).toBe('hi');
+      s.destroy();
+      expect(net.tcp.stats.connected).toBe(1);
+      const FIN = 1;
+      const data = segs.filter(([, len]) => len > 0);
+      expect(data.length).toBe(1);
+      if (native) {
+        // Read, then peeked: the FIN is known with the bytes.
+        expect(data[0]![0] & FIN).toBe(FIN);
+        expect(segs.filter(([f]) => f & FIN).length).toBe(1);
+      }
+    }
   });
 
   it('idle relayed flows hold no read buffer each; a bulk one reads into send blocks and returns them', async () => {
