@@ -6,6 +6,10 @@
  * A guest SYN becomes a host `connect()` to the (mapped) destination; only when that succeeds is
  * the guest's SYN answered (SYN-ACK), so the guest sees the real outcome: a refused host connect
  * is a RST (ECONNREFUSED), an unreachable or silent one leaves the guest's SYN unanswered.
+ * With the native shim the connect is its `tcpConnect` (the fd then becomes a `net.Socket`): a
+ * local destination's outcome is known when the call returns, so the SYN is answered in the turn
+ * it arrived in; answering before the host connect would gain nothing there and would make a
+ * refused port a reset after the handshake.
  *
  * Bounded: connects in flight (the forwarder's pending limit), established flows (`maxFlows`;
  * beyond it new SYNs are refused with a RST), and data in flight per flow (the TCP windows on
@@ -236,7 +240,7 @@ export class TcpRelay {
       return true;
     }
     if (this.connectOut[0] === 1) {
-      this.connected(req, this.wrap(n, fd, reader), reader);
+      this.adoptFd(n, req, fd, reader);
       return true;
     }
     // In progress: wait for the fd to be writable (or the timeout), then ask how it went.
@@ -263,7 +267,7 @@ export class TcpRelay {
         this.refuse(req, errnoName(r));
         return;
       }
-      this.connected(req, this.wrap(n, fd, reader), reader);
+      this.adoptFd(n, req, fd, reader);
     };
     const h = n.pollerCreate(fd, 0, () => settle(), null, null, 0, 0);
     if (typeof h === 'number' || n.pollerStart(h, POLL_WRITABLE) < 0) {
@@ -282,6 +286,21 @@ export class TcpRelay {
       req.drop();
     }, this.connectTimeoutMs);
     return true;
+  }
+
+  /** The connected fd becomes a Node socket (should Node refuse it, the SYN is dropped). */
+  private adoptFd(n: NativeConnect, req: TcpForwardRequest, fd: number, reader: HostReader): void {
+    let sock: Socket;
+    try {
+      sock = this.wrap(n, fd, reader);
+    } catch {
+      n.close(fd);
+      reader.close();
+      this.stats.failed++;
+      req.drop();
+      return;
+    }
+    this.connected(req, sock, reader);
   }
 
   /** A Node socket on a connected fd from the shim, read by `reader`. */
