@@ -149,6 +149,18 @@ async function connectionRates(others: readonly Other[]): Promise<BenchRow[]> {
   // 'direct': the same probe on the host against the same server, no sandbox: the ceiling.
   const who = ['tunstack', ...others, 'direct'] as const;
   const rates = new Map<string, number[]>(who.map((w) => [w, []]));
+  {
+    // Warm-up, not counted: the server runs in this process, and its first thousands of
+    // connections (JIT tiers) were slow enough to halve whichever probe ran first.
+    const srv = createServer((c) => {
+      c.on('error', () => {});
+      c.end('x');
+    });
+    srv.listen(0, '127.0.0.1', 4096);
+    await once(srv, 'listening');
+    await run(['python3', '-c', connRateScript((srv.address() as AddressInfo).port, 2).replaceAll('10.0.2.2', '127.0.0.1')]);
+    srv.close();
+  }
   for (let r = 0; r < runs; r++) {
     for (let i = 0; i < who.length; i++) {
       const w = who[(i + r) % who.length]!;
