@@ -31,6 +31,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
@@ -1123,6 +1125,125 @@ static napi_value t_send_to(napi_env env, napi_callback_info info) {
   return num(env, r < 0 ? -errno : (double)r);
 }
 
+/* ------------------------------------------------------------------ TCP connect */
+
+/* addr (4 or 16 bytes) and port as a sockaddr; its length, or 0 when addr is neither size. */
+static socklen_t to_sockaddr(const uint8_t *a, size_t alen, uint32_t port, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof *ss);
+  if (alen == 4) {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    memcpy(&s4->sin_addr, a, 4);
+    return sizeof *s4;
+  }
+  if (alen == 16) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)port);
+    memcpy(&s6->sin6_addr, a, 16);
+    return sizeof *s6;
+  }
+  return 0;
+}
+
+/*
+ * tcpConnect(addr, port, src, out) -> fd | -errno: a non-blocking, close-on-exec TCP socket with
+ * TCP_NODELAY, bound to src (an address of addr's size, port 0) when src is not null, connecting
+ * to addr:port. out (an Int32Array) gets out[0] = 1 when the connection is established already
+ * (a connect to a local address completes inside connect(2): the kernel has answered the SYN
+ * before the call returns), 0 when it is in progress (wait until the fd is writable, then ask
+ * tcpConnectResult). A connect that has failed already (refused by a local port) returns -errno
+ * with the socket closed, so the caller learns a local outcome in the same call.
+ */
+static napi_value t_tcp_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint8_t *addr, *src = NULL, *outb;
+  size_t alen, slen = 0, olen;
+  uint32_t port;
+  if (get_bytes(env, argv[0], &addr, &alen) || get_u32(env, argv[1], &port)) return NULL;
+  napi_valuetype t;
+  napi_typeof(env, argv[2], &t);
+  if (t != napi_null && t != napi_undefined && get_bytes(env, argv[2], &src, &slen)) return NULL;
+  if (get_bytes(env, argv[3], &outb, &olen)) return NULL;
+  if (olen < 4 || port > 65535) return num(env, -EINVAL);
+  struct sockaddr_storage dst, from;
+  socklen_t dl = to_sockaddr(addr, alen, port, &dst);
+  if (dl == 0 || (src != NULL && slen != alen)) return num(env, -EINVAL);
+  int32_t *out = (int32_t *)outb;
+  int fd = socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0) return num(env, -errno);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (src != NULL) {
+    socklen_t fl = to_sockaddr(src, slen, 0, &from);
+    if (bind(fd, (struct sockaddr *)&from, fl) < 0) {
+      int e = errno;
+      close(fd);
+      return num(env, -e);
+    }
+  }
+  if (connect(fd, (struct sockaddr *)&dst, dl) == 0) {
+    out[0] = 1;
+    return num(env, fd);
+  }
+  if (errno != EINPROGRESS && errno != EINTR) {
+    int e = errno;
+    close(fd);
+    return num(env, -e);
+  }
+  struct pollfd p = {.fd = fd, .events = POLLOUT, .revents = 0};
+  if (poll(&p, 1, 0) == 1) {
+    int err = 0;
+    socklen_t l = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0) err = errno;
+    if (err != 0) {
+      close(fd);
+      return num(env, -err);
+    }
+    out[0] = 1;
+    return num(env, fd);
+  }
+  out[0] = 0;
+  return num(env, fd);
+}
+
+/* tcpConnectResult(fd) -> 0 when the connect in progress on fd succeeded, else -errno (SO_ERROR; the fd stays open). */
+static napi_value t_tcp_connect_result(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  int err = 0;
+  socklen_t l = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0) return num(env, -errno);
+  if (err != 0) return num(env, -err);
+  struct pollfd p = {.fd = fd, .events = POLLOUT, .revents = 0};
+  return num(env, poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) ? 0 : -EINPROGRESS);
+}
+
+/*
+ * peekEnd(fd) -> 1 when the next thing to read from the stream socket fd is the peer's FIN (no
+ * data before it), 0 when data or nothing is waiting, -errno on an error (a reset, say). Reads
+ * nothing (MSG_PEEK): lets a reader that just took a short read learn that the end follows
+ * without waiting for the next poll.
+ */
+static napi_value t_peek_end(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  char c;
+  ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return num(env, 1);
+  if (n > 0 || errno == EAGAIN || errno == EWOULDBLOCK) return num(env, 0);
+  return num(env, -errno);
+}
+
 /* ------------------------------------------------------------------ a TAP in another namespace */
 
 /*
@@ -1494,6 +1615,9 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("sendTo", t_send_to),
       EXPORT("tapInNamespace", t_tap_in_namespace),
       EXPORT("seccompDeny", t_seccomp_deny),
+      EXPORT("tcpConnect", t_tcp_connect),
+      EXPORT("tcpConnectResult", t_tcp_connect_result),
+      EXPORT("peekEnd", t_peek_end),
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value v;

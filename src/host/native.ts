@@ -90,6 +90,18 @@ export interface NativeBinding {
    * denied] or [-errno, []]. Newer addons only.
    */
   seccompDeny?(): [number, string[]];
+  /**
+   * A non-blocking TCP socket (TCP_NODELAY) connecting to addr (4 or 16 bytes):port, bound to
+   * src first when not null: its fd, with out[0] = 1 when already connected (a local address
+   * answers inside connect(2)) or 0 when in progress (poll for writable, then
+   * tcpConnectResult); or -errno, the socket closed, when it failed at once (refused by a local
+   * port). Newer addons only.
+   */
+  tcpConnect?(addr: Uint8Array, port: number, src: Uint8Array | null, out: Int32Array): number;
+  /** 0 when the connect in progress on fd succeeded, -EINPROGRESS while it is still going, else -errno (SO_ERROR). */
+  tcpConnectResult?(fd: number): number;
+  /** 1 when the next thing to read on stream socket fd is the peer's FIN, 0 when data or nothing is waiting, -errno. */
+  peekEnd?(fd: number): number;
 }
 
 /** Opaque uv_poll handle. */

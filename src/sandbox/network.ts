@@ -134,6 +134,8 @@ export interface SandboxNetworkOptions {
   /** Send every DNS query (A and AAAA too) to dnsUpstream instead of the host's getaddrinfo. */
   dnsForwardAll?: boolean;
   limits?: SandboxLimits;
+  /** Host connects through the native shim where it has them (default true; TcpRelayOptions.nativeConnect). */
+  nativeConnect?: boolean;
   /** Default a real clock. */
   clock?: Clock;
   seed?: number;
@@ -248,6 +250,7 @@ export class SandboxNetwork {
       ...(limits.maxConnecting !== undefined ? { maxConnecting: limits.maxConnecting } : {}),
       ...(limits.connectTimeoutMs !== undefined ? { connectTimeoutMs: limits.connectTimeoutMs } : {}),
       ...(options.outbound ? { outbound: options.outbound } : {}),
+      ...(options.nativeConnect === false ? { nativeConnect: false } : {}),
     });
     const g = options.memoryGuard ?? false;
     this.memoryGuard =

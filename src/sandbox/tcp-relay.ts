@@ -11,8 +11,15 @@
  * beyond it new SYNs are refused with a RST), and data in flight per flow (the TCP windows on
  * the guest side, Node's stream backpressure on the host side: a side that cannot take more
  * stops the other from reading).
+ *
+ * With the native shim the connect is its `tcpConnect` (the fd then becomes a `net.Socket`): a
+ * local destination's outcome is known when the call returns, so the SYN is answered in the turn
+ * it arrived in; answering before the host connect would gain nothing there and would make a
+ * refused port a reset after the handshake.
  */
-import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
+import { tryParseIPv4, tryParseIPv6 } from '../core/address.js';
+import { errnoName, nativeBinding, type NativeBinding, type PollerHandle } from '../host/native.js';
 import { BLOCK_SIZE, takeBlock, type BufferLease, type SendBlock } from '../transport/tcp/buffers.js';
 import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
 import { TcpForwarder, type TcpForwardRequest } from '../transport/tcp/forwarder.js';
@@ -57,6 +64,13 @@ export interface TcpRelayOptions {
   nic?: number | string;
   /** Host connects leave from this source address, by family (--outbound-addr); default the kernel's choice. */
   outbound?: Outbound;
+  /**
+   * Make host connects with the native shim's connect(2) (default true where the addon has it):
+   * a connect to a local address (the gateway's loopback) is decided inside that call, so the
+   * guest's SYN is answered in the same turn, and the socket is handed to Node by its fd. False:
+   * Node's net.connect for every connect.
+   */
+  nativeConnect?: boolean;
 }
 
 /** Source addresses for host sockets, by IP version. */
@@ -83,7 +97,11 @@ export class TcpRelay {
   };
   readonly forwarder: TcpForwarder;
   private readonly flows = new Set<TcpFlow>();
-  private readonly connecting = new Set<Socket>();
+  /** Host connects in flight: Node sockets, or native connects waiting for their fd to be writable. */
+  private readonly connecting = new Set<{ destroy(): void }>();
+  /** The shim, when host connects go through it (see TcpRelayOptions.nativeConnect). */
+  private readonly native: NativeConnect | null;
+  private readonly connectOut = new Int32Array(1);
   private readonly maxFlows: number;
   private readonly connectTimeoutMs: number;
   private closed = false;
@@ -96,6 +114,7 @@ export class TcpRelay {
   ) {
     this.maxFlows = options.maxFlows ?? 65536;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 20_000;
+    this.native = options.nativeConnect === false ? null : nativeConnectBinding();
     this.forwarder = new TcpForwarder(proto, (req) => this.onRequest(req), {
       maxPending: options.maxConnecting ?? 1024,
       pendingTimeoutMs: this.connectTimeoutMs + 5_000,
@@ -145,6 +164,7 @@ export class TcpRelay {
     this.stats.connects++;
     const reader = new HostReader(this.proto.memory, this, req);
     const from = isIP(host) === 6 ? this.options.outbound?.v6 : this.options.outbound?.v4;
+    if (this.native !== null && this.connectNative(this.native, req, host, from, reader)) return;
     const sock: RelaySocket = netConnect({
       host,
       port: req.localPort,
@@ -174,7 +194,11 @@ export class TcpRelay {
     reader.timer = null;
     if (!this.connecting.delete(sock) || req === null) return;
     sock.destroy();
-    const code = (err as { code?: string } | null)?.code;
+    this.refuse(req, (err as { code?: string } | null)?.code);
+  }
+
+  /** A host connect failed with `code`: refused (RST to the guest) or otherwise (the SYN is dropped). */
+  private refuse(req: TcpForwardRequest, code: string | undefined): void {
     if (code === 'ECONNREFUSED' || code === 'ECONNRESET') {
       this.stats.refused++;
       req.reject();
@@ -194,6 +218,11 @@ export class TcpRelay {
     // Errors from now on show as 'close' (with hadError); until the flow exists they are ignored.
     sock.removeListener('error', onConnectError);
     sock.on('error', ignore);
+    this.accept(reader, sock, req);
+  }
+
+  /** The host socket is connected: answer the guest's SYN and relay once its handshake completes. */
+  private accept(reader: HostReader, sock: Socket, req: TcpForwardRequest): void {
     this.stats.connected++;
     if (this.closed || req.settled) {
       reader.req = null;
@@ -219,6 +248,103 @@ export class TcpRelay {
     );
   }
 
+  /**
+   * The host connect through the shim: a local destination's outcome is known when tcpConnect
+   * returns (connected: the SYN-ACK goes to the guest now; refused: a RST), one elsewhere comes
+   * when the fd turns writable. False when the destination or source is no IP literal (Node's
+   * connect takes it then).
+   */
+  private connectNative(n: NativeConnect, req: TcpForwardRequest, host: string, from: string | undefined, reader: HostReader): boolean {
+    const addr = parseAddress(host);
+    const src = from === undefined ? null : parseAddress(from);
+    if (addr === null || (from !== undefined && (src === null || src.length !== addr.length))) return false;
+    const fd = n.tcpConnect(addr, req.localPort, src, this.connectOut);
+    if (fd < 0) {
+      reader.req = null;
+      this.refuse(req, errnoName(fd));
+      return true;
+    }
+    if (this.connectOut[0] === 1) {
+      this.adoptFd(n, req, fd, reader);
+      return true;
+    }
+    // In progress: wait for the fd to be writable (or the timeout), then ask how it went.
+    let poller: PollerHandle | null = null;
+    const stop = (): boolean => {
+      if (!this.connecting.delete(pending)) return false;
+      reader.timer?.cancel();
+      reader.timer = null;
+      if (poller !== null) n.pollerClose(poller);
+      return true;
+    };
+    const pending = {
+      destroy: (): void => {
+        if (!stop()) return;
+        n.close(fd);
+        reader.req = null;
+        reader.close();
+      },
+    };
+    const settle = (): void => {
+      const r = n.tcpConnectResult(fd);
+      if (r === -ERR_INPROGRESS || !stop()) return;
+      if (r < 0) {
+        n.close(fd);
+        reader.req = null;
+        reader.close();
+        this.refuse(req, errnoName(r));
+        return;
+      }
+      this.adoptFd(n, req, fd, reader);
+    };
+    const h = n.pollerCreate(fd, 0, settle, null, null, 0, 0);
+    if (typeof h === 'number' || n.pollerStart(h, POLL_WRITABLE) < 0) {
+      if (typeof h !== 'number') n.pollerClose(h);
+      n.close(fd);
+      reader.req = null;
+      reader.close();
+      this.stats.failed++;
+      req.drop();
+      return true;
+    }
+    poller = h;
+    this.connecting.add(pending);
+    reader.timer = this.proto.stack.clock.setTimeout(() => {
+      pending.destroy();
+      this.stats.failed++;
+      req.drop();
+    }, this.connectTimeoutMs);
+    return true;
+  }
+
+  /** The connected fd becomes a Node socket read by `reader` (should Node refuse it, the SYN is dropped). */
+  private adoptFd(n: NativeConnect, req: TcpForwardRequest, fd: number, reader: HostReader): void {
+    let sock: RelaySocket;
+    try {
+      const opts: SocketConstructorOpts & { onread: OnReadOpts } = {
+        fd,
+        allowHalfOpen: true,
+        onread: { buffer: reader.gen, callback: onSockRead },
+      };
+      sock = new Socket(opts);
+    } catch {
+      n.close(fd);
+      reader.req = null;
+      reader.close();
+      this.stats.failed++;
+      req.drop();
+      return;
+    }
+    sock[READER] = reader;
+    reader.sock = sock;
+    reader.fd = fd;
+    reader.peekEnd = n.peekEnd;
+    sock.on('close', onSockClose);
+    sock.on('end', onSockEnd);
+    sock.on('error', ignore);
+    this.accept(reader, sock, req);
+  }
+
   private start(ep: TcpEndpoint, sock: Socket, reader: HostReader | null = null): void {
     const f = new TcpFlow(this, ep, sock, reader);
     this.flows.add(f);
@@ -236,6 +362,37 @@ export class TcpRelay {
       this.stats.active = this.flows.size;
     }
   }
+}
+
+/** The shim's calls a native host connect uses. */
+type NativeConnect = Required<Pick<NativeBinding, 'tcpConnect' | 'tcpConnectResult' | 'peekEnd'>> &
+  Pick<NativeBinding, 'close' | 'pollerCreate' | 'pollerStart' | 'pollerClose'>;
+
+/** The shim when it has the connect calls (an older or missing addon: null, Node's connect then). */
+function nativeConnectBinding(): NativeConnect | null {
+  const n = nativeBinding();
+  if (n === null || n.tcpConnect === undefined || n.tcpConnectResult === undefined || n.peekEnd === undefined) return null;
+  const { tcpConnect, tcpConnectResult, peekEnd } = n;
+  return {
+    tcpConnect: tcpConnect.bind(n),
+    tcpConnectResult: tcpConnectResult.bind(n),
+    peekEnd: peekEnd.bind(n),
+    close: n.close.bind(n),
+    pollerCreate: n.pollerCreate.bind(n),
+    pollerStart: n.pollerStart.bind(n),
+    pollerClose: n.pollerClose.bind(n),
+  };
+}
+
+/** EINPROGRESS (Linux). */
+const ERR_INPROGRESS = 115;
+/** pollerStart's writable event. */
+const POLL_WRITABLE = 4;
+
+/** An IP literal's bytes (4 or 16), or null. */
+function parseAddress(a: string): Uint8Array | null {
+  const v = isIP(a);
+  return v === 4 ? tryParseIPv4(a) : v === 6 ? tryParseIPv6(a) : null;
 }
 
 /** The relay's per-socket state, found from Node's listeners (which are shared, not per flow). */
@@ -354,8 +511,15 @@ class HostReader {
   private early: Array<[Uint8Array, SendBlock | null]> | null = null;
   private earlyBytes = 0;
   private flow: TcpFlow | null = null;
-  /** The host's FIN was read. */
+  /** The host's FIN was read (or is next: see peekEnd). */
   ended = false;
+  /**
+   * The socket's fd and the shim's peekEnd, for a socket from a native connect: after a short
+   * read the reader asks whether the FIN is next, so that a reply and the FIN after it go to the
+   * guest in one segment (libuv would see the FIN only one poll later).
+   */
+  fd = -1;
+  peekEnd: ((fd: number) => number) | null = null;
   /** The host socket; the guest's request until it is answered; the connect timeout. */
   sock: RelaySocket | null = null;
   req: TcpForwardRequest | null;
@@ -427,6 +591,9 @@ class HostReader {
         this.mem.charge(-BLOCK_SIZE);
       }
     }
+    // A short read with the FIN right behind it: the end goes with these bytes.
+    const end = this.peekEnd !== null && n < this.view.length && !this.ended && this.peekEnd(this.fd) === 1;
+    if (end) this.ended = true;
     if (this.flow === null) {
       (this.early ??= []).push([v, lease]);
       this.earlyBytes += n;
@@ -434,7 +601,7 @@ class HostReader {
       // flow's early reads are what each of 1000 flows opening under a full budget adds beyond it).
       return this.earlyBytes < EARLY_MAX && this.mem.allocated + BLOCK_SIZE <= this.mem.high;
     }
-    const more = this.flow.fromHost(v, lease);
+    const more = this.flow.fromHost(v, lease, end);
     // Paused: the next buffer is (a small part of) the landing one, so that no half-filled block
     // stays pinned while the flow waits (1000 waiting flows, 64 MiB); the send buffer keeps its
     // ranges.
@@ -449,12 +616,15 @@ class HostReader {
     this.early = null;
     this.earlyBytes = 0;
     if (early === null) return false;
-    for (const [v, lease] of early) f.fromHost(v, lease);
+    // When the host's FIN came too, it goes with the last of them.
+    early.forEach(([v, lease], i) => f.fromHost(v, lease, this.ended && i === early.length - 1));
     return early.length > 0;
   }
 
   /** The socket is closed: no more reads into the block. */
   close(): void {
+    this.fd = -1;
+    this.peekEnd = null;
     this.dropBlock();
     this.timer?.cancel();
     this.timer = null;
@@ -596,14 +766,24 @@ class TcpFlow {
     if (this.shutDown) this.ep.close();
   }
 
-  /** Host bytes (owned: a fresh 'data' buffer or a block range) into the guest's send buffer. */
-  fromHost(b: Uint8Array, lease: BufferLease | null): boolean {
+  /**
+   * Host bytes (owned: a fresh 'data' buffer or a block range) into the guest's send buffer;
+   * `end`: the host's FIN follows them (it goes out with their last segment).
+   */
+  fromHost(b: Uint8Array, lease: BufferLease | null, end = false): boolean {
     let more: boolean;
+    end &&= !this.shutDown;
     try {
-      more = this.ep.writeOwned(b, lease);
+      more = this.ep.writeOwned(b, lease, end);
     } catch {
       this.abort();
       return false;
+    }
+    if (end) {
+      // As shutGuest, the FIN already queued.
+      this.hostEnded = true;
+      this.shutDown = true;
+      if (this.guestEnded) this.ep.close();
     }
     this.relay.stats.bytesToGuest += b.length;
     if (!more && !this.hostPaused) {

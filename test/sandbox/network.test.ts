@@ -5,12 +5,16 @@
 import { once } from 'node:events';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createSocket } from 'node:dgram';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { spawn } from 'node:child_process';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EthernetEndpoint, PacketBuffer, RealClock, Stack, Wire, parseMAC, type Socket } from '../../src/index.js';
 import { sendBlocksInUse } from '../../src/transport/tcp/buffers.js';
 import { buildIPv4 } from '../../src/headers/ipv4.js';
 import { SandboxNetwork, type SandboxNetworkOptions } from '../../src/sandbox/network.js';
+import { nativeBinding } from '../../src/host/native.js';
+
+const nativeConnect = nativeBinding()?.tcpConnect !== undefined;
 
 const closers: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -109,6 +113,77 @@ describe('SandboxNetwork', () => {
     mem.charge(-spent);
     const got = await readAll(s);
     expect(got.equals(banner)).toBe(true);
+  });
+
+  it.skipIf(!nativeConnect)('with the native connect, a short reply and the host FIN behind it reach the guest in one segment; Node connect gives the same bytes', async () => {
+    const srv = createServer((c) => c.end('hi'));
+    const port = await listenLoopback(srv);
+    for (const native of [true, false]) {
+      const { net, guest, wire } = setup({ nativeConnect: native });
+      // The segments the relay sends the guest from the server's port: [flags, payload length].
+      const segs: Array<[number, number]> = [];
+      const write = wire.a.writePackets.bind(wire.a);
+      wire.a.writePackets = (pkts) => {
+        for (const p of pkts) {
+          const b = p.toBytes();
+          if (b.length < 34 || b[12] !== 0x08 || b[13] !== 0 || b[23] !== 6) continue;
+          const t = 14 + (b[14]! & 15) * 4;
+          if (((b[t]! << 8) | b[t + 1]!) !== port) continue;
+          const ipLen = (b[16]! << 8) | b[17]!;
+          segs.push([b[t + 13]!, ipLen - (t - 14) - (b[t + 12]! >> 4) * 4]);
+        }
+        return write(pkts);
+      };
+      const s = guest.net.connect({ host: '10.0.2.2', port });
+      expect((await readAll(s)).toString()).toBe('hi');
+      s.destroy();
+      expect(net.tcp.stats.connected).toBe(1);
+      const FIN = 1;
+      const data = segs.filter(([, len]) => len > 0);
+      expect(data.length).toBe(1);
+      if (native) {
+        // Read, then peeked: the FIN is known with the bytes.
+        expect(data[0]![0] & FIN).toBe(FIN);
+        expect(segs.filter(([f]) => f & FIN).length).toBe(1);
+      }
+    }
+  });
+
+  it.skipIf(!nativeConnect)('a native connect left in progress (the host listener\'s accept queue full) is answered when it completes; one that never does is dropped after the timeout', async () => {
+    // A listener with backlog 0 that accepts only when told: one connection fills its queue, so
+    // the kernel drops the relay's SYN and the connect stays in progress until a retransmission.
+    const py = spawn('python3', ['-c', [
+      'import socket, sys',
+      's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+      'print(s.getsockname()[1], flush=True)',
+      'sys.stdin.readline()',
+      'while True:',
+      '    c, _ = s.accept(); c.sendall(b"ok"); c.close()',
+    ].join('\n')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    closers.push(() => void py.kill());
+    const [line] = (await once(py.stdout, 'data')) as [Buffer];
+    const port = Number(line.toString().trim());
+    const filler = connect(port, '127.0.0.1');
+    filler.on('error', () => {});
+    closers.push(() => void filler.destroy());
+    await once(filler, 'connect');
+    const { net, guest } = setup({ limits: { connectTimeoutMs: 600 } });
+    // Nothing answers within the timeout: the SYN is dropped, the guest hears nothing.
+    const lost = guest.net.connect({ host: '10.0.2.2', port });
+    lost.on('error', () => {});
+    const t0 = Date.now();
+    while (net.tcp.stats.failed === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    expect(net.tcp.stats.failed).toBe(1);
+    expect(net.tcp.stats.connected).toBe(0);
+    lost.destroy();
+    // A longer timeout: the listener starts accepting meanwhile, a retransmitted SYN gets in.
+    const b = setup();
+    const s = b.guest.net.connect({ host: '10.0.2.2', port });
+    setTimeout(() => py.stdin.write('go\n'), 300);
+    const got = readAll(s);
+    expect((await got).toString()).toBe('ok');
+    expect(b.net.tcp.stats.connected).toBe(1);
+    expect(b.net.tcp.stats.failed).toBe(0);
   });
 
   it('idle relayed flows hold no read buffer each; a bulk one reads into send blocks and returns them', async () => {

@@ -11,7 +11,7 @@ import { sendBlocksInUse } from '../../src/transport/tcp/buffers.js';
 import { buildIPv4 } from '../../src/headers/ipv4.js';
 import { checksum } from '../../src/headers/checksum.js';
 import { connectPair, pair, pattern } from './helpers/tcp.js';
-import { A, P, PEER, RawPeer, S, US, flagNames } from './helpers/raw-peer.js';
+import { A, F, P, PEER, RawPeer, S, US, flagNames } from './helpers/raw-peer.js';
 
 function drain(ep: TcpEndpoint): Uint8Array {
   const parts: Uint8Array[] = [];
@@ -370,6 +370,32 @@ describe('path MTU and PAWS (packet level)', () => {
     expect(c.info().pmtu).toBe(1000);
     expect(c.info().mss).toBe(948);
     expect(p.tcp.stats.pmtuUpdates).toBe(1);
+  });
+
+  it('writeOwned with end sends the data and the FIN in one segment (a second write is EPIPE)', () => {
+    const p = new RawPeer();
+    const l = p.stack.tcp();
+    l.bind(null, 80);
+    l.listen();
+    const h = p.handshakeIn({ ts: true, window: 65535 });
+    const c = l.accept()!;
+    const lease = { released: 0, release(): void { this.released++; } };
+    c.writeOwned(Uint8Array.of(1, 2, 3), lease, true);
+    const segs = p.recvAll();
+    expect(segs.map((s) => [flagNames(s.flags), s.payload.length])).toEqual([[flagNames(F | P | A), 3]]);
+    expect(segs[0]!.seq).toBe(h.ourIsn + 1);
+    expect(c.state).toBe('FIN_WAIT_1');
+    expect(() => c.writeOwned(Uint8Array.of(4))).toThrow(expect.objectContaining({ code: 'EPIPE' }));
+    // Nothing to write: end alone is a shutdown.
+    const p2 = new RawPeer();
+    const l2 = p2.stack.tcp();
+    l2.bind(null, 80);
+    l2.listen();
+    const h2 = p2.handshakeIn({ ts: true, window: 65535 });
+    const c2 = l2.accept()!;
+    c2.writeOwned(new Uint8Array(0), null, true);
+    const fin = p2.recvAll();
+    expect(fin.map((s) => [flagNames(s.flags), s.payload.length, s.seq])).toEqual([[flagNames(F | A), 0, h2.ourIsn + 1]]);
   });
 
   it('drops a segment with an old timestamp (PAWS) and ACKs it', () => {

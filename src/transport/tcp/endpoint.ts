@@ -432,8 +432,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
    * taken (the buffer may go over its bound by this call's bytes), and the result says whether
    * to go on (false: wait for 'writable'). `data` must not change until it is acknowledged;
    * `lease.release()` is called once when it is no longer referenced, also when this throws.
+   * `end`: half-close after it (as `shutdown()`), the FIN going out with the data's last segment.
    */
-  writeOwned(data: Uint8Array, lease: BufferLease | null = null): boolean {
+  writeOwned(data: Uint8Array, lease: BufferLease | null = null, end = false): boolean {
     let st: number;
     try {
       st = this.checkWritable();
@@ -444,9 +445,13 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const sb = (this.sndBuf ??= new SendBuffer());
     if (data.length > 0) {
       sb.adopt(data, lease);
-      if (st === ESTABLISHED || st === CLOSE_WAIT) output(this);
+      if (end) {
+        this.shutWr = true;
+        queueFin(this);
+      } else if (st === ESTABLISHED || st === CLOSE_WAIT) output(this);
     } else {
       lease?.release();
+      if (end) this.shutdown();
     }
     const more = sb.length < this.sendBufferSize && wmemRoom(this, 1) > 0;
     if (!more) this.wantWritable = true;
