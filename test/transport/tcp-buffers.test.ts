@@ -239,3 +239,43 @@ describe('Scoreboard', () => {
     );
   });
 });
+
+describe('RecvQueue.takeChunk', () => {
+  it('hands large payloads up without copying and joins small ones, the bytes in order', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 1, max: 9000 }),
+        fc.integer({ min: 1, max: 6000 }),
+        (sizes, max, minChunk) => {
+          const q = new RecvQueue();
+          const pushed: Uint8Array[] = [];
+          let n = 0;
+          for (const s of sizes) {
+            const v = new Uint8Array(s);
+            for (let i = 0; i < s; i++) v[i] = (n + i) & 0xff;
+            n += s;
+            pushed.push(v);
+            q.push(v);
+          }
+          let seen = 0;
+          while (q.bytes > 0) {
+            const head = q.peek()!;
+            const alone = q.count === 1;
+            const before = q.bytes;
+            const out = q.takeChunk(max, minChunk);
+            expect(out.length).toBeGreaterThan(0);
+            expect(out.length).toBeLessThanOrEqual(max);
+            expect(q.bytes).toBe(before - out.length);
+            // A head of at least minChunk bytes (or the last one) is passed on as a view, not copied.
+            if (head.length >= minChunk || alone) expect(out.buffer).toBe(head.buffer);
+            for (let i = 0; i < out.length; i++) if (out[i] !== ((seen + i) & 0xff)) throw new Error(`byte ${seen + i}`);
+            seen += out.length;
+          }
+          expect(seen).toBe(n);
+        },
+      ),
+      { numRuns: 300, seed: 17 },
+    );
+  });
+});

@@ -378,6 +378,22 @@ export class RecvQueue {
     return out;
   }
 
+  /**
+   * Take bytes for a stream consumer without copying large payloads: the head as it is (or its
+   * first `max` bytes) when it holds at least `minChunk` bytes or is alone, else a copy of up to
+   * `max` bytes of the small heads in front (so that MSS-sized segments still go up in big chunks).
+   */
+  takeChunk(max: number, minChunk: number): Uint8Array {
+    const head = this.peek()!;
+    if (head.length >= minChunk || this.count === 1) {
+      if (head.length <= max) return this.shift()!;
+      const out = head.subarray(0, max);
+      this.trimHead(max);
+      return out;
+    }
+    return this.take(max);
+  }
+
   /** Replace the head with its tail after `n` bytes were taken from it. */
   trimHead(n: number): void {
     const v = this.items[this.head]!;

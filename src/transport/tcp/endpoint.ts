@@ -399,6 +399,20 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     return out;
   }
 
+  /**
+   * @internal For stream adapters: the next chunk of at most `max` bytes, a received payload
+   * without copying when it holds at least `minChunk` bytes, else small payloads joined (`read`'s
+   * copy is then bounded by `max`).
+   */
+  readStreamChunk(max: number, minChunk: number): Uint8Array | null {
+    const q = this.rcvQ;
+    if (q === null || q.bytes === 0) return null;
+    const out = q.takeChunk(max, minChunk);
+    afterRead(this, out.length);
+    this.flushEvents();
+    return out;
+  }
+
   /** Zero-copy read of the next received chunk (a segment payload as it arrived), or null. */
   readChunk(): Uint8Array | null {
     const q = this.rcvQ;
