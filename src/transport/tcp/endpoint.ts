@@ -80,6 +80,11 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ txOffload = false;
   /** @internal Segments carry their payload as views of the send buffer (the link does scatter-gather). */
   sgOn = false;
+  /**
+   * @internal TCP segmentation offload: the most payload bytes one super-packet may carry (the
+   * link cuts it into MSS-sized segments: LinkCapability.GSO), 0 when every segment is sent as is.
+   */
+  gsoMax = 0;
 
   // ---- listener
   /** @internal */ backlog = 0;
