@@ -11,4 +11,4 @@ export {
   type BatchHandler,
 } from './tap.js';
 export { nativeBinding, nativeUnavailableReason, nativeAddonPath, errnoName, type NativeBinding } from './native.js';
-export { FdEndpoint, fdNicEndpoint, type FdEndpointOptions, type FdEndpointStats } from '../link/fd.js';
+export { FdEndpoint, fdNicEndpoint, FD_TX_QUEUE_LENGTH, type FdEndpointOptions, type FdEndpointStats } from '../link/fd.js';

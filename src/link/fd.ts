@@ -68,6 +68,14 @@ export interface FdEndpointOptions {
   maxPending?: number;
   /** Read batching (buffer size, packets per batch). */
   batch?: BatchOptions;
+  /**
+   * The kernel's transmit queue of the interface (packets the kernel holds for this endpoint to
+   * read; Linux's default is 1000, which a burst from a few thousand connections overflows: the
+   * kernel drops). Raised to this length when shorter, on interfaces this process created
+   * (`HostTap.created`) only, unless `always` is given; null leaves it alone. Default
+   * FD_TX_QUEUE_LENGTH.
+   */
+  txQueueLength?: number | { length: number; always: true } | null;
   /** Close the HostTap when the endpoint is closed (default true). */
   closeTap?: boolean;
   /**
@@ -113,6 +121,12 @@ export interface FdEndpointStats {
 
 const ETH_HLEN = 14;
 
+/**
+ * The transmit queue length FdEndpoint gives the TAPs it was handed fresh: 2000 keep-alive
+ * connections answering at once overflow Linux's 1000; queued packets are small (a few MiB at
+ * most for this many).
+ */
+export const FD_TX_QUEUE_LENGTH = 16384;
 
 export class FdEndpoint implements LinkEndpoint {
   readonly tap: HostTap;
@@ -202,6 +216,19 @@ export class FdEndpoint implements LinkEndpoint {
     this.closeTap = options.closeTap ?? true;
     this.keepTcpGso = options.keepTcpGso ?? 'auto';
     this.batchOptions = options.batch ?? {};
+    const q = options.txQueueLength === undefined ? FD_TX_QUEUE_LENGTH : options.txQueueLength;
+    if (q !== null) {
+      const len = typeof q === 'number' ? q : q.length;
+      if (!Number.isInteger(len) || len < 1) throw new TunstackError('EINVAL', `bad tx queue length ${len}`);
+      if (typeof q !== 'number' || tap.created) {
+        // Only upwards; an interface that cannot be set (moved to another namespace) is left as it is.
+        try {
+          if (tap.txQueueLength < len) tap.txQueueLength = len;
+        } catch {
+          // ENODEV / EPERM: keep going with the queue the interface has
+        }
+      }
+    }
     let mtu = options.mtu;
     if (mtu === undefined) {
       try {
