@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PacketBuffer } from '../../src/stack/packet.js';
-import { OooQueue, RecvQueue, Scoreboard, SendBuffer, sendBlocksInUse, takeBlock, type BufferLease } from '../../src/transport/tcp/index.js';
+import { OooQueue, RecvQueue, Scoreboard, SendBuffer, sendBlocksInUse, takeBlock, BLOCK_SIZE, SMALL_BLOCK_SIZE, type BufferLease } from '../../src/transport/tcp/index.js';
 
 describe('SendBuffer', () => {
   it('copies any range like a flat buffer does', () => {
@@ -277,5 +277,30 @@ describe('RecvQueue.takeChunk', () => {
       ),
       { numRuns: 300, seed: 17 },
     );
+  });
+});
+
+describe('SendBuffer blocks', () => {
+  it('a short write into an empty buffer pins a small block; a stream of writes goes into 64 KiB blocks', () => {
+    const before = sendBlocksInUse();
+    const sb = new SendBuffer();
+    sb.write(new Uint8Array(300).fill(1), 0, 300);
+    expect(sb.truesize).toBe(SMALL_BLOCK_SIZE);
+    // More writes fill the small block first, then continue in a big one.
+    sb.write(new Uint8Array(5000).fill(2), 0, 5000);
+    expect(sb.truesize).toBe(SMALL_BLOCK_SIZE + BLOCK_SIZE);
+    const out = new Uint8Array(5300);
+    sb.copyOut(0, out, 0, 5300);
+    expect(out.subarray(0, 300).every((b) => b === 1)).toBe(true);
+    expect(out.subarray(300).every((b) => b === 2)).toBe(true);
+    sb.ackTo(5300);
+    expect(sb.truesize).toBe(0);
+    expect(sendBlocksInUse()).toBe(before);
+    // A large first write takes a big block at once.
+    const big = new SendBuffer();
+    big.write(new Uint8Array(SMALL_BLOCK_SIZE + 1), 0, SMALL_BLOCK_SIZE + 1);
+    expect(big.truesize).toBe(BLOCK_SIZE);
+    big.clear();
+    expect(sendBlocksInUse()).toBe(before);
   });
 });
