@@ -441,7 +441,9 @@ export class Socket extends Duplex {
     const ep = this.ep;
     if (!ep || this.endPushed || this.destroyed) return;
     for (;;) {
-      const chunk = ep.read();
+      // Large payloads (TSO super-packets kept whole) go up as they are; MSS-sized ones are
+      // joined into chunks of up to 64 KiB, as Node's own reads are.
+      const chunk = ep.readStreamChunk(65536, 16384);
       if (chunk === null) {
         if (ep.readEnded) this.pushEnd();
         return;

@@ -116,9 +116,10 @@ export class PacketBuffer {
     return new PacketBuffer(new Uint8Array(total), headroom, total);
   }
 
-  /** A copy of received bytes (from a pooled slab: no ArrayBuffer per packet). */
+  /** A copy of received bytes (small ones from a pooled slab: no ArrayBuffer per packet). */
   static copyOf(bytes: Uint8Array): PacketBuffer {
-    const data = slabAlloc(bytes.length);
+    // Every byte is overwritten: a large packet (a TSO super-packet from a TAP) skips the zeroing.
+    const data = bytes.length > SLAB_MAX_ALLOC ? Buffer.allocUnsafeSlow(bytes.length) : slabAlloc(bytes.length);
     data.set(bytes);
     return new PacketBuffer(data, 0, bytes.length);
   }

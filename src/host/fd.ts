@@ -31,7 +31,8 @@ import { EthernetEndpoint } from '../link/ethernet.js';
  * Outbound: packets are queued and written at the end of the current tick in one native call
  * (one writev per packet, no copies but for coalescing). With IFF_VNET_HDR, TCP transmit
  * checksums are left to the kernel (LinkCapability.TxChecksumOffload, NEEDS_CSUM), and bursts of
- * TCP segments of one flow are coalesced into 64 KiB GSO super-packets (src/host/gro.ts).
+ * TCP segments of one flow are coalesced into 64 KiB GSO super-packets (src/host/gro.ts); a
+ * stack's TCP sends its own super-packets (TSO, LinkCapability.GSO), written with a GSO header.
  *
  * Backpressure: `pause()` stops reading the device (the kernel queues, then drops, as a NIC
  * ring would); `resume()` starts again. Writes that meet EAGAIN are dropped and counted.
@@ -49,6 +50,11 @@ export interface FdEndpointOptions {
   offload?: boolean;
   /** Coalesce outbound TCP into GSO super-packets (default: `offload`). */
   gro?: boolean;
+  /**
+   * Take TCP super-packets from the stack (LinkCapability.GSO: its TCP sends up to 64 KiB per
+   * packet, which the kernel cuts into segments; TSO) (default: `gro`, with scatter-gather).
+   */
+  tso?: boolean;
   /** Leave TCP transmit checksums to the kernel (default: `offload`). */
   txChecksumOffload?: boolean;
   /**
@@ -62,6 +68,14 @@ export interface FdEndpointOptions {
   maxPending?: number;
   /** Read batching (buffer size, packets per batch). */
   batch?: BatchOptions;
+  /**
+   * The kernel's transmit queue of the interface (packets the kernel holds for this endpoint to
+   * read; Linux's default is 1000, which a burst from a few thousand connections overflows: the
+   * kernel drops). Raised to this length when shorter, on interfaces this process created
+   * (`HostTap.created`) only, unless `always` is given; null leaves it alone. Default
+   * FD_TX_QUEUE_LENGTH.
+   */
+  txQueueLength?: number | { length: number; always: true } | null;
   /** Close the HostTap when the endpoint is closed (default true). */
   closeTap?: boolean;
   /**
@@ -106,6 +120,13 @@ export interface FdEndpointStats {
 }
 
 const ETH_HLEN = 14;
+
+/**
+ * The transmit queue length FdEndpoint gives the TAPs it was handed fresh: 2000 keep-alive
+ * connections answering at once overflow Linux's 1000; queued packets are small (a few MiB at
+ * most for this many).
+ */
+export const FD_TX_QUEUE_LENGTH = 16384;
 
 export class FdEndpoint implements LinkEndpoint {
   readonly tap: HostTap;
@@ -186,12 +207,28 @@ export class FdEndpoint implements LinkEndpoint {
     const txCsum = offload && (options.txChecksumOffload ?? true);
     // Scatter-gather goes with checksum offload: a sender then never has to read the payload.
     const sg = txCsum && (options.scatterGather ?? true);
-    this.capabilities = txCsum ? LinkCapability.TxChecksumOffload | (sg ? LinkCapability.ScatterGather : 0) : LinkCapability.None;
+    const tso = sg && (options.tso ?? this.gro);
+    this.capabilities = txCsum
+      ? LinkCapability.TxChecksumOffload | (sg ? LinkCapability.ScatterGather : 0) | (tso ? LinkCapability.GSO : 0)
+      : LinkCapability.None;
     this.defer = options.deferWrites ?? true;
     this.maxPending = options.maxPending ?? 4096;
     this.closeTap = options.closeTap ?? true;
     this.keepTcpGso = options.keepTcpGso ?? 'auto';
     this.batchOptions = options.batch ?? {};
+    const q = options.txQueueLength === undefined ? FD_TX_QUEUE_LENGTH : options.txQueueLength;
+    if (q !== null) {
+      const len = typeof q === 'number' ? q : q.length;
+      if (!Number.isInteger(len) || len < 1) throw new TunstackError('EINVAL', `bad tx queue length ${len}`);
+      if (typeof q !== 'number' || tap.created) {
+        // Only upwards; an interface that cannot be set (moved to another namespace) is left as it is.
+        try {
+          if (tap.txQueueLength < len) tap.txQueueLength = len;
+        } catch {
+          // ENODEV / EPERM: keep going with the queue the interface has
+        }
+      }
+    }
     let mtu = options.mtu;
     if (mtu === undefined) {
       try {
@@ -341,7 +378,12 @@ export class FdEndpoint implements LinkEndpoint {
           continue;
         }
       }
-      if (this.vnet && p.checksumOffload && p.transportHeaderStart >= p.start) {
+      if (this.vnet && p.gsoSize > 0 && p.transportProtocol === 6 && p.transportHeaderStart >= p.start) {
+        // TSO: the kernel cuts it into segments of gsoSize payload and completes their checksums.
+        const csumStart = p.transportHeaderStart - p.start;
+        const v6 = p.networkProtocol === 0x86dd;
+        writeVnetHeader(hdr, vo, VIRTIO_NET_HDR_F_NEEDS_CSUM, v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4, csumStart + p.transportHeaderLength, p.gsoSize, csumStart, 16);
+      } else if (this.vnet && p.checksumOffload && p.transportHeaderStart >= p.start) {
         const proto = p.transportProtocol;
         writeVnetHeader(hdr, vo, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, 0, 0, p.transportHeaderStart - p.start, proto === 17 ? 6 : 16);
       }

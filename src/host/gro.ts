@@ -255,7 +255,7 @@ export class TcpCoalescer {
    * at `hdr[hdrOff]`), or 0 when pkts[i] must be sent on its own.
    */
   coalesce(
-    pkts: ReadonlyArray<{ data: Uint8Array; start: number; end: number; frags?: Uint8Array[] | null; fragBytes?: number }>,
+    pkts: ReadonlyArray<{ data: Uint8Array; start: number; end: number; frags?: Uint8Array[] | null; fragBytes?: number; gsoSize?: number }>,
     i: number,
     n: number,
     hdr: Uint8Array,
@@ -267,6 +267,8 @@ export class TcpCoalescer {
     const pool = this.pool;
     const first = pool[0]!;
     const p = pkts[i]!;
+    // A super-packet already (TSO from the stack) is written as it is.
+    if ((p.gsoSize ?? 0) > 0) return 0;
     if (!first.parse(p.data, p.start, p.end, l2, p.frags ?? null, p.fragBytes ?? 0) || !first.canStart) return 0;
     const segSize = first.payloadLen;
     const run = this.run;
@@ -276,6 +278,7 @@ export class TcpCoalescer {
     let prev = first;
     for (let j = i + 1; j < n && run.length < this.maxSegments; j++) {
       const q = pkts[j]!;
+      if ((q.gsoSize ?? 0) > 0) break;
       const seg = pool[run.length] ?? (pool[run.length] = new TcpSegment());
       if (!seg.parse(q.data, q.start, q.end, l2, q.frags ?? null, q.fragBytes ?? 0)) break;
       if (ipLen + seg.payloadLen > GRO_MAX_IP_LENGTH) break;

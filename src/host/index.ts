@@ -12,4 +12,4 @@ export {
 } from './tap.js';
 export { nativeBinding, nativeUnavailableReason, nativeAddonPath, errnoName, type NativeBinding } from './native.js';
 export { installSeccompFilter } from './seccomp.js';
-export { FdEndpoint, fdNicEndpoint, type FdEndpointOptions, type FdEndpointStats } from './fd.js';
+export { FdEndpoint, fdNicEndpoint, FD_TX_QUEUE_LENGTH, type FdEndpointOptions, type FdEndpointStats } from './fd.js';

@@ -113,6 +113,7 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
   private readonly path: string;
   private _name = '';
   private _flags = 0;
+  private _created = false;
   private _closed = false;
   private vnetSize = 10;
   private _offload = 0;
@@ -194,6 +195,11 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
     return this._closed;
   }
 
+  /** Whether this open's TUNSETIFF created the interface (false when it attached to one that existed). */
+  get created(): boolean {
+    return this._created;
+  }
+
   /** Header bytes in front of every packet read or written (packet information + vnet header). */
   get headerLength(): number {
     return ((this._flags & IFF_NO_PI) === 0 ? 4 : 0) + ((this._flags & IFF_VNET_HDR) !== 0 ? this.vnetSize : 0);
@@ -224,8 +230,12 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
     if (typeof req.flags !== 'number' || !Number.isInteger(req.flags) || req.flags < -0x8000 || req.flags > 0xffff) {
       throw new TunstackError('EINVAL', 'flags must be a 16-bit integer', 'ioctl');
     }
+    // Whether TUNSETIFF makes the interface (no name, or no interface of that name yet) or
+    // attaches to one that exists (persistent, another queue, someone else's).
+    const existed = name !== '' && this.n.ifGet(name, IF_INDEX) > 0;
     const r = this.n.setIff(this.fd, name, req.flags);
     if (typeof r === 'number') throw errnoToError(r, `TUNSETIFF ${name === '' ? '(auto)' : name}`, 'ioctl');
+    this._created = !existed;
     this._name = r[0];
     this._flags = r[1] & ~IFF_PERSIST;
     return { name: r[0], flags: r[1] };

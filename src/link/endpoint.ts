@@ -29,6 +29,22 @@ export const LinkCapability = {
   ScatterGather: 1 << 5,
 } as const;
 
+/**
+ * The largest datagram a GSO super-packet (`gsoSize` > 0, transport header `transportHeaderLength`)
+ * puts on the wire when the link cuts it up (LinkCapability.GSO in `capabilities`): its headers and
+ * one segment's payload; else `total`, so that it is refused or fragmented as a whole.
+ */
+export function gsoWireLength(
+  pkt: { gsoSize: number; transportHeaderLength: number },
+  capabilities: number,
+  ipHeader: number,
+  total: number,
+): number {
+  if ((capabilities & LinkCapability.GSO) === 0 || pkt.transportHeaderLength <= 0) return total;
+  const one = ipHeader + pkt.transportHeaderLength + pkt.gsoSize;
+  return one < total ? one : total;
+}
+
 /** What an endpoint delivers inbound packets to (a NIC, or an outer endpoint). */
 export interface NetworkDispatcher {
   /**
@@ -109,8 +125,14 @@ export abstract class WrappingEndpoint implements LinkEndpoint, NetworkDispatche
     return this.inner.linkAddress;
   }
   get capabilities(): number {
-    const c = this.inner.capabilities;
-    return this.passesFrags ? c : c & ~LinkCapability.ScatterGather;
+    let c = this.inner.capabilities;
+    if (!this.passesFrags) c &= ~LinkCapability.ScatterGather;
+    if (!this.passesGso) c &= ~LinkCapability.GSO;
+    return c;
+  }
+  /** Whether writePackets passes GSO super-packets on whole (else the capability is hidden). */
+  protected get passesGso(): boolean {
+    return false;
   }
   /** Whether writePackets handles packets with fragments (else the capability is hidden). */
   protected get passesFrags(): boolean {

@@ -26,6 +26,7 @@ import {
   checkReceivedIPv4Options,
   encodeIPv4,
 } from '../headers/ipv4.js';
+import { gsoWireLength } from '../link/endpoint.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { NetworkInfo, NetworkProtocol, NicEvent, WriteParams } from '../stack/protocol.js';
@@ -372,6 +373,8 @@ export class IPv4Protocol implements NetworkProtocol {
   writePacket(route: Route, pkt: PacketBuffer, params: WriteParams): void {
     const payloadLength = pkt.length;
     const total = payloadLength + IPV4_MIN_HEADER;
+    // A GSO super-packet (TSO) leaves as segments of gsoSize payload: those must fit.
+    const wire = pkt.gsoSize > 0 ? gsoWireLength(pkt, route.nic.endpoint.capabilities, IPV4_MIN_HEADER, total) : total;
     // The path MTU learned from fragmentation-needed (RFC 1191), as Linux applies it to every
     // local sender: DF sends beyond it fail, others are fragmented to it.
     let mtu = route.nic.mtu;
@@ -385,8 +388,8 @@ export class IPv4Protocol implements NetworkProtocol {
       }
     }
     if (total > 65535) throw new TunstackError('EMSGSIZE', `datagram of ${total} bytes exceeds 65535`);
-    if (total > mtu && params.dontFragment) {
-      throw new TunstackError('EMSGSIZE', `packet of ${total} bytes exceeds MTU ${mtu}`);
+    if (wire > mtu && params.dontFragment) {
+      throw new TunstackError('EMSGSIZE', `packet of ${wire} bytes exceeds MTU ${mtu}`);
     }
     const start = pkt.prepend(IPV4_MIN_HEADER);
     const b = pkt.data;
@@ -427,7 +430,7 @@ export class IPv4Protocol implements NetworkProtocol {
       copy.networkProtocol = ETHERTYPE_IPV4;
       this.loopback(route.nic, copy);
     }
-    if (total > mtu) {
+    if (wire > mtu) {
       pkt.linearize();
       this.fragmentAndSend(route, pkt, start, IPV4_MIN_HEADER, mtu);
       return;

@@ -33,6 +33,7 @@ import {
   IPv6Walk,
   walkIPv6,
 } from '../headers/ipv6-walk.js';
+import { gsoWireLength } from '../link/endpoint.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketBuffer, PacketType } from '../core/packet.js';
 import type { LinkAddressResolver, NetworkInfo, NetworkProtocol, NicEvent, WriteParams } from '../stack/protocol.js';
@@ -460,7 +461,10 @@ export class IPv6Protocol extends EventEmitter<IPv6Events> implements NetworkPro
     const nic = route.nic;
     const dst = route.remoteAddress;
     const mtu = this.pathMtu(dst, this.linkMtu(nic));
-    const total = payloadLength + IPV6_HEADER_LENGTH;
+    let total = payloadLength + IPV6_HEADER_LENGTH;
+    // A GSO super-packet (TSO on a link that takes them) leaves as segments of gsoSize payload:
+    // those must fit the path, not the whole.
+    if (pkt.gsoSize > 0) total = gsoWireLength(pkt, nic.endpoint.capabilities, IPV6_HEADER_LENGTH, total);
     if (total > mtu && params.dontFragment) {
       throw new TunstackError('EMSGSIZE', `packet of ${total} bytes exceeds MTU ${mtu}`);
     }
@@ -736,3 +740,4 @@ function groupIndex(s: Ipv6Interface, buf: Uint8Array, off: number): number {
 export function ipv6Factory(options: IPv6Options = {}): (stack: NetStack) => IPv6Protocol {
   return (stack) => new IPv6Protocol(stack, options);
 }
+

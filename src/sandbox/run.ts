@@ -148,8 +148,9 @@ export function openSandboxTap(mtu: number): { tap: HostTap; ep: FdEndpoint; dev
     // default) overflows under bursts of small datagrams on a loaded machine; TCP is bounded by
     // tunstack's windows whatever the length.
     tap.txQueueLength = SANDBOX_TAP_QUEUE;
-    // The relay terminates every guest connection: TSO super-packets are taken whole.
-    return { tap, ep: new FdEndpoint(tap, { mtu, keepTcpGso: true }), dev: tap.name };
+    // The relay terminates every guest connection: TSO super-packets are taken whole. The queue
+    // is the sandbox's own (above), not FdEndpoint's default.
+    return { tap, ep: new FdEndpoint(tap, { mtu, keepTcpGso: true, txQueueLength: null }), dev: tap.name };
   } catch (e) {
     tap.close();
     throw e;

@@ -38,7 +38,7 @@ import {
   type TunDevice,
 } from '../../src/index.js';
 import { ARP_OP_REPLY, ARP_OP_REQUEST, ArpHeader, buildArp, buildEthernet, checksum } from '../../src/headers/index.js';
-import { FdEndpoint, HostTap, nativeUnavailableReason } from '../../src/host/index.js';
+import { FD_TX_QUEUE_LENGTH, FdEndpoint, HostTap, nativeUnavailableReason } from '../../src/host/index.js';
 import { setNativeBinding } from '../../src/host/native.js';
 import { errnoName, errnoToError } from '../../src/host/native.js';
 import { echoRequest } from '../tundev/helpers.js';
@@ -177,6 +177,27 @@ describe.skipIf(noKernel)('HostTap against the kernel', () => {
     expect(linkExists(name)).toBe(false); // last close removed it
   });
 
+  it('FdEndpoint raises the transmit queue of a TAP it was given fresh (Linux: 1000) to FD_TX_QUEUE_LENGTH, never lowers one', () => {
+    const t = HostTap.open({ name: uniqueName('tsq'), flags: IFF_TAP | IFF_NO_PI });
+    try {
+      expect(t.created).toBe(true);
+      expect(t.txQueueLength).toBe(1000);
+      const ep = new FdEndpoint(t, { closeTap: false });
+      expect(FD_TX_QUEUE_LENGTH).toBeGreaterThanOrEqual(4 * 2000);
+      expect(t.txQueueLength).toBe(FD_TX_QUEUE_LENGTH);
+      // What ip(8) reads from the kernel.
+      expect(execFileSync('ip', ['link', 'show', 'dev', t.name], { encoding: 'utf8' })).toContain(`qlen ${FD_TX_QUEUE_LENGTH}`);
+      ep.close();
+      t.txQueueLength = 50_000;
+      new FdEndpoint(t, { closeTap: false }).close();
+      expect(t.txQueueLength).toBe(50_000);
+      new FdEndpoint(t, { closeTap: false, txQueueLength: null }).close();
+      expect(() => new FdEndpoint(t, { closeTap: false, txQueueLength: 0 })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    } finally {
+      t.close();
+    }
+  });
+
   it('TUNSETPERSIST keeps the interface after close; reopening by name attaches to it', () => {
     const name = uniqueName('tsp');
     const t = HostTap.open({ name, flags: IFF_TUN | IFF_NO_PI });
@@ -185,8 +206,17 @@ describe.skipIf(noKernel)('HostTap against the kernel', () => {
       expect(t.persistent).toBe(true);
       t.close();
       expect(linkExists(name)).toBe(true);
+      expect(t.created).toBe(true);
       const again = HostTap.open({ name, flags: IFF_TUN | IFF_NO_PI });
       expect(again.persistent).toBe(true);
+      // It attached to the interface that was there: FdEndpoint leaves its queue alone.
+      expect(again.created).toBe(false);
+      again.txQueueLength = 1000;
+      const ep = new FdEndpoint(again, { closeTap: false });
+      expect(again.txQueueLength).toBe(1000);
+      ep.close();
+      new FdEndpoint(again, { closeTap: false, txQueueLength: { length: 3000, always: true } }).close();
+      expect(again.txQueueLength).toBe(3000);
       again.setPersist(false);
       again.close();
       expect(linkExists(name)).toBe(false);

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PacketBuffer } from '../../src/core/packet.js';
-import { OooQueue, RecvQueue, Scoreboard, SendBuffer, sendBlocksInUse, takeBlock, type BufferLease } from '../../src/transport/tcp/index.js';
+import { OooQueue, RecvQueue, Scoreboard, SendBuffer, sendBlocksInUse, takeBlock, BLOCK_SIZE, SMALL_BLOCK_SIZE, type BufferLease } from '../../src/transport/tcp/index.js';
 
 describe('SendBuffer', () => {
   it('copies any range like a flat buffer does', () => {
@@ -237,5 +237,70 @@ describe('Scoreboard', () => {
       ),
       { numRuns: 300, seed: 9 },
     );
+  });
+});
+
+describe('RecvQueue.takeChunk', () => {
+  it('hands large payloads up without copying and joins small ones, the bytes in order', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 1, max: 9000 }),
+        fc.integer({ min: 1, max: 6000 }),
+        (sizes, max, minChunk) => {
+          const q = new RecvQueue();
+          const pushed: Uint8Array[] = [];
+          let n = 0;
+          for (const s of sizes) {
+            const v = new Uint8Array(s);
+            for (let i = 0; i < s; i++) v[i] = (n + i) & 0xff;
+            n += s;
+            pushed.push(v);
+            q.push(v);
+          }
+          let seen = 0;
+          while (q.bytes > 0) {
+            const head = q.peek()!;
+            const alone = q.count === 1;
+            const before = q.bytes;
+            const out = q.takeChunk(max, minChunk);
+            expect(out.length).toBeGreaterThan(0);
+            expect(out.length).toBeLessThanOrEqual(max);
+            expect(q.bytes).toBe(before - out.length);
+            // A head of at least minChunk bytes (or the last one) is passed on as a view, not copied.
+            if (head.length >= minChunk || alone) expect(out.buffer).toBe(head.buffer);
+            for (let i = 0; i < out.length; i++) if (out[i] !== ((seen + i) & 0xff)) throw new Error(`byte ${seen + i}`);
+            seen += out.length;
+          }
+          expect(seen).toBe(n);
+        },
+      ),
+      { numRuns: 300, seed: 17 },
+    );
+  });
+});
+
+describe('SendBuffer blocks', () => {
+  it('a short write into an empty buffer pins a small block; a stream of writes goes into 64 KiB blocks', () => {
+    const before = sendBlocksInUse();
+    const sb = new SendBuffer();
+    sb.write(new Uint8Array(300).fill(1), 0, 300);
+    expect(sb.truesize).toBe(SMALL_BLOCK_SIZE);
+    // More writes fill the small block first, then continue in a big one.
+    sb.write(new Uint8Array(5000).fill(2), 0, 5000);
+    expect(sb.truesize).toBe(SMALL_BLOCK_SIZE + BLOCK_SIZE);
+    const out = new Uint8Array(5300);
+    sb.copyOut(0, out, 0, 5300);
+    expect(out.subarray(0, 300).every((b) => b === 1)).toBe(true);
+    expect(out.subarray(300).every((b) => b === 2)).toBe(true);
+    sb.ackTo(5300);
+    expect(sb.truesize).toBe(0);
+    expect(sendBlocksInUse()).toBe(before);
+    // A large first write takes a big block at once.
+    const big = new SendBuffer();
+    big.write(new Uint8Array(SMALL_BLOCK_SIZE + 1), 0, SMALL_BLOCK_SIZE + 1);
+    expect(big.truesize).toBe(BLOCK_SIZE);
+    big.clear();
+    expect(sendBlocksInUse()).toBe(before);
   });
 });

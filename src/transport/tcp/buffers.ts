@@ -9,8 +9,16 @@ import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 
 /** Bytes per send-buffer block. */
 export const BLOCK_SIZE = 65536;
+/**
+ * Bytes of a small block: a short write into an empty send buffer (a request or response of a
+ * request-response protocol) takes one of these instead of 64 KiB, so that thousands of
+ * connections answering at once neither zero-fill nor pin 64 KiB each.
+ */
+export const SMALL_BLOCK_SIZE = 4096;
 /** Blocks kept for reuse, shared by every send buffer of the process. */
 const POOL_MAX = 64;
+/** Small blocks kept for reuse (4 MiB). */
+const SMALL_POOL_MAX = 1024;
 /** Adopted views shorter than this are copied instead (bounds the entries per byte held). */
 const ADOPT_MIN = 2048;
 
@@ -23,13 +31,17 @@ export type { BufferLease };
  * moves on; the block returns to the pool when the last reference goes.
  */
 export class SendBlock implements BufferLease {
-  readonly b = new Uint8Array(BLOCK_SIZE);
+  readonly b: Uint8Array;
   /** Bytes of `b` in use (filled from 0). */
   fill = 0;
   /** References: the producer's and one per send-buffer range. */
   refs = 0;
   /** The send buffer that appends copies to this block, if any. */
   owner: SendBuffer | null = null;
+
+  constructor(size = BLOCK_SIZE) {
+    this.b = new Uint8Array(size);
+  }
 
   retain(): this {
     this.refs++;
@@ -41,17 +53,22 @@ export class SendBlock implements BufferLease {
       blocksInUse--;
       this.fill = 0;
       this.owner = null;
-      if (pool.length < POOL_MAX) pool.push(this);
+      if (this.b.length === BLOCK_SIZE) {
+        if (pool.length < POOL_MAX) pool.push(this);
+      } else if (smallPool.length < SMALL_POOL_MAX) {
+        smallPool.push(this);
+      }
     }
   }
 }
 
 const pool: SendBlock[] = [];
+const smallPool: SendBlock[] = [];
 let blocksInUse = 0;
 
-/** A block from the pool (or new), with one reference for the caller. */
-export function takeBlock(): SendBlock {
-  const b = pool.pop() ?? new SendBlock();
+/** A block of BLOCK_SIZE bytes (or SMALL_BLOCK_SIZE with `small`) from the pool (or new), with one reference for the caller. */
+export function takeBlock(small = false): SendBlock {
+  const b = small ? (smallPool.pop() ?? new SendBlock(SMALL_BLOCK_SIZE)) : (pool.pop() ?? new SendBlock());
   b.refs = 1;
   blocksInUse++;
   return b;
@@ -62,9 +79,9 @@ export function sendBlocksInUse(): number {
   return blocksInUse;
 }
 
-/** Free blocks kept for reuse. */
-export function sendBlocksPooled(): number {
-  return pool.length;
+/** Free blocks kept for reuse (64 KiB ones; `small`: the small ones). */
+export function sendBlocksPooled(small = false): number {
+  return small ? smallPool.length : pool.length;
 }
 
 /** One contiguous range of the send buffer. */
@@ -117,7 +134,7 @@ export class SendBuffer {
     if (es.length === this.head) return 0;
     const last = es[es.length - 1]!;
     const l = last.lease;
-    return l instanceof SendBlock && l.owner === this && last.off + last.len === l.fill ? BLOCK_SIZE - l.fill : 0;
+    return l instanceof SendBlock && l.owner === this && last.off + last.len === l.fill ? l.b.length - l.fill : 0;
   }
 
   /** Append a copy of `len` bytes of `src` at `off`. */
@@ -127,15 +144,16 @@ export class SendBuffer {
       const last = es.length > this.head ? es[es.length - 1]! : null;
       let blk: SendBlock;
       let e: Entry;
-      if (last !== null && last.lease instanceof SendBlock && last.lease.owner === this && last.off + last.len === last.lease.fill && last.lease.fill < BLOCK_SIZE) {
+      if (last !== null && last.lease instanceof SendBlock && last.lease.owner === this && last.off + last.len === last.lease.fill && last.lease.fill < last.lease.b.length) {
         blk = last.lease;
         e = last;
       } else {
-        blk = takeBlock();
+        // Small only for a short write into an empty buffer: a stream of writes gets big blocks.
+        blk = takeBlock(last === null && len <= SMALL_BLOCK_SIZE);
         blk.owner = this;
         e = this.push(blk.b, 0, 0, blk);
       }
-      const n = Math.min(len, BLOCK_SIZE - blk.fill);
+      const n = Math.min(len, blk.b.length - blk.fill);
       blk.b.set(n === src.length && off === 0 ? src : src.subarray(off, off + n), blk.fill);
       blk.fill += n;
       e.len += n;
@@ -174,7 +192,7 @@ export class SendBuffer {
   }
 
   private push(buf: Uint8Array, off: number, len: number, lease: BufferLease | null): Entry {
-    const size = lease instanceof SendBlock ? BLOCK_SIZE : len;
+    const size = lease instanceof SendBlock ? lease.b.length : len;
     const e: Entry = { buf, off, len, start: this.endStream, lease, size };
     this.truesize += size;
     if (this.entries.length === this.head) {
@@ -376,6 +394,22 @@ export class RecvQueue {
       }
     }
     return out;
+  }
+
+  /**
+   * Take bytes for a stream consumer without copying large payloads: the head as it is (or its
+   * first `max` bytes) when it holds at least `minChunk` bytes or is alone, else a copy of up to
+   * `max` bytes of the small heads in front (so that MSS-sized segments still go up in big chunks).
+   */
+  takeChunk(max: number, minChunk: number): Uint8Array {
+    const head = this.peek()!;
+    if (head.length >= minChunk || this.count === 1) {
+      if (head.length <= max) return this.shift()!;
+      const out = head.subarray(0, max);
+      this.trimHead(max);
+      return out;
+    }
+    return this.take(max);
   }
 
   /** Replace the head with its tail after `n` bytes were taken from it. */

@@ -8,7 +8,7 @@ import { encodeTcpOptions, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, tcpOptionsLength,
 import { LinkCapability } from '../../link/endpoint.js';
 import type { Route } from '../../stack/route.js';
 import { createCongestionControl } from './congestion.js';
-import { defaultMss, EV_CONNECT, INITIAL_WINDOW_SEGMENTS, MAX_QUICKACKS, MIN_SND_MSS, RTO_FALLBACK, RTX_RTO, IP_PROTO_TCP } from './constants.js';
+import { defaultMss, EV_CONNECT, GSO_MAX_PAYLOAD, INITIAL_WINDOW_SEGMENTS, MAX_QUICKACKS, MIN_SND_MSS, RTO_FALLBACK, RTX_RTO, IP_PROTO_TCP } from './constants.js';
 import type { TcpEndpoint } from './endpoint.js';
 import { processData } from './receiver.js';
 import { currentRto, rttSample } from './recovery.js';
@@ -26,6 +26,8 @@ export function setRoute(ep: TcpEndpoint, route: Route): void {
   ep.txOffload = (link.capabilities & LinkCapability.TxChecksumOffload) !== 0;
   const sg = LinkCapability.TxChecksumOffload | LinkCapability.ScatterGather;
   ep.sgOn = (link.capabilities & sg) === sg && route.localDelivery === null;
+  // TSO only with scatter-gather (the payload stays in the send buffer, one writev).
+  ep.gsoMax = ep.sgOn && (link.capabilities & LinkCapability.GSO) !== 0 ? GSO_MAX_PAYLOAD : 0;
   ep.pseudoBase = tcpPseudoBase(route);
   const ipHdr = route.family === 4 ? 20 : 40;
   const nicMtu = route.nic.mtu;

@@ -18,6 +18,8 @@ export const MAX_QUICKACKS = 16;
 export const SG_MIN_PAYLOAD = 1024;
 /** Most send-buffer ranges one segment borrows; a segment spanning more copies its payload. */
 export const SG_MAX_FRAGS = 8;
+/** TSO: a super-packet carries at most this many payload bytes (its IP datagram stays within 64 KiB). */
+export const GSO_MAX_PAYLOAD = 65535 - 40 - 60;
 /** Bound on out-of-order segments held per connection. */
 export const MAX_OOO_SEGMENTS = 2048;
 /** Smallest sender MSS accepted from the peer or from PMTU (Linux tcp_min_snd_mss). */

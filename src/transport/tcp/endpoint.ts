@@ -80,6 +80,11 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ txOffload = false;
   /** @internal Segments carry their payload as views of the send buffer (the link does scatter-gather). */
   sgOn = false;
+  /**
+   * @internal TCP segmentation offload: the most payload bytes one super-packet may carry (the
+   * link cuts it into MSS-sized segments: LinkCapability.GSO), 0 when every segment is sent as is.
+   */
+  gsoMax = 0;
 
   // ---- listener
   /** @internal */ backlog = 0;
@@ -394,6 +399,20 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const q = this.rcvQ;
     if (q === null || q.bytes === 0 || !(max > 0)) return null;
     const out = q.take(max);
+    afterRead(this, out.length);
+    this.flushEvents();
+    return out;
+  }
+
+  /**
+   * @internal For stream adapters: the next chunk of at most `max` bytes, a received payload
+   * without copying when it holds at least `minChunk` bytes, else small payloads joined (`read`'s
+   * copy is then bounded by `max`).
+   */
+  readStreamChunk(max: number, minChunk: number): Uint8Array | null {
+    const q = this.rcvQ;
+    if (q === null || q.bytes === 0) return null;
+    const out = q.takeChunk(max, minChunk);
     afterRead(this, out.length);
     this.flushEvents();
     return out;

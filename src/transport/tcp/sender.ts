@@ -55,6 +55,13 @@ export function xmit(ep: TcpEndpoint, seq: number, flags: number, pos: number, l
   if (sg) ep.sndBuf!.lend(pos, len, pkt);
   else if (len > 0) ep.sndBuf!.copyOut(pos, b, o + hl, len);
   finishSegment(pkt, hl, total, ep.pseudoBase, ep.txOffload);
+  // TSO: more than one segment's payload goes down as one super-packet the link cuts up.
+  let segs = 1;
+  const segSize = ep.sndMss - (nsack > 0 ? 4 + 8 * nsack : 0);
+  if (len > segSize && ep.gsoMax > 0) {
+    pkt.gsoSize = segSize;
+    segs = Math.ceil(len / segSize);
+  }
   // Bookkeeping before the packet leaves (it may come back before transmit returns).
   if (ackOn) {
     ep.lastAckSent = ep.rcvNxt;
@@ -63,12 +70,16 @@ export function xmit(ep: TcpEndpoint, seq: number, flags: number, pos: number, l
     if (ep.delackTimer !== null) ep.delackTimer.cancel();
   }
   ep.dsackPending = false;
-  ep.segsOut++;
-  if (len > 0) ep.dataSegsOut++;
-  proto.stats.outSegs++;
+  ep.segsOut += segs;
+  if (len > 0) ep.dataSegsOut += segs;
+  proto.stats.outSegs += segs;
   if ((flags & TCP_RST) !== 0) proto.stats.outRsts++;
   // Refused for its size (the path MTU went down under us): never stall, re-segment.
-  if (proto.transmit(route, pkt) === TX_TOO_BIG) pathMtuReduced(ep);
+  if (proto.transmit(route, pkt) === TX_TOO_BIG) {
+    // A super-packet refused for its size: send MSS-sized segments from now on.
+    if (segs > 1) ep.gsoMax = 0;
+    pathMtuReduced(ep);
+  }
 }
 
 /** @internal Send a bare ACK now. */
@@ -273,8 +284,27 @@ export function outputLoop(ep: TcpEndpoint): void {
         return;
       }
     }
+    if (len === maxPl && avail > maxPl && ep.gsoMax > 0 && maxPl === ep.sndMss) len = tsoLength(ep, seq, avail, maxPl, budget);
     if (sendRange(ep, seq, len, false, ADV_NXT) === 0) return;
   }
+}
+
+/**
+ * TSO (Linux tcp_tso_autosize/tcp_cwnd_test, simplified): the new data one super-packet takes,
+ * whole segments within the send window, the congestion window's room (rounded up to a segment,
+ * as one segment may always overshoot it) and the super-packet limit; the tail of the data may be
+ * a short segment only when it is all there is.
+ */
+function tsoLength(ep: TcpEndpoint, seq: number, avail: number, mss: number, budget: number): number {
+  let lim = avail;
+  const wnd = seqDiff(seqAdd(ep.sndUna, ep.sndWnd), seq);
+  if (lim > wnd) lim = wnd;
+  const room = budget - pipe(ep);
+  const roomSegs = Math.ceil(room / mss) * mss;
+  if (lim > roomSegs) lim = roomSegs;
+  if (lim > ep.gsoMax) lim = ep.gsoMax;
+  if (lim < avail) lim -= lim % mss;
+  return lim > mss ? lim : mss;
 }
 
 /** Timers after sending: RTO while data is out, persist while the window blocks us. */
