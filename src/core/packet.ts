@@ -36,6 +36,18 @@ const SLAB_MAX_ALLOC = 4096;
 let slab = new Uint8Array(SLAB_SIZE);
 let slabUsed = 0;
 
+/**
+ * Memory whose every byte the caller overwrites: Node's `Buffer.allocUnsafeSlow` where the
+ * platform has it (looked up on globalThis by feature, so the core names no Node global; no
+ * zeroing of a 64 KiB super-packet), else a zeroed Uint8Array (Web platforms have no unzeroed
+ * allocation). Never handed out before it is filled: no stale bytes can leak.
+ */
+const nodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow?: (n: number) => Uint8Array } }).Buffer;
+const unzeroed = nodeBuffer?.allocUnsafeSlow?.bind(nodeBuffer);
+function allocUnzeroed(n: number): Uint8Array {
+  return unzeroed !== undefined ? unzeroed(n) : new Uint8Array(n);
+}
+
 function slabAlloc(size: number): Uint8Array {
   if (size > SLAB_MAX_ALLOC) return new Uint8Array(size);
   const rounded = (size + 7) & ~7;
@@ -106,20 +118,19 @@ export class PacketBuffer {
 
   /**
    * Like `alloc`, for senders that write every header byte and copy the whole payload, such as
-   * TCP segments: small packets come from the slab, large ones get their own memory. (The Node
-   * build once skipped zeroing that memory with Buffer.allocUnsafeSlow; the core names no Node
-   * global, and Web platforms have no uninitialised allocation.)
+   * TCP segments: small packets come from the slab, large ones get their own memory, unzeroed
+   * where the platform can (see `allocUnzeroed`).
    */
   static allocUninitialized(payloadLength: number, headroom = DEFAULT_HEADROOM): PacketBuffer {
     const total = headroom + payloadLength;
     if (total <= SLAB_MAX_ALLOC) return PacketBuffer.alloc(payloadLength, headroom);
-    return new PacketBuffer(new Uint8Array(total), headroom, total);
+    return new PacketBuffer(allocUnzeroed(total), headroom, total);
   }
 
   /** A copy of received bytes (small ones from a pooled slab: no ArrayBuffer per packet). */
   static copyOf(bytes: Uint8Array): PacketBuffer {
     // Every byte is overwritten: a large packet (a TSO super-packet from a TAP) skips the zeroing.
-    const data = bytes.length > SLAB_MAX_ALLOC ? Buffer.allocUnsafeSlow(bytes.length) : slabAlloc(bytes.length);
+    const data = bytes.length > SLAB_MAX_ALLOC ? allocUnzeroed(bytes.length) : slabAlloc(bytes.length);
     data.set(bytes);
     return new PacketBuffer(data, 0, bytes.length);
   }

@@ -16,6 +16,10 @@
  * Every length field is checked against a cap (`maxBlockLength`, 16 MiB by default) before any
  * buffer grows, so a corrupt length never causes a huge allocation. Corrupt or truncated input
  * throws `ParseError` naming the byte offset in the file; nothing else is thrown for bad bytes.
+ *
+ * Over 800 lines because both formats' parsers share one refillable window and its state
+ * machine (a unit may end in the next chunk), which the three drivers drive the same way; split
+ * apart, the window's invariants would be spread over files that each need all of them.
  */
 import { ParseError, TunstackError } from '../core/errors.js';
 import {

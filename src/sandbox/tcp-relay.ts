@@ -16,6 +16,10 @@
  * local destination's outcome is known when the call returns, so the SYN is answered in the turn
  * it arrived in; answering before the host connect would gain nothing there and would make a
  * refused port a reset after the handshake.
+ *
+ * Over 800 lines because the relay, its host reader and its flow share per-socket state through
+ * module-level listener functions (no closure per flow, for the memory of 10,000 idle flows);
+ * they change together.
  */
 import { isIP, connect as netConnect, Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { tryParseIPv4, tryParseIPv6 } from '../core/address.js';

@@ -58,3 +58,25 @@ describe('layering check', () => {
     expect(hits).toEqual([]);
   });
 });
+
+describe('file size', () => {
+  // Issue 13: no source file over ~800 lines without the reason written in its opening comment.
+  it('a source file over 800 lines says why in its opening comment', () => {
+    const long: string[] = [];
+    const walk = (dir: string): void => {
+      for (const name of readdirSync(dir)) {
+        const p = join(dir, name);
+        if (statSync(p).isDirectory()) walk(p);
+        else if (p.endsWith('.ts')) {
+          const text = readFileSync(p, 'utf8');
+          const lines = text.split('\n').length;
+          if (lines <= 800) continue;
+          const head = /^\s*\/\*\*?([\s\S]*?)\*\//.exec(text)?.[1] ?? '';
+          if (!/\b800 lines\b/.test(head.replace(/\s*\n\s*\*\s*/g, ' '))) long.push(`${p.slice(ROOT.length + 1)} (${lines} lines)`);
+        }
+      }
+    };
+    walk(join(ROOT, 'src'));
+    expect(long).toEqual([]);
+  });
+});
