@@ -92,12 +92,18 @@ function check(r: Result, root: boolean): void {
   expect(r.child).toBe(0);
 }
 
+// The filter is installed as root (the sandbox's own case), or by an unprivileged user through setpriv.
+const notRoot = process.getuid?.() !== 0;
+const noSetpriv = notRoot || spawnSync('setpriv', ['--version']).status !== 0;
+if (why === '' && notRoot) console.warn('test/host/seccomp.test.ts: both cases need root (one runs the probe as nobody through setpriv); skipped');
+else if (why === '' && noSetpriv) console.warn('test/host/seccomp.test.ts: the unprivileged case needs setpriv (util-linux); skipped');
+
 describe.skipIf(why !== '')('seccomp filter (tunstack sandbox --enable-seccomp)', () => {
-  it.skipIf(process.getuid?.() !== 0)('as root: the listed calls get EPERM in the process and what it spawns later; Node keeps working', () => {
+  it.skipIf(notRoot)('as root: the listed calls get EPERM in the process and what it spawns later; Node keeps working', () => {
     check(runChild([]), true);
   });
 
-  it.skipIf(process.getuid?.() !== 0 || spawnSync('setpriv', ['--version']).status !== 0)('as an unprivileged user: no_new_privs first, then the same', () => {
+  it.skipIf(noSetpriv)('as an unprivileged user: no_new_privs first, then the same', () => {
     check(runChild(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']), false);
   });
 });

@@ -12,7 +12,9 @@ import { FD_TX_QUEUE_LENGTH } from '../../src/host/index.js';
 import { haveCommand, skipInterop } from './helpers/netns.js';
 import { Pair, STACK4 } from './helpers/pair.js';
 
-const skip = skipInterop('test/interop/http-load.test.ts') || !haveCommand('wrk');
+const noWrk = !haveCommand('wrk');
+if (noWrk) console.warn('test/interop/http-load.test.ts skipped: wrk missing (apt-get install wrk)');
+const skip = skipInterop('test/interop/http-load.test.ts') || noWrk;
 const CONNS = 2000;
 
 let pair: Pair | null = null;
