@@ -26,6 +26,7 @@ import { TcpForwarder, type TcpForwardRequest } from '../transport/tcp/forwarder
 import type { TcpMemory } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import type { Timer } from '../core/clock.js';
+import { FdHub, FdSocket, fdStreamNative, type FdOwner, type FdReader, type FdStreamNative } from './fd-stream.js';
 
 export interface TcpRelayStats {
   /** Guest connection attempts taken (host connects started). */
@@ -71,6 +72,12 @@ export interface TcpRelayOptions {
    * Node's net.connect for every connect.
    */
   nativeConnect?: boolean;
+  /**
+   * Relay a native connect's fd on its own (read/writev/shutdown on the fd, one epoll set for all
+   * of them: src/sandbox/fd-stream.ts) instead of handing it to a `net.Socket` (default true where
+   * the addon has the calls; a flow then costs no Node socket).
+   */
+  fdStreams?: boolean;
 }
 
 /** Source addresses for host sockets, by IP version. */
@@ -105,6 +112,8 @@ export class TcpRelay {
   private readonly maxFlows: number;
   private readonly connectTimeoutMs: number;
   private closed = false;
+  /** The epoll set of the native connects' sockets (made with the first), or null. */
+  private hub: FdHub | null = null;
   /** Called as each flow opens (the sandbox's memory guard recomputes its budget then). */
   onFlow: (() => void) | null = null;
 
@@ -147,6 +156,8 @@ export class TcpRelay {
     for (const s of this.connecting) s.destroy();
     this.connecting.clear();
     for (const f of [...this.flows]) f.abort();
+    // Sockets answered but not yet relayed (the guest's handshake pending), or ending.
+    this.hub?.close();
   }
 
   private onRequest(req: TcpForwardRequest): void {
@@ -171,7 +182,7 @@ export class TcpRelay {
       ...(from !== undefined ? { localAddress: from } : {}),
       allowHalfOpen: true,
       noDelay: true,
-      onread: { buffer: reader.gen, callback: onSockRead },
+      onread: { buffer: reader.gen(), callback: onSockRead },
     });
     sock[READER] = reader;
     reader.sock = sock;
@@ -222,7 +233,7 @@ export class TcpRelay {
   }
 
   /** The host socket is connected: answer the guest's SYN and relay once its handshake completes. */
-  private accept(reader: HostReader, sock: Socket, req: TcpForwardRequest): void {
+  private accept(reader: HostReader, sock: Socket | FdSocket, req: TcpForwardRequest): void {
     this.stats.connected++;
     if (this.closed || req.settled) {
       reader.req = null;
@@ -317,14 +328,32 @@ export class TcpRelay {
     return true;
   }
 
-  /** The connected fd becomes a Node socket read by `reader` (should Node refuse it, the SYN is dropped). */
+  /**
+   * The connected fd is relayed on its own (an FdSocket in the relay's epoll set) or becomes a
+   * Node socket, read by `reader` (should Node refuse it, the SYN is dropped).
+   */
   private adoptFd(n: NativeConnect, req: TcpForwardRequest, fd: number, reader: HostReader): void {
+    if (n.fd !== null && this.options.fdStreams !== false) {
+      if (this.hub === null) {
+        try {
+          this.hub = new FdHub(n.fd);
+        } catch {
+          n.fd = null;
+        }
+      }
+      if (this.hub !== null) {
+        reader.fd = fd;
+        reader.peekEnd = n.peekEnd;
+        this.accept(reader, this.hub.open(fd, reader), req);
+        return;
+      }
+    }
     let sock: RelaySocket;
     try {
       const opts: SocketConstructorOpts & { onread: OnReadOpts } = {
         fd,
         allowHalfOpen: true,
-        onread: { buffer: reader.gen, callback: onSockRead },
+        onread: { buffer: reader.gen(), callback: onSockRead },
       };
       sock = new Socket(opts);
     } catch {
@@ -345,7 +374,7 @@ export class TcpRelay {
     this.accept(reader, sock, req);
   }
 
-  private start(ep: TcpEndpoint, sock: Socket, reader: HostReader | null = null): void {
+  private start(ep: TcpEndpoint, sock: Socket | FdSocket, reader: HostReader | null = null): void {
     const f = new TcpFlow(this, ep, sock, reader);
     this.flows.add(f);
     const s = this.stats;
@@ -366,7 +395,10 @@ export class TcpRelay {
 
 /** The shim's calls a native host connect uses. */
 type NativeConnect = Required<Pick<NativeBinding, 'tcpConnect' | 'tcpConnectResult' | 'peekEnd'>> &
-  Pick<NativeBinding, 'close' | 'pollerCreate' | 'pollerStart' | 'pollerClose'>;
+  Pick<NativeBinding, 'close' | 'pollerCreate' | 'pollerStart' | 'pollerClose'> & {
+    /** The calls for relaying the fds on their own (null: an older addon; Node sockets then). */
+    fd: FdStreamNative | null;
+  };
 
 /** The shim when it has the connect calls (an older or missing addon: null, Node's connect then). */
 function nativeConnectBinding(): NativeConnect | null {
@@ -381,6 +413,7 @@ function nativeConnectBinding(): NativeConnect | null {
     pollerCreate: n.pollerCreate.bind(n),
     pollerStart: n.pollerStart.bind(n),
     pollerClose: n.pollerClose.bind(n),
+    fd: fdStreamNative(n),
   };
 }
 
@@ -499,7 +532,7 @@ const LANDING_SMALL = LANDING.subarray(0, BULK_READ);
  * at most, so every socket's buffer on loan, decided before its read comes, adds little over the
  * limit.
  */
-class HostReader {
+class HostReader implements FdReader {
   private blk: SendBlock | null = null;
   /** The block is charged to the TCP budget by this reader (no range of it handed on yet). */
   private charged = false;
@@ -525,11 +558,13 @@ class HostReader {
   req: TcpForwardRequest | null;
   timer: Timer | null = null;
   /**
-   * Node's onread buffer function (Node calls it with no receiver, so it is one per reader). A
-   * bound method: an arrow would be named by tsx's loader (defineProperty), which gives each one
-   * a 256-byte property store.
+   * Node's onread buffer function for a Node socket (Node calls it with no receiver, so it is one
+   * per reader; an FdSocket needs none). A bound method: an arrow would be named by tsx's loader
+   * (defineProperty), which gives each one a 256-byte property store.
    */
-  readonly gen: () => Uint8Array = this.buffer.bind(this);
+  gen(): () => Uint8Array {
+    return this.buffer.bind(this);
+  }
 
   constructor(
     private readonly mem: TcpMemory,
@@ -641,7 +676,7 @@ class HostReader {
  * buffer without a copy; when that is over its bound the socket pauses until the endpoint is
  * writable again. Half-closes pass through both ways; a reset on either side resets the other.
  */
-class TcpFlow {
+class TcpFlow implements FdOwner {
   private hostBlocked = false;
   private reading = false;
   private endAfterRead = false;
@@ -655,7 +690,7 @@ class TcpFlow {
   constructor(
     private readonly relay: TcpRelay,
     private readonly ep: TcpEndpoint,
-    private readonly sock: Socket,
+    private readonly sock: Socket | FdSocket,
     private readonly reader: HostReader | null,
   ) {}
 
@@ -671,12 +706,15 @@ class TcpFlow {
     ep.on('writable', onEpWritable, this);
     ep.on('error', onEpError, this);
     ep.on('close', onEpClose, this);
-    const s: RelaySocket = sock;
-    s[FLOW] = this;
-    sock.on('drain', onSockDrain);
+    if (sock instanceof FdSocket) sock.owner = this;
+    else {
+      const s: RelaySocket = sock;
+      s[FLOW] = this;
+      sock.on('drain', onSockDrain);
+    }
     if (this.reader !== null) {
       if (this.reader.attach(this)) this.relay.stats.hostFirst++;
-    } else {
+    } else if (!(sock instanceof FdSocket)) {
       // An inbound (published port) socket: its 'end' and 'close' go to the flow too.
       sock.on('data', onSockData);
       sock.on('end', onSockEnd);
@@ -746,6 +784,8 @@ class TcpFlow {
       c = ep.readChunk();
     }
     sock.uncork();
+    // An FdSocket whose kernel buffer took part of the batch: it reports when it drains.
+    if (sock instanceof FdSocket && sock.outBytes > 0) this.hostBlocked = true;
     this.reading = false;
     this.relay.stats.bytesToHost += n;
     if (this.endAfterRead) {
