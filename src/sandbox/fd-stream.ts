@@ -78,8 +78,8 @@ export class FdHub {
   private readonly ep: number;
   private poller: PollerHandle | null = null;
   private readonly events = new Int32Array(512);
-  /** Open sockets by fd. */
-  readonly sockets = new Map<number, FdSocket>();
+  /** Open sockets by fd (fds are small and dense: an array is smaller than a Map). */
+  readonly sockets: Array<FdSocket | undefined> = [];
   private closed = false;
 
   /** Throws (an errno-style Error) when the epoll set or its poller cannot be made. */
@@ -99,7 +99,7 @@ export class FdHub {
   /** A socket on connected stream fd (owned from now on), reading into `reader` at once. */
   open(fd: number, reader: FdReader): FdSocket {
     const s = new FdSocket(this, fd, reader);
-    this.sockets.set(fd, s);
+    this.sockets[fd] = s;
     s.update();
     return s;
   }
@@ -115,7 +115,7 @@ export class FdHub {
     for (;;) {
       const count = this.n.epollWait(this.ep, ev);
       if (count <= 0) return;
-      for (let i = 0; i < count; i++) this.sockets.get(ev[2 * i]!)?.onEvent(ev[2 * i + 1]!);
+      for (let i = 0; i < count; i++) this.sockets[ev[2 * i]!]?.onEvent(ev[2 * i + 1]!);
       if (count < ev.length / 2) return;
     }
   }
@@ -124,7 +124,7 @@ export class FdHub {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const s of [...this.sockets.values()]) s.destroy();
+    for (const s of this.sockets.slice()) s?.destroy();
     if (this.poller !== null) this.n.pollerClose(this.poller);
     this.poller = null;
     this.n.close(this.ep);
@@ -142,28 +142,86 @@ function runReports(): void {
 
 /** A connected host TCP socket on a raw fd (see the module comment). */
 export class FdSocket {
-  destroyed = false;
+  /** Flags, one bit each (accessors below). */
+  private bits = 0;
   owner: FdOwner | null = null;
   /** Epoll events registered now (0: not in the set). */
   private want = 0;
-  private paused = false;
-  private readEnded = false;
-  private corked = false;
   /** Bytes the kernel has not taken yet, in order; the first maybe partly written (see `head`). */
   private out: Uint8Array[] | null = null;
   /** Bytes queued in `out`. */
   outBytes = 0;
   /** The kernel refused more: writable is polled and write() says false until it is all out. */
-  private blocked = false;
-  private ending = false;
-  private shut = false;
-  private hadError = false;
 
   constructor(
     private readonly hub: FdHub,
     readonly fd: number,
     private readonly reader: FdReader,
   ) {}
+
+  get destroyed(): boolean {
+    return (this.bits & 1) !== 0;
+  }
+
+  set destroyed(v: boolean) {
+    this.bits = v ? this.bits | 1 : this.bits & ~1;
+  }
+
+  private get paused(): boolean {
+    return (this.bits & 2) !== 0;
+  }
+
+  private set paused(v: boolean) {
+    this.bits = v ? this.bits | 2 : this.bits & ~2;
+  }
+
+  private get readEnded(): boolean {
+    return (this.bits & 4) !== 0;
+  }
+
+  private set readEnded(v: boolean) {
+    this.bits = v ? this.bits | 4 : this.bits & ~4;
+  }
+
+  private get corked(): boolean {
+    return (this.bits & 8) !== 0;
+  }
+
+  private set corked(v: boolean) {
+    this.bits = v ? this.bits | 8 : this.bits & ~8;
+  }
+
+  private get blocked(): boolean {
+    return (this.bits & 16) !== 0;
+  }
+
+  private set blocked(v: boolean) {
+    this.bits = v ? this.bits | 16 : this.bits & ~16;
+  }
+
+  private get ending(): boolean {
+    return (this.bits & 32) !== 0;
+  }
+
+  private set ending(v: boolean) {
+    this.bits = v ? this.bits | 32 : this.bits & ~32;
+  }
+
+  private get shut(): boolean {
+    return (this.bits & 64) !== 0;
+  }
+
+  private set shut(v: boolean) {
+    this.bits = v ? this.bits | 64 : this.bits & ~64;
+  }
+
+  private get hadError(): boolean {
+    return (this.bits & 128) !== 0;
+  }
+
+  private set hadError(v: boolean) {
+    this.bits = v ? this.bits | 128 : this.bits & ~128;
+  }
 
   /** @internal Match the registered events to what the socket waits for. */
   update(): void {
@@ -344,7 +402,7 @@ export class FdSocket {
 
   private close(reset: boolean): void {
     this.destroyed = true;
-    this.hub.sockets.delete(this.fd);
+    this.hub.sockets[this.fd] = undefined;
     // Closing the fd takes it out of the epoll set.
     if (reset) this.hub.n.abortClose(this.fd);
     else this.hub.n.close(this.fd);

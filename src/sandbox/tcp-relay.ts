@@ -21,7 +21,7 @@ import { isIP, connect as netConnect, Socket, type OnReadOpts, type SocketConstr
 import { tryParseIPv4, tryParseIPv6 } from '../core/address.js';
 import { errnoName, nativeBinding, type NativeBinding, type PollerHandle } from '../host/native.js';
 import { BLOCK_SIZE, takeBlock, type BufferLease, type SendBlock } from '../transport/tcp/buffers.js';
-import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
+import type { TcpEndpoint, TcpEndpointSink } from '../transport/tcp/endpoint.js';
 import { TcpForwarder, type TcpForwardRequest } from '../transport/tcp/forwarder.js';
 import type { TcpMemory } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
@@ -473,26 +473,6 @@ function onSockData(this: RelaySocket, b: Buffer): void {
   this[FLOW]?.fromHost(b, null);
 }
 
-function onEpReadable(this: TcpFlow): void {
-  this.toHost();
-}
-
-function onEpEnd(this: TcpFlow): void {
-  this.onGuestEnd();
-}
-
-function onEpWritable(this: TcpFlow): void {
-  this.toGuest();
-}
-
-function onEpError(this: TcpFlow): void {
-  this.onGuestReset();
-}
-
-function onEpClose(this: TcpFlow): void {
-  this.finish();
-}
-
 /** Reads wanted from a block at least this big; a fuller block is left for a fresh one. */
 const READ_MIN = 16384;
 /** A read this big switches a socket to reading into its own blocks; one this small, back. */
@@ -676,16 +656,10 @@ class HostReader implements FdReader {
  * buffer without a copy; when that is over its bound the socket pauses until the endpoint is
  * writable again. Half-closes pass through both ways; a reset on either side resets the other.
  */
-class TcpFlow implements FdOwner {
-  private hostBlocked = false;
-  private reading = false;
-  private endAfterRead = false;
+class TcpFlow implements FdOwner, TcpEndpointSink {
+  /** The flow's flags, one bit each (accessors below): eight booleans would take a slot each. */
+  private bits = 0;
   /** The socket is paused because the endpoint's send buffer is full. */
-  private hostPaused = false;
-  private hostEnded = false;
-  private guestEnded = false;
-  private shutDown = false;
-  private done = false;
 
   constructor(
     private readonly relay: TcpRelay,
@@ -694,18 +668,103 @@ class TcpFlow implements FdOwner {
     private readonly reader: HostReader | null,
   ) {}
 
+  private get hostBlocked(): boolean {
+    return (this.bits & 1) !== 0;
+  }
+
+  private set hostBlocked(v: boolean) {
+    this.bits = v ? this.bits | 1 : this.bits & ~1;
+  }
+
+  private get reading(): boolean {
+    return (this.bits & 2) !== 0;
+  }
+
+  private set reading(v: boolean) {
+    this.bits = v ? this.bits | 2 : this.bits & ~2;
+  }
+
+  private get endAfterRead(): boolean {
+    return (this.bits & 4) !== 0;
+  }
+
+  private set endAfterRead(v: boolean) {
+    this.bits = v ? this.bits | 4 : this.bits & ~4;
+  }
+
+  private get hostPaused(): boolean {
+    return (this.bits & 8) !== 0;
+  }
+
+  private set hostPaused(v: boolean) {
+    this.bits = v ? this.bits | 8 : this.bits & ~8;
+  }
+
+  private get hostEnded(): boolean {
+    return (this.bits & 16) !== 0;
+  }
+
+  private set hostEnded(v: boolean) {
+    this.bits = v ? this.bits | 16 : this.bits & ~16;
+  }
+
+  private get guestEnded(): boolean {
+    return (this.bits & 32) !== 0;
+  }
+
+  private set guestEnded(v: boolean) {
+    this.bits = v ? this.bits | 32 : this.bits & ~32;
+  }
+
+  private get shutDown(): boolean {
+    return (this.bits & 64) !== 0;
+  }
+
+  private set shutDown(v: boolean) {
+    this.bits = v ? this.bits | 64 : this.bits & ~64;
+  }
+
+  private get done(): boolean {
+    return (this.bits & 128) !== 0;
+  }
+
+  private set done(v: boolean) {
+    this.bits = v ? this.bits | 128 : this.bits & ~128;
+  }
+
   get queued(): number {
     return this.ep.writableLength;
   }
 
+  /** @internal TcpEndpointSink: the endpoint's events. */
+  epReadable(): void {
+    this.toHost();
+  }
+
+  /** @internal */
+  epEnd(): void {
+    this.onGuestEnd();
+  }
+
+  /** @internal */
+  epWritable(): void {
+    this.toGuest();
+  }
+
+  /** @internal */
+  epError(): void {
+    this.onGuestReset();
+  }
+
+  /** @internal */
+  epClose(): void {
+    this.finish();
+  }
+
   begin(): void {
     const { ep, sock } = this;
-    // Shared listener functions with this flow as their context: no closures per flow.
-    ep.on('readable', onEpReadable, this);
-    ep.on('end', onEpEnd, this);
-    ep.on('writable', onEpWritable, this);
-    ep.on('error', onEpError, this);
-    ep.on('close', onEpClose, this);
+    // The endpoint calls the flow directly (no listener records or closures per flow).
+    ep.sink = this;
     if (sock instanceof FdSocket) sock.owner = this;
     else {
       const s: RelaySocket = sock;

@@ -58,6 +58,18 @@ export interface TcpEndpointEvents {
   error: [TunstackError];
 }
 
+/**
+ * @internal One owner's handlers for an endpoint's events, called after the emitter's listeners
+ * (a relay's flow: five listeners each would cost an EventEmitter record per event and flow).
+ */
+export interface TcpEndpointSink {
+  epReadable(): void;
+  epWritable(): void;
+  epEnd(): void;
+  epError(): void;
+  epClose(): void;
+}
+
 export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements TableEntry, CcHost, MemoryHolder {
   readonly family: 4 | 6;
   /** @internal */ hnext: TableEntry | null = null;
@@ -226,6 +238,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ outputAgain = false;
   /** @internal The accepted child should be announced to its listener. */
   announce = false;
+  /** @internal See TcpEndpointSink. */
+  sink: TcpEndpointSink | null = null;
 
   // ---- per-connection statistics
   /** @internal */ bytesSent = 0;
@@ -819,16 +833,27 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
         const ev = this.pendingEv;
         this.pendingEv = 0;
         if ((ev & EV_CONNECT) !== 0) this.emit('connect');
-        if ((ev & EV_READABLE) !== 0) this.emit('readable');
-        if ((ev & EV_WRITABLE) !== 0) this.emit('writable');
+        if ((ev & EV_READABLE) !== 0) {
+          this.emit('readable');
+          this.sink?.epReadable();
+        }
+        if ((ev & EV_WRITABLE) !== 0) {
+          this.emit('writable');
+          this.sink?.epWritable();
+        }
         if ((ev & EV_END) !== 0 && !this.endEmitted && this.readEnded) {
           this.endEmitted = true;
           this.emit('end');
+          this.sink?.epEnd();
         }
-        if ((ev & EV_ERROR) !== 0 && this.pendingError !== null) this.emit('error', this.pendingError);
+        if ((ev & EV_ERROR) !== 0 && this.pendingError !== null) {
+          this.emit('error', this.pendingError);
+          this.sink?.epError();
+        }
         if ((ev & EV_CLOSE) !== 0 && !this.closeEmitted) {
           this.closeEmitted = true;
           this.emit('close');
+          this.sink?.epClose();
         }
       }
     } finally {
