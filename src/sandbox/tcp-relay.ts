@@ -131,6 +131,11 @@ export class TcpRelay {
     });
   }
 
+  /** @internal The TCP memory budget (the readers charge their blocks to it). */
+  get memory(): TcpMemory {
+    return this.proto.memory;
+  }
+
   /** Open flows. */
   get flowCount(): number {
     return this.flows.size;
@@ -173,7 +178,7 @@ export class TcpRelay {
       return;
     }
     this.stats.connects++;
-    const reader = new HostReader(this.proto.memory, this, req);
+    const reader = new HostReader(this, req);
     const from = isIP(host) === 6 ? this.options.outbound?.v6 : this.options.outbound?.v4;
     if (this.native !== null && this.connectNative(this.native, req, host, from, reader)) return;
     const sock: RelaySocket = netConnect({
@@ -343,7 +348,7 @@ export class TcpRelay {
       }
       if (this.hub !== null) {
         reader.fd = fd;
-        reader.peekEnd = n.peekEnd;
+        reader.peek = true;
         this.accept(reader, this.hub.open(fd, reader), req);
         return;
       }
@@ -367,7 +372,7 @@ export class TcpRelay {
     sock[READER] = reader;
     reader.sock = sock;
     reader.fd = fd;
-    reader.peekEnd = n.peekEnd;
+    reader.peek = true;
     sock.on('close', onSockClose);
     sock.on('end', onSockEnd);
     sock.on('error', ignore);
@@ -404,11 +409,12 @@ type NativeConnect = Required<Pick<NativeBinding, 'tcpConnect' | 'tcpConnectResu
 function nativeConnectBinding(): NativeConnect | null {
   const n = nativeBinding();
   if (n === null || n.tcpConnect === undefined || n.tcpConnectResult === undefined || n.peekEnd === undefined) return null;
-  const { tcpConnect, tcpConnectResult, peekEnd } = n;
+  const { tcpConnect, tcpConnectResult } = n;
+  peekEnd = n.peekEnd.bind(n);
   return {
     tcpConnect: tcpConnect.bind(n),
     tcpConnectResult: tcpConnectResult.bind(n),
-    peekEnd: peekEnd.bind(n),
+    peekEnd,
     close: n.close.bind(n),
     pollerCreate: n.pollerCreate.bind(n),
     pollerStart: n.pollerStart.bind(n),
@@ -416,6 +422,9 @@ function nativeConnectBinding(): NativeConnect | null {
     fd: fdStreamNative(n),
   };
 }
+
+/** The shim's peekEnd (set with the native connect; the readers of its sockets use it). */
+let peekEnd: ((fd: number) => number) | null = null;
 
 /** EINPROGRESS (Linux). */
 const ERR_INPROGRESS = 115;
@@ -515,24 +524,65 @@ const LANDING_SMALL = LANDING.subarray(0, BULK_READ);
 class HostReader implements FdReader {
   private blk: SendBlock | null = null;
   /** The block is charged to the TCP budget by this reader (no range of it handed on yet). */
-  private charged = false;
   private view: Uint8Array = LANDING_SMALL;
-  private bulk = false;
   /** The flow paused on the last read: the next read lands in the shared buffer. */
-  private parked = false;
   /** Reads that came before the flow was set up (with a block reference when from one). */
   private early: Array<[Uint8Array, SendBlock | null]> | null = null;
   private earlyBytes = 0;
   private flow: TcpFlow | null = null;
   /** The host's FIN was read (or is next: see peekEnd). */
-  ended = false;
   /**
-   * The socket's fd and the shim's peekEnd, for a socket from a native connect: after a short
-   * read the reader asks whether the FIN is next, so that a reply and the FIN after it go to the
-   * guest in one segment (libuv would see the FIN only one poll later).
+   * The socket's fd, for a socket from a native connect: after a short read the reader asks the
+   * shim's peekEnd whether the FIN is next, so that a reply and the FIN after it go to the guest
+   * in one segment (libuv would see the FIN only one poll later).
    */
   fd = -1;
-  peekEnd: ((fd: number) => number) | null = null;
+  /** Flags, one bit each (accessors below). */
+  private bits = 0;
+
+  private get charged(): boolean {
+    return (this.bits & 1) !== 0;
+  }
+
+  private set charged(v: boolean) {
+    this.bits = v ? this.bits | 1 : this.bits & ~1;
+  }
+
+  private get bulk(): boolean {
+    return (this.bits & 2) !== 0;
+  }
+
+  private set bulk(v: boolean) {
+    this.bits = v ? this.bits | 2 : this.bits & ~2;
+  }
+
+  /** The flow paused on the last read: the next read lands in the shared buffer. */
+  private get parked(): boolean {
+    return (this.bits & 4) !== 0;
+  }
+
+  private set parked(v: boolean) {
+    this.bits = v ? this.bits | 4 : this.bits & ~4;
+  }
+
+  /** The host's FIN was read (or is next: see peek). */
+  get ended(): boolean {
+    return (this.bits & 8) !== 0;
+  }
+
+  set ended(v: boolean) {
+    this.bits = v ? this.bits | 8 : this.bits & ~8;
+  }
+
+  /** fd is from the shim: peek for the FIN after a short read. */
+  get peek(): boolean {
+    return (this.bits & 16) !== 0;
+  }
+
+  set peek(v: boolean) {
+    this.bits = v ? this.bits | 16 : this.bits & ~16;
+  }
+
   /** The host socket; the guest's request until it is answered; the connect timeout. */
   sock: RelaySocket | null = null;
   req: TcpForwardRequest | null;
@@ -547,7 +597,6 @@ class HostReader implements FdReader {
   }
 
   constructor(
-    private readonly mem: TcpMemory,
     readonly relay: TcpRelay,
     req: TcpForwardRequest,
   ) {
@@ -565,7 +614,7 @@ class HostReader implements FdReader {
     // The budget is spent: no new block (it would be one more 64 KiB per waiting socket), and
     // reads take at most the small landing part, so the data each socket adds over the limit is
     // bounded by that, not by a block.
-    const spent = this.mem.allocated + BLOCK_SIZE > this.mem.high;
+    const spent = this.relay.memory.allocated + BLOCK_SIZE > this.relay.memory.high;
     if (!this.bulk || this.parked || (fresh && spent)) {
       this.dropBlock();
       return (this.view = this.parked || spent ? LANDING_PARKED : LANDING_SMALL);
@@ -574,7 +623,7 @@ class HostReader implements FdReader {
       this.dropBlock();
       b = this.blk = takeBlock();
       // Charged while the reader holds it; the send buffer's range takes the charge over.
-      this.mem.charge(BLOCK_SIZE);
+      this.relay.memory.charge(BLOCK_SIZE);
       this.charged = true;
     }
     return (this.view = b!.b.subarray(b!.fill));
@@ -583,7 +632,7 @@ class HostReader implements FdReader {
   private dropBlock(): void {
     if (this.charged) {
       this.charged = false;
-      this.mem.charge(-BLOCK_SIZE);
+      this.relay.memory.charge(-BLOCK_SIZE);
     }
     this.blk?.release();
     this.blk = null;
@@ -603,18 +652,18 @@ class HostReader implements FdReader {
       if (n < SMALL_READ) this.bulk = false;
       if (this.charged) {
         this.charged = false;
-        this.mem.charge(-BLOCK_SIZE);
+        this.relay.memory.charge(-BLOCK_SIZE);
       }
     }
     // A short read with the FIN right behind it: the end goes with these bytes.
-    const end = this.peekEnd !== null && n < this.view.length && !this.ended && this.peekEnd(this.fd) === 1;
+    const end = this.peek && n < this.view.length && !this.ended && peekEnd!(this.fd) === 1;
     if (end) this.ended = true;
     if (this.flow === null) {
       (this.early ??= []).push([v, lease]);
       this.earlyBytes += n;
       // Not charged until the flow takes them: once the budget is spent, one read is all (a new
       // flow's early reads are what each of 1000 flows opening under a full budget adds beyond it).
-      return this.earlyBytes < EARLY_MAX && this.mem.allocated + BLOCK_SIZE <= this.mem.high;
+      return this.earlyBytes < EARLY_MAX && this.relay.memory.allocated + BLOCK_SIZE <= this.relay.memory.high;
     }
     const more = this.flow.fromHost(v, lease, end);
     // Paused: the next buffer is (a small part of) the landing one, so that no half-filled block
@@ -639,7 +688,7 @@ class HostReader implements FdReader {
   /** The socket is closed: no more reads into the block. */
   close(): void {
     this.fd = -1;
-    this.peekEnd = null;
+    this.peek = false;
     this.dropBlock();
     this.timer?.cancel();
     this.timer = null;
