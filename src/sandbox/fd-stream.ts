@@ -259,8 +259,8 @@ export class FdSocket {
         if (r.ended) {
           // The FIN is next (peekEnd): it went to the guest with these bytes.
           this.readEnded = true;
-          this.update();
-          this.maybeClose();
+          if (this.shut) this.close(false);
+          else this.update();
           return;
         }
         if (!more) {
@@ -271,7 +271,8 @@ export class FdSocket {
         if (got < v.length) return;
       } else if (got === 0) {
         this.readEnded = true;
-        this.update();
+        // Closing takes the fd out of the epoll set: no epoll_ctl first.
+        if (!this.shut) this.update();
         const o = this.owner;
         if (o !== null) o.onHostEnd();
         else r.ended = true;
@@ -359,6 +360,11 @@ export class FdSocket {
 
   private shutWrite(): void {
     this.shut = true;
+    // The host has ended too: close(2) sends the FIN just as shutdown(2) would, one call less.
+    if (this.readEnded) {
+      this.close(false);
+      return;
+    }
     if (this.hub.n.shutdown(this.fd, SHUT_WR) < 0) {
       this.fail();
       return;
