@@ -45,7 +45,7 @@ export function inheritFrom(ep: TcpEndpoint, l: TcpEndpoint): void {
   ep.userTimeout = l.userTimeout;
   if (l.sndBufLocked) ep.sendBufferSize = l.sndBufLimit;
   if (l.rcvBufLocked) ep.receiveBufferSize = l.rcvBufMax;
-  if (l.cc.name !== ep.cc.name) ep.cc = createCongestionControl(l.cc.name);
+  if (l.ccName !== ep.ccName) ep.cc = createCongestionControl(l.ccName);
 }
 
 /** @internal */

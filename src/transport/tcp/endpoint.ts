@@ -185,7 +185,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   // ---- congestion control
   cwnd = 0;
   ssthresh = 0x7fffffff;
-  /** @internal */ cc: CongestionControl;
+  /** @internal The algorithm's name; its state object is made on first use (see `cc`). */
+  ccName: CongestionControlName;
+  private ccState: CongestionControl | null = null;
   /** @internal */ caState = CA_OPEN;
   /** @internal */ recoveryPoint = 0;
   /** @internal */ highRxt = 0;
@@ -260,7 +262,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.family = options.family ?? 4;
     if (this.family !== 4 && this.family !== 6) throw new TunstackError('EAFNOSUPPORT', `bad family ${String(options.family)}`);
     this.v6Only = this.family === 6 && (options.v6Only ?? false);
-    this.cc = createCongestionControl(options.congestionControl ?? proto.congestionControl);
+    this.ccName = options.congestionControl === 'reno' || (options.congestionControl === undefined && proto.congestionControl === 'reno') ? 'reno' : 'cubic';
     this.noDelay = options.noDelay ?? false;
     if (options.sendBufferSize !== undefined) this.sendBufferSize = options.sendBufferSize;
     if (options.receiveBufferSize !== undefined) this.receiveBufferSize = options.receiveBufferSize;
@@ -269,6 +271,19 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   // =====================================================================================
   // Public surface
   // =====================================================================================
+
+  /**
+   * @internal The congestion control state, made when first needed: an idle connection (the
+   * handshake done, no data yet) holds none.
+   */
+  get cc(): CongestionControl {
+    return (this.ccState ??= createCongestionControl(this.ccName));
+  }
+
+  set cc(c: CongestionControl) {
+    this.ccState = c;
+    this.ccName = c.name;
+  }
 
   /** @internal (on the prototype: no per-instance slot) */
   get isTimeWait(): boolean {
@@ -297,12 +312,12 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   /** The congestion control algorithm of this connection. */
   get congestionControl(): CongestionControlName {
-    return this.cc.name;
+    return this.ccName;
   }
 
   /** Change the algorithm (before connect, or any time: the new one starts from the current cwnd). */
   set congestionControl(name: CongestionControlName) {
-    if (name !== this.cc.name) this.cc = createCongestionControl(name);
+    if (name !== this.ccName) this.cc = createCongestionControl(name);
   }
 
   /** FIN received and every byte read. */
@@ -624,7 +639,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     return {
       state: this.state,
       caState: CA_NAMES[this.caState]!,
-      congestionControl: this.cc.name,
+      congestionControl: this.ccName,
       rttMs: this.srtt,
       rttvarMs: this.rttvar,
       rtoMs: currentRto(this),
