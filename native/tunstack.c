@@ -35,6 +35,7 @@
 #include <netinet/tcp.h>
 #include <net/if.h>
 #include <net/if_arp.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1244,6 +1245,115 @@ static napi_value t_peek_end(napi_env env, napi_callback_info info) {
   return num(env, -errno);
 }
 
+/* ------------------------------------------------------------------ relayed stream sockets */
+
+/*
+ * Host stream sockets relayed without a Node socket each: one epoll set for all of them (its fd
+ * watched by one poller in mode 0), so a flow costs the kernel's epoll item and no native
+ * allocation. JavaScript reads, writes and shuts the fds down with the calls below.
+ */
+
+/* epollCreate() -> epoll fd (close-on-exec) | -errno */
+static napi_value t_epoll_create(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  return num(env, fd < 0 ? -errno : fd);
+}
+
+/*
+ * epollCtl(ep, op, fd, events) -> 0 | -errno: op 1 add, 2 delete, 3 modify (EPOLL_CTL_*);
+ * events the epoll bits (1 readable, 4 writable), level-triggered; the event reports fd.
+ */
+static napi_value t_epoll_ctl(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t ep, op, fd;
+  uint32_t events;
+  if (get_i32(env, argv[0], &ep) || get_i32(env, argv[1], &op) || get_i32(env, argv[2], &fd) || get_u32(env, argv[3], &events)) return NULL;
+  if (op != EPOLL_CTL_ADD && op != EPOLL_CTL_DEL && op != EPOLL_CTL_MOD) return num(env, -EINVAL);
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+  ev.data.fd = fd;
+  return num(env, epoll_ctl(ep, op, fd, &ev) < 0 ? -errno : 0);
+}
+
+/* epollWait(ep, out) -> events waiting now (no wait), out (Int32Array) = [fd, events] pairs | -errno */
+static napi_value t_epoll_wait(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t ep;
+  uint8_t *outb;
+  size_t olen;
+  if (get_i32(env, argv[0], &ep) || get_bytes(env, argv[1], &outb, &olen)) return NULL;
+  struct epoll_event evs[256];
+  int max = (int)(olen / 8);
+  if (max > 256) max = 256;
+  if (max < 1) return num(env, -EINVAL);
+  int n;
+  do n = epoll_wait(ep, evs, max, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return num(env, -errno);
+  int32_t *out = (int32_t *)outb;
+  for (int i = 0; i < n; i++) {
+    out[2 * i] = evs[i].data.fd;
+    out[2 * i + 1] = (int32_t)evs[i].events;
+  }
+  return num(env, n);
+}
+
+/* Most buffers one writev call takes. */
+#define WV_MAX_IOV 64
+
+/* writev(fd, views, count) -> bytes written | -errno: views[0, count) (Uint8Arrays, at most 64) in one writev(2). */
+static napi_value t_writev(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t count;
+  if (get_i32(env, argv[0], &fd) || get_u32(env, argv[2], &count)) return NULL;
+  if (count > WV_MAX_IOV) count = WV_MAX_IOV;
+  struct iovec iov[WV_MAX_IOV];
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok) return NULL;
+    uint8_t *p;
+    size_t len;
+    if (get_bytes(env, v, &p, &len)) return NULL;
+    iov[i].iov_base = p;
+    iov[i].iov_len = len;
+  }
+  ssize_t n;
+  do n = writev(fd, iov, (int)count);
+  while (n < 0 && errno == EINTR);
+  return num(env, n < 0 ? -errno : (double)n);
+}
+
+/* shutdown(fd, how) -> 0 | -errno (how: 0 SHUT_RD, 1 SHUT_WR, 2 SHUT_RDWR). */
+static napi_value t_shutdown(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, how;
+  if (get_i32(env, argv[0], &fd) || get_i32(env, argv[1], &how)) return NULL;
+  return num(env, shutdown(fd, how) < 0 ? -errno : 0);
+}
+
+/* abortClose(fd) -> 0 | -errno: SO_LINGER {1, 0} then close(2), so that the peer gets a RST. */
+static napi_value t_abort_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  struct linger l = {.l_onoff = 1, .l_linger = 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  return num(env, close(fd) < 0 ? -errno : 0);
+}
+
 /* ------------------------------------------------------------------ a TAP in another namespace */
 
 /*
@@ -1618,6 +1728,12 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("tcpConnect", t_tcp_connect),
       EXPORT("tcpConnectResult", t_tcp_connect_result),
       EXPORT("peekEnd", t_peek_end),
+      EXPORT("epollCreate", t_epoll_create),
+      EXPORT("epollCtl", t_epoll_ctl),
+      EXPORT("epollWait", t_epoll_wait),
+      EXPORT("writev", t_writev),
+      EXPORT("shutdown", t_shutdown),
+      EXPORT("abortClose", t_abort_close),
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value v;

@@ -102,6 +102,18 @@ export interface NativeBinding {
   tcpConnectResult?(fd: number): number;
   /** 1 when the next thing to read on stream socket fd is the peer's FIN, 0 when data or nothing is waiting, -errno. */
   peekEnd?(fd: number): number;
+  /** An epoll set (close-on-exec): its fd or -errno. Newer addons only (these six: the relay's host streams). */
+  epollCreate?(): number;
+  /** epoll_ctl: op 1 add, 2 delete, 3 modify; events 1 readable, 4 writable (level-triggered); 0 or -errno. */
+  epollCtl?(ep: number, op: number, fd: number, events: number): number;
+  /** The events waiting now (no wait): out gets [fd, events] pairs; their count or -errno. */
+  epollWait?(ep: number, out: Int32Array): number;
+  /** One writev(2) of views[0, count) (at most 64): bytes written or -errno. */
+  writev?(fd: number, views: readonly Uint8Array[], count: number): number;
+  /** shutdown(2): how 0 read, 1 write, 2 both; 0 or -errno. */
+  shutdown?(fd: number, how: number): number;
+  /** SO_LINGER {1, 0} and close(2): the peer of a connected TCP socket gets a RST. 0 or -errno. */
+  abortClose?(fd: number): number;
 }
 
 /** Opaque uv_poll handle. */

@@ -136,6 +136,8 @@ export interface SandboxNetworkOptions {
   limits?: SandboxLimits;
   /** Host connects through the native shim where it has them (default true; TcpRelayOptions.nativeConnect). */
   nativeConnect?: boolean;
+  /** Native connects relayed on their fds, no Node socket each (default true; TcpRelayOptions.fdStreams). */
+  fdStreams?: boolean;
   /** Default a real clock. */
   clock?: Clock;
   seed?: number;
@@ -251,6 +253,7 @@ export class SandboxNetwork {
       ...(limits.connectTimeoutMs !== undefined ? { connectTimeoutMs: limits.connectTimeoutMs } : {}),
       ...(options.outbound ? { outbound: options.outbound } : {}),
       ...(options.nativeConnect === false ? { nativeConnect: false } : {}),
+      ...(options.fdStreams === false ? { fdStreams: false } : {}),
     });
     const g = options.memoryGuard ?? false;
     this.memoryGuard =

@@ -25,11 +25,12 @@ import { isIP, connect as netConnect, Socket, type OnReadOpts, type SocketConstr
 import { tryParseIPv4, tryParseIPv6 } from '../core/address.js';
 import { errnoName, nativeBinding, type NativeBinding, type PollerHandle } from '../host/native.js';
 import { BLOCK_SIZE, takeBlock, type BufferLease, type SendBlock } from '../transport/tcp/buffers.js';
-import type { TcpEndpoint } from '../transport/tcp/endpoint.js';
+import type { TcpEndpoint, TcpEndpointSink } from '../transport/tcp/endpoint.js';
 import { TcpForwarder, type TcpForwardRequest } from '../transport/tcp/forwarder.js';
 import type { TcpMemory } from '../transport/tcp/memory.js';
 import type { TcpProtocol } from '../transport/tcp/protocol.js';
 import type { Timer } from '../core/clock.js';
+import { FdHub, FdSocket, fdStreamNative, type FdOwner, type FdReader, type FdStreamNative } from './fd-stream.js';
 
 export interface TcpRelayStats {
   /** Guest connection attempts taken (host connects started). */
@@ -75,6 +76,12 @@ export interface TcpRelayOptions {
    * Node's net.connect for every connect.
    */
   nativeConnect?: boolean;
+  /**
+   * Relay a native connect's fd on its own (read/writev/shutdown on the fd, one epoll set for all
+   * of them: src/sandbox/fd-stream.ts) instead of handing it to a `net.Socket` (default true where
+   * the addon has the calls; a flow then costs no Node socket).
+   */
+  fdStreams?: boolean;
 }
 
 /** Source addresses for host sockets, by IP version. */
@@ -109,6 +116,8 @@ export class TcpRelay {
   private readonly maxFlows: number;
   private readonly connectTimeoutMs: number;
   private closed = false;
+  /** The epoll set of the native connects' sockets (made with the first), or null. */
+  private hub: FdHub | null = null;
   /** Called as each flow opens (the sandbox's memory guard recomputes its budget then). */
   onFlow: (() => void) | null = null;
 
@@ -124,6 +133,11 @@ export class TcpRelay {
       pendingTimeoutMs: this.connectTimeoutMs + 5_000,
       ...(options.nic !== undefined ? { nic: options.nic } : {}),
     });
+  }
+
+  /** @internal The TCP memory budget (the readers charge their blocks to it). */
+  get memory(): TcpMemory {
+    return this.proto.memory;
   }
 
   /** Open flows. */
@@ -151,6 +165,8 @@ export class TcpRelay {
     for (const s of this.connecting) s.destroy();
     this.connecting.clear();
     for (const f of [...this.flows]) f.abort();
+    // Sockets answered but not yet relayed (the guest's handshake pending), or ending.
+    this.hub?.close();
   }
 
   private onRequest(req: TcpForwardRequest): void {
@@ -166,7 +182,7 @@ export class TcpRelay {
       return;
     }
     this.stats.connects++;
-    const reader = new HostReader(this.proto.memory, this, req);
+    const reader = new HostReader(this, req);
     const from = isIP(host) === 6 ? this.options.outbound?.v6 : this.options.outbound?.v4;
     if (this.native !== null && this.connectNative(this.native, req, host, from, reader)) return;
     const sock: RelaySocket = netConnect({
@@ -175,7 +191,7 @@ export class TcpRelay {
       ...(from !== undefined ? { localAddress: from } : {}),
       allowHalfOpen: true,
       noDelay: true,
-      onread: { buffer: reader.gen, callback: onSockRead },
+      onread: { buffer: reader.gen(), callback: onSockRead },
     });
     sock[READER] = reader;
     reader.sock = sock;
@@ -226,7 +242,7 @@ export class TcpRelay {
   }
 
   /** The host socket is connected: answer the guest's SYN and relay once its handshake completes. */
-  private accept(reader: HostReader, sock: Socket, req: TcpForwardRequest): void {
+  private accept(reader: HostReader, sock: Socket | FdSocket, req: TcpForwardRequest): void {
     this.stats.connected++;
     if (this.closed || req.settled) {
       reader.req = null;
@@ -321,14 +337,32 @@ export class TcpRelay {
     return true;
   }
 
-  /** The connected fd becomes a Node socket read by `reader` (should Node refuse it, the SYN is dropped). */
+  /**
+   * The connected fd is relayed on its own (an FdSocket in the relay's epoll set) or becomes a
+   * Node socket, read by `reader` (should Node refuse it, the SYN is dropped).
+   */
   private adoptFd(n: NativeConnect, req: TcpForwardRequest, fd: number, reader: HostReader): void {
+    if (n.fd !== null && this.options.fdStreams !== false) {
+      if (this.hub === null) {
+        try {
+          this.hub = new FdHub(n.fd);
+        } catch {
+          n.fd = null;
+        }
+      }
+      if (this.hub !== null) {
+        reader.fd = fd;
+        reader.peek = true;
+        this.accept(reader, this.hub.open(fd, reader), req);
+        return;
+      }
+    }
     let sock: RelaySocket;
     try {
       const opts: SocketConstructorOpts & { onread: OnReadOpts } = {
         fd,
         allowHalfOpen: true,
-        onread: { buffer: reader.gen, callback: onSockRead },
+        onread: { buffer: reader.gen(), callback: onSockRead },
       };
       sock = new Socket(opts);
     } catch {
@@ -342,14 +376,14 @@ export class TcpRelay {
     sock[READER] = reader;
     reader.sock = sock;
     reader.fd = fd;
-    reader.peekEnd = n.peekEnd;
+    reader.peek = true;
     sock.on('close', onSockClose);
     sock.on('end', onSockEnd);
     sock.on('error', ignore);
     this.accept(reader, sock, req);
   }
 
-  private start(ep: TcpEndpoint, sock: Socket, reader: HostReader | null = null): void {
+  private start(ep: TcpEndpoint, sock: Socket | FdSocket, reader: HostReader | null = null): void {
     const f = new TcpFlow(this, ep, sock, reader);
     this.flows.add(f);
     const s = this.stats;
@@ -370,23 +404,31 @@ export class TcpRelay {
 
 /** The shim's calls a native host connect uses. */
 type NativeConnect = Required<Pick<NativeBinding, 'tcpConnect' | 'tcpConnectResult' | 'peekEnd'>> &
-  Pick<NativeBinding, 'close' | 'pollerCreate' | 'pollerStart' | 'pollerClose'>;
+  Pick<NativeBinding, 'close' | 'pollerCreate' | 'pollerStart' | 'pollerClose'> & {
+    /** The calls for relaying the fds on their own (null: an older addon; Node sockets then). */
+    fd: FdStreamNative | null;
+  };
 
 /** The shim when it has the connect calls (an older or missing addon: null, Node's connect then). */
 function nativeConnectBinding(): NativeConnect | null {
   const n = nativeBinding();
   if (n === null || n.tcpConnect === undefined || n.tcpConnectResult === undefined || n.peekEnd === undefined) return null;
-  const { tcpConnect, tcpConnectResult, peekEnd } = n;
+  const { tcpConnect, tcpConnectResult } = n;
+  peekEnd = n.peekEnd.bind(n);
   return {
     tcpConnect: tcpConnect.bind(n),
     tcpConnectResult: tcpConnectResult.bind(n),
-    peekEnd: peekEnd.bind(n),
+    peekEnd,
     close: n.close.bind(n),
     pollerCreate: n.pollerCreate.bind(n),
     pollerStart: n.pollerStart.bind(n),
     pollerClose: n.pollerClose.bind(n),
+    fd: fdStreamNative(n),
   };
 }
+
+/** The shim's peekEnd (set with the native connect; the readers of its sockets use it). */
+let peekEnd: ((fd: number) => number) | null = null;
 
 /** EINPROGRESS (Linux). */
 const ERR_INPROGRESS = 115;
@@ -444,26 +486,6 @@ function onSockData(this: RelaySocket, b: Buffer): void {
   this[FLOW]?.fromHost(b, null);
 }
 
-function onEpReadable(this: TcpFlow): void {
-  this.toHost();
-}
-
-function onEpEnd(this: TcpFlow): void {
-  this.onGuestEnd();
-}
-
-function onEpWritable(this: TcpFlow): void {
-  this.toGuest();
-}
-
-function onEpError(this: TcpFlow): void {
-  this.onGuestReset();
-}
-
-function onEpClose(this: TcpFlow): void {
-  this.finish();
-}
-
 /** Reads wanted from a block at least this big; a fuller block is left for a fresh one. */
 const READ_MIN = 16384;
 /** A read this big switches a socket to reading into its own blocks; one this small, back. */
@@ -503,40 +525,82 @@ const LANDING_SMALL = LANDING.subarray(0, BULK_READ);
  * at most, so every socket's buffer on loan, decided before its read comes, adds little over the
  * limit.
  */
-class HostReader {
+class HostReader implements FdReader {
   private blk: SendBlock | null = null;
   /** The block is charged to the TCP budget by this reader (no range of it handed on yet). */
-  private charged = false;
   private view: Uint8Array = LANDING_SMALL;
-  private bulk = false;
   /** The flow paused on the last read: the next read lands in the shared buffer. */
-  private parked = false;
   /** Reads that came before the flow was set up (with a block reference when from one). */
   private early: Array<[Uint8Array, SendBlock | null]> | null = null;
   private earlyBytes = 0;
   private flow: TcpFlow | null = null;
   /** The host's FIN was read (or is next: see peekEnd). */
-  ended = false;
   /**
-   * The socket's fd and the shim's peekEnd, for a socket from a native connect: after a short
-   * read the reader asks whether the FIN is next, so that a reply and the FIN after it go to the
-   * guest in one segment (libuv would see the FIN only one poll later).
+   * The socket's fd, for a socket from a native connect: after a short read the reader asks the
+   * shim's peekEnd whether the FIN is next, so that a reply and the FIN after it go to the guest
+   * in one segment (libuv would see the FIN only one poll later).
    */
   fd = -1;
-  peekEnd: ((fd: number) => number) | null = null;
+  /** Flags, one bit each (accessors below). */
+  private bits = 0;
+
+  private get charged(): boolean {
+    return (this.bits & 1) !== 0;
+  }
+
+  private set charged(v: boolean) {
+    this.bits = v ? this.bits | 1 : this.bits & ~1;
+  }
+
+  private get bulk(): boolean {
+    return (this.bits & 2) !== 0;
+  }
+
+  private set bulk(v: boolean) {
+    this.bits = v ? this.bits | 2 : this.bits & ~2;
+  }
+
+  /** The flow paused on the last read: the next read lands in the shared buffer. */
+  private get parked(): boolean {
+    return (this.bits & 4) !== 0;
+  }
+
+  private set parked(v: boolean) {
+    this.bits = v ? this.bits | 4 : this.bits & ~4;
+  }
+
+  /** The host's FIN was read (or is next: see peek). */
+  get ended(): boolean {
+    return (this.bits & 8) !== 0;
+  }
+
+  set ended(v: boolean) {
+    this.bits = v ? this.bits | 8 : this.bits & ~8;
+  }
+
+  /** fd is from the shim: peek for the FIN after a short read. */
+  get peek(): boolean {
+    return (this.bits & 16) !== 0;
+  }
+
+  set peek(v: boolean) {
+    this.bits = v ? this.bits | 16 : this.bits & ~16;
+  }
+
   /** The host socket; the guest's request until it is answered; the connect timeout. */
   sock: RelaySocket | null = null;
   req: TcpForwardRequest | null;
   timer: Timer | null = null;
   /**
-   * Node's onread buffer function (Node calls it with no receiver, so it is one per reader). A
-   * bound method: an arrow would be named by tsx's loader (defineProperty), which gives each one
-   * a 256-byte property store.
+   * Node's onread buffer function for a Node socket (Node calls it with no receiver, so it is one
+   * per reader; an FdSocket needs none). A bound method: an arrow would be named by tsx's loader
+   * (defineProperty), which gives each one a 256-byte property store.
    */
-  readonly gen: () => Uint8Array = this.buffer.bind(this);
+  gen(): () => Uint8Array {
+    return this.buffer.bind(this);
+  }
 
   constructor(
-    private readonly mem: TcpMemory,
     readonly relay: TcpRelay,
     req: TcpForwardRequest,
   ) {
@@ -554,7 +618,7 @@ class HostReader {
     // The budget is spent: no new block (it would be one more 64 KiB per waiting socket), and
     // reads take at most the small landing part, so the data each socket adds over the limit is
     // bounded by that, not by a block.
-    const spent = this.mem.allocated + BLOCK_SIZE > this.mem.high;
+    const spent = this.relay.memory.allocated + BLOCK_SIZE > this.relay.memory.high;
     if (!this.bulk || this.parked || (fresh && spent)) {
       this.dropBlock();
       return (this.view = this.parked || spent ? LANDING_PARKED : LANDING_SMALL);
@@ -563,7 +627,7 @@ class HostReader {
       this.dropBlock();
       b = this.blk = takeBlock();
       // Charged while the reader holds it; the send buffer's range takes the charge over.
-      this.mem.charge(BLOCK_SIZE);
+      this.relay.memory.charge(BLOCK_SIZE);
       this.charged = true;
     }
     return (this.view = b!.b.subarray(b!.fill));
@@ -572,7 +636,7 @@ class HostReader {
   private dropBlock(): void {
     if (this.charged) {
       this.charged = false;
-      this.mem.charge(-BLOCK_SIZE);
+      this.relay.memory.charge(-BLOCK_SIZE);
     }
     this.blk?.release();
     this.blk = null;
@@ -592,18 +656,18 @@ class HostReader {
       if (n < SMALL_READ) this.bulk = false;
       if (this.charged) {
         this.charged = false;
-        this.mem.charge(-BLOCK_SIZE);
+        this.relay.memory.charge(-BLOCK_SIZE);
       }
     }
     // A short read with the FIN right behind it: the end goes with these bytes.
-    const end = this.peekEnd !== null && n < this.view.length && !this.ended && this.peekEnd(this.fd) === 1;
+    const end = this.peek && n < this.view.length && !this.ended && peekEnd!(this.fd) === 1;
     if (end) this.ended = true;
     if (this.flow === null) {
       (this.early ??= []).push([v, lease]);
       this.earlyBytes += n;
       // Not charged until the flow takes them: once the budget is spent, one read is all (a new
       // flow's early reads are what each of 1000 flows opening under a full budget adds beyond it).
-      return this.earlyBytes < EARLY_MAX && this.mem.allocated + BLOCK_SIZE <= this.mem.high;
+      return this.earlyBytes < EARLY_MAX && this.relay.memory.allocated + BLOCK_SIZE <= this.relay.memory.high;
     }
     const more = this.flow.fromHost(v, lease, end);
     // Paused: the next buffer is (a small part of) the landing one, so that no half-filled block
@@ -628,7 +692,7 @@ class HostReader {
   /** The socket is closed: no more reads into the block. */
   close(): void {
     this.fd = -1;
-    this.peekEnd = null;
+    this.peek = false;
     this.dropBlock();
     this.timer?.cancel();
     this.timer = null;
@@ -645,42 +709,124 @@ class HostReader {
  * buffer without a copy; when that is over its bound the socket pauses until the endpoint is
  * writable again. Half-closes pass through both ways; a reset on either side resets the other.
  */
-class TcpFlow {
-  private hostBlocked = false;
-  private reading = false;
-  private endAfterRead = false;
+class TcpFlow implements FdOwner, TcpEndpointSink {
+  /** The flow's flags, one bit each (accessors below): eight booleans would take a slot each. */
+  private bits = 0;
   /** The socket is paused because the endpoint's send buffer is full. */
-  private hostPaused = false;
-  private hostEnded = false;
-  private guestEnded = false;
-  private shutDown = false;
-  private done = false;
 
   constructor(
     private readonly relay: TcpRelay,
     private readonly ep: TcpEndpoint,
-    private readonly sock: Socket,
+    private readonly sock: Socket | FdSocket,
     private readonly reader: HostReader | null,
   ) {}
+
+  private get hostBlocked(): boolean {
+    return (this.bits & 1) !== 0;
+  }
+
+  private set hostBlocked(v: boolean) {
+    this.bits = v ? this.bits | 1 : this.bits & ~1;
+  }
+
+  private get reading(): boolean {
+    return (this.bits & 2) !== 0;
+  }
+
+  private set reading(v: boolean) {
+    this.bits = v ? this.bits | 2 : this.bits & ~2;
+  }
+
+  private get endAfterRead(): boolean {
+    return (this.bits & 4) !== 0;
+  }
+
+  private set endAfterRead(v: boolean) {
+    this.bits = v ? this.bits | 4 : this.bits & ~4;
+  }
+
+  private get hostPaused(): boolean {
+    return (this.bits & 8) !== 0;
+  }
+
+  private set hostPaused(v: boolean) {
+    this.bits = v ? this.bits | 8 : this.bits & ~8;
+  }
+
+  private get hostEnded(): boolean {
+    return (this.bits & 16) !== 0;
+  }
+
+  private set hostEnded(v: boolean) {
+    this.bits = v ? this.bits | 16 : this.bits & ~16;
+  }
+
+  private get guestEnded(): boolean {
+    return (this.bits & 32) !== 0;
+  }
+
+  private set guestEnded(v: boolean) {
+    this.bits = v ? this.bits | 32 : this.bits & ~32;
+  }
+
+  private get shutDown(): boolean {
+    return (this.bits & 64) !== 0;
+  }
+
+  private set shutDown(v: boolean) {
+    this.bits = v ? this.bits | 64 : this.bits & ~64;
+  }
+
+  private get done(): boolean {
+    return (this.bits & 128) !== 0;
+  }
+
+  private set done(v: boolean) {
+    this.bits = v ? this.bits | 128 : this.bits & ~128;
+  }
 
   get queued(): number {
     return this.ep.writableLength;
   }
 
+  /** @internal TcpEndpointSink: the endpoint's events. */
+  epReadable(): void {
+    this.toHost();
+  }
+
+  /** @internal */
+  epEnd(): void {
+    this.onGuestEnd();
+  }
+
+  /** @internal */
+  epWritable(): void {
+    this.toGuest();
+  }
+
+  /** @internal */
+  epError(): void {
+    this.onGuestReset();
+  }
+
+  /** @internal */
+  epClose(): void {
+    this.finish();
+  }
+
   begin(): void {
     const { ep, sock } = this;
-    // Shared listener functions with this flow as their context: no closures per flow.
-    ep.on('readable', onEpReadable, this);
-    ep.on('end', onEpEnd, this);
-    ep.on('writable', onEpWritable, this);
-    ep.on('error', onEpError, this);
-    ep.on('close', onEpClose, this);
-    const s: RelaySocket = sock;
-    s[FLOW] = this;
-    sock.on('drain', onSockDrain);
+    // The endpoint calls the flow directly (no listener records or closures per flow).
+    ep.sink = this;
+    if (sock instanceof FdSocket) sock.owner = this;
+    else {
+      const s: RelaySocket = sock;
+      s[FLOW] = this;
+      sock.on('drain', onSockDrain);
+    }
     if (this.reader !== null) {
       if (this.reader.attach(this)) this.relay.stats.hostFirst++;
-    } else {
+    } else if (!(sock instanceof FdSocket)) {
       // An inbound (published port) socket: its 'end' and 'close' go to the flow too.
       sock.on('data', onSockData);
       sock.on('end', onSockEnd);
@@ -750,6 +896,8 @@ class TcpFlow {
       c = ep.readChunk();
     }
     sock.uncork();
+    // An FdSocket whose kernel buffer took part of the batch: it reports when it drains.
+    if (sock instanceof FdSocket && sock.outBytes > 0) this.hostBlocked = true;
     this.reading = false;
     this.relay.stats.bytesToHost += n;
     if (this.endAfterRead) {

@@ -12,9 +12,12 @@ import { EthernetEndpoint, PacketBuffer, RealClock, Stack, Wire, parseMAC, type 
 import { sendBlocksInUse } from '../../src/transport/tcp/buffers.js';
 import { buildIPv4 } from '../../src/headers/ipv4.js';
 import { SandboxNetwork, type SandboxNetworkOptions } from '../../src/sandbox/network.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { nativeBinding } from '../../src/host/native.js';
 
 const nativeConnect = nativeBinding()?.tcpConnect !== undefined;
+const fdStreams = nativeConnect && nativeBinding()?.epollCtl !== undefined;
 
 const closers: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -367,5 +370,207 @@ describe('SandboxNetwork', () => {
     g.send(Buffer.from('still'), port, '10.0.2.2');
     expect(((await got) as [Buffer])[0].toString()).toBe('still');
     expect(net.stack.stats.internalErrors ?? 0).toBe(0);
+  });
+});
+
+/** How the relay reaches host sockets: fds of its own, the native connect's fd in a Node socket, Node's connect. */
+const hostPaths: Array<[string, Partial<SandboxNetworkOptions>, boolean]> = [
+  ['raw fds (FdSocket)', {}, !fdStreams],
+  ['native connect in a Node socket', { fdStreams: false }, !nativeConnect],
+  ['Node connect', { nativeConnect: false }, false],
+];
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond() && Date.now() - t0 < ms) await new Promise((r) => setTimeout(r, 10));
+}
+
+function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+describe.each(hostPaths)('TCP relay host side: %s', (_name, opts, skip) => {
+  it.skipIf(skip)('carries 4 MiB each way at once intact (sha256), the guest half-closing first; counts the bytes', async () => {
+    const up = randomBytes(4 << 20);
+    const down = randomBytes(4 << 20);
+    let hostGot = '';
+    const srv = createServer({ allowHalfOpen: true }, (c) => {
+      const h = createHash('sha256');
+      c.on('data', (b: Buffer) => h.update(b));
+      c.on('end', () => {
+        hostGot = h.digest('hex');
+        // The guest's FIN is in: the host still sends, then ends.
+        c.end(down.subarray(1 << 20));
+      });
+      c.write(down.subarray(0, 1 << 20));
+    });
+    const port = await listenLoopback(srv);
+    const { net, guest } = setup(opts);
+    const s = guest.net.connect({ host: '10.0.2.2', port });
+    s.end(up);
+    const got = await readAll(s);
+    expect(sha256(got)).toBe(sha256(down));
+    await until(() => hostGot !== '');
+    expect(hostGot).toBe(sha256(up));
+    expect(net.tcp.stats.bytesToHost).toBe(up.length);
+    expect(net.tcp.stats.bytesToGuest).toBe(down.length);
+    await until(() => net.tcp.stats.closed === 1);
+    expect(net.tcp.stats.closed).toBe(1);
+    expect(net.tcp.stats.active).toBe(0);
+  });
+
+  it.skipIf(skip)('the host half-closes first and still reads what the guest sends after', async () => {
+    let late = '';
+    const srv = createServer({ allowHalfOpen: true }, (c) => {
+      c.end('bye');
+      c.setEncoding('latin1');
+      c.on('data', (d: string) => (late += d));
+      c.on('end', () => (late += '|end'));
+    });
+    const port = await listenLoopback(srv);
+    const { net, guest } = setup(opts);
+    const s = guest.net.connect({ host: '10.0.2.2', port, allowHalfOpen: true });
+    const got = await readAll(s);
+    expect(got.toString()).toBe('bye');
+    s.end('late data');
+    await until(() => late.endsWith('|end'));
+    expect(late).toBe('late data|end');
+    await until(() => net.tcp.stats.closed === 1);
+    expect(net.tcp.stats.active).toBe(0);
+  });
+
+  it.skipIf(skip)('a guest reset resets the host socket; a host reset resets the guest connection', async () => {
+    const hostErr: Array<string | undefined> = [];
+    const conns: Array<import('node:net').Socket> = [];
+    const srv = createServer((c) => {
+      conns.push(c);
+      c.on('error', (e: NodeJS.ErrnoException) => hostErr.push(e.code));
+    });
+    const port = await listenLoopback(srv);
+    const { net, guest } = setup(opts);
+    const a = guest.net.connect({ host: '10.0.2.2', port });
+    await once(a, 'connect');
+    await until(() => conns.length === 1);
+    a.write('x');
+    await new Promise((r) => setTimeout(r, 30));
+    a.resetAndDestroy();
+    await until(() => hostErr.length === 1);
+    expect(hostErr).toEqual(['ECONNRESET']);
+    // The other way.
+    const b = guest.net.connect({ host: '10.0.2.2', port });
+    await once(b, 'connect');
+    await until(() => conns.length === 2);
+    conns[1]!.resetAndDestroy();
+    const [err] = (await once(b, 'error')) as [NodeJS.ErrnoException];
+    expect(err.code).toBe('ECONNRESET');
+    await until(() => net.tcp.stats.closed === 2);
+    expect(net.tcp.stats.active).toBe(0);
+  });
+
+  it.skipIf(skip)('a host that never reads holds the guest by its window; a guest that never reads holds the host: neither is buffered without bound', async () => {
+    const conns: Array<import('node:net').Socket> = [];
+    const srv = createServer((c) => {
+      c.pause();
+      conns.push(c);
+    });
+    const port = await listenLoopback(srv);
+    closers.push(() => conns.forEach((c) => c.destroy()));
+    const { net, guest } = setup(opts);
+    const s = guest.net.connect({ host: '10.0.2.2', port });
+    s.on('error', () => {});
+    const big = Buffer.alloc(64 << 20, 5);
+    s.write(big);
+    // The guest keeps trying: what reached the host side settles (socket buffers and TCP windows).
+    let last = -1;
+    await until(() => {
+      const now = net.tcp.stats.bytesToHost;
+      const still = now > 0 && now === last;
+      last = now;
+      return still;
+    }, 10_000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(net.tcp.stats.bytesToHost).toBe(last);
+    expect(last).toBeGreaterThan(0);
+    expect(last).toBeLessThan(24 << 20);
+    s.destroy();
+
+    // The other way: the host streams, the guest reads nothing.
+    const feeder = createServer((c) => {
+      c.on('error', () => {});
+      const chunk = Buffer.alloc(1 << 20, 9);
+      const pump = (): void => {
+        while (c.write(chunk));
+      };
+      c.on('drain', pump);
+      pump();
+      conns.push(c);
+    });
+    const port2 = await listenLoopback(feeder);
+    const g = guest.net.connect({ host: '10.0.2.2', port: port2 });
+    g.on('error', () => {});
+    g.pause();
+    last = -1;
+    await until(() => {
+      const now = net.tcp.stats.bytesToGuest;
+      const still = now > 0 && now === last;
+      last = now;
+      return still;
+    }, 10_000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(net.tcp.stats.bytesToGuest).toBe(last);
+    expect(last).toBeGreaterThan(0);
+    expect(last).toBeLessThan(16 << 20);
+    expect(net.tcp.queuedToGuest).toBeLessThan(16 << 20);
+    g.destroy();
+  });
+
+  it.skipIf(skip)('200 flows opened and closed, then 50 left open when the network closes: no fd is left behind', async () => {
+    let accepted = 0;
+    const srv = createServer((c) => {
+      accepted++;
+      c.on('error', () => {});
+      c.once('data', () => c.end('pong'));
+    });
+    const port = await listenLoopback(srv);
+    const { net, guest } = setup(opts);
+    // Warm up (lazily made fds: the epoll set, Node's own), then count.
+    const w = guest.net.connect({ host: '10.0.2.2', port });
+    w.write('ping');
+    await readAll(w);
+    await until(() => net.tcp.stats.active === 0);
+    // The server's side of it closes a turn later.
+    await new Promise((r) => setTimeout(r, 50));
+    const before = openFds();
+    for (let round = 0; round < 4; round++) {
+      const socks = Array.from({ length: 50 }, () => guest.net.connect({ host: '10.0.2.2', port }));
+      const replies = await Promise.all(
+        socks.map((s) => {
+          s.write('ping');
+          return readAll(s);
+        }),
+      );
+      for (const r of replies) expect(r.toString()).toBe('pong');
+    }
+    await until(() => net.tcp.stats.active === 0);
+    expect(net.tcp.stats.closed).toBe(201);
+    // Give the host side's closes a turn.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(openFds()).toBeLessThanOrEqual(before);
+    const open = Array.from({ length: 50 }, () => guest.net.connect({ host: '10.0.2.2', port }));
+    for (const s of open) s.on('error', () => {});
+    await Promise.all(open.map((s) => once(s, 'connect')));
+    await until(() => net.tcp.stats.active === 50 && accepted === 251);
+    // The relay's 50 and the test server's 50.
+    expect(openFds()).toBeGreaterThanOrEqual(before + 100);
+    net.close();
+    await new Promise((r) => setTimeout(r, 50));
+    // The relay's are closed; the server's are closing (the host saw them end or reset).
+    expect(openFds()).toBeLessThanOrEqual(before + 50);
+    await until(() => openFds() <= before);
+    expect(openFds()).toBeLessThanOrEqual(before);
   });
 });

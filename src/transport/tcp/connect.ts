@@ -45,7 +45,7 @@ export function inheritFrom(ep: TcpEndpoint, l: TcpEndpoint): void {
   ep.userTimeout = l.userTimeout;
   if (l.sndBufLocked) ep.sendBufferSize = l.sndBufLimit;
   if (l.rcvBufLocked) ep.receiveBufferSize = l.rcvBufMax;
-  if (l.cc.name !== ep.cc.name) ep.cc = createCongestionControl(l.cc.name);
+  if (l.ccName !== ep.ccName) ep.cc = createCongestionControl(l.ccName);
 }
 
 /** @internal */
@@ -181,7 +181,12 @@ export function established(ep: TcpEndpoint, now: number): void {
   ep.quickAcks = MAX_QUICKACKS;
   ep.lastRcvTime = now;
   ep.lastSendTime = 0;
-  if (ep.rtxTimer !== null) ep.rtxTimer.cancel();
+  if (ep.rtxTimer !== null) {
+    // Dropped, not kept for reuse: an idle connection then holds no timer (its callback closure
+    // and record, ~170 bytes); the first data sent makes a new one, kept from then on.
+    ep.rtxTimer.cancel();
+    ep.rtxTimer = null;
+  }
   ep.setState(ESTABLISHED);
   if (ep.keepAlive) armKeepalive(ep, ep.keepIdle);
   if (ep.finQueued) {

@@ -58,6 +58,18 @@ export interface TcpEndpointEvents {
   error: [TunstackError];
 }
 
+/**
+ * @internal One owner's handlers for an endpoint's events, called after the emitter's listeners
+ * (a relay's flow: five listeners each would cost an EventEmitter record per event and flow).
+ */
+export interface TcpEndpointSink {
+  epReadable(): void;
+  epWritable(): void;
+  epEnd(): void;
+  epError(): void;
+  epClose(): void;
+}
+
 export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements TableEntry, CcHost, MemoryHolder {
   readonly family: 4 | 6;
   /** @internal */ hnext: TableEntry | null = null;
@@ -173,7 +185,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   // ---- congestion control
   cwnd = 0;
   ssthresh = 0x7fffffff;
-  /** @internal */ cc: CongestionControl;
+  /** @internal The algorithm's name; its state object is made on first use (see `cc`). */
+  ccName: CongestionControlName;
+  private ccState: CongestionControl | null = null;
   /** @internal */ caState = CA_OPEN;
   /** @internal */ recoveryPoint = 0;
   /** @internal */ highRxt = 0;
@@ -226,6 +240,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ outputAgain = false;
   /** @internal The accepted child should be announced to its listener. */
   announce = false;
+  /** @internal See TcpEndpointSink. */
+  sink: TcpEndpointSink | null = null;
 
   // ---- per-connection statistics
   /** @internal */ bytesSent = 0;
@@ -246,7 +262,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.family = options.family ?? 4;
     if (this.family !== 4 && this.family !== 6) throw new TunstackError('EAFNOSUPPORT', `bad family ${String(options.family)}`);
     this.v6Only = this.family === 6 && (options.v6Only ?? false);
-    this.cc = createCongestionControl(options.congestionControl ?? proto.congestionControl);
+    this.ccName = options.congestionControl === 'reno' || (options.congestionControl === undefined && proto.congestionControl === 'reno') ? 'reno' : 'cubic';
     this.noDelay = options.noDelay ?? false;
     if (options.sendBufferSize !== undefined) this.sendBufferSize = options.sendBufferSize;
     if (options.receiveBufferSize !== undefined) this.receiveBufferSize = options.receiveBufferSize;
@@ -255,6 +271,19 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   // =====================================================================================
   // Public surface
   // =====================================================================================
+
+  /**
+   * @internal The congestion control state, made when first needed: an idle connection (the
+   * handshake done, no data yet) holds none.
+   */
+  get cc(): CongestionControl {
+    return (this.ccState ??= createCongestionControl(this.ccName));
+  }
+
+  set cc(c: CongestionControl) {
+    this.ccState = c;
+    this.ccName = c.name;
+  }
 
   /** @internal (on the prototype: no per-instance slot) */
   get isTimeWait(): boolean {
@@ -283,12 +312,12 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   /** The congestion control algorithm of this connection. */
   get congestionControl(): CongestionControlName {
-    return this.cc.name;
+    return this.ccName;
   }
 
   /** Change the algorithm (before connect, or any time: the new one starts from the current cwnd). */
   set congestionControl(name: CongestionControlName) {
-    if (name !== this.cc.name) this.cc = createCongestionControl(name);
+    if (name !== this.ccName) this.cc = createCongestionControl(name);
   }
 
   /** FIN received and every byte read. */
@@ -610,7 +639,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     return {
       state: this.state,
       caState: CA_NAMES[this.caState]!,
-      congestionControl: this.cc.name,
+      congestionControl: this.ccName,
       rttMs: this.srtt,
       rttvarMs: this.rttvar,
       rtoMs: currentRto(this),
@@ -819,16 +848,27 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
         const ev = this.pendingEv;
         this.pendingEv = 0;
         if ((ev & EV_CONNECT) !== 0) this.emit('connect');
-        if ((ev & EV_READABLE) !== 0) this.emit('readable');
-        if ((ev & EV_WRITABLE) !== 0) this.emit('writable');
+        if ((ev & EV_READABLE) !== 0) {
+          this.emit('readable');
+          this.sink?.epReadable();
+        }
+        if ((ev & EV_WRITABLE) !== 0) {
+          this.emit('writable');
+          this.sink?.epWritable();
+        }
         if ((ev & EV_END) !== 0 && !this.endEmitted && this.readEnded) {
           this.endEmitted = true;
           this.emit('end');
+          this.sink?.epEnd();
         }
-        if ((ev & EV_ERROR) !== 0 && this.pendingError !== null) this.emit('error', this.pendingError);
+        if ((ev & EV_ERROR) !== 0 && this.pendingError !== null) {
+          this.emit('error', this.pendingError);
+          this.sink?.epError();
+        }
         if ((ev & EV_CLOSE) !== 0 && !this.closeEmitted) {
           this.closeEmitted = true;
           this.emit('close');
+          this.sink?.epClose();
         }
       }
     } finally {

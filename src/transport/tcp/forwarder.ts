@@ -190,7 +190,7 @@ export class TcpForwarder {
   private readonly nicId: number | null;
   /** The parent of accepted children: a listener that is not in the listener table. */
   private readonly parent: TcpEndpoint;
-  private readonly waiting = new Map<TcpEndpoint, { resolve: (ep: TcpEndpoint) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<TcpEndpoint, { resolve: (ep: TcpEndpoint) => void; reject: (e: Error) => void; onClose: () => void }>();
   private readonly early = new Set<TcpEndpoint>();
   private closed = false;
 
@@ -304,14 +304,15 @@ export class TcpForwarder {
       return Promise.reject(new TunstackError('ECONNABORTED', 'the handshake did not complete', 'accept'));
     }
     return new Promise<TcpEndpoint>((resolve, reject) => {
-      this.waiting.set(child, { resolve, reject });
-      child.once('close', () => {
+      const onClose = (): void => {
         const w = this.waiting.get(child);
         if (w === undefined) return;
         this.waiting.delete(child);
         this.stats.failed++;
         w.reject(new TunstackError('ECONNABORTED', 'the handshake did not complete', 'accept'));
-      });
+      };
+      this.waiting.set(child, { resolve, reject, onClose });
+      child.once('close', onClose);
     });
   }
 
@@ -328,6 +329,8 @@ export class TcpForwarder {
       return;
     }
     this.waiting.delete(child);
+    // Established: the listener (a closure for the flow's lifetime) is no longer needed.
+    child.removeListener('close', w.onClose);
     this.stats.established++;
     w.resolve(child);
   }
