@@ -64,6 +64,11 @@ export interface FdEndpointOptions {
   scatterGather?: boolean;
   /** Write at the end of the tick in one batch (default true); false writes on every writePackets. */
   deferWrites?: boolean;
+  /**
+   * After each end-of-tick write, read the device at once (non-blocking) instead of waiting for
+   * the poller's next turn (default true with deferWrites): see `flushAndRead`.
+   */
+  readAfterWrite?: boolean;
   /** Outbound packets held until the flush (default 4096; more are dropped and counted). */
   maxPending?: number;
   /** Read batching (buffer size, packets per batch). */
@@ -94,6 +99,8 @@ export interface FdEndpointStats {
   rxBytes: number;
   /** Batches read (one native callback each). */
   rxBatches: number;
+  /** Of them, batches read right after a write (readAfterWrite), not by the poller. */
+  rxRereads: number;
   /** GSO super-packets read from the kernel, and the segments they were split into. */
   rxGsoPackets: number;
   rxGsoSegments: number;
@@ -138,6 +145,7 @@ export class FdEndpoint implements LinkEndpoint {
     rxPackets: 0,
     rxBytes: 0,
     rxBatches: 0,
+    rxRereads: 0,
     rxGsoPackets: 0,
     rxGsoSegments: 0,
     rxErrors: 0,
@@ -176,8 +184,14 @@ export class FdEndpoint implements LinkEndpoint {
   private pending: PacketBuffer[] = [];
   private spare: PacketBuffer[] = [];
   private flushScheduled = false;
-  private readonly flushTask = (): void => this.flush();
-  private readonly onBatch = (buf: Uint8Array, meta: Int32Array, count: number): void => this.receiveBatch(buf, meta, count);
+  private readonly flushTask = (): void => this.flushAndRead();
+  private readonly onBatch = (buf: Uint8Array, meta: Int32Array, count: number): void => {
+    this.rereads = 0;
+    this.receiveBatch(buf, meta, count);
+  };
+  private readonly readAfterWrite: boolean;
+  /** Reads after writes since the poller's last batch that found packets (bounded by MAX_REREADS). */
+  private rereads = 0;
   // flush scratch
   private views: Uint8Array[] = [];
   /** Scatter-gather fragments of each write (null: none), and their byte counts. */
@@ -212,6 +226,7 @@ export class FdEndpoint implements LinkEndpoint {
       ? LinkCapability.TxChecksumOffload | (sg ? LinkCapability.ScatterGather : 0) | (tso ? LinkCapability.GSO : 0)
       : LinkCapability.None;
     this.defer = options.deferWrites ?? true;
+    this.readAfterWrite = this.defer && (options.readAfterWrite ?? true);
     this.maxPending = options.maxPending ?? 4096;
     this.closeTap = options.closeTap ?? true;
     this.keepTcpGso = options.keepTcpGso ?? 'auto';
@@ -328,6 +343,24 @@ export class FdEndpoint implements LinkEndpoint {
     }
     return accepted;
   }
+
+  /**
+   * The end-of-tick flush; then, when it wrote and `readAfterWrite` is on, the device is read at
+   * once: the other side's kernel answers inside the write (the guest's ACK of a SYN-ACK, of a
+   * FIN), so its reply is usually queued already, and reading it now spares a turn of the event
+   * loop. Bounded: after MAX_REREADS reads that found packets, only the poller reads again.
+   */
+  private flushAndRead(): void {
+    const wrote = this.pending.length > 0;
+    this.flush();
+    if (!wrote || !this.readAfterWrite || this.closed || this.rereads >= MAX_REREADS || this.dispatcher === null) return;
+    if (this.tap.readBatchNow(this.onReread) > 0) this.rereads++;
+  }
+
+  private readonly onReread = (buf: Uint8Array, meta: Int32Array, count: number): void => {
+    this.stats.rxRereads++;
+    this.receiveBatch(buf, meta, count);
+  };
 
   /** Write every pending packet now (normally done at the end of the tick). */
   flush(): void {
@@ -602,6 +635,8 @@ export class FdEndpoint implements LinkEndpoint {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Reads right after writes (that found packets) between two of the poller's batches. */
+const MAX_REREADS = 8;
 
 function randomMac(): Uint8Array {
   const mac = randomFillSync(new Uint8Array(6));

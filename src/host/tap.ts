@@ -124,6 +124,7 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
   private batchHandler: BatchHandler | null = null;
   private batchBuf: Uint8Array | null = null;
   private batchMeta: Int32Array | null = null;
+  private batchMaxPacket = 0;
   private scratch: Uint8Array | null = null;
   private readonly wbStarts = new Uint32Array(256);
   private readonly wbEnds = new Uint32Array(256);
@@ -609,7 +610,40 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
     this.batchHandler = handler;
     this.batchBuf = new Uint8Array(size);
     this.batchMeta = new Int32Array(maxPackets * 2);
+    this.batchMaxPacket = maxPacket;
     this.setPoller(1, maxPacket, maxPackets);
+  }
+
+  /**
+   * Read a batch now, as the poller would on readiness (non-blocking: nothing waiting reads
+   * nothing), and hand it to `handler` (default the batch handler) in this call: for a caller that has just written
+   * and expects an answer already queued (a guest's kernel answers inside the write). Returns the
+   * packets read (0 when none were waiting, batches are not running, reading is paused, or the
+   * device is closed). Must not be called from inside the batch handler (the buffer is shared). A
+   * read error other than EAGAIN is left for the poller to report.
+   */
+  readBatchNow(handler: BatchHandler | null = null): number {
+    const h = handler ?? this.batchHandler;
+    const buf = this.batchBuf;
+    const meta = this.batchMeta;
+    if (this.batchHandler === null || h === null || buf === null || meta === null || this.paused || this._closed) return 0;
+    const maxPacket = this.batchMaxPacket;
+    const maxCount = meta.length >> 1;
+    let pos = 0;
+    let count = 0;
+    while (count < maxCount && buf.length - pos >= maxPacket) {
+      const n = this.n.read(this.fd, buf, pos, maxPacket);
+      if (n <= 0) {
+        if (n === -4) continue;
+        break;
+      }
+      meta[2 * count] = pos;
+      meta[2 * count + 1] = n;
+      count++;
+      pos += (n + 7) & ~7;
+    }
+    if (count > 0) h(buf, meta, count);
+    return count;
   }
 
   /** Stop batch reading (back to 'readable' events if anyone listens). */
