@@ -81,6 +81,16 @@ export class FdHub {
   /** Open sockets by fd (fds are small and dense: an array is smaller than a Map). */
   readonly sockets: Array<FdSocket | undefined> = [];
   private closed = false;
+  /**
+   * Work that can wait for the end of the loop turn, after the turn's packets went to the guest:
+   * fds to close (a host FIN or the socket's release, whose kernel work is the host's side of
+   * the close) and sockets whose epoll registration to take back after their host's FIN. The
+   * guest's next packet (a SYN, say) is answered first.
+   */
+  private laterFds: number[] = [];
+  private laterSockets: FdSocket[] = [];
+  private laterScheduled = false;
+  private readonly runLater = (): void => this.flushLater();
 
   /** Throws (an errno-style Error) when the epoll set or its poller cannot be made. */
   constructor(readonly n: FdStreamNative) {
@@ -109,6 +119,42 @@ export class FdHub {
     return this.n.epollCtl(this.ep, had === 0 ? CTL_ADD : events === 0 ? CTL_DEL : CTL_MOD, fd, events);
   }
 
+  /** @internal Close fd at the end of the turn (it is out of `sockets` already: no events for it). */
+  closeLater(fd: number): void {
+    if (this.closed) {
+      this.n.close(fd);
+      return;
+    }
+    this.laterFds.push(fd);
+    this.scheduleLater();
+  }
+
+  /** @internal Match s's registration to what it waits for at the end of the turn. */
+  updateLater(s: FdSocket): void {
+    this.laterSockets.push(s);
+    this.scheduleLater();
+  }
+
+  private scheduleLater(): void {
+    if (this.laterScheduled) return;
+    this.laterScheduled = true;
+    setImmediate(this.runLater);
+  }
+
+  private flushLater(): void {
+    this.laterScheduled = false;
+    const socks = this.laterSockets;
+    if (socks.length > 0) {
+      this.laterSockets = [];
+      for (const s of socks) s.update();
+    }
+    const fds = this.laterFds;
+    if (fds.length > 0) {
+      this.laterFds = [];
+      for (const fd of fds) this.n.close(fd);
+    }
+  }
+
   private onReady(a: number): void {
     if (a !== -1 || this.closed) return;
     const ev = this.events;
@@ -125,6 +171,9 @@ export class FdHub {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.sockets.slice()) s?.destroy();
+    this.laterSockets = [];
+    for (const fd of this.laterFds) this.n.close(fd);
+    this.laterFds = [];
     if (this.poller !== null) this.n.pollerClose(this.poller);
     this.poller = null;
     this.n.close(this.ep);
@@ -257,10 +306,12 @@ export class FdSocket {
         const more = r.got(got);
         if (this.destroyed) return;
         if (r.ended) {
-          // The FIN is next (peekEnd): it went to the guest with these bytes.
+          // The FIN is next (peekEnd): it went to the guest with these bytes. Reading stops; the
+          // registration is taken back after the turn's packets are out (a level-triggered
+          // readable FIN would be reported again only by a later poll).
           this.readEnded = true;
           if (this.shut) this.close(false);
-          else this.update();
+          else this.hub.updateLater(this);
           return;
         }
         if (!more) {
@@ -272,7 +323,7 @@ export class FdSocket {
       } else if (got === 0) {
         this.readEnded = true;
         // Closing takes the fd out of the epoll set: no epoll_ctl first.
-        if (!this.shut) this.update();
+        if (!this.shut) this.hub.updateLater(this);
         const o = this.owner;
         if (o !== null) o.onHostEnd();
         else r.ended = true;
@@ -409,9 +460,10 @@ export class FdSocket {
   private close(reset: boolean): void {
     this.destroyed = true;
     this.hub.sockets[this.fd] = undefined;
-    // Closing the fd takes it out of the epoll set.
+    // Closing the fd takes it out of the epoll set. A graceful close (the FIN) waits for the end
+    // of the turn; a reset goes at once.
     if (reset) this.hub.n.abortClose(this.fd);
-    else this.hub.n.close(this.fd);
+    else this.hub.closeLater(this.fd);
     this.want = 0;
     this.out = null;
     this.outBytes = 0;
