@@ -435,10 +435,18 @@ const ERR_INPROGRESS = 115;
 /** pollerStart's writable event. */
 const POLL_WRITABLE = 4;
 
-/** An IP literal's bytes (4 or 16), or null. */
+/** The last literals parsed (a relay's connects mostly go to one or two host addresses). */
+const parsed = new Map<string, Uint8Array | null>();
+
+/** An IP literal's bytes (4 or 16; shared: not to be changed), or null. */
 function parseAddress(a: string): Uint8Array | null {
+  const hit = parsed.get(a);
+  if (hit !== undefined) return hit;
   const v = isIP(a);
-  return v === 4 ? tryParseIPv4(a) : v === 6 ? tryParseIPv6(a) : null;
+  const r = v === 4 ? tryParseIPv4(a) : v === 6 ? tryParseIPv6(a) : null;
+  if (parsed.size >= 16) parsed.clear();
+  parsed.set(a, r);
+  return r;
 }
 
 /** The relay's per-socket state, found from Node's listeners (which are shared, not per flow). */
