@@ -1197,6 +1197,11 @@ static napi_value t_tcp_connect(napi_env env, napi_callback_info info) {
   }
   struct pollfd p = {.fd = fd, .events = POLLOUT, .revents = 0};
   if (poll(&p, 1, 0) == 1) {
+    /* Writable with no error: connected (no SO_ERROR to ask, one system call less a connect). */
+    if ((p.revents & (POLLERR | POLLHUP)) == 0 && (p.revents & POLLOUT) != 0) {
+      out[0] = 1;
+      return num(env, fd);
+    }
     int err = 0;
     socklen_t l = sizeof err;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0) err = errno;
