@@ -48,6 +48,38 @@ import { CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LISTEN, STATE_
 
 export { ATO_MAX, ATO_MIN, DUP_THRESH, INITIAL_WINDOW_SEGMENTS, MAX_OOO_SEGMENTS, RTO_FALLBACK, RTO_INIT, RTO_MAX, RTO_MIN } from './constants.js';
 
+/** The endpoint's booleans, one bit each of `bits` (30 bits: a small integer on any V8 build). */
+const B_HASHED = 1 << 0;
+const B_PORT_OWNER = 1 << 1;
+const B_REUSE_ADDRESS = 1 << 2;
+const B_V6_ONLY = 1 << 3;
+const B_TX_OFFLOAD = 1 << 4;
+const B_SG_ON = 1 << 5;
+const B_SND_BUF_LOCKED = 1 << 6;
+const B_FIN_QUEUED = 1 << 7;
+const B_SHUT_WR = 1 << 8;
+const B_WANT_WRITABLE = 1 << 9;
+const B_RCV_BUF_LOCKED = 1 << 10;
+const B_FIN_RCVD = 1 << 11;
+const B_END_EMITTED = 1 << 12;
+const B_DSACK_PENDING = 1 << 13;
+const B_TS_ON = 1 << 14;
+const B_SACK_ON = 1 << 15;
+const B_WS_ON = 1 << 16;
+const B_RTT_INIT = 1 << 17;
+const B_SYN_RETRANSMITTED = 1 << 18;
+const B_CWND_LIMITED = 1 << 19;
+const B_ACK_NOW = 1 << 20;
+const B_ACK_LATER = 1 << 21;
+const B_NO_DELAY = 1 << 22;
+const B_KEEP_ALIVE = 1 << 23;
+const B_USER_CLOSED = 1 << 24;
+const B_CLOSE_EMITTED = 1 << 25;
+const B_FLUSHING = 1 << 26;
+const B_IN_OUTPUT = 1 << 27;
+const B_OUTPUT_AGAIN = 1 << 28;
+const B_ANNOUNCE = 1 << 29;
+
 export interface TcpEndpointEvents {
   connect: [];
   connection: [TcpEndpoint];
@@ -72,26 +104,55 @@ export interface TcpEndpointSink {
 
 export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements TableEntry, CcHost, MemoryHolder {
   readonly family: 4 | 6;
+  /** @internal The booleans below, one bit each (B_*): one slot instead of thirty. */
+  bits = 0;
   /** @internal */ hnext: TableEntry | null = null;
   /** @internal */ hkey = 0;
-  /** @internal */ hashed = false;
+  /** @internal */ get hashed(): boolean {
+    return (this.bits & B_HASHED) !== 0;
+  }
+  set hashed(v: boolean) {
+    this.bits = v ? this.bits | B_HASHED : this.bits & ~B_HASHED;
+  }
   /** @internal */ st = CLOSED;
   /** @internal */ laddr: Uint8Array | null = null;
   /** @internal */ raddr: Uint8Array | null = null;
   /** @internal */ lport = 0;
   /** @internal */ rport = 0;
   /** @internal Holds a PortManager reservation for lport. */
-  portOwner = false;
-  /** @internal */ reuseAddress = false;
+  get portOwner(): boolean {
+    return (this.bits & B_PORT_OWNER) !== 0;
+  }
+  set portOwner(v: boolean) {
+    this.bits = v ? this.bits | B_PORT_OWNER : this.bits & ~B_PORT_OWNER;
+  }
+  /** @internal */ get reuseAddress(): boolean {
+    return (this.bits & B_REUSE_ADDRESS) !== 0;
+  }
+  set reuseAddress(v: boolean) {
+    this.bits = v ? this.bits | B_REUSE_ADDRESS : this.bits & ~B_REUSE_ADDRESS;
+  }
   /** IPV6_V6ONLY (see TcpEndpointOptions.v6Only); always false for IPv4. */
-  readonly v6Only: boolean;
+  get v6Only(): boolean {
+    return (this.bits & B_V6_ONLY) !== 0;
+  }
   /** @internal */ route: Route | null = null;
   /** @internal */ headroom = 64;
   /** @internal Pseudo-header partial sum without the length (addresses and protocol). */
   pseudoBase = 0;
-  /** @internal */ txOffload = false;
+  /** @internal */ get txOffload(): boolean {
+    return (this.bits & B_TX_OFFLOAD) !== 0;
+  }
+  set txOffload(v: boolean) {
+    this.bits = v ? this.bits | B_TX_OFFLOAD : this.bits & ~B_TX_OFFLOAD;
+  }
   /** @internal Segments carry their payload as views of the send buffer (the link does scatter-gather). */
-  sgOn = false;
+  get sgOn(): boolean {
+    return (this.bits & B_SG_ON) !== 0;
+  }
+  set sgOn(v: boolean) {
+    this.bits = v ? this.bits | B_SG_ON : this.bits & ~B_SG_ON;
+  }
   /**
    * @internal TCP segmentation offload: the most payload bytes one super-packet may carry (the
    * link cuts it into MSS-sized segments: LinkCapability.GSO), 0 when every segment is sent as is.
@@ -125,12 +186,32 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ pmtu = 0;
   /** @internal */ sndBuf: SendBuffer | null = null;
   /** @internal */ sndBufLimit = 0;
-  /** @internal */ sndBufLocked = false;
-  /** @internal */ finQueued = false;
+  /** @internal */ get sndBufLocked(): boolean {
+    return (this.bits & B_SND_BUF_LOCKED) !== 0;
+  }
+  set sndBufLocked(v: boolean) {
+    this.bits = v ? this.bits | B_SND_BUF_LOCKED : this.bits & ~B_SND_BUF_LOCKED;
+  }
+  /** @internal */ get finQueued(): boolean {
+    return (this.bits & B_FIN_QUEUED) !== 0;
+  }
+  set finQueued(v: boolean) {
+    this.bits = v ? this.bits | B_FIN_QUEUED : this.bits & ~B_FIN_QUEUED;
+  }
   /** @internal Sequence number of our FIN (valid when finQueued). */
   finSeq = 0;
-  private shutWr = false;
-  /** @internal */ wantWritable = false;
+  private get shutWr(): boolean {
+    return (this.bits & B_SHUT_WR) !== 0;
+  }
+  private set shutWr(v: boolean) {
+    this.bits = v ? this.bits | B_SHUT_WR : this.bits & ~B_SHUT_WR;
+  }
+  /** @internal */ get wantWritable(): boolean {
+    return (this.bits & B_WANT_WRITABLE) !== 0;
+  }
+  set wantWritable(v: boolean) {
+    this.bits = v ? this.bits | B_WANT_WRITABLE : this.bits & ~B_WANT_WRITABLE;
+  }
   /** @internal Send-buffer bound lowered when the memory budget refused a write (0: none). */
   sndBufCap = 0;
   /** @internal Bytes charged to the stack's memory budget, and the out-of-order part of them. */
@@ -145,30 +226,70 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ rcvWscale = 0;
   /** @internal */ rcvBuf = 0;
   /** @internal */ rcvBufMax = 0;
-  /** @internal */ rcvBufLocked = false;
+  /** @internal */ get rcvBufLocked(): boolean {
+    return (this.bits & B_RCV_BUF_LOCKED) !== 0;
+  }
+  set rcvBufLocked(v: boolean) {
+    this.bits = v ? this.bits | B_RCV_BUF_LOCKED : this.bits & ~B_RCV_BUF_LOCKED;
+  }
   /** @internal */ rcvQ: RecvQueue | null = null;
   /** @internal */ ooo: OooQueue | null = null;
   /** @internal Sequence number of a FIN received out of order, or -1. */
   oooFin = -1;
-  /** @internal */ finRcvd = false;
-  private endEmitted = false;
+  /** @internal */ get finRcvd(): boolean {
+    return (this.bits & B_FIN_RCVD) !== 0;
+  }
+  set finRcvd(v: boolean) {
+    this.bits = v ? this.bits | B_FIN_RCVD : this.bits & ~B_FIN_RCVD;
+  }
+  private get endEmitted(): boolean {
+    return (this.bits & B_END_EMITTED) !== 0;
+  }
+  private set endEmitted(v: boolean) {
+    this.bits = v ? this.bits | B_END_EMITTED : this.bits & ~B_END_EMITTED;
+  }
   /** @internal */ rcvMss = 536;
   /** @internal */ lastAckSent = 0;
   /** @internal */ dsackL = 0;
   /** @internal */ dsackR = 0;
-  /** @internal */ dsackPending = false;
+  /** @internal */ get dsackPending(): boolean {
+    return (this.bits & B_DSACK_PENDING) !== 0;
+  }
+  set dsackPending(v: boolean) {
+    this.bits = v ? this.bits | B_DSACK_PENDING : this.bits & ~B_DSACK_PENDING;
+  }
 
   // ---- options
-  /** @internal */ tsOn = false;
+  /** @internal */ get tsOn(): boolean {
+    return (this.bits & B_TS_ON) !== 0;
+  }
+  set tsOn(v: boolean) {
+    this.bits = v ? this.bits | B_TS_ON : this.bits & ~B_TS_ON;
+  }
   /** @internal */ tsRecent = 0;
   /** @internal */ tsOffset = 0;
-  /** @internal */ sackOn = false;
-  /** @internal */ wsOn = false;
+  /** @internal */ get sackOn(): boolean {
+    return (this.bits & B_SACK_ON) !== 0;
+  }
+  set sackOn(v: boolean) {
+    this.bits = v ? this.bits | B_SACK_ON : this.bits & ~B_SACK_ON;
+  }
+  /** @internal */ get wsOn(): boolean {
+    return (this.bits & B_WS_ON) !== 0;
+  }
+  set wsOn(v: boolean) {
+    this.bits = v ? this.bits | B_WS_ON : this.bits & ~B_WS_ON;
+  }
 
   // ---- RTT / RTO
   srtt = 0;
   /** @internal */ rttvar = 0;
-  /** @internal */ rttInit = false;
+  /** @internal */ get rttInit(): boolean {
+    return (this.bits & B_RTT_INIT) !== 0;
+  }
+  set rttInit(v: boolean) {
+    this.bits = v ? this.bits | B_RTT_INIT : this.bits & ~B_RTT_INIT;
+  }
   /** @internal */ rtoBase = RTO_INIT;
   /** @internal */ backoff = 0;
   /** @internal Consecutive timeouts (SYN, SYN-ACK or data). */
@@ -177,7 +298,12 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ rttTime = -1;
   /** @internal Time of the first retransmission of the current data (for TCP_USER_TIMEOUT), or -1. */
   firstRtxTime = -1;
-  /** @internal */ synRetransmitted = false;
+  /** @internal */ get synRetransmitted(): boolean {
+    return (this.bits & B_SYN_RETRANSMITTED) !== 0;
+  }
+  set synRetransmitted(v: boolean) {
+    this.bits = v ? this.bits | B_SYN_RETRANSMITTED : this.bits & ~B_SYN_RETRANSMITTED;
+  }
   /** @internal */ rtxKind = RTX_RTO;
   /** @internal */ probesOut = 0;
   /** @internal */ persistBackoff = 0;
@@ -197,7 +323,12 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ edgeMark = 0;
   /** @internal */ dupAcks = 0;
   /** @internal */ sb: Scoreboard | null = null;
-  /** @internal */ cwndLimited = false;
+  /** @internal */ get cwndLimited(): boolean {
+    return (this.bits & B_CWND_LIMITED) !== 0;
+  }
+  set cwndLimited(v: boolean) {
+    this.bits = v ? this.bits | B_CWND_LIMITED : this.bits & ~B_CWND_LIMITED;
+  }
   /** @internal cwnd when the last loss recovery or timeout began. */
   priorCwnd = 0;
   /** @internal Time the last data segment was sent (for restart after idle). */
@@ -207,8 +338,18 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ quickAcks = 0;
   /** @internal */ ato = ATO_MIN;
   /** @internal */ lastRcvTime = -1;
-  /** @internal */ ackNow = false;
-  /** @internal */ ackLater = false;
+  /** @internal */ get ackNow(): boolean {
+    return (this.bits & B_ACK_NOW) !== 0;
+  }
+  set ackNow(v: boolean) {
+    this.bits = v ? this.bits | B_ACK_NOW : this.bits & ~B_ACK_NOW;
+  }
+  /** @internal */ get ackLater(): boolean {
+    return (this.bits & B_ACK_LATER) !== 0;
+  }
+  set ackLater(v: boolean) {
+    this.bits = v ? this.bits | B_ACK_LATER : this.bits & ~B_ACK_LATER;
+  }
   /** @internal */ lastOowAck = -Infinity;
 
   // ---- timers
@@ -218,8 +359,18 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ keepKind = KT_KEEPALIVE;
 
   // ---- options set by the user
-  /** @internal */ noDelay = false;
-  /** @internal */ keepAlive = false;
+  /** @internal */ get noDelay(): boolean {
+    return (this.bits & B_NO_DELAY) !== 0;
+  }
+  set noDelay(v: boolean) {
+    this.bits = v ? this.bits | B_NO_DELAY : this.bits & ~B_NO_DELAY;
+  }
+  /** @internal */ get keepAlive(): boolean {
+    return (this.bits & B_KEEP_ALIVE) !== 0;
+  }
+  set keepAlive(v: boolean) {
+    this.bits = v ? this.bits | B_KEEP_ALIVE : this.bits & ~B_KEEP_ALIVE;
+  }
   /** @internal */ keepIdle = 0;
   /** @internal */ keepIntvl = 0;
   /** @internal */ keepCnt = 0;
@@ -230,16 +381,46 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   // ---- lifecycle
   /** @internal close() was called: the endpoint is an orphan finishing its close. */
-  userClosed = false;
-  /** @internal */ closeEmitted = false;
+  get userClosed(): boolean {
+    return (this.bits & B_USER_CLOSED) !== 0;
+  }
+  set userClosed(v: boolean) {
+    this.bits = v ? this.bits | B_USER_CLOSED : this.bits & ~B_USER_CLOSED;
+  }
+  /** @internal */ get closeEmitted(): boolean {
+    return (this.bits & B_CLOSE_EMITTED) !== 0;
+  }
+  set closeEmitted(v: boolean) {
+    this.bits = v ? this.bits | B_CLOSE_EMITTED : this.bits & ~B_CLOSE_EMITTED;
+  }
   /** @internal */ softError: TunstackError | null = null;
   /** @internal */ pendingError: TunstackError | null = null;
   /** @internal */ pendingEv = 0;
-  private flushing = false;
-  /** @internal */ inOutput = false;
-  /** @internal */ outputAgain = false;
+  private get flushing(): boolean {
+    return (this.bits & B_FLUSHING) !== 0;
+  }
+  private set flushing(v: boolean) {
+    this.bits = v ? this.bits | B_FLUSHING : this.bits & ~B_FLUSHING;
+  }
+  /** @internal */ get inOutput(): boolean {
+    return (this.bits & B_IN_OUTPUT) !== 0;
+  }
+  set inOutput(v: boolean) {
+    this.bits = v ? this.bits | B_IN_OUTPUT : this.bits & ~B_IN_OUTPUT;
+  }
+  /** @internal */ get outputAgain(): boolean {
+    return (this.bits & B_OUTPUT_AGAIN) !== 0;
+  }
+  set outputAgain(v: boolean) {
+    this.bits = v ? this.bits | B_OUTPUT_AGAIN : this.bits & ~B_OUTPUT_AGAIN;
+  }
   /** @internal The accepted child should be announced to its listener. */
-  announce = false;
+  get announce(): boolean {
+    return (this.bits & B_ANNOUNCE) !== 0;
+  }
+  set announce(v: boolean) {
+    this.bits = v ? this.bits | B_ANNOUNCE : this.bits & ~B_ANNOUNCE;
+  }
   /** @internal See TcpEndpointSink. */
   sink: TcpEndpointSink | null = null;
 
@@ -261,7 +442,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     super();
     this.family = options.family ?? 4;
     if (this.family !== 4 && this.family !== 6) throw new TunstackError('EAFNOSUPPORT', `bad family ${String(options.family)}`);
-    this.v6Only = this.family === 6 && (options.v6Only ?? false);
+    if (this.family === 6 && (options.v6Only ?? false)) this.bits = B_V6_ONLY;
     this.ccName = options.congestionControl === 'reno' || (options.congestionControl === undefined && proto.congestionControl === 'reno') ? 'reno' : 'cubic';
     this.noDelay = options.noDelay ?? false;
     if (options.sendBufferSize !== undefined) this.sendBufferSize = options.sendBufferSize;
