@@ -296,7 +296,9 @@ export function activeOpen(ep: TcpEndpoint, raddr: Uint8Array, port: number): vo
     for (;;) {
       const p = stack.ports.reserve(IP_PROTO_TCP, laddr, 0, ep, false);
       if (ep.proto.lookupTuple(laddr, raddr, p, port) === null) {
-        ep.lport = p;
+        // `| 0`: the port can come back as a heap number (the random source's arithmetic), which
+        // would make lport a boxed double in every endpoint.
+        ep.lport = p | 0;
         break;
       }
       stack.ports.release(IP_PROTO_TCP, p, ep);

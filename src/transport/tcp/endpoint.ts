@@ -169,13 +169,13 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   lastCookieTime = -Infinity;
 
   // ---- send sequence space
-  /** @internal */ iss = 0;
-  /** @internal */ sndUna = 0;
-  /** @internal */ sndNxt = 0;
-  /** @internal */ sndMax = 0;
+  /** @internal */ iss32 = 0;
+  /** @internal */ sndUna32 = 0;
+  /** @internal */ sndNxt32 = 0;
+  /** @internal */ sndMax32 = 0;
   /** @internal */ sndWnd = 0;
-  /** @internal */ sndWl1 = 0;
-  /** @internal */ sndWl2 = 0;
+  /** @internal */ sndWl132 = 0;
+  /** @internal */ sndWl232 = 0;
   /** @internal */ maxSndWnd = 0;
   /** @internal */ sndWscale = 0;
   /** @internal MSS the peer announced (or the default). */
@@ -199,7 +199,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.bits = v ? this.bits | B_FIN_QUEUED : this.bits & ~B_FIN_QUEUED;
   }
   /** @internal Sequence number of our FIN (valid when finQueued). */
-  finSeq = 0;
+  finSeq32 = 0;
   private get shutWr(): boolean {
     return (this.bits & B_SHUT_WR) !== 0;
   }
@@ -219,10 +219,10 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ memOoo = 0;
 
   // ---- receive sequence space
-  /** @internal */ irs = 0;
-  /** @internal */ rcvNxt = 0;
+  /** @internal */ irs32 = 0;
+  /** @internal */ rcvNxt32 = 0;
   /** @internal Right edge of the window we advertised. */
-  rcvAdv = 0;
+  rcvAdv32 = 0;
   /** @internal */ rcvWscale = 0;
   /** @internal */ rcvBuf = 0;
   /** @internal */ rcvBufMax = 0;
@@ -235,7 +235,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ rcvQ: RecvQueue | null = null;
   /** @internal */ ooo: OooQueue | null = null;
   /** @internal Sequence number of a FIN received out of order, or -1. */
-  oooFin = -1;
+  oooFin32: number | null = null;
   /** @internal */ get finRcvd(): boolean {
     return (this.bits & B_FIN_RCVD) !== 0;
   }
@@ -249,9 +249,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.bits = v ? this.bits | B_END_EMITTED : this.bits & ~B_END_EMITTED;
   }
   /** @internal */ rcvMss = 536;
-  /** @internal */ lastAckSent = 0;
-  /** @internal */ dsackL = 0;
-  /** @internal */ dsackR = 0;
+  /** @internal */ lastAckSent32 = 0;
+  /** @internal */ dsackL32 = 0;
+  /** @internal */ dsackR32 = 0;
   /** @internal */ get dsackPending(): boolean {
     return (this.bits & B_DSACK_PENDING) !== 0;
   }
@@ -266,8 +266,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   set tsOn(v: boolean) {
     this.bits = v ? this.bits | B_TS_ON : this.bits & ~B_TS_ON;
   }
-  /** @internal */ tsRecent = 0;
-  /** @internal */ tsOffset = 0;
+  /** @internal */ tsRecent32 = 0;
+  /** @internal */ tsOffset32 = 0;
   /** @internal */ get sackOn(): boolean {
     return (this.bits & B_SACK_ON) !== 0;
   }
@@ -294,7 +294,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ backoff = 0;
   /** @internal Consecutive timeouts (SYN, SYN-ACK or data). */
   retries = 0;
-  /** @internal */ rttSeq = 0;
+  /** @internal */ rttSeq32 = 0;
   /** @internal */ rttTime = -1;
   /** @internal Time of the first retransmission of the current data (for TCP_USER_TIMEOUT), or -1. */
   firstRtxTime = -1;
@@ -315,12 +315,12 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   ccName: CongestionControlName;
   private ccState: CongestionControl | null = null;
   /** @internal */ caState = CA_OPEN;
-  /** @internal */ recoveryPoint = 0;
-  /** @internal */ highRxt = 0;
-  /** @internal */ holeEnd = 0;
+  /** @internal */ recoveryPoint32 = 0;
+  /** @internal */ highRxt32 = 0;
+  /** @internal */ holeEnd32 = 0;
   /** @internal Lost-retransmission detection: the left edge's retransmission and SND.MAX when it left. */
-  edgeSeq = -1;
-  /** @internal */ edgeMark = 0;
+  edgeSeq32: number | null = null;
+  /** @internal */ edgeMark32 = 0;
   /** @internal */ dupAcks = 0;
   /** @internal */ sb: Scoreboard | null = null;
   /** @internal */ get cwndLimited(): boolean {
@@ -447,6 +447,214 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.noDelay = options.noDelay ?? false;
     if (options.sendBufferSize !== undefined) this.sendBufferSize = options.sendBufferSize;
     if (options.receiveBufferSize !== undefined) this.receiveBufferSize = options.receiveBufferSize;
+  }
+
+  // =====================================================================================
+  // Sequence numbers: unsigned 32-bit values to every reader, held as signed 32-bit integers
+  // (`x | 0`) so that each is a small integer in its slot. Held as they are, any value at or
+  // above 2^31 turns the field into a double for every endpoint (one shape), and V8 then boxes
+  // it in a 16-byte heap number per endpoint and field. The getters' `>>> 0` is free in
+  // optimized code. oooFin and edgeSeq read -1 for "none" (null in the slot).
+  // =====================================================================================
+
+  /** @internal */
+  get iss(): number {
+    return this.iss32 >>> 0;
+  }
+
+  set iss(v: number) {
+    this.iss32 = v | 0;
+  }
+
+  /** @internal */
+  get sndUna(): number {
+    return this.sndUna32 >>> 0;
+  }
+
+  set sndUna(v: number) {
+    this.sndUna32 = v | 0;
+  }
+
+  /** @internal */
+  get sndNxt(): number {
+    return this.sndNxt32 >>> 0;
+  }
+
+  set sndNxt(v: number) {
+    this.sndNxt32 = v | 0;
+  }
+
+  /** @internal */
+  get sndMax(): number {
+    return this.sndMax32 >>> 0;
+  }
+
+  set sndMax(v: number) {
+    this.sndMax32 = v | 0;
+  }
+
+  /** @internal */
+  get sndWl1(): number {
+    return this.sndWl132 >>> 0;
+  }
+
+  set sndWl1(v: number) {
+    this.sndWl132 = v | 0;
+  }
+
+  /** @internal */
+  get sndWl2(): number {
+    return this.sndWl232 >>> 0;
+  }
+
+  set sndWl2(v: number) {
+    this.sndWl232 = v | 0;
+  }
+
+  /** @internal */
+  get finSeq(): number {
+    return this.finSeq32 >>> 0;
+  }
+
+  set finSeq(v: number) {
+    this.finSeq32 = v | 0;
+  }
+
+  /** @internal */
+  get irs(): number {
+    return this.irs32 >>> 0;
+  }
+
+  set irs(v: number) {
+    this.irs32 = v | 0;
+  }
+
+  /** @internal */
+  get rcvNxt(): number {
+    return this.rcvNxt32 >>> 0;
+  }
+
+  set rcvNxt(v: number) {
+    this.rcvNxt32 = v | 0;
+  }
+
+  /** @internal */
+  get rcvAdv(): number {
+    return this.rcvAdv32 >>> 0;
+  }
+
+  set rcvAdv(v: number) {
+    this.rcvAdv32 = v | 0;
+  }
+
+  /** @internal */
+  get lastAckSent(): number {
+    return this.lastAckSent32 >>> 0;
+  }
+
+  set lastAckSent(v: number) {
+    this.lastAckSent32 = v | 0;
+  }
+
+  /** @internal */
+  get dsackL(): number {
+    return this.dsackL32 >>> 0;
+  }
+
+  set dsackL(v: number) {
+    this.dsackL32 = v | 0;
+  }
+
+  /** @internal */
+  get dsackR(): number {
+    return this.dsackR32 >>> 0;
+  }
+
+  set dsackR(v: number) {
+    this.dsackR32 = v | 0;
+  }
+
+  /** @internal */
+  get tsRecent(): number {
+    return this.tsRecent32 >>> 0;
+  }
+
+  set tsRecent(v: number) {
+    this.tsRecent32 = v | 0;
+  }
+
+  /** @internal */
+  get tsOffset(): number {
+    return this.tsOffset32 >>> 0;
+  }
+
+  set tsOffset(v: number) {
+    this.tsOffset32 = v | 0;
+  }
+
+  /** @internal */
+  get rttSeq(): number {
+    return this.rttSeq32 >>> 0;
+  }
+
+  set rttSeq(v: number) {
+    this.rttSeq32 = v | 0;
+  }
+
+  /** @internal */
+  get recoveryPoint(): number {
+    return this.recoveryPoint32 >>> 0;
+  }
+
+  set recoveryPoint(v: number) {
+    this.recoveryPoint32 = v | 0;
+  }
+
+  /** @internal */
+  get highRxt(): number {
+    return this.highRxt32 >>> 0;
+  }
+
+  set highRxt(v: number) {
+    this.highRxt32 = v | 0;
+  }
+
+  /** @internal */
+  get holeEnd(): number {
+    return this.holeEnd32 >>> 0;
+  }
+
+  set holeEnd(v: number) {
+    this.holeEnd32 = v | 0;
+  }
+
+  /** @internal */
+  get edgeMark(): number {
+    return this.edgeMark32 >>> 0;
+  }
+
+  set edgeMark(v: number) {
+    this.edgeMark32 = v | 0;
+  }
+
+  /** @internal */
+  get oooFin(): number {
+    const v = this.oooFin32;
+    return v === null ? -1 : v >>> 0;
+  }
+
+  set oooFin(v: number) {
+    this.oooFin32 = v < 0 ? null : v | 0;
+  }
+
+  /** @internal */
+  get edgeSeq(): number {
+    const v = this.edgeSeq32;
+    return v === null ? -1 : v >>> 0;
+  }
+
+  set edgeSeq(v: number) {
+    this.edgeSeq32 = v < 0 ? null : v | 0;
   }
 
   // =====================================================================================
