@@ -102,6 +102,40 @@ export interface TcpEndpointSink {
   epClose(): void;
 }
 
+/**
+ * @internal What few connections ever use, made on a connection's first use of any of it: a
+ * listener's queues; keepalive and TCP_USER_TIMEOUT settings; zero-window and keepalive probes;
+ * retransmission bookkeeping; D-SACK edges; the out-of-window ACK rate limit; errors. An idle
+ * connection (a relayed flow) holds none: 20 slots and 2-3 boxed doubles less in each endpoint.
+ */
+export class TcpSeldom {
+  backlog = 0;
+  acceptQueue: TcpEndpoint[] | null = null;
+  /** Embryonic (SYN_RECEIVED) children of a listener. */
+  synQueue: Set<TcpEndpoint> | null = null;
+  /** Last time a SYN cookie was sent (ms), -Infinity if never. */
+  lastCookieTime = -Infinity;
+  keepIdle = 0;
+  keepIntvl = 0;
+  keepCnt = 0;
+  kaProbes = 0;
+  userTimeout = 0;
+  probesOut = 0;
+  persistBackoff = 0;
+  /** Time of the first retransmission of the current data (for TCP_USER_TIMEOUT), or -1. */
+  firstRtxTime = -1;
+  /** cwnd when the last loss recovery or timeout began. */
+  priorCwnd = 0;
+  bytesRetrans = 0;
+  totalRetrans = 0;
+  /** The D-SACK block to send (valid while the endpoint's dsackPending). */
+  dsackL = 0;
+  dsackR = 0;
+  lastOowAck = -Infinity;
+  softError: TunstackError | null = null;
+  pendingError: TunstackError | null = null;
+}
+
 export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements TableEntry, CcHost, MemoryHolder {
   readonly family: 4 | 6;
   /** @internal The booleans below, one bit each (B_*): one slot instead of thirty. */
@@ -159,14 +193,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
    */
   gsoMax = 0;
 
-  // ---- listener
-  /** @internal */ backlog = 0;
-  /** @internal */ acceptQueue: TcpEndpoint[] | null = null;
-  /** @internal Embryonic (SYN_RECEIVED) children of a listener. */
-  synQueue: Set<TcpEndpoint> | null = null;
+  // ---- the listener of an accepted child (its queues and backlog: TcpSeldom)
   /** @internal */ parent: TcpEndpoint | null = null;
-  /** @internal last time a SYN cookie was sent (ms), -Infinity if never. */
-  lastCookieTime = -Infinity;
 
   // ---- send sequence space
   /** @internal */ iss32 = 0;
@@ -250,8 +278,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   }
   /** @internal */ rcvMss = 536;
   /** @internal */ lastAckSent32 = 0;
-  /** @internal */ dsackL32 = 0;
-  /** @internal */ dsackR32 = 0;
   /** @internal */ get dsackPending(): boolean {
     return (this.bits & B_DSACK_PENDING) !== 0;
   }
@@ -296,8 +322,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   retries = 0;
   /** @internal */ rttSeq32 = 0;
   /** @internal */ rttTime = -1;
-  /** @internal Time of the first retransmission of the current data (for TCP_USER_TIMEOUT), or -1. */
-  firstRtxTime = -1;
   /** @internal */ get synRetransmitted(): boolean {
     return (this.bits & B_SYN_RETRANSMITTED) !== 0;
   }
@@ -305,8 +329,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.bits = v ? this.bits | B_SYN_RETRANSMITTED : this.bits & ~B_SYN_RETRANSMITTED;
   }
   /** @internal */ rtxKind = RTX_RTO;
-  /** @internal */ probesOut = 0;
-  /** @internal */ persistBackoff = 0;
 
   // ---- congestion control
   cwnd = 0;
@@ -329,8 +351,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   set cwndLimited(v: boolean) {
     this.bits = v ? this.bits | B_CWND_LIMITED : this.bits & ~B_CWND_LIMITED;
   }
-  /** @internal cwnd when the last loss recovery or timeout began. */
-  priorCwnd = 0;
   /** @internal Time the last data segment was sent (for restart after idle). */
   lastSendTime = 0;
 
@@ -350,7 +370,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   set ackLater(v: boolean) {
     this.bits = v ? this.bits | B_ACK_LATER : this.bits & ~B_ACK_LATER;
   }
-  /** @internal */ lastOowAck = -Infinity;
 
   // ---- timers
   /** @internal */ rtxTimer: Timer | null = null;
@@ -371,11 +390,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   set keepAlive(v: boolean) {
     this.bits = v ? this.bits | B_KEEP_ALIVE : this.bits & ~B_KEEP_ALIVE;
   }
-  /** @internal */ keepIdle = 0;
-  /** @internal */ keepIntvl = 0;
-  /** @internal */ keepCnt = 0;
-  /** @internal */ kaProbes = 0;
-  /** @internal */ userTimeout = 0;
   /** @internal Time the connection last received a segment (keepalive idle time). */
   lastHeard = 0;
 
@@ -393,8 +407,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   set closeEmitted(v: boolean) {
     this.bits = v ? this.bits | B_CLOSE_EMITTED : this.bits & ~B_CLOSE_EMITTED;
   }
-  /** @internal */ softError: TunstackError | null = null;
-  /** @internal */ pendingError: TunstackError | null = null;
   /** @internal */ pendingEv = 0;
   private get flushing(): boolean {
     return (this.bits & B_FLUSHING) !== 0;
@@ -423,17 +435,17 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   }
   /** @internal See TcpEndpointSink. */
   sink: TcpEndpointSink | null = null;
+  /** @internal State few connections use, made on first use (see TcpSeldom). */
+  seldom: TcpSeldom | null = null;
 
   // ---- per-connection statistics
   /** @internal */ bytesSent = 0;
-  /** @internal */ bytesRetrans = 0;
   /** @internal */ bytesAcked = 0;
   /** @internal */ bytesReceived = 0;
   /** @internal */ segsOut = 0;
   /** @internal */ segsIn = 0;
   /** @internal */ dataSegsOut = 0;
   /** @internal */ dataSegsIn = 0;
-  /** @internal */ totalRetrans = 0;
 
   constructor(
     /** @internal */ readonly proto: TcpProtocol,
@@ -557,24 +569,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   }
 
   /** @internal */
-  get dsackL(): number {
-    return this.dsackL32 >>> 0;
-  }
-
-  set dsackL(v: number) {
-    this.dsackL32 = v | 0;
-  }
-
-  /** @internal */
-  get dsackR(): number {
-    return this.dsackR32 >>> 0;
-  }
-
-  set dsackR(v: number) {
-    this.dsackR32 = v | 0;
-  }
-
-  /** @internal */
   get tsRecent(): number {
     return this.tsRecent32 >>> 0;
   }
@@ -655,6 +649,256 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   set edgeSeq(v: number) {
     this.edgeSeq32 = v < 0 ? null : v | 0;
+  }
+
+  // =====================================================================================
+  // The seldom-used state (TcpSeldom): each field reads its default until the object exists;
+  // writing the default does not make it.
+  // =====================================================================================
+
+  /** @internal The seldom-used state, made now if missing. */
+  get rare(): TcpSeldom {
+    return (this.seldom ??= new TcpSeldom());
+  }
+
+  /** @internal */
+  get backlog(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.backlog;
+  }
+
+  set backlog(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.backlog = v;
+    else if (v !== 0) this.rare.backlog = v;
+  }
+
+  /** @internal */
+  get acceptQueue(): TcpEndpoint[] | null {
+    const r = this.seldom;
+    return r === null ? null : r.acceptQueue;
+  }
+
+  set acceptQueue(v: TcpEndpoint[] | null) {
+    const r = this.seldom;
+    if (r !== null) r.acceptQueue = v;
+    else if (v !== null) this.rare.acceptQueue = v;
+  }
+
+  /** @internal */
+  get synQueue(): Set<TcpEndpoint> | null {
+    const r = this.seldom;
+    return r === null ? null : r.synQueue;
+  }
+
+  set synQueue(v: Set<TcpEndpoint> | null) {
+    const r = this.seldom;
+    if (r !== null) r.synQueue = v;
+    else if (v !== null) this.rare.synQueue = v;
+  }
+
+  /** @internal */
+  get lastCookieTime(): number {
+    const r = this.seldom;
+    return r === null ? -Infinity : r.lastCookieTime;
+  }
+
+  set lastCookieTime(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.lastCookieTime = v;
+    else if (v !== -Infinity) this.rare.lastCookieTime = v;
+  }
+
+  /** @internal */
+  get keepIdle(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.keepIdle;
+  }
+
+  set keepIdle(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.keepIdle = v;
+    else if (v !== 0) this.rare.keepIdle = v;
+  }
+
+  /** @internal */
+  get keepIntvl(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.keepIntvl;
+  }
+
+  set keepIntvl(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.keepIntvl = v;
+    else if (v !== 0) this.rare.keepIntvl = v;
+  }
+
+  /** @internal */
+  get keepCnt(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.keepCnt;
+  }
+
+  set keepCnt(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.keepCnt = v;
+    else if (v !== 0) this.rare.keepCnt = v;
+  }
+
+  /** @internal */
+  get kaProbes(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.kaProbes;
+  }
+
+  set kaProbes(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.kaProbes = v;
+    else if (v !== 0) this.rare.kaProbes = v;
+  }
+
+  /** @internal */
+  get userTimeout(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.userTimeout;
+  }
+
+  set userTimeout(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.userTimeout = v;
+    else if (v !== 0) this.rare.userTimeout = v;
+  }
+
+  /** @internal */
+  get probesOut(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.probesOut;
+  }
+
+  set probesOut(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.probesOut = v;
+    else if (v !== 0) this.rare.probesOut = v;
+  }
+
+  /** @internal */
+  get persistBackoff(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.persistBackoff;
+  }
+
+  set persistBackoff(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.persistBackoff = v;
+    else if (v !== 0) this.rare.persistBackoff = v;
+  }
+
+  /** @internal */
+  get firstRtxTime(): number {
+    const r = this.seldom;
+    return r === null ? -1 : r.firstRtxTime;
+  }
+
+  set firstRtxTime(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.firstRtxTime = v;
+    else if (v !== -1) this.rare.firstRtxTime = v;
+  }
+
+  /** @internal */
+  get priorCwnd(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.priorCwnd;
+  }
+
+  set priorCwnd(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.priorCwnd = v;
+    else if (v !== 0) this.rare.priorCwnd = v;
+  }
+
+  /** @internal */
+  get bytesRetrans(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.bytesRetrans;
+  }
+
+  set bytesRetrans(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.bytesRetrans = v;
+    else if (v !== 0) this.rare.bytesRetrans = v;
+  }
+
+  /** @internal */
+  get totalRetrans(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.totalRetrans;
+  }
+
+  set totalRetrans(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.totalRetrans = v;
+    else if (v !== 0) this.rare.totalRetrans = v;
+  }
+
+  /** @internal */
+  get dsackL(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.dsackL;
+  }
+
+  set dsackL(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.dsackL = v;
+    else if (v !== 0) this.rare.dsackL = v;
+  }
+
+  /** @internal */
+  get dsackR(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.dsackR;
+  }
+
+  set dsackR(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.dsackR = v;
+    else if (v !== 0) this.rare.dsackR = v;
+  }
+
+  /** @internal */
+  get lastOowAck(): number {
+    const r = this.seldom;
+    return r === null ? -Infinity : r.lastOowAck;
+  }
+
+  set lastOowAck(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.lastOowAck = v;
+    else if (v !== -Infinity) this.rare.lastOowAck = v;
+  }
+
+  /** @internal */
+  get softError(): TunstackError | null {
+    const r = this.seldom;
+    return r === null ? null : r.softError;
+  }
+
+  set softError(v: TunstackError | null) {
+    const r = this.seldom;
+    if (r !== null) r.softError = v;
+    else if (v !== null) this.rare.softError = v;
+  }
+
+  /** @internal */
+  get pendingError(): TunstackError | null {
+    const r = this.seldom;
+    return r === null ? null : r.pendingError;
+  }
+
+  set pendingError(v: TunstackError | null) {
+    const r = this.seldom;
+    if (r !== null) r.pendingError = v;
+    else if (v !== null) this.rare.pendingError = v;
   }
 
   // =====================================================================================
