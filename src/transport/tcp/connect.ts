@@ -39,6 +39,7 @@ export function setRoute(ep: TcpEndpoint, route: Route): void {
 export function inheritFrom(ep: TcpEndpoint, l: TcpEndpoint): void {
   ep.noDelay = l.noDelay;
   ep.keepAlive = l.keepAlive;
+  if (l.keepAlive) ep.lastHeard = ep.proto.stack.clock.now();
   ep.keepIdle = l.keepIdle;
   ep.keepIntvl = l.keepIntvl;
   ep.keepCnt = l.keepCnt;

@@ -105,8 +105,10 @@ export interface TcpEndpointSink {
 /**
  * @internal What few connections ever use, made on a connection's first use of any of it: a
  * listener's queues; keepalive and TCP_USER_TIMEOUT settings; zero-window and keepalive probes;
- * retransmission bookkeeping; D-SACK edges; the out-of-window ACK rate limit; errors. An idle
- * connection (a relayed flow) holds none: 20 slots and 2-3 boxed doubles less in each endpoint.
+ * retransmission and loss-recovery bookkeeping; D-SACK edges; the out-of-window ACK rate limit;
+ * errors; send-buffer bounds set by the user or the memory budget. An idle connection (a relayed
+ * flow) holds none: 30 slots and 3-4 boxed doubles less in each endpoint. Hot paths that write a
+ * field's default (retries = 0 on every ACK) go through setters that make nothing.
  */
 export class TcpSeldom {
   backlog = 0;
@@ -134,6 +136,22 @@ export class TcpSeldom {
   lastOowAck = -Infinity;
   softError: TunstackError | null = null;
   pendingError: TunstackError | null = null;
+  sndBufLimit = 0;
+  /** Send-buffer bound lowered when the memory budget refused a write (0: none). */
+  sndBufCap = 0;
+  backoff = 0;
+  /** Consecutive timeouts (SYN, SYN-ACK or data). */
+  retries = 0;
+  holeEnd = 0;
+  /** Lost-retransmission detection: the left edge's retransmission (-1: none) and SND.MAX when it left. */
+  edgeSeq = -1;
+  edgeMark = 0;
+  dupAcks = 0;
+  /** The keepalive or FIN_WAIT_2 timer (keepKind says which). */
+  keepTimer: Timer | null = null;
+  keepKind = KT_KEEPALIVE;
+  /** Time the connection last received a segment, kept while keepalive is on (its idle time). */
+  lastHeard = 0;
 }
 
 export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements TableEntry, CcHost, MemoryHolder {
@@ -213,7 +231,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ advMss = 536;
   /** @internal */ pmtu = 0;
   /** @internal */ sndBuf: SendBuffer | null = null;
-  /** @internal */ sndBufLimit = 0;
   /** @internal */ get sndBufLocked(): boolean {
     return (this.bits & B_SND_BUF_LOCKED) !== 0;
   }
@@ -240,8 +257,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   set wantWritable(v: boolean) {
     this.bits = v ? this.bits | B_WANT_WRITABLE : this.bits & ~B_WANT_WRITABLE;
   }
-  /** @internal Send-buffer bound lowered when the memory budget refused a write (0: none). */
-  sndBufCap = 0;
   /** @internal Bytes charged to the stack's memory budget, and the out-of-order part of them. */
   memHeld = 0;
   /** @internal */ memOoo = 0;
@@ -317,9 +332,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     this.bits = v ? this.bits | B_RTT_INIT : this.bits & ~B_RTT_INIT;
   }
   /** @internal */ rtoBase = RTO_INIT;
-  /** @internal */ backoff = 0;
-  /** @internal Consecutive timeouts (SYN, SYN-ACK or data). */
-  retries = 0;
   /** @internal */ rttSeq32 = 0;
   /** @internal */ rttTime = -1;
   /** @internal */ get synRetransmitted(): boolean {
@@ -339,11 +351,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ caState = CA_OPEN;
   /** @internal */ recoveryPoint32 = 0;
   /** @internal */ highRxt32 = 0;
-  /** @internal */ holeEnd32 = 0;
-  /** @internal Lost-retransmission detection: the left edge's retransmission and SND.MAX when it left. */
-  edgeSeq32: number | null = null;
-  /** @internal */ edgeMark32 = 0;
-  /** @internal */ dupAcks = 0;
   /** @internal */ sb: Scoreboard | null = null;
   /** @internal */ get cwndLimited(): boolean {
     return (this.bits & B_CWND_LIMITED) !== 0;
@@ -374,8 +381,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   // ---- timers
   /** @internal */ rtxTimer: Timer | null = null;
   /** @internal */ delackTimer: Timer | null = null;
-  /** @internal */ keepTimer: Timer | null = null;
-  /** @internal */ keepKind = KT_KEEPALIVE;
 
   // ---- options set by the user
   /** @internal */ get noDelay(): boolean {
@@ -390,8 +395,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   set keepAlive(v: boolean) {
     this.bits = v ? this.bits | B_KEEP_ALIVE : this.bits & ~B_KEEP_ALIVE;
   }
-  /** @internal Time the connection last received a segment (keepalive idle time). */
-  lastHeard = 0;
 
   // ---- lifecycle
   /** @internal close() was called: the endpoint is an orphan finishing its close. */
@@ -614,24 +617,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   }
 
   /** @internal */
-  get holeEnd(): number {
-    return this.holeEnd32 >>> 0;
-  }
-
-  set holeEnd(v: number) {
-    this.holeEnd32 = v | 0;
-  }
-
-  /** @internal */
-  get edgeMark(): number {
-    return this.edgeMark32 >>> 0;
-  }
-
-  set edgeMark(v: number) {
-    this.edgeMark32 = v | 0;
-  }
-
-  /** @internal */
   get oooFin(): number {
     const v = this.oooFin32;
     return v === null ? -1 : v >>> 0;
@@ -639,16 +624,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   set oooFin(v: number) {
     this.oooFin32 = v < 0 ? null : v | 0;
-  }
-
-  /** @internal */
-  get edgeSeq(): number {
-    const v = this.edgeSeq32;
-    return v === null ? -1 : v >>> 0;
-  }
-
-  set edgeSeq(v: number) {
-    this.edgeSeq32 = v < 0 ? null : v | 0;
   }
 
   // =====================================================================================
@@ -899,6 +874,138 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const r = this.seldom;
     if (r !== null) r.pendingError = v;
     else if (v !== null) this.rare.pendingError = v;
+  }
+
+  /** @internal */
+  get sndBufLimit(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.sndBufLimit;
+  }
+
+  set sndBufLimit(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.sndBufLimit = v;
+    else if (v !== 0) this.rare.sndBufLimit = v;
+  }
+
+  /** @internal */
+  get sndBufCap(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.sndBufCap;
+  }
+
+  set sndBufCap(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.sndBufCap = v;
+    else if (v !== 0) this.rare.sndBufCap = v;
+  }
+
+  /** @internal */
+  get backoff(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.backoff;
+  }
+
+  set backoff(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.backoff = v;
+    else if (v !== 0) this.rare.backoff = v;
+  }
+
+  /** @internal */
+  get retries(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.retries;
+  }
+
+  set retries(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.retries = v;
+    else if (v !== 0) this.rare.retries = v;
+  }
+
+  /** @internal */
+  get holeEnd(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.holeEnd;
+  }
+
+  set holeEnd(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.holeEnd = v;
+    else if (v !== 0) this.rare.holeEnd = v;
+  }
+
+  /** @internal */
+  get edgeSeq(): number {
+    const r = this.seldom;
+    return r === null ? -1 : r.edgeSeq;
+  }
+
+  set edgeSeq(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.edgeSeq = v;
+    else if (v !== -1) this.rare.edgeSeq = v;
+  }
+
+  /** @internal */
+  get edgeMark(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.edgeMark;
+  }
+
+  set edgeMark(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.edgeMark = v;
+    else if (v !== 0) this.rare.edgeMark = v;
+  }
+
+  /** @internal */
+  get dupAcks(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.dupAcks;
+  }
+
+  set dupAcks(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.dupAcks = v;
+    else if (v !== 0) this.rare.dupAcks = v;
+  }
+
+  /** @internal */
+  get keepTimer(): Timer | null {
+    const r = this.seldom;
+    return r === null ? null : r.keepTimer;
+  }
+
+  set keepTimer(v: Timer | null) {
+    const r = this.seldom;
+    if (r !== null) r.keepTimer = v;
+    else if (v !== null) this.rare.keepTimer = v;
+  }
+
+  /** @internal */
+  get keepKind(): number {
+    const r = this.seldom;
+    return r === null ? KT_KEEPALIVE : r.keepKind;
+  }
+
+  set keepKind(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.keepKind = v;
+    else if (v !== KT_KEEPALIVE) this.rare.keepKind = v;
+  }
+
+  /** @internal */
+  get lastHeard(): number {
+    const r = this.seldom;
+    return r === null ? 0 : r.lastHeard;
+  }
+
+  set lastHeard(v: number) {
+    const r = this.seldom;
+    if (r !== null) r.lastHeard = v;
+    else if (v !== 0) this.rare.lastHeard = v;
   }
 
   // =====================================================================================
@@ -1247,6 +1354,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     optionalNumber(intervalMs, 'setKeepAlive', 'intervalMs', 0, 0x7fffffff);
     optionalNumber(count, 'setKeepAlive', 'count', 0, 127);
     const p = this.proto;
+    // The idle time counts from now when keepalive comes on (segments update it while it is on).
+    if (on && !this.keepAlive) this.lastHeard = p.stack.clock.now();
     this.keepAlive = on;
     if (idleMs !== undefined && idleMs > 0) this.keepIdle = idleMs;
     if (intervalMs !== undefined && intervalMs > 0) this.keepIntvl = intervalMs;
