@@ -333,7 +333,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   }
   /** @internal */ rtoBase = RTO_INIT;
   /** @internal */ rttSeq32 = 0;
-  /** @internal */ rttTime = -1;
+  /** @internal Send time of the timed segment (the SYN or SYN-ACK in the handshake), or -1. */
+  rttTime = -1;
   /** @internal */ get synRetransmitted(): boolean {
     return (this.bits & B_SYN_RETRANSMITTED) !== 0;
   }
@@ -1477,8 +1478,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const st = this.st;
     return st >= ESTABLISHED && st !== TIME_WAIT;
   }
-
-  /** @internal */ firstSynTime = -1;
 
   /** @internal */ copiedInRtt = 0;
   /** @internal */ rttWindowStart = -1;
