@@ -167,7 +167,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ hnext: TableEntry | null = null;
   /** @internal */ hkey = 0;
   /** @internal */ get hashed(): boolean { return (this.bits & B_HASHED) !== 0; }
-  set hashed(v: boolean) { this.bits = v ? this.bits | B_HASHED : this.bits & ~B_HASHED; }
+  /** @internal */ set hashed(v: boolean) { this.bits = v ? this.bits | B_HASHED : this.bits & ~B_HASHED; }
   /** @internal */ st = CLOSED;
   /** @internal */ laddr: Uint8Array | null = null;
   /** @internal */ raddr: Uint8Array | null = null;
@@ -175,9 +175,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ rport = 0;
   /** @internal Holds a PortManager reservation for lport. */
   get portOwner(): boolean { return (this.bits & B_PORT_OWNER) !== 0; }
-  set portOwner(v: boolean) { this.bits = v ? this.bits | B_PORT_OWNER : this.bits & ~B_PORT_OWNER; }
+  /** @internal */ set portOwner(v: boolean) { this.bits = v ? this.bits | B_PORT_OWNER : this.bits & ~B_PORT_OWNER; }
   /** @internal */ get reuseAddress(): boolean { return (this.bits & B_REUSE_ADDRESS) !== 0; }
-  set reuseAddress(v: boolean) { this.bits = v ? this.bits | B_REUSE_ADDRESS : this.bits & ~B_REUSE_ADDRESS; }
+  /** @internal */ set reuseAddress(v: boolean) { this.bits = v ? this.bits | B_REUSE_ADDRESS : this.bits & ~B_REUSE_ADDRESS; }
   /** IPV6_V6ONLY (see TcpEndpointOptions.v6Only); always false for IPv4. */
   get v6Only(): boolean { return (this.bits & B_V6_ONLY) !== 0; }
   /** @internal */ route: Route | null = null;
@@ -185,10 +185,10 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal Pseudo-header partial sum without the length (addresses and protocol). */
   pseudoBase = 0;
   /** @internal */ get txOffload(): boolean { return (this.bits & B_TX_OFFLOAD) !== 0; }
-  set txOffload(v: boolean) { this.bits = v ? this.bits | B_TX_OFFLOAD : this.bits & ~B_TX_OFFLOAD; }
+  /** @internal */ set txOffload(v: boolean) { this.bits = v ? this.bits | B_TX_OFFLOAD : this.bits & ~B_TX_OFFLOAD; }
   /** @internal Segments carry their payload as views of the send buffer (the link does scatter-gather). */
   get sgOn(): boolean { return (this.bits & B_SG_ON) !== 0; }
-  set sgOn(v: boolean) { this.bits = v ? this.bits | B_SG_ON : this.bits & ~B_SG_ON; }
+  /** @internal */ set sgOn(v: boolean) { this.bits = v ? this.bits | B_SG_ON : this.bits & ~B_SG_ON; }
   /**
    * @internal TCP segmentation offload: the most payload bytes one super-packet may carry (the
    * link cuts it into MSS-sized segments: LinkCapability.GSO), 0 when every segment is sent as is.
@@ -216,15 +216,15 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ pmtu = 0;
   /** @internal */ sndBuf: SendBuffer | null = null;
   /** @internal */ get sndBufLocked(): boolean { return (this.bits & B_SND_BUF_LOCKED) !== 0; }
-  set sndBufLocked(v: boolean) { this.bits = v ? this.bits | B_SND_BUF_LOCKED : this.bits & ~B_SND_BUF_LOCKED; }
+  /** @internal */ set sndBufLocked(v: boolean) { this.bits = v ? this.bits | B_SND_BUF_LOCKED : this.bits & ~B_SND_BUF_LOCKED; }
   /** @internal */ get finQueued(): boolean { return (this.bits & B_FIN_QUEUED) !== 0; }
-  set finQueued(v: boolean) { this.bits = v ? this.bits | B_FIN_QUEUED : this.bits & ~B_FIN_QUEUED; }
+  /** @internal */ set finQueued(v: boolean) { this.bits = v ? this.bits | B_FIN_QUEUED : this.bits & ~B_FIN_QUEUED; }
   /** @internal Sequence number of our FIN (valid when finQueued). */
   finSeq32 = 0;
   private get shutWr(): boolean { return (this.bits & B_SHUT_WR) !== 0; }
   private set shutWr(v: boolean) { this.bits = v ? this.bits | B_SHUT_WR : this.bits & ~B_SHUT_WR; }
   /** @internal */ get wantWritable(): boolean { return (this.bits & B_WANT_WRITABLE) !== 0; }
-  set wantWritable(v: boolean) { this.bits = v ? this.bits | B_WANT_WRITABLE : this.bits & ~B_WANT_WRITABLE; }
+  /** @internal */ set wantWritable(v: boolean) { this.bits = v ? this.bits | B_WANT_WRITABLE : this.bits & ~B_WANT_WRITABLE; }
   /** @internal Bytes charged to the stack's memory budget, and the out-of-order part of them. */
   memHeld = 0;
   /** @internal */ memOoo = 0;
@@ -238,41 +238,41 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ rcvBuf = 0;
   /** @internal */ rcvBufMax = 0;
   /** @internal */ get rcvBufLocked(): boolean { return (this.bits & B_RCV_BUF_LOCKED) !== 0; }
-  set rcvBufLocked(v: boolean) { this.bits = v ? this.bits | B_RCV_BUF_LOCKED : this.bits & ~B_RCV_BUF_LOCKED; }
+  /** @internal */ set rcvBufLocked(v: boolean) { this.bits = v ? this.bits | B_RCV_BUF_LOCKED : this.bits & ~B_RCV_BUF_LOCKED; }
   /** @internal */ rcvQ: RecvQueue | null = null;
   /** @internal */ ooo: OooQueue | null = null;
   /** @internal Sequence number of a FIN received out of order, or -1. */
   oooFin32: number | null = null;
   /** @internal */ get finRcvd(): boolean { return (this.bits & B_FIN_RCVD) !== 0; }
-  set finRcvd(v: boolean) { this.bits = v ? this.bits | B_FIN_RCVD : this.bits & ~B_FIN_RCVD; }
+  /** @internal */ set finRcvd(v: boolean) { this.bits = v ? this.bits | B_FIN_RCVD : this.bits & ~B_FIN_RCVD; }
   private get endEmitted(): boolean { return (this.bits & B_END_EMITTED) !== 0; }
   private set endEmitted(v: boolean) { this.bits = v ? this.bits | B_END_EMITTED : this.bits & ~B_END_EMITTED; }
   /** @internal */ rcvMss = 536;
   /** @internal */ lastAckSent32 = 0;
   /** @internal */ get dsackPending(): boolean { return (this.bits & B_DSACK_PENDING) !== 0; }
-  set dsackPending(v: boolean) { this.bits = v ? this.bits | B_DSACK_PENDING : this.bits & ~B_DSACK_PENDING; }
+  /** @internal */ set dsackPending(v: boolean) { this.bits = v ? this.bits | B_DSACK_PENDING : this.bits & ~B_DSACK_PENDING; }
 
   // ---- options
   /** @internal */ get tsOn(): boolean { return (this.bits & B_TS_ON) !== 0; }
-  set tsOn(v: boolean) { this.bits = v ? this.bits | B_TS_ON : this.bits & ~B_TS_ON; }
+  /** @internal */ set tsOn(v: boolean) { this.bits = v ? this.bits | B_TS_ON : this.bits & ~B_TS_ON; }
   /** @internal */ tsRecent32 = 0;
   /** @internal */ tsOffset32 = 0;
   /** @internal */ get sackOn(): boolean { return (this.bits & B_SACK_ON) !== 0; }
-  set sackOn(v: boolean) { this.bits = v ? this.bits | B_SACK_ON : this.bits & ~B_SACK_ON; }
+  /** @internal */ set sackOn(v: boolean) { this.bits = v ? this.bits | B_SACK_ON : this.bits & ~B_SACK_ON; }
   /** @internal */ get wsOn(): boolean { return (this.bits & B_WS_ON) !== 0; }
-  set wsOn(v: boolean) { this.bits = v ? this.bits | B_WS_ON : this.bits & ~B_WS_ON; }
+  /** @internal */ set wsOn(v: boolean) { this.bits = v ? this.bits | B_WS_ON : this.bits & ~B_WS_ON; }
 
   // ---- RTT / RTO
   srtt = 0;
   /** @internal */ rttvar = 0;
   /** @internal */ get rttInit(): boolean { return (this.bits & B_RTT_INIT) !== 0; }
-  set rttInit(v: boolean) { this.bits = v ? this.bits | B_RTT_INIT : this.bits & ~B_RTT_INIT; }
+  /** @internal */ set rttInit(v: boolean) { this.bits = v ? this.bits | B_RTT_INIT : this.bits & ~B_RTT_INIT; }
   /** @internal */ rtoBase = RTO_INIT;
   /** @internal */ rttSeq32 = 0;
   /** @internal Send time of the timed segment (the SYN or SYN-ACK in the handshake), or -1. */
   rttTime = -1;
   /** @internal */ get synRetransmitted(): boolean { return (this.bits & B_SYN_RETRANSMITTED) !== 0; }
-  set synRetransmitted(v: boolean) { this.bits = v ? this.bits | B_SYN_RETRANSMITTED : this.bits & ~B_SYN_RETRANSMITTED; }
+  /** @internal */ set synRetransmitted(v: boolean) { this.bits = v ? this.bits | B_SYN_RETRANSMITTED : this.bits & ~B_SYN_RETRANSMITTED; }
   /** @internal */ rtxKind = RTX_RTO;
 
   // ---- congestion control
@@ -286,7 +286,7 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ highRxt32 = 0;
   /** @internal */ sb: Scoreboard | null = null;
   /** @internal */ get cwndLimited(): boolean { return (this.bits & B_CWND_LIMITED) !== 0; }
-  set cwndLimited(v: boolean) { this.bits = v ? this.bits | B_CWND_LIMITED : this.bits & ~B_CWND_LIMITED; }
+  /** @internal */ set cwndLimited(v: boolean) { this.bits = v ? this.bits | B_CWND_LIMITED : this.bits & ~B_CWND_LIMITED; }
   /** @internal Time the last data segment was sent (for restart after idle). */
   lastSendTime = 0;
 
@@ -295,9 +295,9 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ ato = ATO_MIN;
   /** @internal */ lastRcvTime = -1;
   /** @internal */ get ackNow(): boolean { return (this.bits & B_ACK_NOW) !== 0; }
-  set ackNow(v: boolean) { this.bits = v ? this.bits | B_ACK_NOW : this.bits & ~B_ACK_NOW; }
+  /** @internal */ set ackNow(v: boolean) { this.bits = v ? this.bits | B_ACK_NOW : this.bits & ~B_ACK_NOW; }
   /** @internal */ get ackLater(): boolean { return (this.bits & B_ACK_LATER) !== 0; }
-  set ackLater(v: boolean) { this.bits = v ? this.bits | B_ACK_LATER : this.bits & ~B_ACK_LATER; }
+  /** @internal */ set ackLater(v: boolean) { this.bits = v ? this.bits | B_ACK_LATER : this.bits & ~B_ACK_LATER; }
 
   // ---- timers
   /** @internal */ rtxTimer: Timer | null = null;
@@ -305,26 +305,26 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
 
   // ---- options set by the user
   /** @internal */ get noDelay(): boolean { return (this.bits & B_NO_DELAY) !== 0; }
-  set noDelay(v: boolean) { this.bits = v ? this.bits | B_NO_DELAY : this.bits & ~B_NO_DELAY; }
+  /** @internal */ set noDelay(v: boolean) { this.bits = v ? this.bits | B_NO_DELAY : this.bits & ~B_NO_DELAY; }
   /** @internal */ get keepAlive(): boolean { return (this.bits & B_KEEP_ALIVE) !== 0; }
-  set keepAlive(v: boolean) { this.bits = v ? this.bits | B_KEEP_ALIVE : this.bits & ~B_KEEP_ALIVE; }
+  /** @internal */ set keepAlive(v: boolean) { this.bits = v ? this.bits | B_KEEP_ALIVE : this.bits & ~B_KEEP_ALIVE; }
 
   // ---- lifecycle
   /** @internal close() was called: the endpoint is an orphan finishing its close. */
   get userClosed(): boolean { return (this.bits & B_USER_CLOSED) !== 0; }
-  set userClosed(v: boolean) { this.bits = v ? this.bits | B_USER_CLOSED : this.bits & ~B_USER_CLOSED; }
+  /** @internal */ set userClosed(v: boolean) { this.bits = v ? this.bits | B_USER_CLOSED : this.bits & ~B_USER_CLOSED; }
   /** @internal */ get closeEmitted(): boolean { return (this.bits & B_CLOSE_EMITTED) !== 0; }
-  set closeEmitted(v: boolean) { this.bits = v ? this.bits | B_CLOSE_EMITTED : this.bits & ~B_CLOSE_EMITTED; }
+  /** @internal */ set closeEmitted(v: boolean) { this.bits = v ? this.bits | B_CLOSE_EMITTED : this.bits & ~B_CLOSE_EMITTED; }
   /** @internal */ pendingEv = 0;
   private get flushing(): boolean { return (this.bits & B_FLUSHING) !== 0; }
   private set flushing(v: boolean) { this.bits = v ? this.bits | B_FLUSHING : this.bits & ~B_FLUSHING; }
   /** @internal */ get inOutput(): boolean { return (this.bits & B_IN_OUTPUT) !== 0; }
-  set inOutput(v: boolean) { this.bits = v ? this.bits | B_IN_OUTPUT : this.bits & ~B_IN_OUTPUT; }
+  /** @internal */ set inOutput(v: boolean) { this.bits = v ? this.bits | B_IN_OUTPUT : this.bits & ~B_IN_OUTPUT; }
   /** @internal */ get outputAgain(): boolean { return (this.bits & B_OUTPUT_AGAIN) !== 0; }
-  set outputAgain(v: boolean) { this.bits = v ? this.bits | B_OUTPUT_AGAIN : this.bits & ~B_OUTPUT_AGAIN; }
+  /** @internal */ set outputAgain(v: boolean) { this.bits = v ? this.bits | B_OUTPUT_AGAIN : this.bits & ~B_OUTPUT_AGAIN; }
   /** @internal The accepted child should be announced to its listener. */
   get announce(): boolean { return (this.bits & B_ANNOUNCE) !== 0; }
-  set announce(v: boolean) { this.bits = v ? this.bits | B_ANNOUNCE : this.bits & ~B_ANNOUNCE; }
+  /** @internal */ set announce(v: boolean) { this.bits = v ? this.bits | B_ANNOUNCE : this.bits & ~B_ANNOUNCE; }
   /** @internal See TcpEndpointSink. */
   sink: TcpEndpointSink | null = null;
   /** @internal State few connections use, made on first use (see TcpSeldom). */
@@ -362,39 +362,39 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   // =====================================================================================
 
   /** @internal */ get iss(): number { return this.iss32 >>> 0; }
-  set iss(v: number) { this.iss32 = v | 0; }
+  /** @internal */ set iss(v: number) { this.iss32 = v | 0; }
   /** @internal */ get sndUna(): number { return this.sndUna32 >>> 0; }
-  set sndUna(v: number) { this.sndUna32 = v | 0; }
+  /** @internal */ set sndUna(v: number) { this.sndUna32 = v | 0; }
   /** @internal */ get sndNxt(): number { return this.sndNxt32 >>> 0; }
-  set sndNxt(v: number) { this.sndNxt32 = v | 0; }
+  /** @internal */ set sndNxt(v: number) { this.sndNxt32 = v | 0; }
   /** @internal */ get sndMax(): number { return this.sndMax32 >>> 0; }
-  set sndMax(v: number) { this.sndMax32 = v | 0; }
+  /** @internal */ set sndMax(v: number) { this.sndMax32 = v | 0; }
   /** @internal */ get sndWl1(): number { return this.sndWl132 >>> 0; }
-  set sndWl1(v: number) { this.sndWl132 = v | 0; }
+  /** @internal */ set sndWl1(v: number) { this.sndWl132 = v | 0; }
   /** @internal */ get sndWl2(): number { return this.sndWl232 >>> 0; }
-  set sndWl2(v: number) { this.sndWl232 = v | 0; }
+  /** @internal */ set sndWl2(v: number) { this.sndWl232 = v | 0; }
   /** @internal */ get finSeq(): number { return this.finSeq32 >>> 0; }
-  set finSeq(v: number) { this.finSeq32 = v | 0; }
+  /** @internal */ set finSeq(v: number) { this.finSeq32 = v | 0; }
   /** @internal */ get irs(): number { return this.irs32 >>> 0; }
-  set irs(v: number) { this.irs32 = v | 0; }
+  /** @internal */ set irs(v: number) { this.irs32 = v | 0; }
   /** @internal */ get rcvNxt(): number { return this.rcvNxt32 >>> 0; }
-  set rcvNxt(v: number) { this.rcvNxt32 = v | 0; }
+  /** @internal */ set rcvNxt(v: number) { this.rcvNxt32 = v | 0; }
   /** @internal */ get rcvAdv(): number { return this.rcvAdv32 >>> 0; }
-  set rcvAdv(v: number) { this.rcvAdv32 = v | 0; }
+  /** @internal */ set rcvAdv(v: number) { this.rcvAdv32 = v | 0; }
   /** @internal */ get lastAckSent(): number { return this.lastAckSent32 >>> 0; }
-  set lastAckSent(v: number) { this.lastAckSent32 = v | 0; }
+  /** @internal */ set lastAckSent(v: number) { this.lastAckSent32 = v | 0; }
   /** @internal */ get tsRecent(): number { return this.tsRecent32 >>> 0; }
-  set tsRecent(v: number) { this.tsRecent32 = v | 0; }
+  /** @internal */ set tsRecent(v: number) { this.tsRecent32 = v | 0; }
   /** @internal */ get tsOffset(): number { return this.tsOffset32 >>> 0; }
-  set tsOffset(v: number) { this.tsOffset32 = v | 0; }
+  /** @internal */ set tsOffset(v: number) { this.tsOffset32 = v | 0; }
   /** @internal */ get rttSeq(): number { return this.rttSeq32 >>> 0; }
-  set rttSeq(v: number) { this.rttSeq32 = v | 0; }
+  /** @internal */ set rttSeq(v: number) { this.rttSeq32 = v | 0; }
   /** @internal */ get recoveryPoint(): number { return this.recoveryPoint32 >>> 0; }
-  set recoveryPoint(v: number) { this.recoveryPoint32 = v | 0; }
+  /** @internal */ set recoveryPoint(v: number) { this.recoveryPoint32 = v | 0; }
   /** @internal */ get highRxt(): number { return this.highRxt32 >>> 0; }
-  set highRxt(v: number) { this.highRxt32 = v | 0; }
+  /** @internal */ set highRxt(v: number) { this.highRxt32 = v | 0; }
   /** @internal */ get oooFin(): number { const v = this.oooFin32; return v === null ? -1 : v >>> 0; }
-  set oooFin(v: number) { this.oooFin32 = v < 0 ? null : v | 0; }
+  /** @internal */ set oooFin(v: number) { this.oooFin32 = v < 0 ? null : v | 0; }
 
   // =====================================================================================
   // The seldom-used state (TcpSeldom): each field reads its default until the object exists;
@@ -407,67 +407,67 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   }
 
   /** @internal */ get backlog(): number { const r = this.seldom; return r === null ? 0 : r.backlog; }
-  set backlog(v: number) { const r = this.seldom; if (r !== null) r.backlog = v; else if (v !== 0) this.rare.backlog = v; }
+  /** @internal */ set backlog(v: number) { const r = this.seldom; if (r !== null) r.backlog = v; else if (v !== 0) this.rare.backlog = v; }
   /** @internal */ get acceptQueue(): TcpEndpoint[] | null { const r = this.seldom; return r === null ? null : r.acceptQueue; }
-  set acceptQueue(v: TcpEndpoint[] | null) { const r = this.seldom; if (r !== null) r.acceptQueue = v; else if (v !== null) this.rare.acceptQueue = v; }
+  /** @internal */ set acceptQueue(v: TcpEndpoint[] | null) { const r = this.seldom; if (r !== null) r.acceptQueue = v; else if (v !== null) this.rare.acceptQueue = v; }
   /** @internal */ get synQueue(): Set<TcpEndpoint> | null { const r = this.seldom; return r === null ? null : r.synQueue; }
-  set synQueue(v: Set<TcpEndpoint> | null) { const r = this.seldom; if (r !== null) r.synQueue = v; else if (v !== null) this.rare.synQueue = v; }
+  /** @internal */ set synQueue(v: Set<TcpEndpoint> | null) { const r = this.seldom; if (r !== null) r.synQueue = v; else if (v !== null) this.rare.synQueue = v; }
   /** @internal */ get lastCookieTime(): number { const r = this.seldom; return r === null ? -Infinity : r.lastCookieTime; }
-  set lastCookieTime(v: number) { const r = this.seldom; if (r !== null) r.lastCookieTime = v; else if (v !== -Infinity) this.rare.lastCookieTime = v; }
+  /** @internal */ set lastCookieTime(v: number) { const r = this.seldom; if (r !== null) r.lastCookieTime = v; else if (v !== -Infinity) this.rare.lastCookieTime = v; }
   /** @internal */ get keepIdle(): number { const r = this.seldom; return r === null ? 0 : r.keepIdle; }
-  set keepIdle(v: number) { const r = this.seldom; if (r !== null) r.keepIdle = v; else if (v !== 0) this.rare.keepIdle = v; }
+  /** @internal */ set keepIdle(v: number) { const r = this.seldom; if (r !== null) r.keepIdle = v; else if (v !== 0) this.rare.keepIdle = v; }
   /** @internal */ get keepIntvl(): number { const r = this.seldom; return r === null ? 0 : r.keepIntvl; }
-  set keepIntvl(v: number) { const r = this.seldom; if (r !== null) r.keepIntvl = v; else if (v !== 0) this.rare.keepIntvl = v; }
+  /** @internal */ set keepIntvl(v: number) { const r = this.seldom; if (r !== null) r.keepIntvl = v; else if (v !== 0) this.rare.keepIntvl = v; }
   /** @internal */ get keepCnt(): number { const r = this.seldom; return r === null ? 0 : r.keepCnt; }
-  set keepCnt(v: number) { const r = this.seldom; if (r !== null) r.keepCnt = v; else if (v !== 0) this.rare.keepCnt = v; }
+  /** @internal */ set keepCnt(v: number) { const r = this.seldom; if (r !== null) r.keepCnt = v; else if (v !== 0) this.rare.keepCnt = v; }
   /** @internal */ get kaProbes(): number { const r = this.seldom; return r === null ? 0 : r.kaProbes; }
-  set kaProbes(v: number) { const r = this.seldom; if (r !== null) r.kaProbes = v; else if (v !== 0) this.rare.kaProbes = v; }
+  /** @internal */ set kaProbes(v: number) { const r = this.seldom; if (r !== null) r.kaProbes = v; else if (v !== 0) this.rare.kaProbes = v; }
   /** @internal */ get userTimeout(): number { const r = this.seldom; return r === null ? 0 : r.userTimeout; }
-  set userTimeout(v: number) { const r = this.seldom; if (r !== null) r.userTimeout = v; else if (v !== 0) this.rare.userTimeout = v; }
+  /** @internal */ set userTimeout(v: number) { const r = this.seldom; if (r !== null) r.userTimeout = v; else if (v !== 0) this.rare.userTimeout = v; }
   /** @internal */ get probesOut(): number { const r = this.seldom; return r === null ? 0 : r.probesOut; }
-  set probesOut(v: number) { const r = this.seldom; if (r !== null) r.probesOut = v; else if (v !== 0) this.rare.probesOut = v; }
+  /** @internal */ set probesOut(v: number) { const r = this.seldom; if (r !== null) r.probesOut = v; else if (v !== 0) this.rare.probesOut = v; }
   /** @internal */ get persistBackoff(): number { const r = this.seldom; return r === null ? 0 : r.persistBackoff; }
-  set persistBackoff(v: number) { const r = this.seldom; if (r !== null) r.persistBackoff = v; else if (v !== 0) this.rare.persistBackoff = v; }
+  /** @internal */ set persistBackoff(v: number) { const r = this.seldom; if (r !== null) r.persistBackoff = v; else if (v !== 0) this.rare.persistBackoff = v; }
   /** @internal */ get firstRtxTime(): number { const r = this.seldom; return r === null ? -1 : r.firstRtxTime; }
-  set firstRtxTime(v: number) { const r = this.seldom; if (r !== null) r.firstRtxTime = v; else if (v !== -1) this.rare.firstRtxTime = v; }
+  /** @internal */ set firstRtxTime(v: number) { const r = this.seldom; if (r !== null) r.firstRtxTime = v; else if (v !== -1) this.rare.firstRtxTime = v; }
   /** @internal */ get priorCwnd(): number { const r = this.seldom; return r === null ? 0 : r.priorCwnd; }
-  set priorCwnd(v: number) { const r = this.seldom; if (r !== null) r.priorCwnd = v; else if (v !== 0) this.rare.priorCwnd = v; }
+  /** @internal */ set priorCwnd(v: number) { const r = this.seldom; if (r !== null) r.priorCwnd = v; else if (v !== 0) this.rare.priorCwnd = v; }
   /** @internal */ get bytesRetrans(): number { const r = this.seldom; return r === null ? 0 : r.bytesRetrans; }
-  set bytesRetrans(v: number) { const r = this.seldom; if (r !== null) r.bytesRetrans = v; else if (v !== 0) this.rare.bytesRetrans = v; }
+  /** @internal */ set bytesRetrans(v: number) { const r = this.seldom; if (r !== null) r.bytesRetrans = v; else if (v !== 0) this.rare.bytesRetrans = v; }
   /** @internal */ get totalRetrans(): number { const r = this.seldom; return r === null ? 0 : r.totalRetrans; }
-  set totalRetrans(v: number) { const r = this.seldom; if (r !== null) r.totalRetrans = v; else if (v !== 0) this.rare.totalRetrans = v; }
+  /** @internal */ set totalRetrans(v: number) { const r = this.seldom; if (r !== null) r.totalRetrans = v; else if (v !== 0) this.rare.totalRetrans = v; }
   /** @internal */ get dsackL(): number { const r = this.seldom; return r === null ? 0 : r.dsackL; }
-  set dsackL(v: number) { const r = this.seldom; if (r !== null) r.dsackL = v; else if (v !== 0) this.rare.dsackL = v; }
+  /** @internal */ set dsackL(v: number) { const r = this.seldom; if (r !== null) r.dsackL = v; else if (v !== 0) this.rare.dsackL = v; }
   /** @internal */ get dsackR(): number { const r = this.seldom; return r === null ? 0 : r.dsackR; }
-  set dsackR(v: number) { const r = this.seldom; if (r !== null) r.dsackR = v; else if (v !== 0) this.rare.dsackR = v; }
+  /** @internal */ set dsackR(v: number) { const r = this.seldom; if (r !== null) r.dsackR = v; else if (v !== 0) this.rare.dsackR = v; }
   /** @internal */ get lastOowAck(): number { const r = this.seldom; return r === null ? -Infinity : r.lastOowAck; }
-  set lastOowAck(v: number) { const r = this.seldom; if (r !== null) r.lastOowAck = v; else if (v !== -Infinity) this.rare.lastOowAck = v; }
+  /** @internal */ set lastOowAck(v: number) { const r = this.seldom; if (r !== null) r.lastOowAck = v; else if (v !== -Infinity) this.rare.lastOowAck = v; }
   /** @internal */ get softError(): TunstackError | null { const r = this.seldom; return r === null ? null : r.softError; }
-  set softError(v: TunstackError | null) { const r = this.seldom; if (r !== null) r.softError = v; else if (v !== null) this.rare.softError = v; }
+  /** @internal */ set softError(v: TunstackError | null) { const r = this.seldom; if (r !== null) r.softError = v; else if (v !== null) this.rare.softError = v; }
   /** @internal */ get pendingError(): TunstackError | null { const r = this.seldom; return r === null ? null : r.pendingError; }
-  set pendingError(v: TunstackError | null) { const r = this.seldom; if (r !== null) r.pendingError = v; else if (v !== null) this.rare.pendingError = v; }
+  /** @internal */ set pendingError(v: TunstackError | null) { const r = this.seldom; if (r !== null) r.pendingError = v; else if (v !== null) this.rare.pendingError = v; }
   /** @internal */ get sndBufLimit(): number { const r = this.seldom; return r === null ? 0 : r.sndBufLimit; }
-  set sndBufLimit(v: number) { const r = this.seldom; if (r !== null) r.sndBufLimit = v; else if (v !== 0) this.rare.sndBufLimit = v; }
+  /** @internal */ set sndBufLimit(v: number) { const r = this.seldom; if (r !== null) r.sndBufLimit = v; else if (v !== 0) this.rare.sndBufLimit = v; }
   /** @internal */ get sndBufCap(): number { const r = this.seldom; return r === null ? 0 : r.sndBufCap; }
-  set sndBufCap(v: number) { const r = this.seldom; if (r !== null) r.sndBufCap = v; else if (v !== 0) this.rare.sndBufCap = v; }
+  /** @internal */ set sndBufCap(v: number) { const r = this.seldom; if (r !== null) r.sndBufCap = v; else if (v !== 0) this.rare.sndBufCap = v; }
   /** @internal */ get backoff(): number { const r = this.seldom; return r === null ? 0 : r.backoff; }
-  set backoff(v: number) { const r = this.seldom; if (r !== null) r.backoff = v; else if (v !== 0) this.rare.backoff = v; }
+  /** @internal */ set backoff(v: number) { const r = this.seldom; if (r !== null) r.backoff = v; else if (v !== 0) this.rare.backoff = v; }
   /** @internal */ get retries(): number { const r = this.seldom; return r === null ? 0 : r.retries; }
-  set retries(v: number) { const r = this.seldom; if (r !== null) r.retries = v; else if (v !== 0) this.rare.retries = v; }
+  /** @internal */ set retries(v: number) { const r = this.seldom; if (r !== null) r.retries = v; else if (v !== 0) this.rare.retries = v; }
   /** @internal */ get holeEnd(): number { const r = this.seldom; return r === null ? 0 : r.holeEnd; }
-  set holeEnd(v: number) { const r = this.seldom; if (r !== null) r.holeEnd = v; else if (v !== 0) this.rare.holeEnd = v; }
+  /** @internal */ set holeEnd(v: number) { const r = this.seldom; if (r !== null) r.holeEnd = v; else if (v !== 0) this.rare.holeEnd = v; }
   /** @internal */ get edgeSeq(): number { const r = this.seldom; return r === null ? -1 : r.edgeSeq; }
-  set edgeSeq(v: number) { const r = this.seldom; if (r !== null) r.edgeSeq = v; else if (v !== -1) this.rare.edgeSeq = v; }
+  /** @internal */ set edgeSeq(v: number) { const r = this.seldom; if (r !== null) r.edgeSeq = v; else if (v !== -1) this.rare.edgeSeq = v; }
   /** @internal */ get edgeMark(): number { const r = this.seldom; return r === null ? 0 : r.edgeMark; }
-  set edgeMark(v: number) { const r = this.seldom; if (r !== null) r.edgeMark = v; else if (v !== 0) this.rare.edgeMark = v; }
+  /** @internal */ set edgeMark(v: number) { const r = this.seldom; if (r !== null) r.edgeMark = v; else if (v !== 0) this.rare.edgeMark = v; }
   /** @internal */ get dupAcks(): number { const r = this.seldom; return r === null ? 0 : r.dupAcks; }
-  set dupAcks(v: number) { const r = this.seldom; if (r !== null) r.dupAcks = v; else if (v !== 0) this.rare.dupAcks = v; }
+  /** @internal */ set dupAcks(v: number) { const r = this.seldom; if (r !== null) r.dupAcks = v; else if (v !== 0) this.rare.dupAcks = v; }
   /** @internal */ get keepTimer(): Timer | null { const r = this.seldom; return r === null ? null : r.keepTimer; }
-  set keepTimer(v: Timer | null) { const r = this.seldom; if (r !== null) r.keepTimer = v; else if (v !== null) this.rare.keepTimer = v; }
+  /** @internal */ set keepTimer(v: Timer | null) { const r = this.seldom; if (r !== null) r.keepTimer = v; else if (v !== null) this.rare.keepTimer = v; }
   /** @internal */ get keepKind(): number { const r = this.seldom; return r === null ? KT_KEEPALIVE : r.keepKind; }
-  set keepKind(v: number) { const r = this.seldom; if (r !== null) r.keepKind = v; else if (v !== KT_KEEPALIVE) this.rare.keepKind = v; }
+  /** @internal */ set keepKind(v: number) { const r = this.seldom; if (r !== null) r.keepKind = v; else if (v !== KT_KEEPALIVE) this.rare.keepKind = v; }
   /** @internal */ get lastHeard(): number { const r = this.seldom; return r === null ? 0 : r.lastHeard; }
-  set lastHeard(v: number) { const r = this.seldom; if (r !== null) r.lastHeard = v; else if (v !== 0) this.rare.lastHeard = v; }
+  /** @internal */ set lastHeard(v: number) { const r = this.seldom; if (r !== null) r.lastHeard = v; else if (v !== 0) this.rare.lastHeard = v; }
 
   // =====================================================================================
   // Public surface
