@@ -22,6 +22,7 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR } from '../src/index.js';
 import { HostTap } from '../src/host/index.js';
+import { requireNative } from '../src/host/native.js';
 import { checksum, pseudoHeaderSumV4 } from '../src/headers/checksum.js';
 import { interopSkipReason, Netns, uniqueName } from '../test/interop/helpers/netns.js';
 import type { BenchRow } from './run.js';
@@ -161,6 +162,10 @@ async function readOnce(r: Rig, mtu: number, work: Work): Promise<number> {
   const secs = (performance.now() - t0) / 1000;
   await once(child, 'close');
   r.tap.stopBatches();
+  if (work === 'handover') {
+    const h = requireNative().handOverStats?.() ?? [];
+    console.log(`    hand-over free list so far: reused ${h[0]}, fresh ${h[1]}, returned ${h[2]}, freed ${h[3]}, idle ${h[4]}`);
+  }
   void sink;
   void kept;
   return gbps(bytes, secs);

@@ -544,14 +544,35 @@ static uv_mutex_t ho_lock;
 static uv_once_t ho_once = UV_ONCE_INIT;
 static void ho_init(void) { uv_mutex_init(&ho_lock); }
 
+/* Counters: chunks taken from the free list, malloc'd fresh, returned to it, freed. */
+static double ho_reused, ho_fresh, ho_returned, ho_freed;
+
 static uint8_t *ho_get(size_t size) {
   if (size > HO_CHUNK) return (uint8_t *)malloc(size);
   uv_once(&ho_once, ho_init);
   void *m = NULL;
   uv_mutex_lock(&ho_lock);
-  if (ho_pooled > 0) m = ho_pool[--ho_pooled];
+  if (ho_pooled > 0) {
+    m = ho_pool[--ho_pooled];
+    ho_reused++;
+  } else {
+    ho_fresh++;
+  }
   uv_mutex_unlock(&ho_lock);
   return m != NULL ? (uint8_t *)m : (uint8_t *)malloc(HO_CHUNK);
+}
+
+/* handOverStats() -> [reused, fresh, returned, freed, idle] */
+static napi_value t_ho_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  uv_once(&ho_once, ho_init);
+  napi_value arr;
+  napi_create_array_with_length(env, 5, &arr);
+  uv_mutex_lock(&ho_lock);
+  double v[5] = {ho_reused, ho_fresh, ho_returned, ho_freed, (double)ho_pooled};
+  uv_mutex_unlock(&ho_lock);
+  for (uint32_t i = 0; i < 5; i++) napi_set_element(env, arr, i, num(env, v[i]));
+  return arr;
 }
 
 /* Finalizer of a handed-over ArrayBuffer; hint 1: the memory is a pool chunk. */
@@ -563,6 +584,9 @@ static void free_handed_over(napi_env env, void *data, void *hint) {
     if (ho_pooled < HO_POOL_MAX) {
       ho_pool[ho_pooled++] = data;
       data = NULL;
+      ho_returned++;
+    } else {
+      ho_freed++;
     }
     uv_mutex_unlock(&ho_lock);
   }
@@ -1849,6 +1873,7 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("pollerStop", t_poller_stop),
       EXPORT("pollerRef", t_poller_ref),
       EXPORT("pollerClose", t_poller_close),
+      EXPORT("handOverStats", t_ho_stats),
       EXPORT("ifGet", t_if_get),
       EXPORT("ifSet", t_if_set),
       EXPORT("ifGetMac", t_if_get_mac),

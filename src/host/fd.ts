@@ -105,6 +105,8 @@ export interface FdEndpointStats {
   /** GSO super-packets read from the kernel, and the segments they were split into. */
   rxGsoPackets: number;
   rxGsoSegments: number;
+  /** Packets read with a partial checksum (NEEDS_CSUM), trusted and left partial (PacketBuffer.csumStart). */
+  rxPartialChecksums: number;
   /** Packets read that could not be used (bad vnet header, unsplittable GSO, too short). */
   rxErrors: number;
   /** Packets read while nothing was attached. */
@@ -153,6 +155,7 @@ export class FdEndpoint implements LinkEndpoint {
     rxBatches: 0,
     rxGsoPackets: 0,
     rxGsoSegments: 0,
+    rxPartialChecksums: 0,
     rxErrors: 0,
     rxNoDispatcher: 0,
     txPackets: 0,
@@ -643,6 +646,7 @@ export class FdEndpoint implements LinkEndpoint {
       // a packet from a local device, it is trusted for local delivery and completed only when
       // the packet is forwarded (PacketBuffer.csumStart); captures see it partial, as tcpdump
       // on the sending host does.
+      stats.rxPartialChecksums++;
       pkt.csumStart = pkt.start + csumStart;
       pkt.csumOffset = csumOffset;
       pkt.checksumOffload = true;

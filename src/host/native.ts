@@ -64,6 +64,8 @@ export interface NativeBinding {
     ownMin?: number,
   ): PollerHandle | number;
   pollerStart(h: PollerHandle, events: number): number;
+  /** The hand-over free list: [chunks reused, malloc'd fresh, returned, freed (list full), idle now]. */
+  handOverStats?(): number[];
   pollerStop(h: PollerHandle): number;
   pollerRef(h: PollerHandle, on: boolean): number;
   pollerClose(h: PollerHandle): number;

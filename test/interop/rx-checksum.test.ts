@@ -4,12 +4,13 @@
  * CHECKSUM_PARTIAL) or marked valid (DATA_VALID) is trusted for local delivery without being
  * summed; one that comes without those flags is verified, and a corrupted one is dropped and
  * counted; a partial one that tunstack forwards leaves with its checksum completed (the kernel on
- * the far side, which verifies what a TAP hands it without flags, and tshark are the judges).
+ * the far side, which verifies what a TAP hands it without flags, and tshark on that side's
+ * interface, where tunstack writes without offloads, are the judges).
  * Root only (skips otherwise).
  */
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR, Stack } from '../../src/index.js';
+import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR, Stack, TUN_F_CSUM } from '../../src/index.js';
 import { FdEndpoint, fdNicEndpoint, HostTap } from '../../src/host/index.js';
 import type { IPv4Protocol } from '../../src/network/ipv4.js';
 import type { TcpProtocol } from '../../src/transport/tcp/protocol.js';
@@ -117,7 +118,11 @@ describe.skipIf(skip)('checksums of packets from the kernel over a TAP', () => {
     const side = (n: number): { ns: Netns; tap: HostTap; ep: FdEndpoint } => {
       const ns = new Netns(n === 0 ? 'tca' : 'tcb');
       const tap = HostTap.open({ name: uniqueName('tcr'), flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR });
-      const ep = new FdEndpoint(tap, { mtu: 1500 });
+      // B's side offloads nothing: what tunstack writes there must carry complete checksums.
+      const ep = new FdEndpoint(tap, { mtu: 1500, offload: n === 0 });
+      // A's kernel may leave checksums partial but must cut its own segments (no TSO): every
+      // data segment then comes partial (NEEDS_CSUM) and is forwarded as it came.
+      if (n === 0) tap.setOffload(TUN_F_CSUM);
       const m = { ns, tap, ep };
       made.push(m);
       execFileSync('ip', ['link', 'set', tap.name, 'netns', ns.name]);
@@ -175,8 +180,10 @@ describe.skipIf(skip)('checksums of packets from the kernel over a TAP', () => {
     await waitFor(() => out.split('\n').length > 2, 10_000, 'B to receive it all');
     expect(out.split('\n')[1]).toBe(`${size} ${sent.stdout.trim()}`);
     expect(csumErrors() - before).toBe(0);
-    // The forwarded packets had come in partial (NEEDS_CSUM) from A's kernel.
-    expect(stack.requireNetwork<IPv4Protocol>(0x0800).stats.forwarded).toBeGreaterThan(10);
+    // The forwarded packets had come in partial (NEEDS_CSUM) from A's kernel, MSS-sized.
+    expect(stack.requireNetwork<IPv4Protocol>(0x0800).stats.forwarded).toBeGreaterThan(size / 1448);
+    expect(a.ep.stats.rxPartialChecksums).toBeGreaterThan(size / 1448);
+    expect(a.ep.stats.rxGsoPackets).toBe(0);
     await new Promise((r) => setTimeout(r, 500));
     cap.kill('SIGINT');
     await new Promise((r) => cap.once('close', r));
