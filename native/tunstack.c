@@ -533,13 +533,19 @@ static void poller_call(poller_t *p, double a, double b) {
  * Memory for handed-over packets comes from a free list of equal chunks, filled again when JS
  * drops a packet (the ArrayBuffer's finalizer): fresh memory from malloc for every 64 KiB packet
  * costs more than the packet's whole processing (glibc gives the pages back to the kernel and
- * each new one faults and is zeroed again, ~30-45 us per 64 KiB here). Bounded: beyond
- * HO_POOL_MAX idle chunks, they are freed.
+ * each new one faults and is zeroed again, ~30-45 us per 64 KiB here). V8 collects dead
+ * ArrayBuffers in bulk (after ~64 MiB of them), so the list must hold that many; bounded: beyond
+ * HO_POOL_MAX idle chunks they are freed, and chunks that stayed idle for a whole second (beyond
+ * HO_POOL_KEEP) are freed as packets come (at most 64 per read).
  */
 #define HO_CHUNK 65664 /* >= 64 KiB IP packet + Ethernet/VLAN + PI + vnet header */
-#define HO_POOL_MAX 512
+#define HO_POOL_MAX 2048
+#define HO_POOL_KEEP 32
 static void *ho_pool[HO_POOL_MAX];
 static size_t ho_pooled;
+/* Low-water mark of the idle count since the last trim, and when that was (uv_hrtime ns). */
+static size_t ho_low;
+static uint64_t ho_trimmed_at;
 static uv_mutex_t ho_lock;
 static uv_once_t ho_once = UV_ONCE_INIT;
 static void ho_init(void) { uv_mutex_init(&ho_lock); }
@@ -558,7 +564,24 @@ static uint8_t *ho_get(size_t size) {
   } else {
     ho_fresh++;
   }
+  if (ho_pooled < ho_low) ho_low = ho_pooled;
+  /* Once a second: chunks that stayed idle the whole second (beyond a few) go back to malloc. */
+  uint64_t now = uv_hrtime();
+  void *spare[64];
+  size_t nfree = 0;
+  if (now - ho_trimmed_at > 1000000000ull) {
+    while (ho_low > HO_POOL_KEEP && ho_pooled > 0 && nfree < 64) {
+      spare[nfree++] = ho_pool[--ho_pooled];
+      ho_low--;
+      ho_freed++;
+    }
+    if (nfree < 64) {
+      ho_trimmed_at = now;
+      ho_low = ho_pooled;
+    }
+  }
   uv_mutex_unlock(&ho_lock);
+  for (size_t i = 0; i < nfree; i++) free(spare[i]);
   return m != NULL ? (uint8_t *)m : (uint8_t *)malloc(HO_CHUNK);
 }
 
