@@ -12,7 +12,8 @@
  * transfer itself where it ends the transfer, tunstack's side times it where it does. Each figure
  * is the median of KERNEL_BENCH_RUNS (default 3) transfers of KERNEL_BENCH_MB MiB (default 64);
  * every run's figure is printed (the spread). KERNEL_BENCH_ONLY=1500/4,65520/6 picks the
- * configurations (default 1500/4, 1500/6, 65520/4, 65520/6).
+ * configurations (default 1500/4, 1500/6, 65520/4, 65520/6); KERNEL_BENCH_CASES=a,b only the
+ * directions whose names contain a or b (URI-encoded; for profiles).
  * KERNEL_BENCH_GSO=1 gives the FdEndpoint `keepTcpGso` (the kernel's TSO super-packets delivered
  * whole to the terminating stack, as the sandbox does) to see what splitting them costs.
  */
@@ -177,6 +178,9 @@ function spread(label: string, secs: number[]): void {
   console.log(`  ${label}: ${secs.map((s) => gbps(s).toFixed(2)).join(', ')} Gbit/s`);
 }
 
+/** KERNEL_BENCH_CASES=pushes%20to,pulls%20from%20kernel: only the directions whose names contain one of these (profiling). */
+const CASES: string[] | null = process.env.KERNEL_BENCH_CASES ? process.env.KERNEL_BENCH_CASES.split(',').map((c) => decodeURIComponent(c)) : null;
+
 const CONFIGS: ReadonlyArray<readonly [number, 4 | 6]> = (process.env.KERNEL_BENCH_ONLY ?? '1500/4,1500/6,65520/4,65520/6')
   .split(',')
   .map((c) => {
@@ -212,7 +216,8 @@ export default async function bench(): Promise<BenchRow[]> {
       const bAddr = family === 4 ? '198.19.0.2' : '2001:db8:9::2';
       const pulls: number[] = [];
       const pushes: number[] = [];
-      for (let r = 0; r < RUNS; r++) {
+      // KERNEL_BENCH_VETH=0 skips the reference (profiling tunstack alone).
+      for (let r = 0; r < (process.env.KERNEL_BENCH_VETH === '0' ? 0 : RUNS); r++) {
         pulls.push(await vethOnce(a, b, bAddr, true));
         pushes.push(await vethOnce(a, b, bAddr, false));
       }
@@ -236,6 +241,7 @@ export default async function bench(): Promise<BenchRow[]> {
         ['tunstack pushes to kernel', () => tunstackClient(p, kernelAddr, false), vethPush],
       ];
       for (const [name, run, ref] of cases) {
+        if (CASES !== null && !CASES.some((c) => name.includes(c))) continue;
         const times: number[] = [];
         for (let r = 0; r < RUNS; r++) times.push(await run());
         spread(`${name}, ${label}`, times);

@@ -477,6 +477,12 @@ static napi_value t_poll(napi_env env, napi_callback_info info) {
  * `maxPacket` bytes of room, recording [offset, length] pairs in `meta`, then cb(count, errno)
  * once (errno: what stopped the batch if not EAGAIN/full, else 0). One batch per readiness
  * event: the poll is level-triggered, so packets left behind raise the next event.
+ *
+ * Hand-over (batch mode with an `own` array): each packet is read into a malloc'd spare of
+ * `maxPacket` bytes; one longer than `ownMin` (a TSO super-packet) is not copied anywhere: the
+ * spare is shrunk to its length and handed to JS as an external ArrayBuffer in own[i] (freed
+ * when JS drops it), meta[2i] = -1; shorter ones are copied into `buf` as above. A batch then
+ * also ends once it handed over `bufLen` bytes.
  */
 typedef struct poller {
   uv_poll_t handle;
@@ -484,7 +490,10 @@ typedef struct poller {
   napi_ref cb;
   napi_ref bufRef;
   napi_ref metaRef;
+  napi_ref ownRef; /* JS array for handed-over buffers (NULL: no hand-over) */
   napi_async_context actx;
+  uint8_t *spare;  /* hand-over: the next read's memory */
+  uint32_t ownMin;
   uint8_t *buf;
   size_t bufLen;
   int32_t *meta;
@@ -498,10 +507,8 @@ typedef struct poller {
   int refed;
 } poller_t;
 
-static void poller_call(poller_t *p, double a, double b) {
+static void poller_call_in_scope(poller_t *p, double a, double b) {
   napi_env env = p->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recv, argv[2], result;
   if (napi_get_reference_value(env, p->cb, &cb) == napi_ok && cb != NULL) {
     napi_get_global(env, &recv);
@@ -513,6 +520,162 @@ static void poller_call(poller_t *p, double a, double b) {
       if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
     }
   }
+}
+
+static void poller_call(poller_t *p, double a, double b) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
+  poller_call_in_scope(p, a, b);
+  napi_close_handle_scope(p->env, scope);
+}
+
+/*
+ * Memory for handed-over packets comes from a free list of equal chunks, filled again when JS
+ * drops a packet (the ArrayBuffer's finalizer): fresh memory from malloc for every 64 KiB packet
+ * costs more than the packet's whole processing (glibc gives the pages back to the kernel and
+ * each new one faults and is zeroed again, ~30-45 us per 64 KiB here). V8 collects dead
+ * ArrayBuffers in bulk (after ~64 MiB of them), so the list must hold that many; bounded: beyond
+ * HO_POOL_MAX idle chunks they are freed, and chunks that stayed idle for a whole second (beyond
+ * HO_POOL_KEEP) are freed as packets come (at most 64 per read).
+ */
+#define HO_CHUNK 65664 /* >= 64 KiB IP packet + Ethernet/VLAN + PI + vnet header */
+#define HO_POOL_MAX 2048
+#define HO_POOL_KEEP 32
+static void *ho_pool[HO_POOL_MAX];
+static size_t ho_pooled;
+/* Low-water mark of the idle count since the last trim, and when that was (uv_hrtime ns). */
+static size_t ho_low;
+static uint64_t ho_trimmed_at;
+static uv_mutex_t ho_lock;
+static uv_once_t ho_once = UV_ONCE_INIT;
+static void ho_init(void) { uv_mutex_init(&ho_lock); }
+
+/* Counters: chunks taken from the free list, malloc'd fresh, returned to it, freed. */
+static double ho_reused, ho_fresh, ho_returned, ho_freed;
+
+static uint8_t *ho_get(size_t size) {
+  if (size > HO_CHUNK) return (uint8_t *)malloc(size);
+  uv_once(&ho_once, ho_init);
+  void *m = NULL;
+  uv_mutex_lock(&ho_lock);
+  if (ho_pooled > 0) {
+    m = ho_pool[--ho_pooled];
+    ho_reused++;
+  } else {
+    ho_fresh++;
+  }
+  if (ho_pooled < ho_low) ho_low = ho_pooled;
+  /* Once a second: chunks that stayed idle the whole second (beyond a few) go back to malloc. */
+  uint64_t now = uv_hrtime();
+  void *spare[64];
+  size_t nfree = 0;
+  if (now - ho_trimmed_at > 1000000000ull) {
+    while (ho_low > HO_POOL_KEEP && ho_pooled > 0 && nfree < 64) {
+      spare[nfree++] = ho_pool[--ho_pooled];
+      ho_low--;
+      ho_freed++;
+    }
+    if (nfree < 64) {
+      ho_trimmed_at = now;
+      ho_low = ho_pooled;
+    }
+  }
+  uv_mutex_unlock(&ho_lock);
+  for (size_t i = 0; i < nfree; i++) free(spare[i]);
+  return m != NULL ? (uint8_t *)m : (uint8_t *)malloc(HO_CHUNK);
+}
+
+/* handOverStats() -> [reused, fresh, returned, freed, idle] */
+static napi_value t_ho_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  uv_once(&ho_once, ho_init);
+  napi_value arr;
+  napi_create_array_with_length(env, 5, &arr);
+  uv_mutex_lock(&ho_lock);
+  double v[5] = {ho_reused, ho_fresh, ho_returned, ho_freed, (double)ho_pooled};
+  uv_mutex_unlock(&ho_lock);
+  for (uint32_t i = 0; i < 5; i++) napi_set_element(env, arr, i, num(env, v[i]));
+  return arr;
+}
+
+/* Finalizer of a handed-over ArrayBuffer; hint 1: the memory is a pool chunk. */
+static void free_handed_over(napi_env env, void *data, void *hint) {
+  (void)env;
+  if (hint != NULL) {
+    uv_once(&ho_once, ho_init);
+    uv_mutex_lock(&ho_lock);
+    if (ho_pooled < HO_POOL_MAX) {
+      ho_pool[ho_pooled++] = data;
+      data = NULL;
+      ho_returned++;
+    } else {
+      ho_freed++;
+    }
+    uv_mutex_unlock(&ho_lock);
+  }
+  free(data);
+}
+
+/* Hand-over batch: see the comment on poller_t. */
+static void poll_hand_over(poller_t *p) {
+  napi_env env = p->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value own = NULL;
+  if (napi_get_reference_value(env, p->ownRef, &own) != napi_ok || own == NULL) {
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+  size_t pos = 0, handed = 0;
+  uint32_t count = 0;
+  int stop = 0;
+  uint32_t maxCount = p->maxPackets;
+  if ((size_t)maxCount * 2 > p->metaLen) maxCount = (uint32_t)(p->metaLen / 2);
+  while (count < maxCount && p->bufLen - pos >= (size_t)p->ownMin + 8 && handed < p->bufLen) {
+    if (p->spare == NULL) {
+      p->spare = ho_get(p->maxPacket);
+      if (p->spare == NULL) {
+        stop = ENOMEM;
+        break;
+      }
+    }
+    ssize_t n = read(p->fd, p->spare, p->maxPacket);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) stop = errno;
+      break;
+    }
+    if ((size_t)n <= p->ownMin) {
+      memcpy(p->buf + pos, p->spare, (size_t)n);
+      p->meta[count * 2] = (int32_t)pos;
+      p->meta[count * 2 + 1] = (int32_t)n;
+      count++;
+      pos += ((size_t)n + 7) & ~(size_t)7;
+      continue;
+    }
+    uint8_t *mem = p->spare;
+    p->spare = NULL;
+    void *pooled = p->maxPacket <= HO_CHUNK ? (void *)1 : NULL;
+    napi_value ab;
+    napi_status st = napi_create_external_arraybuffer(env, mem, (size_t)n, free_handed_over, pooled, &ab);
+    if (st != napi_ok) {
+      /* No external buffers here (a sandboxed V8): one copy into V8's own memory. */
+      void *data = NULL;
+      st = napi_create_arraybuffer(env, (size_t)n, &data, &ab);
+      if (st == napi_ok) memcpy(data, mem, (size_t)n);
+      free_handed_over(env, mem, pooled);
+      if (st != napi_ok) {
+        stop = ENOMEM;
+        break;
+      }
+    }
+    napi_set_element(env, own, count, ab);
+    p->meta[count * 2] = -1;
+    p->meta[count * 2 + 1] = (int32_t)n;
+    count++;
+    handed += (size_t)n;
+  }
+  if (count > 0 || stop != 0) poller_call_in_scope(p, count, stop);
   napi_close_handle_scope(env, scope);
 }
 
@@ -525,6 +688,10 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   if (p->mode == 0) {
     poller_call(p, -1, events);
+    return;
+  }
+  if (p->ownRef != NULL) {
+    poll_hand_over(p);
     return;
   }
   size_t pos = 0;
@@ -551,13 +718,16 @@ static void poller_free_refs(poller_t *p) {
   if (p->cb) napi_delete_reference(p->env, p->cb);
   if (p->bufRef) napi_delete_reference(p->env, p->bufRef);
   if (p->metaRef) napi_delete_reference(p->env, p->metaRef);
+  if (p->ownRef) napi_delete_reference(p->env, p->ownRef);
   if (p->actx) napi_async_destroy(p->env, p->actx);
-  p->cb = p->bufRef = p->metaRef = NULL;
+  p->cb = p->bufRef = p->metaRef = p->ownRef = NULL;
   p->actx = NULL;
 }
 
 static void on_close(uv_handle_t *h) {
-  free(h->data);
+  poller_t *p = (poller_t *)h->data;
+  if (p->spare != NULL) free_handed_over(NULL, p->spare, p->maxPacket <= HO_CHUNK ? (void *)1 : NULL);
+  free(p);
 }
 
 static void poller_close(poller_t *p) {
@@ -586,10 +756,10 @@ static void finalize_external(napi_env env, void *data, void *hint) {
   (void)hint;
 }
 
-/* pollerCreate(fd, mode, cb, buf, meta, maxPacket, maxPackets) -> handle | -errno */
+/* pollerCreate(fd, mode, cb, buf, meta, maxPacket, maxPackets[, own, ownMin]) -> handle | -errno */
 static napi_value t_poller_create(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 9;
+  napi_value argv[9];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd, mode;
   uint32_t maxPacket = 0, maxPackets = 0;
@@ -606,6 +776,15 @@ static napi_value t_poller_create(napi_env env, napi_callback_info info) {
     if (get_bytes(env, argv[3], &buf, &bufLen) || get_bytes(env, argv[4], &meta, &metaLen)) return NULL;
     if (get_u32(env, argv[5], &maxPacket) || get_u32(env, argv[6], &maxPackets)) return NULL;
     if (maxPacket == 0 || bufLen < maxPacket || metaLen < 8) return num(env, -EINVAL);
+  }
+  bool haveOwn = false;
+  uint32_t ownMin = 0;
+  if (mode == 1 && argc >= 9) {
+    napi_valuetype ot;
+    napi_typeof(env, argv[7], &ot);
+    if (ot == napi_object) napi_is_array(env, argv[7], &haveOwn);
+    if (haveOwn && get_u32(env, argv[8], &ownMin)) return NULL;
+    if (haveOwn && (size_t)ownMin + 8 > bufLen) return num(env, -EINVAL);
   }
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
@@ -631,6 +810,10 @@ static napi_value t_poller_create(napi_env env, napi_callback_info info) {
   if (mode == 1) {
     napi_create_reference(env, argv[3], 1, &p->bufRef);
     napi_create_reference(env, argv[4], 1, &p->metaRef);
+    if (haveOwn) {
+      napi_create_reference(env, argv[7], 1, &p->ownRef);
+      p->ownMin = ownMin;
+    }
   }
   napi_value name;
   napi_create_string_utf8(env, "tunstack:TapPoll", NAPI_AUTO_LENGTH, &name);
@@ -1718,6 +1901,7 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("pollerStop", t_poller_stop),
       EXPORT("pollerRef", t_poller_ref),
       EXPORT("pollerClose", t_poller_close),
+      EXPORT("handOverStats", t_ho_stats),
       EXPORT("ifGet", t_if_get),
       EXPORT("ifSet", t_if_set),
       EXPORT("ifGetMac", t_if_get_mac),

@@ -83,6 +83,16 @@ export class PacketBuffer {
   /** Offload: the transport checksum is left for the link to fill (outbound) / already
    * verified by the link (inbound). */
   checksumOffload = false;
+  /**
+   * Inbound: the transport checksum is partial (a local kernel's CHECKSUM_PARTIAL, virtio's
+   * NEEDS_CSUM): the field at `csumStart + csumOffset` holds only the pseudo-header sum, to be
+   * completed over `data[csumStart, end of the IP datagram)`. Trusted for local delivery (with
+   * `checksumOffload`), as Linux trusts it; completed (`completePacketChecksum` in
+   * headers/partial-checksum.ts) before the packet is forwarded. -1: the checksum is complete.
+   */
+  csumStart = -1;
+  /** With `csumStart`: the checksum field's offset from it (16 TCP, 6 UDP). */
+  csumOffset = 0;
   /** Offload: a GSO super-packet to be segmented at `gsoSize` payload bytes; 0 = none. */
   gsoSize = 0;
   /**
@@ -239,6 +249,8 @@ export class PacketBuffer {
     c.remoteLinkAddress = this.remoteLinkAddress;
     c.nicId = this.nicId;
     c.checksumOffload = this.checksumOffload;
+    c.csumStart = this.csumStart;
+    c.csumOffset = this.csumOffset;
     c.gsoSize = this.gsoSize;
     return c;
   }
@@ -252,5 +264,6 @@ export class PacketBuffer {
     if (this.linkHeaderStart >= 0) this.linkHeaderStart += extra;
     if (this.networkHeaderStart >= 0) this.networkHeaderStart += extra;
     if (this.transportHeaderStart >= 0) this.transportHeaderStart += extra;
+    if (this.csumStart >= 0) this.csumStart += extra;
   }
 }

@@ -222,6 +222,8 @@ export function resetForReceive(pkt: PacketBuffer): void {
   pkt.packetType = PacketType.Host;
   pkt.remoteLinkAddress = null;
   pkt.nicId = 0;
-  pkt.checksumOffload = false;
+  // A partial checksum (csumStart) crosses the link as it is and stays trusted, as Linux's veth
+  // passes CHECKSUM_PARTIAL on; a complete one is verified by the receiver.
+  pkt.checksumOffload = pkt.csumStart >= 0;
   pkt.gsoSize = 0;
 }

@@ -13,7 +13,7 @@ import { TcpCoalescer, writeVnetHeader } from './gro.js';
 import type { BatchOptions, HostTap } from './tap.js';
 import { PacketBuffer } from '../core/packet.js';
 import { IFF_NO_PI, IFF_VNET_HDR } from '../tundev/constants.js';
-import { completePartialChecksum, segmentGso } from '../tundev/gso.js';
+import { segmentGso } from '../tundev/gso.js';
 import { LinkCapability, type LinkEndpoint, type NetworkDispatcher, type WireFormat } from '../link/endpoint.js';
 import { EthernetEndpoint } from '../link/ethernet.js';
 
@@ -62,6 +62,14 @@ export interface FdEndpointOptions {
    * buffer, written with one writev and never copied in JS; default: with txChecksumOffload).
    */
   scatterGather?: boolean;
+  /**
+   * Of the pure ACKs of one connection written in one batch, write only the last when it
+   * acknowledges more than the others (default true). A read batch of several TSO super-packets
+   * then costs one ACK write instead of one per super-packet (and the kernel processes one ACK
+   * in that write instead of several). Duplicate ACKs, window updates with the same ACK number,
+   * ACKs with SACK blocks and anything with data or SYN/FIN/RST are never dropped.
+   */
+  coalesceAcks?: boolean;
   /** Write at the end of the tick in one batch (default true); false writes on every writePackets. */
   deferWrites?: boolean;
   /**
@@ -104,6 +112,8 @@ export interface FdEndpointStats {
   /** GSO super-packets read from the kernel, and the segments they were split into. */
   rxGsoPackets: number;
   rxGsoSegments: number;
+  /** Packets read with a partial checksum (NEEDS_CSUM), trusted and left partial (PacketBuffer.csumStart). */
+  rxPartialChecksums: number;
   /** Packets read that could not be used (bad vnet header, unsplittable GSO, too short). */
   rxErrors: number;
   /** Packets read while nothing was attached. */
@@ -118,6 +128,11 @@ export interface FdEndpointStats {
   txGroSegments: number;
   /** Packets that came with scatter-gather fragments (written as they are, or merged by GRO). */
   txSgPackets: number;
+  /**
+   * Pure ACKs not written because a later pure ACK of the same connection in the same write
+   * batch acknowledged more (it says all they said: ACKs are cumulative).
+   */
+  txAcksCoalesced: number;
   /** Outbound packets dropped: pending queue full, EAGAIN, closed. */
   txDropped: number;
   /** Writes the kernel refused (EINVAL, EIO when the interface is down, ...). */
@@ -148,6 +163,7 @@ export class FdEndpoint implements LinkEndpoint {
     rxRereads: 0,
     rxGsoPackets: 0,
     rxGsoSegments: 0,
+    rxPartialChecksums: 0,
     rxErrors: 0,
     rxNoDispatcher: 0,
     txPackets: 0,
@@ -156,6 +172,7 @@ export class FdEndpoint implements LinkEndpoint {
     txGroPackets: 0,
     txGroSegments: 0,
     txSgPackets: 0,
+    txAcksCoalesced: 0,
     txDropped: 0,
     txErrors: 0,
     lastTxErrno: 0,
@@ -172,6 +189,9 @@ export class FdEndpoint implements LinkEndpoint {
   private readonly vnetSize: number;
   private readonly gro: boolean;
   private readonly defer: boolean;
+  private readonly coalesceAcks: boolean;
+  /** coalesceAcks scratch: indices of recent pure ACKs in the batch being flushed. */
+  private readonly ackIdx: number[] = [];
   private readonly maxPending: number;
   private readonly closeTap: boolean;
   private readonly keepTcpGso: boolean | 'auto';
@@ -185,9 +205,9 @@ export class FdEndpoint implements LinkEndpoint {
   private spare: PacketBuffer[] = [];
   private flushScheduled = false;
   private readonly flushTask = (): void => this.flushAndRead();
-  private readonly onBatch = (buf: Uint8Array, meta: Int32Array, count: number): void => {
+  private readonly onBatch = (buf: Uint8Array, meta: Int32Array, count: number, own: ArrayBuffer[]): void => {
     this.rereads = 0;
-    this.receiveBatch(buf, meta, count);
+    this.receiveBatch(buf, meta, count, own);
   };
   private readonly readAfterWrite: boolean;
   /** Reads after writes since the poller's last batch that found packets (bounded by MAX_REREADS). */
@@ -227,10 +247,11 @@ export class FdEndpoint implements LinkEndpoint {
       : LinkCapability.None;
     this.defer = options.deferWrites ?? true;
     this.readAfterWrite = this.defer && (options.readAfterWrite ?? true);
+    this.coalesceAcks = options.coalesceAcks ?? true;
     this.maxPending = options.maxPending ?? 4096;
     this.closeTap = options.closeTap ?? true;
     this.keepTcpGso = options.keepTcpGso ?? 'auto';
-    this.batchOptions = options.batch ?? {};
+    this.batchOptions = { handOverAbove: HAND_OVER_ABOVE, ...options.batch };
     const q = options.txQueueLength === undefined ? FD_TX_QUEUE_LENGTH : options.txQueueLength;
     if (q !== null) {
       const len = typeof q === 'number' ? q : q.length;
@@ -357,16 +378,16 @@ export class FdEndpoint implements LinkEndpoint {
     if (this.tap.readBatchNow(this.onReread) > 0) this.rereads++;
   }
 
-  private readonly onReread = (buf: Uint8Array, meta: Int32Array, count: number): void => {
+  private readonly onReread = (buf: Uint8Array, meta: Int32Array, count: number, own: ArrayBuffer[]): void => {
     this.stats.rxRereads++;
-    this.receiveBatch(buf, meta, count);
+    this.receiveBatch(buf, meta, count, own);
   };
 
   /** Write every pending packet now (normally done at the end of the tick). */
   flush(): void {
     this.flushScheduled = false;
     const pkts = this.pending;
-    const n = pkts.length;
+    let n = pkts.length;
     if (n === 0) return;
     // Swap lists first: a write cannot call back into us, but keep re-entrancy harmless anyway.
     this.pending = this.spare;
@@ -375,6 +396,10 @@ export class FdEndpoint implements LinkEndpoint {
       this.stats.txDropped += n;
       pkts.length = 0;
       return;
+    }
+    if (this.coalesceAcks && n > 1) {
+      this.dropSupersededAcks(pkts);
+      n = pkts.length;
     }
     const hs = this.vnet ? this.vnetSize : 0;
     const hdrStride = hs + (this.pi ? 4 : 0);
@@ -450,6 +475,38 @@ export class FdEndpoint implements LinkEndpoint {
     pkts.length = 0;
   }
 
+  /**
+   * Remove from `pkts` every pure ACK (TCP, no payload, flags ACK alone, no SACK option) that a
+   * later pure ACK of the same connection in `pkts` acknowledges beyond.
+   */
+  private dropSupersededAcks(pkts: PacketBuffer[]): void {
+    const idx = this.ackIdx;
+    let dropped = 0;
+    for (let i = 0; i < pkts.length; i++) {
+      const p = pkts[i]!;
+      if (!isPureAck(p)) continue;
+      for (let c = idx.length - 1; c >= 0; c--) {
+        const q = pkts[idx[c]!]!;
+        if (!sameConnection(p, q)) continue;
+        // Only when p acknowledges more (sequence arithmetic): duplicate ACKs stay.
+        if (((ackNumber(p) - ackNumber(q)) | 0) > 0) {
+          pkts[idx[c]!] = DROPPED_ACK;
+          idx.splice(c, 1);
+          dropped++;
+        }
+        break;
+      }
+      idx.push(i);
+      if (idx.length > 16) idx.shift();
+    }
+    idx.length = 0;
+    if (dropped === 0) return;
+    let k = 0;
+    for (let i = 0; i < pkts.length; i++) if (pkts[i] !== DROPPED_ACK) pkts[k++] = pkts[i]!;
+    pkts.length = k;
+    this.stats.txAcksCoalesced += dropped;
+  }
+
   private write(k: number, hdrStride: number): void {
     const stats = this.stats;
     const views = this.views;
@@ -517,23 +574,27 @@ export class FdEndpoint implements LinkEndpoint {
 
   // ---------------------------------------------------------------- inbound
 
-  private receiveBatch(buf: Uint8Array, meta: Int32Array, count: number): void {
+  private receiveBatch(buf: Uint8Array, meta: Int32Array, count: number, own: ArrayBuffer[]): void {
     const stats = this.stats;
     stats.rxBatches++;
     for (let i = 0; i < count; i++) {
       const off = meta[2 * i]!;
       const len = meta[2 * i + 1]!;
       try {
-        this.receiveOne(buf, off, off + len);
+        // off -1: the poller handed this packet over in memory of its own (no copy needed).
+        if (off < 0) this.receiveOne(new Uint8Array(own[i]!, 0, len), 0, len, true);
+        else this.receiveOne(buf, off, off + len, false);
       } catch (e) {
         // A bug below must not escape into the event loop: count it and go on.
         stats.rxErrors++;
         void e;
       }
     }
+    own.length = 0;
   }
 
-  private receiveOne(buf: Uint8Array, off: number, end: number): void {
+  /** One packet at buf[off, end); `owned`: buf is this packet's alone (kept, not copied). */
+  private receiveOne(buf: Uint8Array, off: number, end: number, owned: boolean): void {
     const stats = this.stats;
     const d = this.dispatcher;
     if (d === null) {
@@ -605,16 +666,25 @@ export class FdEndpoint implements LinkEndpoint {
       }
       return;
     }
-    if ((vflags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
-      // The kernel left a partial checksum (TUN_F_CSUM): complete it, so that captures, raw
-      // sockets and forwarding see a valid packet; then it needs no verification.
-      if (!completePartialChecksum(buf, p, end, p + l2, csumStart, csumOffset)) {
-        stats.rxErrors++;
-        return;
-      }
+    const partial = (vflags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
+    // A partial checksum's field must lie inside the frame (else the header is bad).
+    if (partial && p + csumStart + csumOffset + 2 > end) {
+      stats.rxErrors++;
+      return;
     }
-    const pkt = PacketBuffer.copyOf(buf.subarray(p, end));
-    if ((vflags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) !== 0) pkt.checksumOffload = true;
+    const pkt = owned ? new PacketBuffer(buf, p, end) : PacketBuffer.copyOf(buf.subarray(p, end));
+    if (partial) {
+      // The kernel left a partial checksum (TUN_F_CSUM, its CHECKSUM_PARTIAL): as Linux does for
+      // a packet from a local device, it is trusted for local delivery and completed only when
+      // the packet is forwarded (PacketBuffer.csumStart); captures see it partial, as tcpdump
+      // on the sending host does.
+      stats.rxPartialChecksums++;
+      pkt.csumStart = pkt.start + csumStart;
+      pkt.csumOffset = csumOffset;
+      pkt.checksumOffload = true;
+    } else if ((vflags & VIRTIO_NET_HDR_F_DATA_VALID) !== 0) {
+      pkt.checksumOffload = true;
+    }
     stats.rxPackets++;
     stats.rxBytes += end - p;
     d.deliverNetworkPacket(protocol, pkt);
@@ -637,6 +707,64 @@ export class FdEndpoint implements LinkEndpoint {
 const EMPTY = new Uint8Array(0);
 /** Reads right after writes (that found packets) between two of the poller's batches. */
 const MAX_REREADS = 8;
+/** Marks a pure ACK removed by dropSupersededAcks. */
+const DROPPED_ACK = new PacketBuffer(EMPTY);
+
+/** An outbound TCP segment with no payload whose only flag is ACK and that carries no SACK blocks. */
+function isPureAck(p: PacketBuffer): boolean {
+  const th = p.transportHeaderStart;
+  if (p.transportProtocol !== 6 || p.frags !== null || p.gsoSize !== 0 || th < p.start || p.networkHeaderStart < p.start) return false;
+  const hl = p.transportHeaderLength;
+  if (hl < 20 || th + hl !== p.end) return false;
+  const d = p.data;
+  if (d[th + 13] !== 0x10) return false;
+  // Options: NOP, NOP, timestamps (the usual) or none are fine; anything else is walked for SACK.
+  if (hl === 20 || (hl === 32 && d[th + 20] === 1 && d[th + 21] === 1 && d[th + 22] === 8)) return true;
+  let o = th + 20;
+  const end = th + hl;
+  while (o < end) {
+    const kind = d[o]!;
+    if (kind === 0) break;
+    if (kind === 1) {
+      o++;
+      continue;
+    }
+    if (kind === 5 || o + 1 >= end) return false;
+    const len = d[o + 1]!;
+    if (len < 2) return false;
+    o += len;
+  }
+  return true;
+}
+
+function ackNumber(p: PacketBuffer): number {
+  const d = p.data;
+  const o = p.transportHeaderStart + 8;
+  return ((d[o]! << 24) | (d[o + 1]! << 16) | (d[o + 2]! << 8) | d[o + 3]!) >>> 0;
+}
+
+/** Same addresses and ports (both pure ACKs, so both have their headers parsed). */
+function sameConnection(a: PacketBuffer, b: PacketBuffer): boolean {
+  if (a.networkProtocol !== b.networkProtocol) return false;
+  const da = a.data;
+  const db = b.data;
+  const ta = a.transportHeaderStart;
+  const tb = b.transportHeaderStart;
+  for (let i = 0; i < 4; i++) if (da[ta + i] !== db[tb + i]) return false;
+  const v6 = a.networkProtocol === 0x86dd;
+  const na = a.networkHeaderStart + (v6 ? 8 : 12);
+  const nb = b.networkHeaderStart + (v6 ? 8 : 12);
+  const len = v6 ? 32 : 8;
+  for (let i = 0; i < len; i++) if (da[na + i] !== db[nb + i]) return false;
+  return true;
+}
+
+/**
+ * Packets longer than this are read by the poller into memory of their own that the packet keeps
+ * (TSO super-packets: no copy out of the shared batch buffer); shorter ones are copied into
+ * pooled slab memory (PacketBuffer.copyOf), cheaper than an ArrayBuffer each.
+ */
+const HAND_OVER_ABOVE = 4096;
 
 function randomMac(): Uint8Array {
   const mac = randomFillSync(new Uint8Array(6));

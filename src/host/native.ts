@@ -49,6 +49,8 @@ export interface NativeBinding {
   /**
    * A uv_poll on fd. mode 0: cb(-1, revents) on readiness. mode 1: cb(count, errno) with packet i
    * at buf[meta[2i], meta[2i] + meta[2i+1]). cb(-2, errno) on a poll error. Returns a handle or -errno.
+   * With `own` (mode 1): a packet longer than `ownMin` bytes is not copied into buf but handed
+   * over whole as own[i] (its own memory, meta[2i] = -1, meta[2i+1] its length).
    */
   pollerCreate(
     fd: number,
@@ -58,8 +60,12 @@ export interface NativeBinding {
     meta: Int32Array | null,
     maxPacket: number,
     maxPackets: number,
+    own?: ArrayBuffer[] | null,
+    ownMin?: number,
   ): PollerHandle | number;
   pollerStart(h: PollerHandle, events: number): number;
+  /** The hand-over free list: [chunks reused, malloc'd fresh, returned, freed (list full), idle now]. */
+  handOverStats?(): number[];
   pollerStop(h: PollerHandle): number;
   pollerRef(h: PollerHandle, on: boolean): number;
   pollerClose(h: PollerHandle): number;

@@ -74,14 +74,23 @@ export interface BatchOptions {
   maxPackets?: number;
   /** Largest packet read (default: 64 KiB + headers: room for a GSO super-packet). */
   maxPacket?: number;
+  /**
+   * Packets longer than this many bytes (TSO super-packets, jumbo frames) are not copied into the
+   * shared buffer: each is read into memory of its own that the handler keeps (`own[i]`, never
+   * reused; no copy, no zeroing). Shorter ones are copied into the shared buffer as without it.
+   * Default: no hand-over.
+   */
+  handOverAbove?: number;
 }
 
 /**
  * Called once per batch: packet i is `buf[meta[2i], meta[2i] + meta[2i+1])`, framed as read(2)
  * returns it ([packet information][virtio_net_hdr][frame]). The buffer is reused after the call
- * returns: copy what must be kept.
+ * returns: copy what must be kept. With `handOverAbove`, a packet with meta[2i] = -1 is the
+ * whole of `own[i]` instead (meta[2i+1] bytes), which is the handler's to keep; the handler
+ * should clear `own` (length 0) once done so that nothing holds those buffers.
  */
-export type BatchHandler = (buf: Uint8Array, meta: Int32Array, count: number) => void;
+export type BatchHandler = (buf: Uint8Array, meta: Int32Array, count: number, own: ArrayBuffer[]) => void;
 
 /** The offloads `enableOffloads` tries, best first (USO needs Linux 6.2). */
 export const OFFLOAD_PREFERENCES: readonly number[] = [
@@ -105,6 +114,8 @@ const IFA_F_NOPREFIXROUTE = 0x200;
 const MAX_FRAME = 65535 + 18 + 4 + 24;
 
 const encoder = new TextEncoder();
+/** The `own` array of batches without hand-over (always empty). */
+const NO_OWN: ArrayBuffer[] = [];
 
 export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
   /** The file descriptor (-1 once closed). */
@@ -125,6 +136,8 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
   private batchBuf: Uint8Array | null = null;
   private batchMeta: Int32Array | null = null;
   private batchMaxPacket = 0;
+  private batchOwn: ArrayBuffer[] | null = null;
+  private batchOwnMin = 0;
   private scratch: Uint8Array | null = null;
   private readonly wbStarts = new Uint32Array(256);
   private readonly wbEnds = new Uint32Array(256);
@@ -607,10 +620,16 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
     const maxPacket = options.maxPacket ?? MAX_FRAME;
     const size = Math.max(options.bufferSize ?? 1 << 20, maxPacket);
     const maxPackets = Math.max(1, options.maxPackets ?? 256);
+    const ownMin = options.handOverAbove;
+    if (ownMin !== undefined && (!Number.isInteger(ownMin) || ownMin < 0 || ownMin + 8 > size)) {
+      throw new TunstackError('EINVAL', `handOverAbove ${ownMin} out of range`);
+    }
     this.batchHandler = handler;
     this.batchBuf = new Uint8Array(size);
     this.batchMeta = new Int32Array(maxPackets * 2);
     this.batchMaxPacket = maxPacket;
+    this.batchOwn = ownMin === undefined ? null : [];
+    this.batchOwnMin = ownMin ?? 0;
     this.setPoller(1, maxPacket, maxPackets);
   }
 
@@ -642,7 +661,8 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
       count++;
       pos += (n + 7) & ~7;
     }
-    if (count > 0) h(buf, meta, count);
+    // Read here, every packet is in buf (none handed over): an empty `own`.
+    if (count > 0) h(buf, meta, count, NO_OWN);
     return count;
   }
 
@@ -652,6 +672,7 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
     this.closePoller();
     this.batchBuf = null;
     this.batchMeta = null;
+    this.batchOwn = null;
     if (this.listenerCount('readable') > 0) this.watch();
   }
 
@@ -698,6 +719,8 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
       mode === 1 ? this.batchMeta : null,
       maxPacket,
       maxPackets,
+      mode === 1 ? this.batchOwn : null,
+      this.batchOwnMin,
     );
     if (typeof h === 'number') throw errnoToError(h, 'uv_poll_init', 'poll');
     this.poller = h;
@@ -730,7 +753,7 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
       return;
     }
     const h = this.batchHandler;
-    if (h !== null && a > 0) h(this.batchBuf!, this.batchMeta!, a);
+    if (h !== null && a > 0) h(this.batchBuf!, this.batchMeta!, a, this.batchOwn ?? NO_OWN);
     if (b !== 0 && b !== 11) {
       this.closePoller();
       this.emit('error', errnoToError(-b, `read ${this._name}`, 'read'));

@@ -3,6 +3,7 @@
  * checks of RFC 1812 as Linux's ip_forward makes them.
  */
 import { ICMPV4_DEST_UNREACHABLE, ICMPV4_FRAG_NEEDED, ICMPV4_NET_UNREACHABLE, ICMPV4_TIME_EXCEEDED, ICMPV4_TTL_EXCEEDED } from '../headers/icmpv4.js';
+import { completePacketChecksum } from '../headers/partial-checksum.js';
 import { IPv4Header } from '../headers/ipv4.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketType, type PacketBuffer } from '../core/packet.js';
@@ -77,6 +78,11 @@ export class Ipv4Forwarder {
       // The error quotes the datagram as received (before the TTL decrement), as Linux does.
       st.fragmentationFailed++;
       this.ip.sendIcmpError(inNic, pkt, ICMPV4_DEST_UNREACHABLE, ICMPV4_FRAG_NEEDED, mtu);
+      return;
+    }
+    // A local kernel's partial checksum is completed here: the next hop needs a whole one.
+    if (pkt.csumStart >= 0 && !completePacketChecksum(pkt)) {
+      st.forwardDropped++;
       return;
     }
     h.decrementTtl();

@@ -23,6 +23,7 @@ import {
   IPV6_OPTION_PADN,
   IPV6_OPTION_ROUTER_ALERT,
 } from '../headers/ipv6.js';
+import { completePacketChecksum } from '../headers/partial-checksum.js';
 import { IPV6_OPTIONS_END, IPv6OptionIterator } from '../headers/ipv6-extensions.js';
 import type { NIC } from '../stack/nic.js';
 import { PacketType, type PacketBuffer } from '../core/packet.js';
@@ -86,6 +87,11 @@ export class Ipv6Forwarder {
     if (pkt.end - ip > mtu) {
       st.tooBigForwarded++;
       this.ip.icmp.sendError(inNic, pkt, ICMPV6_PACKET_TOO_BIG, 0, mtu, false);
+      return;
+    }
+    // A local kernel's partial checksum is completed here: the next hop needs a whole one.
+    if (pkt.csumStart >= 0 && !completePacketChecksum(pkt)) {
+      st.forwardDropped++;
       return;
     }
     data[ip + 7] = data[ip + 7]! - 1;

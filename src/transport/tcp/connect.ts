@@ -39,6 +39,7 @@ export function setRoute(ep: TcpEndpoint, route: Route): void {
 export function inheritFrom(ep: TcpEndpoint, l: TcpEndpoint): void {
   ep.noDelay = l.noDelay;
   ep.keepAlive = l.keepAlive;
+  if (l.keepAlive) ep.lastHeard = ep.proto.stack.clock.now();
   ep.keepIdle = l.keepIdle;
   ep.keepIntvl = l.keepIntvl;
   ep.keepCnt = l.keepCnt;
@@ -161,7 +162,7 @@ export function inputSynSent(ep: TcpEndpoint, seg: Segment): void {
   ep.sndWl1 = seg.seq;
   ep.sndWl2 = seg.ack;
   if (ep.tsOn && seg.opts.tsEcr !== 0) rttSample(ep, ((tsNow(ep) - seg.opts.tsEcr) | 0) >>> 0);
-  else if (!ep.synRetransmitted) rttSample(ep, now - (ep.firstSynTime >= 0 ? ep.firstSynTime : now));
+  else if (!ep.synRetransmitted) rttSample(ep, now - (ep.rttTime >= 0 ? ep.rttTime : now));
   if (ep.synRetransmitted && !ep.rttInit) ep.rtoBase = RTO_FALLBACK;
   established(ep, now);
   ep.pendingEv |= EV_CONNECT;
@@ -177,6 +178,8 @@ export function established(ep: TcpEndpoint, now: number): void {
   ep.backoff = 0;
   ep.retries = 0;
   ep.firstRtxTime = -1;
+  // The handshake's RTT timing (the SYN's send time in rttTime) is over.
+  ep.rttTime = -1;
   ep.cwnd = INITIAL_WINDOW_SEGMENTS * ep.sndMss;
   ep.quickAcks = MAX_QUICKACKS;
   ep.lastRcvTime = now;
@@ -217,7 +220,7 @@ export function establishPassive(ep: TcpEndpoint, seg: Segment): boolean {
   ep.sndWl1 = seg.seq;
   ep.sndWl2 = seg.ack;
   if (ep.tsOn && seg.opts.timestamp && seg.opts.tsEcr !== 0) rttSample(ep, ((tsNow(ep) - seg.opts.tsEcr) | 0) >>> 0);
-  else if (!ep.synRetransmitted && ep.firstSynTime >= 0) rttSample(ep, now - ep.firstSynTime);
+  else if (!ep.synRetransmitted && ep.rttTime >= 0) rttSample(ep, now - ep.rttTime);
   if (ep.synRetransmitted && !ep.rttInit) ep.rtoBase = RTO_FALLBACK;
   established(ep, now);
   if (parent !== null) {
@@ -240,7 +243,7 @@ export function startPassive(ep: TcpEndpoint, seg: Segment, iss: number): void {
   negotiate(ep, seg, true);
   ep.tsOffset = ep.proto.tsOffsetFor(ep.laddr!, ep.raddr!, ep.lport, ep.rport);
   ep.st = SYN_RECEIVED;
-  ep.firstSynTime = now;
+  ep.rttTime = now; // the SYN-ACK is the timed segment (see established)
   ep.sndNxt = seqAdd(iss, 1);
   ep.sndMax = ep.sndNxt;
   armRtx(ep, RTX_RTO, ep.rtoBase);
@@ -296,7 +299,9 @@ export function activeOpen(ep: TcpEndpoint, raddr: Uint8Array, port: number): vo
     for (;;) {
       const p = stack.ports.reserve(IP_PROTO_TCP, laddr, 0, ep, false);
       if (ep.proto.lookupTuple(laddr, raddr, p, port) === null) {
-        ep.lport = p;
+        // `| 0`: the port can come back as a heap number (the random source's arithmetic), which
+        // would make lport a boxed double in every endpoint.
+        ep.lport = p | 0;
         break;
       }
       stack.ports.release(IP_PROTO_TCP, p, ep);
@@ -316,7 +321,7 @@ export function activeOpen(ep: TcpEndpoint, raddr: Uint8Array, port: number): vo
   initRcvBuf(ep);
   ep.proto.insert(ep);
   ep.st = SYN_SENT;
-  ep.firstSynTime = stack.clock.now();
+  ep.rttTime = stack.clock.now(); // the SYN is the timed segment (see established)
   ep.proto.stats.activeOpens++;
   // State first: on a zero-latency link the SYN-ACK arrives before sendSyn returns.
   ep.sndNxt = seqAdd(ep.iss, 1);

@@ -11,9 +11,15 @@
  * - listen.ts: listeners, SYN queue, accept queue, SYN cookies; timewait.ts: TIME_WAIT;
  * - memory.ts: the stack-wide buffer budget and a connection's share of it;
  * - segment.ts: the one inbound parser and outbound finisher (headers/tcp.ts writes headers).
- * Fields the parts share carry TSDoc's internal tag rather than being private. This file stays a
- * little over 800 lines because the control block's ~120 commented fields live here, in one
- * class, so that every endpoint has the same hidden class (the hot path stays monomorphic).
+ * Fields the parts share carry TSDoc's internal tag rather than being private. This file is over
+ * 800 lines because the control block's ~130 commented fields and their accessors live here, in
+ * one class, so that every endpoint has the same hidden class (the hot path stays monomorphic).
+ *
+ * Memory (an idle relayed flow is mostly this object, issue 14): the booleans are bits of one
+ * integer; sequence numbers are held as signed 32-bit integers (small integers in their slots,
+ * where unsigned values above 2^31 were a boxed double each); what few connections use (listener
+ * queues, keepalive, retransmission and recovery bookkeeping, errors) is a TcpSeldom made on
+ * first use. All behind accessors, so the other parts read and write plain-looking fields.
  *
  * Design notes:
  * - Everything runs synchronously inside packet processing or an API call. Sending a segment may
@@ -48,6 +54,38 @@ import { CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LISTEN, STATE_
 
 export { ATO_MAX, ATO_MIN, DUP_THRESH, INITIAL_WINDOW_SEGMENTS, MAX_OOO_SEGMENTS, RTO_FALLBACK, RTO_INIT, RTO_MAX, RTO_MIN } from './constants.js';
 
+/** The endpoint's booleans, one bit each of `bits` (30 bits: a small integer on any V8 build). */
+const B_HASHED = 1 << 0;
+const B_PORT_OWNER = 1 << 1;
+const B_REUSE_ADDRESS = 1 << 2;
+const B_V6_ONLY = 1 << 3;
+const B_TX_OFFLOAD = 1 << 4;
+const B_SG_ON = 1 << 5;
+const B_SND_BUF_LOCKED = 1 << 6;
+const B_FIN_QUEUED = 1 << 7;
+const B_SHUT_WR = 1 << 8;
+const B_WANT_WRITABLE = 1 << 9;
+const B_RCV_BUF_LOCKED = 1 << 10;
+const B_FIN_RCVD = 1 << 11;
+const B_END_EMITTED = 1 << 12;
+const B_DSACK_PENDING = 1 << 13;
+const B_TS_ON = 1 << 14;
+const B_SACK_ON = 1 << 15;
+const B_WS_ON = 1 << 16;
+const B_RTT_INIT = 1 << 17;
+const B_SYN_RETRANSMITTED = 1 << 18;
+const B_CWND_LIMITED = 1 << 19;
+const B_ACK_NOW = 1 << 20;
+const B_ACK_LATER = 1 << 21;
+const B_NO_DELAY = 1 << 22;
+const B_KEEP_ALIVE = 1 << 23;
+const B_USER_CLOSED = 1 << 24;
+const B_CLOSE_EMITTED = 1 << 25;
+const B_FLUSHING = 1 << 26;
+const B_IN_OUTPUT = 1 << 27;
+const B_OUTPUT_AGAIN = 1 << 28;
+const B_ANNOUNCE = 1 << 29;
+
 export interface TcpEndpointEvents {
   connect: [];
   connection: [TcpEndpoint];
@@ -70,51 +108,104 @@ export interface TcpEndpointSink {
   epClose(): void;
 }
 
+/**
+ * @internal What few connections ever use, made on a connection's first use of any of it: a
+ * listener's queues; keepalive and TCP_USER_TIMEOUT settings; zero-window and keepalive probes;
+ * retransmission and loss-recovery bookkeeping; D-SACK edges; the out-of-window ACK rate limit;
+ * errors; send-buffer bounds set by the user or the memory budget. An idle connection (a relayed
+ * flow) holds none: 30 slots and 3-4 boxed doubles less in each endpoint. Hot paths that write a
+ * field's default (retries = 0 on every ACK) go through setters that make nothing.
+ */
+export class TcpSeldom {
+  backlog = 0;
+  acceptQueue: TcpEndpoint[] | null = null;
+  /** Embryonic (SYN_RECEIVED) children of a listener. */
+  synQueue: Set<TcpEndpoint> | null = null;
+  /** Last time a SYN cookie was sent (ms), -Infinity if never. */
+  lastCookieTime = -Infinity;
+  keepIdle = 0;
+  keepIntvl = 0;
+  keepCnt = 0;
+  kaProbes = 0;
+  userTimeout = 0;
+  probesOut = 0;
+  persistBackoff = 0;
+  /** Time of the first retransmission of the current data (for TCP_USER_TIMEOUT), or -1. */
+  firstRtxTime = -1;
+  /** cwnd when the last loss recovery or timeout began. */
+  priorCwnd = 0;
+  bytesRetrans = 0;
+  totalRetrans = 0;
+  /** The D-SACK block to send (valid while the endpoint's dsackPending). */
+  dsackL = 0;
+  dsackR = 0;
+  lastOowAck = -Infinity;
+  softError: TunstackError | null = null;
+  pendingError: TunstackError | null = null;
+  sndBufLimit = 0;
+  /** Send-buffer bound lowered when the memory budget refused a write (0: none). */
+  sndBufCap = 0;
+  backoff = 0;
+  /** Consecutive timeouts (SYN, SYN-ACK or data). */
+  retries = 0;
+  holeEnd = 0;
+  /** Lost-retransmission detection: the left edge's retransmission (-1: none) and SND.MAX when it left. */
+  edgeSeq = -1;
+  edgeMark = 0;
+  dupAcks = 0;
+  /** The keepalive or FIN_WAIT_2 timer (keepKind says which). */
+  keepTimer: Timer | null = null;
+  keepKind = KT_KEEPALIVE;
+  /** Time the connection last received a segment, kept while keepalive is on (its idle time). */
+  lastHeard = 0;
+}
+
 export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements TableEntry, CcHost, MemoryHolder {
   readonly family: 4 | 6;
+  /** @internal The booleans below, one bit each (B_*): one slot instead of thirty. */
+  bits = 0;
   /** @internal */ hnext: TableEntry | null = null;
   /** @internal */ hkey = 0;
-  /** @internal */ hashed = false;
+  /** @internal */ get hashed(): boolean { return (this.bits & B_HASHED) !== 0; }
+  /** @internal */ set hashed(v: boolean) { this.bits = v ? this.bits | B_HASHED : this.bits & ~B_HASHED; }
   /** @internal */ st = CLOSED;
   /** @internal */ laddr: Uint8Array | null = null;
   /** @internal */ raddr: Uint8Array | null = null;
   /** @internal */ lport = 0;
   /** @internal */ rport = 0;
   /** @internal Holds a PortManager reservation for lport. */
-  portOwner = false;
-  /** @internal */ reuseAddress = false;
+  get portOwner(): boolean { return (this.bits & B_PORT_OWNER) !== 0; }
+  /** @internal */ set portOwner(v: boolean) { this.bits = v ? this.bits | B_PORT_OWNER : this.bits & ~B_PORT_OWNER; }
+  /** @internal */ get reuseAddress(): boolean { return (this.bits & B_REUSE_ADDRESS) !== 0; }
+  /** @internal */ set reuseAddress(v: boolean) { this.bits = v ? this.bits | B_REUSE_ADDRESS : this.bits & ~B_REUSE_ADDRESS; }
   /** IPV6_V6ONLY (see TcpEndpointOptions.v6Only); always false for IPv4. */
-  readonly v6Only: boolean;
+  get v6Only(): boolean { return (this.bits & B_V6_ONLY) !== 0; }
   /** @internal */ route: Route | null = null;
   /** @internal */ headroom = 64;
   /** @internal Pseudo-header partial sum without the length (addresses and protocol). */
   pseudoBase = 0;
-  /** @internal */ txOffload = false;
+  /** @internal */ get txOffload(): boolean { return (this.bits & B_TX_OFFLOAD) !== 0; }
+  /** @internal */ set txOffload(v: boolean) { this.bits = v ? this.bits | B_TX_OFFLOAD : this.bits & ~B_TX_OFFLOAD; }
   /** @internal Segments carry their payload as views of the send buffer (the link does scatter-gather). */
-  sgOn = false;
+  get sgOn(): boolean { return (this.bits & B_SG_ON) !== 0; }
+  /** @internal */ set sgOn(v: boolean) { this.bits = v ? this.bits | B_SG_ON : this.bits & ~B_SG_ON; }
   /**
    * @internal TCP segmentation offload: the most payload bytes one super-packet may carry (the
    * link cuts it into MSS-sized segments: LinkCapability.GSO), 0 when every segment is sent as is.
    */
   gsoMax = 0;
 
-  // ---- listener
-  /** @internal */ backlog = 0;
-  /** @internal */ acceptQueue: TcpEndpoint[] | null = null;
-  /** @internal Embryonic (SYN_RECEIVED) children of a listener. */
-  synQueue: Set<TcpEndpoint> | null = null;
+  // ---- the listener of an accepted child (its queues and backlog: TcpSeldom)
   /** @internal */ parent: TcpEndpoint | null = null;
-  /** @internal last time a SYN cookie was sent (ms), -Infinity if never. */
-  lastCookieTime = -Infinity;
 
   // ---- send sequence space
-  /** @internal */ iss = 0;
-  /** @internal */ sndUna = 0;
-  /** @internal */ sndNxt = 0;
-  /** @internal */ sndMax = 0;
+  /** @internal */ iss32 = 0;
+  /** @internal */ sndUna32 = 0;
+  /** @internal */ sndNxt32 = 0;
+  /** @internal */ sndMax32 = 0;
   /** @internal */ sndWnd = 0;
-  /** @internal */ sndWl1 = 0;
-  /** @internal */ sndWl2 = 0;
+  /** @internal */ sndWl132 = 0;
+  /** @internal */ sndWl232 = 0;
   /** @internal */ maxSndWnd = 0;
   /** @internal */ sndWscale = 0;
   /** @internal MSS the peer announced (or the default). */
@@ -124,63 +215,65 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ advMss = 536;
   /** @internal */ pmtu = 0;
   /** @internal */ sndBuf: SendBuffer | null = null;
-  /** @internal */ sndBufLimit = 0;
-  /** @internal */ sndBufLocked = false;
-  /** @internal */ finQueued = false;
+  /** @internal */ get sndBufLocked(): boolean { return (this.bits & B_SND_BUF_LOCKED) !== 0; }
+  /** @internal */ set sndBufLocked(v: boolean) { this.bits = v ? this.bits | B_SND_BUF_LOCKED : this.bits & ~B_SND_BUF_LOCKED; }
+  /** @internal */ get finQueued(): boolean { return (this.bits & B_FIN_QUEUED) !== 0; }
+  /** @internal */ set finQueued(v: boolean) { this.bits = v ? this.bits | B_FIN_QUEUED : this.bits & ~B_FIN_QUEUED; }
   /** @internal Sequence number of our FIN (valid when finQueued). */
-  finSeq = 0;
-  private shutWr = false;
-  /** @internal */ wantWritable = false;
-  /** @internal Send-buffer bound lowered when the memory budget refused a write (0: none). */
-  sndBufCap = 0;
+  finSeq32 = 0;
+  private get shutWr(): boolean { return (this.bits & B_SHUT_WR) !== 0; }
+  private set shutWr(v: boolean) { this.bits = v ? this.bits | B_SHUT_WR : this.bits & ~B_SHUT_WR; }
+  /** @internal */ get wantWritable(): boolean { return (this.bits & B_WANT_WRITABLE) !== 0; }
+  /** @internal */ set wantWritable(v: boolean) { this.bits = v ? this.bits | B_WANT_WRITABLE : this.bits & ~B_WANT_WRITABLE; }
   /** @internal Bytes charged to the stack's memory budget, and the out-of-order part of them. */
   memHeld = 0;
   /** @internal */ memOoo = 0;
 
   // ---- receive sequence space
-  /** @internal */ irs = 0;
-  /** @internal */ rcvNxt = 0;
+  /** @internal */ irs32 = 0;
+  /** @internal */ rcvNxt32 = 0;
   /** @internal Right edge of the window we advertised. */
-  rcvAdv = 0;
+  rcvAdv32 = 0;
   /** @internal */ rcvWscale = 0;
   /** @internal */ rcvBuf = 0;
   /** @internal */ rcvBufMax = 0;
-  /** @internal */ rcvBufLocked = false;
+  /** @internal */ get rcvBufLocked(): boolean { return (this.bits & B_RCV_BUF_LOCKED) !== 0; }
+  /** @internal */ set rcvBufLocked(v: boolean) { this.bits = v ? this.bits | B_RCV_BUF_LOCKED : this.bits & ~B_RCV_BUF_LOCKED; }
   /** @internal */ rcvQ: RecvQueue | null = null;
   /** @internal */ ooo: OooQueue | null = null;
   /** @internal Sequence number of a FIN received out of order, or -1. */
-  oooFin = -1;
-  /** @internal */ finRcvd = false;
-  private endEmitted = false;
+  oooFin32: number | null = null;
+  /** @internal */ get finRcvd(): boolean { return (this.bits & B_FIN_RCVD) !== 0; }
+  /** @internal */ set finRcvd(v: boolean) { this.bits = v ? this.bits | B_FIN_RCVD : this.bits & ~B_FIN_RCVD; }
+  private get endEmitted(): boolean { return (this.bits & B_END_EMITTED) !== 0; }
+  private set endEmitted(v: boolean) { this.bits = v ? this.bits | B_END_EMITTED : this.bits & ~B_END_EMITTED; }
   /** @internal */ rcvMss = 536;
-  /** @internal */ lastAckSent = 0;
-  /** @internal */ dsackL = 0;
-  /** @internal */ dsackR = 0;
-  /** @internal */ dsackPending = false;
+  /** @internal */ lastAckSent32 = 0;
+  /** @internal */ get dsackPending(): boolean { return (this.bits & B_DSACK_PENDING) !== 0; }
+  /** @internal */ set dsackPending(v: boolean) { this.bits = v ? this.bits | B_DSACK_PENDING : this.bits & ~B_DSACK_PENDING; }
 
   // ---- options
-  /** @internal */ tsOn = false;
-  /** @internal */ tsRecent = 0;
-  /** @internal */ tsOffset = 0;
-  /** @internal */ sackOn = false;
-  /** @internal */ wsOn = false;
+  /** @internal */ get tsOn(): boolean { return (this.bits & B_TS_ON) !== 0; }
+  /** @internal */ set tsOn(v: boolean) { this.bits = v ? this.bits | B_TS_ON : this.bits & ~B_TS_ON; }
+  /** @internal */ tsRecent32 = 0;
+  /** @internal */ tsOffset32 = 0;
+  /** @internal */ get sackOn(): boolean { return (this.bits & B_SACK_ON) !== 0; }
+  /** @internal */ set sackOn(v: boolean) { this.bits = v ? this.bits | B_SACK_ON : this.bits & ~B_SACK_ON; }
+  /** @internal */ get wsOn(): boolean { return (this.bits & B_WS_ON) !== 0; }
+  /** @internal */ set wsOn(v: boolean) { this.bits = v ? this.bits | B_WS_ON : this.bits & ~B_WS_ON; }
 
   // ---- RTT / RTO
   srtt = 0;
   /** @internal */ rttvar = 0;
-  /** @internal */ rttInit = false;
+  /** @internal */ get rttInit(): boolean { return (this.bits & B_RTT_INIT) !== 0; }
+  /** @internal */ set rttInit(v: boolean) { this.bits = v ? this.bits | B_RTT_INIT : this.bits & ~B_RTT_INIT; }
   /** @internal */ rtoBase = RTO_INIT;
-  /** @internal */ backoff = 0;
-  /** @internal Consecutive timeouts (SYN, SYN-ACK or data). */
-  retries = 0;
-  /** @internal */ rttSeq = 0;
-  /** @internal */ rttTime = -1;
-  /** @internal Time of the first retransmission of the current data (for TCP_USER_TIMEOUT), or -1. */
-  firstRtxTime = -1;
-  /** @internal */ synRetransmitted = false;
+  /** @internal */ rttSeq32 = 0;
+  /** @internal Send time of the timed segment (the SYN or SYN-ACK in the handshake), or -1. */
+  rttTime = -1;
+  /** @internal */ get synRetransmitted(): boolean { return (this.bits & B_SYN_RETRANSMITTED) !== 0; }
+  /** @internal */ set synRetransmitted(v: boolean) { this.bits = v ? this.bits | B_SYN_RETRANSMITTED : this.bits & ~B_SYN_RETRANSMITTED; }
   /** @internal */ rtxKind = RTX_RTO;
-  /** @internal */ probesOut = 0;
-  /** @internal */ persistBackoff = 0;
 
   // ---- congestion control
   cwnd = 0;
@@ -189,17 +282,11 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   ccName: CongestionControlName;
   private ccState: CongestionControl | null = null;
   /** @internal */ caState = CA_OPEN;
-  /** @internal */ recoveryPoint = 0;
-  /** @internal */ highRxt = 0;
-  /** @internal */ holeEnd = 0;
-  /** @internal Lost-retransmission detection: the left edge's retransmission and SND.MAX when it left. */
-  edgeSeq = -1;
-  /** @internal */ edgeMark = 0;
-  /** @internal */ dupAcks = 0;
+  /** @internal */ recoveryPoint32 = 0;
+  /** @internal */ highRxt32 = 0;
   /** @internal */ sb: Scoreboard | null = null;
-  /** @internal */ cwndLimited = false;
-  /** @internal cwnd when the last loss recovery or timeout began. */
-  priorCwnd = 0;
+  /** @internal */ get cwndLimited(): boolean { return (this.bits & B_CWND_LIMITED) !== 0; }
+  /** @internal */ set cwndLimited(v: boolean) { this.bits = v ? this.bits | B_CWND_LIMITED : this.bits & ~B_CWND_LIMITED; }
   /** @internal Time the last data segment was sent (for restart after idle). */
   lastSendTime = 0;
 
@@ -207,52 +294,50 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
   /** @internal */ quickAcks = 0;
   /** @internal */ ato = ATO_MIN;
   /** @internal */ lastRcvTime = -1;
-  /** @internal */ ackNow = false;
-  /** @internal */ ackLater = false;
-  /** @internal */ lastOowAck = -Infinity;
+  /** @internal */ get ackNow(): boolean { return (this.bits & B_ACK_NOW) !== 0; }
+  /** @internal */ set ackNow(v: boolean) { this.bits = v ? this.bits | B_ACK_NOW : this.bits & ~B_ACK_NOW; }
+  /** @internal */ get ackLater(): boolean { return (this.bits & B_ACK_LATER) !== 0; }
+  /** @internal */ set ackLater(v: boolean) { this.bits = v ? this.bits | B_ACK_LATER : this.bits & ~B_ACK_LATER; }
 
   // ---- timers
   /** @internal */ rtxTimer: Timer | null = null;
   /** @internal */ delackTimer: Timer | null = null;
-  /** @internal */ keepTimer: Timer | null = null;
-  /** @internal */ keepKind = KT_KEEPALIVE;
 
   // ---- options set by the user
-  /** @internal */ noDelay = false;
-  /** @internal */ keepAlive = false;
-  /** @internal */ keepIdle = 0;
-  /** @internal */ keepIntvl = 0;
-  /** @internal */ keepCnt = 0;
-  /** @internal */ kaProbes = 0;
-  /** @internal */ userTimeout = 0;
-  /** @internal Time the connection last received a segment (keepalive idle time). */
-  lastHeard = 0;
+  /** @internal */ get noDelay(): boolean { return (this.bits & B_NO_DELAY) !== 0; }
+  /** @internal */ set noDelay(v: boolean) { this.bits = v ? this.bits | B_NO_DELAY : this.bits & ~B_NO_DELAY; }
+  /** @internal */ get keepAlive(): boolean { return (this.bits & B_KEEP_ALIVE) !== 0; }
+  /** @internal */ set keepAlive(v: boolean) { this.bits = v ? this.bits | B_KEEP_ALIVE : this.bits & ~B_KEEP_ALIVE; }
 
   // ---- lifecycle
   /** @internal close() was called: the endpoint is an orphan finishing its close. */
-  userClosed = false;
-  /** @internal */ closeEmitted = false;
-  /** @internal */ softError: TunstackError | null = null;
-  /** @internal */ pendingError: TunstackError | null = null;
+  get userClosed(): boolean { return (this.bits & B_USER_CLOSED) !== 0; }
+  /** @internal */ set userClosed(v: boolean) { this.bits = v ? this.bits | B_USER_CLOSED : this.bits & ~B_USER_CLOSED; }
+  /** @internal */ get closeEmitted(): boolean { return (this.bits & B_CLOSE_EMITTED) !== 0; }
+  /** @internal */ set closeEmitted(v: boolean) { this.bits = v ? this.bits | B_CLOSE_EMITTED : this.bits & ~B_CLOSE_EMITTED; }
   /** @internal */ pendingEv = 0;
-  private flushing = false;
-  /** @internal */ inOutput = false;
-  /** @internal */ outputAgain = false;
+  private get flushing(): boolean { return (this.bits & B_FLUSHING) !== 0; }
+  private set flushing(v: boolean) { this.bits = v ? this.bits | B_FLUSHING : this.bits & ~B_FLUSHING; }
+  /** @internal */ get inOutput(): boolean { return (this.bits & B_IN_OUTPUT) !== 0; }
+  /** @internal */ set inOutput(v: boolean) { this.bits = v ? this.bits | B_IN_OUTPUT : this.bits & ~B_IN_OUTPUT; }
+  /** @internal */ get outputAgain(): boolean { return (this.bits & B_OUTPUT_AGAIN) !== 0; }
+  /** @internal */ set outputAgain(v: boolean) { this.bits = v ? this.bits | B_OUTPUT_AGAIN : this.bits & ~B_OUTPUT_AGAIN; }
   /** @internal The accepted child should be announced to its listener. */
-  announce = false;
+  get announce(): boolean { return (this.bits & B_ANNOUNCE) !== 0; }
+  /** @internal */ set announce(v: boolean) { this.bits = v ? this.bits | B_ANNOUNCE : this.bits & ~B_ANNOUNCE; }
   /** @internal See TcpEndpointSink. */
   sink: TcpEndpointSink | null = null;
+  /** @internal State few connections use, made on first use (see TcpSeldom). */
+  seldom: TcpSeldom | null = null;
 
   // ---- per-connection statistics
   /** @internal */ bytesSent = 0;
-  /** @internal */ bytesRetrans = 0;
   /** @internal */ bytesAcked = 0;
   /** @internal */ bytesReceived = 0;
   /** @internal */ segsOut = 0;
   /** @internal */ segsIn = 0;
   /** @internal */ dataSegsOut = 0;
   /** @internal */ dataSegsIn = 0;
-  /** @internal */ totalRetrans = 0;
 
   constructor(
     /** @internal */ readonly proto: TcpProtocol,
@@ -261,12 +346,128 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     super();
     this.family = options.family ?? 4;
     if (this.family !== 4 && this.family !== 6) throw new TunstackError('EAFNOSUPPORT', `bad family ${String(options.family)}`);
-    this.v6Only = this.family === 6 && (options.v6Only ?? false);
+    if (this.family === 6 && (options.v6Only ?? false)) this.bits = B_V6_ONLY;
     this.ccName = options.congestionControl === 'reno' || (options.congestionControl === undefined && proto.congestionControl === 'reno') ? 'reno' : 'cubic';
     this.noDelay = options.noDelay ?? false;
     if (options.sendBufferSize !== undefined) this.sendBufferSize = options.sendBufferSize;
     if (options.receiveBufferSize !== undefined) this.receiveBufferSize = options.receiveBufferSize;
   }
+
+  // =====================================================================================
+  // Sequence numbers: unsigned 32-bit values to every reader, held as signed 32-bit integers
+  // (`x | 0`) so that each is a small integer in its slot. Held as they are, any value at or
+  // above 2^31 turns the field into a double for every endpoint (one shape), and V8 then boxes
+  // it in a 16-byte heap number per endpoint and field. The getters' `>>> 0` is free in
+  // optimized code. oooFin and edgeSeq read -1 for "none" (null in the slot).
+  // =====================================================================================
+
+  /** @internal */ get iss(): number { return this.iss32 >>> 0; }
+  /** @internal */ set iss(v: number) { this.iss32 = v | 0; }
+  /** @internal */ get sndUna(): number { return this.sndUna32 >>> 0; }
+  /** @internal */ set sndUna(v: number) { this.sndUna32 = v | 0; }
+  /** @internal */ get sndNxt(): number { return this.sndNxt32 >>> 0; }
+  /** @internal */ set sndNxt(v: number) { this.sndNxt32 = v | 0; }
+  /** @internal */ get sndMax(): number { return this.sndMax32 >>> 0; }
+  /** @internal */ set sndMax(v: number) { this.sndMax32 = v | 0; }
+  /** @internal */ get sndWl1(): number { return this.sndWl132 >>> 0; }
+  /** @internal */ set sndWl1(v: number) { this.sndWl132 = v | 0; }
+  /** @internal */ get sndWl2(): number { return this.sndWl232 >>> 0; }
+  /** @internal */ set sndWl2(v: number) { this.sndWl232 = v | 0; }
+  /** @internal */ get finSeq(): number { return this.finSeq32 >>> 0; }
+  /** @internal */ set finSeq(v: number) { this.finSeq32 = v | 0; }
+  /** @internal */ get irs(): number { return this.irs32 >>> 0; }
+  /** @internal */ set irs(v: number) { this.irs32 = v | 0; }
+  /** @internal */ get rcvNxt(): number { return this.rcvNxt32 >>> 0; }
+  /** @internal */ set rcvNxt(v: number) { this.rcvNxt32 = v | 0; }
+  /** @internal */ get rcvAdv(): number { return this.rcvAdv32 >>> 0; }
+  /** @internal */ set rcvAdv(v: number) { this.rcvAdv32 = v | 0; }
+  /** @internal */ get lastAckSent(): number { return this.lastAckSent32 >>> 0; }
+  /** @internal */ set lastAckSent(v: number) { this.lastAckSent32 = v | 0; }
+  /** @internal */ get tsRecent(): number { return this.tsRecent32 >>> 0; }
+  /** @internal */ set tsRecent(v: number) { this.tsRecent32 = v | 0; }
+  /** @internal */ get tsOffset(): number { return this.tsOffset32 >>> 0; }
+  /** @internal */ set tsOffset(v: number) { this.tsOffset32 = v | 0; }
+  /** @internal */ get rttSeq(): number { return this.rttSeq32 >>> 0; }
+  /** @internal */ set rttSeq(v: number) { this.rttSeq32 = v | 0; }
+  /** @internal */ get recoveryPoint(): number { return this.recoveryPoint32 >>> 0; }
+  /** @internal */ set recoveryPoint(v: number) { this.recoveryPoint32 = v | 0; }
+  /** @internal */ get highRxt(): number { return this.highRxt32 >>> 0; }
+  /** @internal */ set highRxt(v: number) { this.highRxt32 = v | 0; }
+  /** @internal */ get oooFin(): number { const v = this.oooFin32; return v === null ? -1 : v >>> 0; }
+  /** @internal */ set oooFin(v: number) { this.oooFin32 = v < 0 ? null : v | 0; }
+
+  // =====================================================================================
+  // The seldom-used state (TcpSeldom): each field reads its default until the object exists;
+  // writing the default does not make it.
+  // =====================================================================================
+
+  /** @internal The seldom-used state, made now if missing. */
+  get rare(): TcpSeldom {
+    return (this.seldom ??= new TcpSeldom());
+  }
+
+  /** @internal */ get backlog(): number { const r = this.seldom; return r === null ? 0 : r.backlog; }
+  /** @internal */ set backlog(v: number) { const r = this.seldom; if (r !== null) r.backlog = v; else if (v !== 0) this.rare.backlog = v; }
+  /** @internal */ get acceptQueue(): TcpEndpoint[] | null { const r = this.seldom; return r === null ? null : r.acceptQueue; }
+  /** @internal */ set acceptQueue(v: TcpEndpoint[] | null) { const r = this.seldom; if (r !== null) r.acceptQueue = v; else if (v !== null) this.rare.acceptQueue = v; }
+  /** @internal */ get synQueue(): Set<TcpEndpoint> | null { const r = this.seldom; return r === null ? null : r.synQueue; }
+  /** @internal */ set synQueue(v: Set<TcpEndpoint> | null) { const r = this.seldom; if (r !== null) r.synQueue = v; else if (v !== null) this.rare.synQueue = v; }
+  /** @internal */ get lastCookieTime(): number { const r = this.seldom; return r === null ? -Infinity : r.lastCookieTime; }
+  /** @internal */ set lastCookieTime(v: number) { const r = this.seldom; if (r !== null) r.lastCookieTime = v; else if (v !== -Infinity) this.rare.lastCookieTime = v; }
+  /** @internal */ get keepIdle(): number { const r = this.seldom; return r === null ? 0 : r.keepIdle; }
+  /** @internal */ set keepIdle(v: number) { const r = this.seldom; if (r !== null) r.keepIdle = v; else if (v !== 0) this.rare.keepIdle = v; }
+  /** @internal */ get keepIntvl(): number { const r = this.seldom; return r === null ? 0 : r.keepIntvl; }
+  /** @internal */ set keepIntvl(v: number) { const r = this.seldom; if (r !== null) r.keepIntvl = v; else if (v !== 0) this.rare.keepIntvl = v; }
+  /** @internal */ get keepCnt(): number { const r = this.seldom; return r === null ? 0 : r.keepCnt; }
+  /** @internal */ set keepCnt(v: number) { const r = this.seldom; if (r !== null) r.keepCnt = v; else if (v !== 0) this.rare.keepCnt = v; }
+  /** @internal */ get kaProbes(): number { const r = this.seldom; return r === null ? 0 : r.kaProbes; }
+  /** @internal */ set kaProbes(v: number) { const r = this.seldom; if (r !== null) r.kaProbes = v; else if (v !== 0) this.rare.kaProbes = v; }
+  /** @internal */ get userTimeout(): number { const r = this.seldom; return r === null ? 0 : r.userTimeout; }
+  /** @internal */ set userTimeout(v: number) { const r = this.seldom; if (r !== null) r.userTimeout = v; else if (v !== 0) this.rare.userTimeout = v; }
+  /** @internal */ get probesOut(): number { const r = this.seldom; return r === null ? 0 : r.probesOut; }
+  /** @internal */ set probesOut(v: number) { const r = this.seldom; if (r !== null) r.probesOut = v; else if (v !== 0) this.rare.probesOut = v; }
+  /** @internal */ get persistBackoff(): number { const r = this.seldom; return r === null ? 0 : r.persistBackoff; }
+  /** @internal */ set persistBackoff(v: number) { const r = this.seldom; if (r !== null) r.persistBackoff = v; else if (v !== 0) this.rare.persistBackoff = v; }
+  /** @internal */ get firstRtxTime(): number { const r = this.seldom; return r === null ? -1 : r.firstRtxTime; }
+  /** @internal */ set firstRtxTime(v: number) { const r = this.seldom; if (r !== null) r.firstRtxTime = v; else if (v !== -1) this.rare.firstRtxTime = v; }
+  /** @internal */ get priorCwnd(): number { const r = this.seldom; return r === null ? 0 : r.priorCwnd; }
+  /** @internal */ set priorCwnd(v: number) { const r = this.seldom; if (r !== null) r.priorCwnd = v; else if (v !== 0) this.rare.priorCwnd = v; }
+  /** @internal */ get bytesRetrans(): number { const r = this.seldom; return r === null ? 0 : r.bytesRetrans; }
+  /** @internal */ set bytesRetrans(v: number) { const r = this.seldom; if (r !== null) r.bytesRetrans = v; else if (v !== 0) this.rare.bytesRetrans = v; }
+  /** @internal */ get totalRetrans(): number { const r = this.seldom; return r === null ? 0 : r.totalRetrans; }
+  /** @internal */ set totalRetrans(v: number) { const r = this.seldom; if (r !== null) r.totalRetrans = v; else if (v !== 0) this.rare.totalRetrans = v; }
+  /** @internal */ get dsackL(): number { const r = this.seldom; return r === null ? 0 : r.dsackL; }
+  /** @internal */ set dsackL(v: number) { const r = this.seldom; if (r !== null) r.dsackL = v; else if (v !== 0) this.rare.dsackL = v; }
+  /** @internal */ get dsackR(): number { const r = this.seldom; return r === null ? 0 : r.dsackR; }
+  /** @internal */ set dsackR(v: number) { const r = this.seldom; if (r !== null) r.dsackR = v; else if (v !== 0) this.rare.dsackR = v; }
+  /** @internal */ get lastOowAck(): number { const r = this.seldom; return r === null ? -Infinity : r.lastOowAck; }
+  /** @internal */ set lastOowAck(v: number) { const r = this.seldom; if (r !== null) r.lastOowAck = v; else if (v !== -Infinity) this.rare.lastOowAck = v; }
+  /** @internal */ get softError(): TunstackError | null { const r = this.seldom; return r === null ? null : r.softError; }
+  /** @internal */ set softError(v: TunstackError | null) { const r = this.seldom; if (r !== null) r.softError = v; else if (v !== null) this.rare.softError = v; }
+  /** @internal */ get pendingError(): TunstackError | null { const r = this.seldom; return r === null ? null : r.pendingError; }
+  /** @internal */ set pendingError(v: TunstackError | null) { const r = this.seldom; if (r !== null) r.pendingError = v; else if (v !== null) this.rare.pendingError = v; }
+  /** @internal */ get sndBufLimit(): number { const r = this.seldom; return r === null ? 0 : r.sndBufLimit; }
+  /** @internal */ set sndBufLimit(v: number) { const r = this.seldom; if (r !== null) r.sndBufLimit = v; else if (v !== 0) this.rare.sndBufLimit = v; }
+  /** @internal */ get sndBufCap(): number { const r = this.seldom; return r === null ? 0 : r.sndBufCap; }
+  /** @internal */ set sndBufCap(v: number) { const r = this.seldom; if (r !== null) r.sndBufCap = v; else if (v !== 0) this.rare.sndBufCap = v; }
+  /** @internal */ get backoff(): number { const r = this.seldom; return r === null ? 0 : r.backoff; }
+  /** @internal */ set backoff(v: number) { const r = this.seldom; if (r !== null) r.backoff = v; else if (v !== 0) this.rare.backoff = v; }
+  /** @internal */ get retries(): number { const r = this.seldom; return r === null ? 0 : r.retries; }
+  /** @internal */ set retries(v: number) { const r = this.seldom; if (r !== null) r.retries = v; else if (v !== 0) this.rare.retries = v; }
+  /** @internal */ get holeEnd(): number { const r = this.seldom; return r === null ? 0 : r.holeEnd; }
+  /** @internal */ set holeEnd(v: number) { const r = this.seldom; if (r !== null) r.holeEnd = v; else if (v !== 0) this.rare.holeEnd = v; }
+  /** @internal */ get edgeSeq(): number { const r = this.seldom; return r === null ? -1 : r.edgeSeq; }
+  /** @internal */ set edgeSeq(v: number) { const r = this.seldom; if (r !== null) r.edgeSeq = v; else if (v !== -1) this.rare.edgeSeq = v; }
+  /** @internal */ get edgeMark(): number { const r = this.seldom; return r === null ? 0 : r.edgeMark; }
+  /** @internal */ set edgeMark(v: number) { const r = this.seldom; if (r !== null) r.edgeMark = v; else if (v !== 0) this.rare.edgeMark = v; }
+  /** @internal */ get dupAcks(): number { const r = this.seldom; return r === null ? 0 : r.dupAcks; }
+  /** @internal */ set dupAcks(v: number) { const r = this.seldom; if (r !== null) r.dupAcks = v; else if (v !== 0) this.rare.dupAcks = v; }
+  /** @internal */ get keepTimer(): Timer | null { const r = this.seldom; return r === null ? null : r.keepTimer; }
+  /** @internal */ set keepTimer(v: Timer | null) { const r = this.seldom; if (r !== null) r.keepTimer = v; else if (v !== null) this.rare.keepTimer = v; }
+  /** @internal */ get keepKind(): number { const r = this.seldom; return r === null ? KT_KEEPALIVE : r.keepKind; }
+  /** @internal */ set keepKind(v: number) { const r = this.seldom; if (r !== null) r.keepKind = v; else if (v !== KT_KEEPALIVE) this.rare.keepKind = v; }
+  /** @internal */ get lastHeard(): number { const r = this.seldom; return r === null ? 0 : r.lastHeard; }
+  /** @internal */ set lastHeard(v: number) { const r = this.seldom; if (r !== null) r.lastHeard = v; else if (v !== 0) this.rare.lastHeard = v; }
 
   // =====================================================================================
   // Public surface
@@ -614,6 +815,8 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     optionalNumber(intervalMs, 'setKeepAlive', 'intervalMs', 0, 0x7fffffff);
     optionalNumber(count, 'setKeepAlive', 'count', 0, 127);
     const p = this.proto;
+    // The idle time counts from now when keepalive comes on (segments update it while it is on).
+    if (on && !this.keepAlive) this.lastHeard = p.stack.clock.now();
     this.keepAlive = on;
     if (idleMs !== undefined && idleMs > 0) this.keepIdle = idleMs;
     if (intervalMs !== undefined && intervalMs > 0) this.keepIntvl = intervalMs;
@@ -735,8 +938,6 @@ export class TcpEndpoint extends EventEmitter<TcpEndpointEvents> implements Tabl
     const st = this.st;
     return st >= ESTABLISHED && st !== TIME_WAIT;
   }
-
-  /** @internal */ firstSynTime = -1;
 
   /** @internal */ copiedInRtt = 0;
   /** @internal */ rttWindowStart = -1;

@@ -76,7 +76,8 @@ export function buildSack(ep: TcpEndpoint, max: number): number {
 export function input(ep: TcpEndpoint, seg: Segment): void {
   ep.segsIn++;
   const now = ep.proto.stack.clock.now();
-  ep.lastHeard = now;
+  // Only keepalive reads it (kept from when it is switched on: an idle connection holds no field).
+  if (ep.keepAlive) ep.lastHeard = now;
   if (ep.st === SYN_SENT) {
     inputSynSent(ep, seg);
     return;
