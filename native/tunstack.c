@@ -37,6 +37,7 @@
 #include <net/if_arp.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sched.h>
@@ -493,6 +494,7 @@ typedef struct poller {
   napi_ref ownRef; /* JS array for handed-over buffers (NULL: no hand-over) */
   napi_async_context actx;
   uint8_t *spare;  /* hand-over: the next read's memory */
+  void *spareHint; /* its finalizer hint (HO_ARENA_HINT: an arena chunk) */
   uint32_t ownMin;
   uint8_t *buf;
   size_t bufLen;
@@ -530,119 +532,203 @@ static void poller_call(poller_t *p, double a, double b) {
 }
 
 /*
- * Memory for handed-over packets comes from a free list of equal chunks, filled again when JS
- * drops a packet (the ArrayBuffer's finalizer): fresh memory from malloc for every 64 KiB packet
- * costs more than the packet's whole processing (glibc gives the pages back to the kernel and
- * each new one faults and is zeroed again, ~30-45 us per 64 KiB here). V8 collects dead
- * ArrayBuffers in bulk (after ~64 MiB of them), so the list must hold that many; bounded: beyond
- * HO_POOL_MAX idle chunks they are freed, and chunks that stayed idle for a whole second (beyond
- * HO_POOL_KEEP) are freed as packets come (at most 64 per read).
+ * Memory for handed-over packets: chunks of HO_STRIDE bytes carved from arenas of HO_ARENA_CHUNKS
+ * that are mmap'd, not malloc'd, for two reasons measured here. Fresh memory faults and is zeroed
+ * page by page on the first read into it (~30-45 us per 64 KiB), which costs more than the
+ * packet's whole processing; and once Node has forked a child (child_process), every page of the
+ * heap is write-protected for copy-on-write, so each read into a reused malloc'd chunk faults
+ * again (180-300 us per 64 KiB). An arena is mapped with MAP_POPULATE (faulted in once, when
+ * mapped) and marked MADV_DONTFORK (a child does not inherit it, so a fork leaves it writable).
+ *
+ * A chunk goes back to its arena when JS drops the packet (the ArrayBuffer's finalizer). V8
+ * collects dead ArrayBuffers in bulk (after ~64 MiB of them), so up to HO_ARENAS_MAX arenas may be
+ * mapped at once; past that, chunks come from malloc. Bounded the other way too: an arena whose
+ * chunks have all been idle for a whole second is unmapped (HO_ARENAS_KEEP stay).
  */
-#define HO_CHUNK 65664 /* >= 64 KiB IP packet + Ethernet/VLAN + PI + vnet header */
-#define HO_POOL_MAX 2048
-#define HO_POOL_KEEP 32
-static void *ho_pool[HO_POOL_MAX];
-static size_t ho_pooled;
-/* Low-water mark of the idle count since the last trim, and when that was (uv_hrtime ns). */
-static size_t ho_low;
+#define HO_CHUNK 65664  /* >= 64 KiB IP packet + Ethernet/VLAN + PI + vnet header */
+#define HO_STRIDE 69632 /* HO_CHUNK rounded up to whole 4 KiB pages */
+#define HO_ARENA_CHUNKS 32
+#define HO_ARENA_ALL 0xffffffffu
+#define HO_ARENAS_MAX 64
+#define HO_ARENAS_KEEP 1
+typedef struct ho_arena {
+  uint8_t *base;
+  uint32_t idle;      /* bit i: chunk i is not in use */
+  uint64_t idleSince; /* uv_hrtime() when its last chunk came back */
+} ho_arena_t;
+static ho_arena_t ho_arenas[HO_ARENAS_MAX];
+static size_t ho_narenas;
 static uint64_t ho_trimmed_at;
 static uv_mutex_t ho_lock;
 static uv_once_t ho_once = UV_ONCE_INIT;
 static void ho_init(void) { uv_mutex_init(&ho_lock); }
 
-/* Counters: chunks taken from the free list, malloc'd fresh, returned to it, freed. */
-static double ho_reused, ho_fresh, ho_returned, ho_freed;
+/*
+ * Counters: chunks taken from a mapped arena, taken from malloc (arenas all full or mmap failed),
+ * given back, freed (malloc'd ones, and arena chunks unmapped); arenas mapped and unmapped.
+ */
+static double ho_reused, ho_fresh, ho_returned, ho_freed, ho_mapped, ho_unmapped;
 
-static uint8_t *ho_get(size_t size) {
+static size_t ho_idle_chunks(void) {
+  size_t n = 0;
+  for (size_t i = 0; i < ho_narenas; i++) n += (size_t)__builtin_popcount(ho_arenas[i].idle);
+  return n;
+}
+
+/* Maps one more arena (ho_lock held); returns its index or -1. */
+static int ho_map_arena(void) {
+  if (ho_narenas >= HO_ARENAS_MAX) return -1;
+  size_t len = (size_t)HO_STRIDE * HO_ARENA_CHUNKS;
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+#ifdef MAP_POPULATE
+  flags |= MAP_POPULATE;
+#endif
+  void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+  if (m == MAP_FAILED) return -1;
+#ifdef MADV_DONTFORK
+  madvise(m, len, MADV_DONTFORK);
+#endif
+  ho_arena_t *a = &ho_arenas[ho_narenas];
+  a->base = (uint8_t *)m;
+  a->idle = HO_ARENA_ALL;
+  a->idleSince = uv_hrtime();
+  ho_mapped++;
+  return (int)ho_narenas++;
+}
+
+/* Once a second (ho_lock held): arenas idle for the whole second are unmapped, beyond the first few. */
+static void ho_trim(uint64_t now) {
+  if (now - ho_trimmed_at < 1000000000ull) return;
+  ho_trimmed_at = now;
+  size_t i = 0, kept = 0;
+  while (i < ho_narenas) {
+    ho_arena_t *a = &ho_arenas[i];
+    if (a->idle == HO_ARENA_ALL && now - a->idleSince >= 1000000000ull && kept >= HO_ARENAS_KEEP) {
+      munmap(a->base, (size_t)HO_STRIDE * HO_ARENA_CHUNKS);
+      ho_unmapped++;
+      ho_freed += HO_ARENA_CHUNKS;
+      ho_arenas[i] = ho_arenas[--ho_narenas];
+      continue;
+    }
+    if (a->idle == HO_ARENA_ALL) kept++;
+    i++;
+  }
+}
+
+/* A chunk of at least `size` bytes; *fromArena tells the finalizer where it goes back. */
+static uint8_t *ho_get(size_t size, bool *fromArena) {
+  *fromArena = false;
   if (size > HO_CHUNK) return (uint8_t *)malloc(size);
   uv_once(&ho_once, ho_init);
-  void *m = NULL;
+  uint8_t *m = NULL;
   uv_mutex_lock(&ho_lock);
-  if (ho_pooled > 0) {
-    m = ho_pool[--ho_pooled];
+  ho_trim(uv_hrtime());
+  /* The busiest arena with a free chunk: the others then fall idle and can be unmapped. */
+  int best = -1;
+  int bestIdle = HO_ARENA_CHUNKS + 1;
+  for (size_t i = 0; i < ho_narenas; i++) {
+    int n = __builtin_popcount(ho_arenas[i].idle);
+    if (n > 0 && n < bestIdle) {
+      best = (int)i;
+      bestIdle = n;
+    }
+  }
+  if (best < 0) best = ho_map_arena();
+  if (best >= 0) {
+    ho_arena_t *a = &ho_arenas[best];
+    int c = __builtin_ctz(a->idle);
+    a->idle &= ~(1u << c);
+    m = a->base + (size_t)c * HO_STRIDE;
     ho_reused++;
+    *fromArena = true;
   } else {
     ho_fresh++;
   }
-  if (ho_pooled < ho_low) ho_low = ho_pooled;
-  /* Once a second: chunks that stayed idle the whole second (beyond a few) go back to malloc. */
-  uint64_t now = uv_hrtime();
-  void *spare[64];
-  size_t nfree = 0;
-  if (now - ho_trimmed_at > 1000000000ull) {
-    while (ho_low > HO_POOL_KEEP && ho_pooled > 0 && nfree < 64) {
-      spare[nfree++] = ho_pool[--ho_pooled];
-      ho_low--;
-      ho_freed++;
-    }
-    if (nfree < 64) {
-      ho_trimmed_at = now;
-      ho_low = ho_pooled;
-    }
-  }
   uv_mutex_unlock(&ho_lock);
-  for (size_t i = 0; i < nfree; i++) free(spare[i]);
-  return m != NULL ? (uint8_t *)m : (uint8_t *)malloc(HO_CHUNK);
+  return m != NULL ? m : (uint8_t *)malloc(HO_CHUNK);
 }
 
-/* handOverStats() -> [reused, fresh, returned, freed, idle] */
+/* handOverStats() -> [from arenas, from malloc, returned, freed, idle now, arenas mapped now, mapped ever, unmapped ever] */
 static napi_value t_ho_stats(napi_env env, napi_callback_info info) {
   (void)info;
   uv_once(&ho_once, ho_init);
   napi_value arr;
-  napi_create_array_with_length(env, 5, &arr);
+  napi_create_array_with_length(env, 8, &arr);
   uv_mutex_lock(&ho_lock);
-  double v[5] = {ho_reused, ho_fresh, ho_returned, ho_freed, (double)ho_pooled};
+  double v[8] = {ho_reused, ho_fresh, ho_returned, ho_freed, (double)ho_idle_chunks(), (double)ho_narenas, ho_mapped, ho_unmapped};
   uv_mutex_unlock(&ho_lock);
-  for (uint32_t i = 0; i < 5; i++) napi_set_element(env, arr, i, num(env, v[i]));
+  for (uint32_t i = 0; i < 8; i++) napi_set_element(env, arr, i, num(env, v[i]));
   return arr;
 }
 
-/* Finalizer of a handed-over ArrayBuffer; hint 1: the memory is a pool chunk. */
+/* Gives a chunk back: to its arena when it came from one (hint non-NULL), else to malloc. */
 static void free_handed_over(napi_env env, void *data, void *hint) {
   (void)env;
-  if (hint != NULL) {
+  if (hint == NULL) {
+    free(data);
     uv_once(&ho_once, ho_init);
     uv_mutex_lock(&ho_lock);
-    if (ho_pooled < HO_POOL_MAX) {
-      ho_pool[ho_pooled++] = data;
-      data = NULL;
-      ho_returned++;
-    } else {
-      ho_freed++;
-    }
+    ho_freed++;
     uv_mutex_unlock(&ho_lock);
-  }
-  free(data);
-}
-
-/* Hand-over batch: see the comment on poller_t. */
-static void poll_hand_over(poller_t *p) {
-  napi_env env = p->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value own = NULL;
-  if (napi_get_reference_value(env, p->ownRef, &own) != napi_ok || own == NULL) {
-    napi_close_handle_scope(env, scope);
     return;
   }
+  uv_mutex_lock(&ho_lock);
+  uint8_t *d = (uint8_t *)data;
+  for (size_t i = 0; i < ho_narenas; i++) {
+    ho_arena_t *a = &ho_arenas[i];
+    if (d >= a->base && d < a->base + (size_t)HO_STRIDE * HO_ARENA_CHUNKS) {
+      a->idle |= 1u << ((d - a->base) / HO_STRIDE);
+      if (a->idle == HO_ARENA_ALL) a->idleSince = uv_hrtime();
+      ho_returned++;
+      break;
+    }
+  }
+  uv_mutex_unlock(&ho_lock);
+}
+
+#define HO_ARENA_HINT ((void *)1)
+
+/*
+ * One batch (see the comment on poller_t) into the poller's buffers, the handed-over packets into
+ * `own` (NULL: no hand-over). Returns the packet count; *stop is the errno that ended it (0 for
+ * EAGAIN or a full batch).
+ */
+static uint32_t poller_fill(poller_t *p, napi_value own, int *stop) {
+  napi_env env = p->env;
   size_t pos = 0, handed = 0;
   uint32_t count = 0;
-  int stop = 0;
+  *stop = 0;
   uint32_t maxCount = p->maxPackets;
   if ((size_t)maxCount * 2 > p->metaLen) maxCount = (uint32_t)(p->metaLen / 2);
+  if (own == NULL) {
+    while (count < maxCount && p->bufLen - pos >= p->maxPacket) {
+      ssize_t n = read(p->fd, p->buf + pos, p->maxPacket);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) *stop = errno;
+        break;
+      }
+      p->meta[count * 2] = (int32_t)pos;
+      p->meta[count * 2 + 1] = (int32_t)n;
+      count++;
+      pos += ((size_t)n + 7) & ~(size_t)7;
+    }
+    return count;
+  }
   while (count < maxCount && p->bufLen - pos >= (size_t)p->ownMin + 8 && handed < p->bufLen) {
     if (p->spare == NULL) {
-      p->spare = ho_get(p->maxPacket);
+      bool fromArena;
+      p->spare = ho_get(p->maxPacket, &fromArena);
+      p->spareHint = fromArena ? HO_ARENA_HINT : NULL;
       if (p->spare == NULL) {
-        stop = ENOMEM;
+        *stop = ENOMEM;
         break;
       }
     }
     ssize_t n = read(p->fd, p->spare, p->maxPacket);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN) stop = errno;
+      if (errno != EAGAIN) *stop = errno;
       break;
     }
     if ((size_t)n <= p->ownMin) {
@@ -654,18 +740,18 @@ static void poll_hand_over(poller_t *p) {
       continue;
     }
     uint8_t *mem = p->spare;
+    void *hint = p->spareHint;
     p->spare = NULL;
-    void *pooled = p->maxPacket <= HO_CHUNK ? (void *)1 : NULL;
     napi_value ab;
-    napi_status st = napi_create_external_arraybuffer(env, mem, (size_t)n, free_handed_over, pooled, &ab);
+    napi_status st = napi_create_external_arraybuffer(env, mem, (size_t)n, free_handed_over, hint, &ab);
     if (st != napi_ok) {
       /* No external buffers here (a sandboxed V8): one copy into V8's own memory. */
       void *data = NULL;
       st = napi_create_arraybuffer(env, (size_t)n, &data, &ab);
       if (st == napi_ok) memcpy(data, mem, (size_t)n);
-      free_handed_over(env, mem, pooled);
+      free_handed_over(env, mem, hint);
       if (st != napi_ok) {
-        stop = ENOMEM;
+        *stop = ENOMEM;
         break;
       }
     }
@@ -675,8 +761,15 @@ static void poll_hand_over(poller_t *p) {
     count++;
     handed += (size_t)n;
   }
-  if (count > 0 || stop != 0) poller_call_in_scope(p, count, stop);
-  napi_close_handle_scope(env, scope);
+  return count;
+}
+
+/* The poller's `own` array (NULL when it has none or it is gone); call inside a handle scope. */
+static napi_value poller_own(poller_t *p) {
+  napi_value own = NULL;
+  if (p->ownRef == NULL) return NULL;
+  if (napi_get_reference_value(p->env, p->ownRef, &own) != napi_ok) return NULL;
+  return own;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
@@ -690,28 +783,15 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     poller_call(p, -1, events);
     return;
   }
-  if (p->ownRef != NULL) {
-    poll_hand_over(p);
-    return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
+  napi_value own = poller_own(p);
+  if (p->ownRef == NULL || own != NULL) {
+    int stop = 0;
+    uint32_t count = poller_fill(p, own, &stop);
+    if (count > 0 || stop != 0) poller_call_in_scope(p, count, stop);
   }
-  size_t pos = 0;
-  uint32_t count = 0;
-  int stop = 0;
-  uint32_t maxCount = p->maxPackets;
-  if ((size_t)maxCount * 2 > p->metaLen) maxCount = (uint32_t)(p->metaLen / 2);
-  while (count < maxCount && p->bufLen - pos >= p->maxPacket) {
-    ssize_t n = read(p->fd, p->buf + pos, p->maxPacket);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) stop = errno;
-      break;
-    }
-    p->meta[count * 2] = (int32_t)pos;
-    p->meta[count * 2 + 1] = (int32_t)n;
-    count++;
-    pos += ((size_t)n + 7) & ~(size_t)7;
-  }
-  if (count > 0 || stop != 0) poller_call(p, count, stop);
+  napi_close_handle_scope(p->env, scope);
 }
 
 static void poller_free_refs(poller_t *p) {
@@ -726,7 +806,7 @@ static void poller_free_refs(poller_t *p) {
 
 static void on_close(uv_handle_t *h) {
   poller_t *p = (poller_t *)h->data;
-  if (p->spare != NULL) free_handed_over(NULL, p->spare, p->maxPacket <= HO_CHUNK ? (void *)1 : NULL);
+  if (p->spare != NULL) free_handed_over(NULL, p->spare, p->spareHint);
   free(p);
 }
 
@@ -833,12 +913,20 @@ static poller_t *get_poller(napi_env env, napi_value v) {
   return (poller_t *)data;
 }
 
+/* The arguments of a poller call (up to *argc into argv, then how many came), the first a handle; NULL when thrown. */
+static poller_t *poller_args(napi_env env, napi_callback_info info, napi_value *argv, size_t *argc) {
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "tunstack native: napi_get_cb_info failed");
+    return NULL;
+  }
+  return get_poller(env, argv[0]);
+}
+
 /* pollerStart(h, events) -> 0 | -errno; events: 1 readable, 4 writable */
 static napi_value t_poller_start(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  poller_t *p = get_poller(env, argv[0]);
+  poller_t *p = poller_args(env, info, argv, &argc);
   int32_t events = UV_READABLE;
   if (p == NULL) return NULL;
   if (argc > 1 && get_i32(env, argv[1], &events)) return NULL;
@@ -853,8 +941,7 @@ static napi_value t_poller_start(napi_env env, napi_callback_info info) {
 static napi_value t_poller_stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  poller_t *p = get_poller(env, argv[0]);
+  poller_t *p = poller_args(env, info, argv, &argc);
   if (p == NULL) return NULL;
   if (!p->closing && p->active) uv_poll_stop(&p->handle);
   p->active = 0;
@@ -865,8 +952,7 @@ static napi_value t_poller_stop(napi_env env, napi_callback_info info) {
 static napi_value t_poller_ref(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  poller_t *p = get_poller(env, argv[0]);
+  poller_t *p = poller_args(env, info, argv, &argc);
   if (p == NULL) return NULL;
   bool on = true;
   napi_get_value_bool(env, argv[1], &on);
@@ -877,11 +963,29 @@ static napi_value t_poller_ref(napi_env env, napi_callback_info info) {
   return num(env, 0);
 }
 
+/*
+ * pollerRead(handle) -> count | -errno: one batch now, as the poller reads on readiness, but
+ * returned instead of passed to the callback (for a caller that has just written and expects an
+ * answer queued already). The packets are in the poller's buf/meta/own as for a callback. 0 when
+ * nothing was waiting; an error after some packets is left for the next read to meet.
+ */
+static napi_value t_poller_read(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  poller_t *p = poller_args(env, info, argv, &argc);
+  if (p == NULL) return NULL;
+  if (p->closing || p->mode != 1) return num(env, -EBADF);
+  napi_value own = poller_own(p);
+  if (p->ownRef != NULL && own == NULL) return num(env, -EBADF);
+  int stop = 0;
+  uint32_t count = poller_fill(p, own, &stop);
+  return num(env, count > 0 || stop == 0 ? (double)count : -(double)stop);
+}
+
 static napi_value t_poller_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  poller_t *p = get_poller(env, argv[0]);
+  poller_t *p = poller_args(env, info, argv, &argc);
   if (p == NULL) return NULL;
   if (!p->closing) {
     napi_remove_env_cleanup_hook(env, cleanup_hook, p);
@@ -1901,6 +2005,7 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("pollerStop", t_poller_stop),
       EXPORT("pollerRef", t_poller_ref),
       EXPORT("pollerClose", t_poller_close),
+      EXPORT("pollerRead", t_poller_read),
       EXPORT("handOverStats", t_ho_stats),
       EXPORT("ifGet", t_if_get),
       EXPORT("ifSet", t_if_set),

@@ -109,6 +109,16 @@ export interface FdEndpointStats {
   rxBatches: number;
   /** Of them, batches read right after a write (readAfterWrite), not by the poller. */
   rxRereads: number;
+  /**
+   * Packets the native reader handed over in memory of their own (super-packets above the
+   * batch's handOverAbove), not copied out of the shared batch buffer.
+   */
+  rxHandedOver: number;
+  /**
+   * Packets above handOverAbove that were copied out of the shared batch buffer all the same (a
+   * native binding without pollerRead, on a read after a write): 0 when hand-over works throughout.
+   */
+  rxLargeCopied: number;
   /** GSO super-packets read from the kernel, and the segments they were split into. */
   rxGsoPackets: number;
   rxGsoSegments: number;
@@ -161,6 +171,8 @@ export class FdEndpoint implements LinkEndpoint {
     rxBytes: 0,
     rxBatches: 0,
     rxRereads: 0,
+    rxHandedOver: 0,
+    rxLargeCopied: 0,
     rxGsoPackets: 0,
     rxGsoSegments: 0,
     rxPartialChecksums: 0,
@@ -201,6 +213,8 @@ export class FdEndpoint implements LinkEndpoint {
     return this.keepTcpGso === 'auto' ? d.terminatesTcp === true : this.keepTcpGso;
   }
   private readonly batchOptions: BatchOptions;
+  /** Packets longer than this are handed over whole by the native reader (Infinity: none). */
+  private readonly handOverAbove: number;
   private pending: PacketBuffer[] = [];
   private spare: PacketBuffer[] = [];
   private flushScheduled = false;
@@ -252,6 +266,7 @@ export class FdEndpoint implements LinkEndpoint {
     this.closeTap = options.closeTap ?? true;
     this.keepTcpGso = options.keepTcpGso ?? 'auto';
     this.batchOptions = { handOverAbove: HAND_OVER_ABOVE, ...options.batch };
+    this.handOverAbove = this.batchOptions.handOverAbove ?? Infinity;
     const q = options.txQueueLength === undefined ? FD_TX_QUEUE_LENGTH : options.txQueueLength;
     if (q !== null) {
       const len = typeof q === 'number' ? q : q.length;
@@ -582,8 +597,13 @@ export class FdEndpoint implements LinkEndpoint {
       const len = meta[2 * i + 1]!;
       try {
         // off -1: the poller handed this packet over in memory of its own (no copy needed).
-        if (off < 0) this.receiveOne(new Uint8Array(own[i]!, 0, len), 0, len, true);
-        else this.receiveOne(buf, off, off + len, false);
+        if (off < 0) {
+          stats.rxHandedOver++;
+          this.receiveOne(new Uint8Array(own[i]!, 0, len), 0, len, true);
+        } else {
+          if (len > this.handOverAbove) stats.rxLargeCopied++;
+          this.receiveOne(buf, off, off + len, false);
+        }
       } catch (e) {
         // A bug below must not escape into the event loop: count it and go on.
         stats.rxErrors++;

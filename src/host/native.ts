@@ -64,8 +64,17 @@ export interface NativeBinding {
     ownMin?: number,
   ): PollerHandle | number;
   pollerStart(h: PollerHandle, events: number): number;
-  /** The hand-over free list: [chunks reused, malloc'd fresh, returned, freed (list full), idle now]. */
+  /**
+   * The hand-over memory: [chunks taken from arenas, taken from malloc, given back, freed, idle
+   * now, arenas mapped now, arenas mapped ever, arenas unmapped ever].
+   */
   handOverStats?(): number[];
+  /**
+   * One batch read now into a mode-1 poller's buf/meta/own, as on readiness, returned instead of
+   * passed to its callback: the packet count (0: none waiting), or -errno when the first read
+   * failed. Optional: a binding built before it lacks it.
+   */
+  pollerRead?(h: PollerHandle): number;
   pollerStop(h: PollerHandle): number;
   pollerRef(h: PollerHandle, on: boolean): number;
   pollerClose(h: PollerHandle): number;

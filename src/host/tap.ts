@@ -646,6 +646,14 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
     const buf = this.batchBuf;
     const meta = this.batchMeta;
     if (this.batchHandler === null || h === null || buf === null || meta === null || this.paused || this._closed) return 0;
+    const poller = this.poller;
+    const pollerRead = this.n.pollerRead;
+    if (poller !== null && pollerRead !== undefined) {
+      // The poller's own read: super-packets are handed over (batchOwn) as on readiness, not copied.
+      const n = pollerRead.call(this.n, poller);
+      if (n > 0) h(buf, meta, n, this.batchOwn ?? NO_OWN);
+      return n > 0 ? n : 0;
+    }
     const maxPacket = this.batchMaxPacket;
     const maxCount = meta.length >> 1;
     let pos = 0;
@@ -661,7 +669,7 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
       count++;
       pos += (n + 7) & ~7;
     }
-    // Read here, every packet is in buf (none handed over): an empty `own`.
+    // An older binding: read here, every packet in buf (none handed over), an empty `own`.
     if (count > 0) h(buf, meta, count, NO_OWN);
     return count;
   }
