@@ -9,19 +9,10 @@
  *    kernel's DF ping from A is answered with frag-needed (mtu 1280) by tunstack, and the kernel
  *    caches the path MTU.
  */
-import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  IFF_NO_PI,
-  IFF_TAP,
-  IFF_VNET_HDR,
-  parseIPv4,
-  Stack,
-  TunstackError,
-  type IPv4Protocol,
-} from '../../src/index.js';
-import { FdEndpoint, fdNicEndpoint, HostTap } from '../../src/host/index.js';
+import { parseIPv4, Stack, TunstackError, type IPv4Protocol } from '../../src/index.js';
 import { haveCommand, Netns, skipInterop, uniqueName, waitFor } from './helpers/netns.js';
+import { closeSides, routedSide, type RoutedSide } from './helpers/routed.js';
 import { Pair, STACK4 } from './helpers/pair.js';
 
 const skip = skipInterop('test/interop/pmtu.test.ts');
@@ -112,29 +103,9 @@ describe.skipIf(skip || noTools)('kernel interop: path MTU discovery', () => {
   it('tunstack routes; the kernel gets frag-needed (mtu 1280) from tunstack for a DF ping', async () => {
     const stack = new Stack({ forwarding: true });
     cleanups.push(() => stack.close());
-    const made: Array<{ ns: Netns; tap: HostTap; ep: FdEndpoint }> = [];
-    cleanups.push(() => {
-      for (const m of made) {
-        m.ep.close();
-        m.tap.close();
-        m.ns.remove();
-      }
-    });
-    const side = (n: number, mtu: number): { ns: Netns; tap: HostTap; ep: FdEndpoint } => {
-      const ns = new Netns(n === 0 ? 'tsa' : 'tsb');
-      const tap = HostTap.open({ name: uniqueName('tsr'), flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR });
-      tap.mtu = mtu;
-      const ep = new FdEndpoint(tap, { mtu });
-      const m = { ns, tap, ep };
-      made.push(m);
-      execFileSync('ip', ['link', 'set', tap.name, 'netns', ns.name]);
-      ns.ip('addr', 'add', `198.${18 + n}.0.2/24`, 'dev', tap.name);
-      ns.ip('link', 'set', tap.name, 'up');
-      ns.ip('route', 'add', 'default', 'via', `198.${18 + n}.0.1`);
-      const nic = stack.createNIC({ name: `eth${n}`, endpoint: fdNicEndpoint(ep) });
-      nic.addAddress(`198.${18 + n}.0.1/24`);
-      return m;
-    };
+    const made: RoutedSide[] = [];
+    cleanups.push(() => closeSides(made));
+    const side = (n: number, mtu: number): RoutedSide => routedSide(stack, n, { ns: n === 0 ? 'tsa' : 'tsb', tap: 'tsr', mtu, endpoint: { mtu } }, made);
     const a = side(0, 1500);
     side(1, 1280);
 

@@ -10,11 +10,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { IFF_NO_PI, IFF_TAP, IFF_VNET_HDR, Stack, TUN_F_CSUM } from '../../src/index.js';
-import { FdEndpoint, fdNicEndpoint, HostTap } from '../../src/host/index.js';
+import { Stack, TUN_F_CSUM } from '../../src/index.js';
 import type { IPv4Protocol } from '../../src/network/ipv4.js';
 import type { TcpProtocol } from '../../src/transport/tcp/protocol.js';
-import { haveCommand, Netns, skipInterop, uniqueName, waitFor } from './helpers/netns.js';
+import { haveCommand, skipInterop, uniqueName, waitFor } from './helpers/netns.js';
+import { closeSides, routedSide, type RoutedSide } from './helpers/routed.js';
 import { KERNEL4, Pair, STACK4 } from './helpers/pair.js';
 
 const skip = skipInterop('test/interop/rx-checksum.test.ts');
@@ -110,33 +110,13 @@ describe.skipIf(skip)('checksums of packets from the kernel over a TAP', () => {
   it.skipIf(noTshark)('a partial checksum is completed when tunstack forwards the packet (the far kernel and tshark agree)', async () => {
     const stack = new Stack({ forwarding: true });
     cleanups.push(() => stack.close());
-    const made: Array<{ ns: Netns; tap: HostTap; ep: FdEndpoint }> = [];
-    cleanups.push(() => {
-      for (const m of made) {
-        m.ep.close();
-        m.ns.remove();
-      }
-    });
-    const side = (n: number): { ns: Netns; tap: HostTap; ep: FdEndpoint } => {
-      const ns = new Netns(n === 0 ? 'tca' : 'tcb');
-      const tap = HostTap.open({ name: uniqueName('tcr'), flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR });
-      // B's side offloads nothing: what tunstack writes there must carry complete checksums.
-      const ep = new FdEndpoint(tap, { mtu: 1500, offload: n === 0 });
-      // A's kernel may leave checksums partial but must cut its own segments (no TSO): every
-      // data segment then comes partial (NEEDS_CSUM) and is forwarded as it came.
-      if (n === 0) tap.setOffload(TUN_F_CSUM);
-      const m = { ns, tap, ep };
-      made.push(m);
-      execFileSync('ip', ['link', 'set', tap.name, 'netns', ns.name]);
-      ns.ip('addr', 'add', `198.${18 + n}.0.2/24`, 'dev', tap.name);
-      ns.ip('link', 'set', tap.name, 'up');
-      ns.ip('route', 'add', 'default', 'via', `198.${18 + n}.0.1`);
-      const nic = stack.createNIC({ name: `eth${n}`, endpoint: fdNicEndpoint(ep) });
-      nic.addAddress(`198.${18 + n}.0.1/24`);
-      return m;
-    };
-    const a = side(0);
-    const b = side(1);
+    const made: RoutedSide[] = [];
+    cleanups.push(() => closeSides(made));
+    // B's side offloads nothing: what tunstack writes there must carry complete checksums. A's
+    // kernel may leave checksums partial but must cut its own segments (no TSO): every data
+    // segment then comes partial (NEEDS_CSUM) and is forwarded as it came.
+    const a = routedSide(stack, 0, { ns: 'tca', tap: 'tcr', endpoint: { mtu: 1500, offload: true }, tune: (tap) => tap.setOffload(TUN_F_CSUM) }, made);
+    const b = routedSide(stack, 1, { ns: 'tcb', tap: 'tcr', endpoint: { mtu: 1500, offload: false } }, made);
     const bDev = b.tap.name;
     // B's kernel verifies every segment (a TAP write without flags is CHECKSUM_NONE); tshark on
     // B's interface checks them too.
