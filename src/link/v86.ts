@@ -14,14 +14,16 @@
  * The event fires inside the guest's write to the NIC's command register. The link does not run
  * the stack there: the copies wait (at most `pending` frames, beyond which they are dropped and
  * counted) and reach the stack on a microtask, once the emulator's current run of instructions has
- * returned, as frames from v86's own relays arrive. Run synchronously, the stack's answers (ACKs,
- * data) landed in the NIC's receive ring in the middle of the guest's transmit, and of its
- * interrupt handler when that transmits the next frame; with a guest serving a file to a page's
- * stack (test/browser/v86.test.ts) its ne2k transmit queue once stalled ("NETDEV WATCHDOG ...
- * transmit queue 0 timed out", card resets, the transfer stuck). Our reading, not proven: the
- * Linux 8390 driver's handler kept finding new receive work until its service limit and returned
- * with interrupts pending. Leave `relay_url` unset (a relay would take the
- * same bus events).
+ * returned, as frames from v86's own relays arrive; run synchronously, the stack's answers (ACKs,
+ * data) would land in the NIC's receive ring in the middle of the guest's transmit and of its
+ * interrupt handler. Leave `relay_url` unset (a relay would take the same bus events).
+ *
+ * A Linux guest on the ne2k needs one line in its init, for a bug of v86's interrupt controller
+ * that frames from outside (ours or a relay's) trigger: v86's PIC can leave the cascade IRQ 2 in
+ * service for good, after which the NIC's IRQ (10 or 11, on the slave) is never delivered again
+ * ("NETDEV WATCHDOG: eth0: transmit queue 0 timed out", then silence). Marking IRQ 2
+ * level-triggered in the master's ELCR (port 0x4d0, bit 2) avoids it; test/vm/helpers/v86.ts
+ * (initPrologue) says why and does it, and README's v86 section has the line.
  *
  * The NIC has no backpressure: the ne2k's receive ring holds about ten full frames and drops what
  * does not fit. So the link hands the guest at most `burst` frames, then yields to the event loop
