@@ -39,6 +39,8 @@ time (with --ws, see below); a guest that disconnects may connect again.
                                  local.port=QPORT,remote.type=inet,remote.host=HOST,remote.port=PORT
   --ws HOST:PORT             a WebSocket relay, one binary message per frame (v86's relay):
                                net_device: { type: 'ne2k', relay_url: 'ws://HOST:PORT/' }
+                             (a Linux guest on v86's ne2k needs README's ELCR line: v86's PIC
+                             can lose the NIC's interrupts for good without it)
                              each connection gets its own guest network unless --ws-shared
   --ws-origin ORIGIN         let browser pages from ORIGIN connect (e.g. http://localhost:8080;
                              '*' any); repeatable. Requests with another Origin are refused (403);
