@@ -114,10 +114,7 @@ export interface FdEndpointStats {
    * batch's handOverAbove), not copied out of the shared batch buffer.
    */
   rxHandedOver: number;
-  /**
-   * Packets above handOverAbove that were copied out of the shared batch buffer all the same (a
-   * native binding without pollerRead, on a read after a write): 0 when hand-over works throughout.
-   */
+  /** Packets above handOverAbove copied out of the shared batch buffer all the same (0 while hand-over works). */
   rxLargeCopied: number;
   /** GSO super-packets read from the kernel, and the segments they were split into. */
   rxGsoPackets: number;

@@ -72,9 +72,9 @@ export interface NativeBinding {
   /**
    * One batch read now into a mode-1 poller's buf/meta/own, as on readiness, returned instead of
    * passed to its callback: the packet count (0: none waiting), or -errno when the first read
-   * failed. Optional: a binding built before it lacks it.
+   * failed.
    */
-  pollerRead?(h: PollerHandle): number;
+  pollerRead(h: PollerHandle): number;
   pollerStop(h: PollerHandle): number;
   pollerRef(h: PollerHandle, on: boolean): number;
   pollerClose(h: PollerHandle): number;

@@ -135,7 +135,6 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
   private batchHandler: BatchHandler | null = null;
   private batchBuf: Uint8Array | null = null;
   private batchMeta: Int32Array | null = null;
-  private batchMaxPacket = 0;
   private batchOwn: ArrayBuffer[] | null = null;
   private batchOwnMin = 0;
   private scratch: Uint8Array | null = null;
@@ -627,7 +626,6 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
     this.batchHandler = handler;
     this.batchBuf = new Uint8Array(size);
     this.batchMeta = new Int32Array(maxPackets * 2);
-    this.batchMaxPacket = maxPacket;
     this.batchOwn = ownMin === undefined ? null : [];
     this.batchOwnMin = ownMin ?? 0;
     this.setPoller(1, maxPacket, maxPackets);
@@ -645,33 +643,11 @@ export class HostTap extends EventEmitter<HostTapEvents> implements TunFile {
     const h = handler ?? this.batchHandler;
     const buf = this.batchBuf;
     const meta = this.batchMeta;
-    if (this.batchHandler === null || h === null || buf === null || meta === null || this.paused || this._closed) return 0;
-    const poller = this.poller;
-    const pollerRead = this.n.pollerRead;
-    if (poller !== null && pollerRead !== undefined) {
-      // The poller's own read: super-packets are handed over (batchOwn) as on readiness, not copied.
-      const n = pollerRead.call(this.n, poller);
-      if (n > 0) h(buf, meta, n, this.batchOwn ?? NO_OWN);
-      return n > 0 ? n : 0;
-    }
-    const maxPacket = this.batchMaxPacket;
-    const maxCount = meta.length >> 1;
-    let pos = 0;
-    let count = 0;
-    while (count < maxCount && buf.length - pos >= maxPacket) {
-      const n = this.n.read(this.fd, buf, pos, maxPacket);
-      if (n <= 0) {
-        if (n === -4) continue;
-        break;
-      }
-      meta[2 * count] = pos;
-      meta[2 * count + 1] = n;
-      count++;
-      pos += (n + 7) & ~7;
-    }
-    // An older binding: read here, every packet in buf (none handed over), an empty `own`.
-    if (count > 0) h(buf, meta, count, NO_OWN);
-    return count;
+    if (this.batchHandler === null || h === null || buf === null || meta === null || this.paused || this._closed || this.poller === null) return 0;
+    // The poller's own read: super-packets are handed over (batchOwn) as on readiness, not copied.
+    const n = this.n.pollerRead(this.poller);
+    if (n > 0) h(buf, meta, n, this.batchOwn ?? NO_OWN);
+    return n > 0 ? n : 0;
   }
 
   /** Stop batch reading (back to 'readable' events if anyone listens). */
