@@ -163,7 +163,7 @@ async function readOnce(r: Rig, mtu: number, work: Work): Promise<number> {
   await once(child, 'close');
   r.tap.stopBatches();
   if (work === 'handover') {
-    const h = requireNative().handOverStats?.() ?? [];
+    const h = requireNative().handOverStats();
     console.log(`    hand-over memory so far: chunks from arenas ${h[0]}, from malloc ${h[1]}, returned ${h[2]}, freed ${h[3]}, idle ${h[4]}; arenas mapped ${h[5]} (ever ${h[6]}, unmapped ${h[7]})`);
   }
   void sink;

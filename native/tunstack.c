@@ -567,7 +567,7 @@ static void ho_init(void) { uv_mutex_init(&ho_lock); }
  * Counters: chunks taken from a mapped arena, taken from malloc (arenas all full or mmap failed),
  * given back, freed (malloc'd ones, and arena chunks unmapped); arenas mapped and unmapped.
  */
-static double ho_reused, ho_fresh, ho_returned, ho_freed, ho_mapped, ho_unmapped;
+static double ho_from_arena, ho_from_malloc, ho_returned, ho_freed, ho_mapped, ho_unmapped;
 
 static size_t ho_idle_chunks(void) {
   size_t n = 0;
@@ -639,10 +639,10 @@ static uint8_t *ho_get(size_t size, bool *fromArena) {
     int c = __builtin_ctz(a->idle);
     a->idle &= ~(1u << c);
     m = a->base + (size_t)c * HO_STRIDE;
-    ho_reused++;
+    ho_from_arena++;
     *fromArena = true;
   } else {
-    ho_fresh++;
+    ho_from_malloc++;
   }
   uv_mutex_unlock(&ho_lock);
   return m != NULL ? m : (uint8_t *)malloc(HO_CHUNK);
@@ -655,7 +655,7 @@ static napi_value t_ho_stats(napi_env env, napi_callback_info info) {
   napi_value arr;
   napi_create_array_with_length(env, 8, &arr);
   uv_mutex_lock(&ho_lock);
-  double v[8] = {ho_reused, ho_fresh, ho_returned, ho_freed, (double)ho_idle_chunks(), (double)ho_narenas, ho_mapped, ho_unmapped};
+  double v[8] = {ho_from_arena, ho_from_malloc, ho_returned, ho_freed, (double)ho_idle_chunks(), (double)ho_narenas, ho_mapped, ho_unmapped};
   uv_mutex_unlock(&ho_lock);
   for (uint32_t i = 0; i < 8; i++) napi_set_element(env, arr, i, num(env, v[i]));
   return arr;

@@ -68,7 +68,7 @@ export interface NativeBinding {
    * The hand-over memory: [chunks taken from arenas, taken from malloc, given back, freed, idle
    * now, arenas mapped now, arenas mapped ever, arenas unmapped ever].
    */
-  handOverStats?(): number[];
+  handOverStats(): number[];
   /**
    * One batch read now into a mode-1 poller's buf/meta/own, as on readiness, returned instead of
    * passed to its callback: the packet count (0: none waiting), or -errno when the first read
