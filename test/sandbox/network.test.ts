@@ -385,6 +385,26 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
   while (!cond() && Date.now() - t0 < ms) await new Promise((r) => setTimeout(r, 10));
 }
 
+/**
+ * Waits until `read()` has stayed the same for `quietMs` (sampled every 10 ms), and returns it.
+ * A flow that is still growing can stand still for a few samples on a loaded machine (CI runs
+ * other test files beside this one), so two equal samples in a row are not enough.
+ */
+async function settled(read: () => number, quietMs = 500, ms = 10_000): Promise<number> {
+  const t0 = Date.now();
+  let last = read();
+  let since = Date.now();
+  while (Date.now() - t0 < ms) {
+    await new Promise((r) => setTimeout(r, 10));
+    const now = read();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (now > 0 && Date.now() - since >= quietMs) break;
+  }
+  return last;
+}
+
 function sha256(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex');
 }
@@ -485,14 +505,8 @@ describe.each(hostPaths)('TCP relay host side: %s', (_name, opts, skip) => {
     const big = Buffer.alloc(64 << 20, 5);
     s.write(big);
     // The guest keeps trying: what reached the host side settles (socket buffers and TCP windows).
-    let last = -1;
-    await until(() => {
-      const now = net.tcp.stats.bytesToHost;
-      const still = now > 0 && now === last;
-      last = now;
-      return still;
-    }, 10_000);
-    await new Promise((r) => setTimeout(r, 200));
+    let last = await settled(() => net.tcp.stats.bytesToHost);
+    await new Promise((r) => setTimeout(r, 500));
     expect(net.tcp.stats.bytesToHost).toBe(last);
     expect(last).toBeGreaterThan(0);
     expect(last).toBeLessThan(24 << 20);
@@ -510,17 +524,14 @@ describe.each(hostPaths)('TCP relay host side: %s', (_name, opts, skip) => {
       conns.push(c);
     });
     const port2 = await listenLoopback(feeder);
+    // Closers run last-in first-out: the feeder's close waits for its connection, so end that first
+    // (the guest's destroy below does it when the test gets there).
+    closers.push(() => conns.forEach((c) => c.destroy()));
     const g = guest.net.connect({ host: '10.0.2.2', port: port2 });
     g.on('error', () => {});
     g.pause();
-    last = -1;
-    await until(() => {
-      const now = net.tcp.stats.bytesToGuest;
-      const still = now > 0 && now === last;
-      last = now;
-      return still;
-    }, 10_000);
-    await new Promise((r) => setTimeout(r, 200));
+    last = await settled(() => net.tcp.stats.bytesToGuest);
+    await new Promise((r) => setTimeout(r, 500));
     expect(net.tcp.stats.bytesToGuest).toBe(last);
     expect(last).toBeGreaterThan(0);
     expect(last).toBeLessThan(16 << 20);
