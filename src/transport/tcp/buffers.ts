@@ -398,8 +398,11 @@ export class RecvQueue {
 
   /**
    * Take bytes for a stream consumer without copying large payloads: the head as it is (or its
-   * first `max` bytes) when it holds at least `minChunk` bytes or is alone, else a copy of up to
-   * `max` bytes of the small heads in front (so that MSS-sized segments still go up in big chunks).
+   * first `max` bytes) when it holds at least `minChunk` bytes or is alone, else a copy of the
+   * small payloads in front, up to `max` bytes (so that MSS-sized segments still go up in big
+   * chunks). The copy stops at the first large payload: a short segment in front of super-packets
+   * (the tail of a sender's write) goes up alone rather than have 64 KiB copied after it (fresh
+   * memory for the copy can fault page by page after the process forked).
    */
   takeChunk(max: number, minChunk: number): Uint8Array {
     const head = this.peek()!;
@@ -409,7 +412,16 @@ export class RecvQueue {
       this.trimHead(max);
       return out;
     }
-    return this.take(max);
+    // The run of small payloads at the front, up to max bytes.
+    const items = this.items;
+    let n = 0;
+    for (let i = this.head; i < items.length && n < max; i++) {
+      const len = items[i]!.length;
+      if (len >= minChunk) break;
+      n += len;
+    }
+    if (n === head.length && n <= max) return this.shift()!;
+    return this.take(Math.min(n, max));
   }
 
   /** Replace the head with its tail after `n` bytes were taken from it. */
