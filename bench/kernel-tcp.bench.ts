@@ -16,8 +16,15 @@
  * directions whose names contain a or b (URI-encoded; for profiles).
  * KERNEL_BENCH_GSO=1 gives the FdEndpoint `keepTcpGso` (the kernel's TSO super-packets delivered
  * whole to the terminating stack, as the sandbox does) to see what splitting them costs.
+ * KERNEL_BENCH_CC=cubic (or bbr, reno) sets the kernel sockets' congestion control (TCP_CONGESTION),
+ * for veth and tunstack alike; unset, the namespace's default (net.ipv4.tcp_congestion_control,
+ * inherited from the host) applies. KERNEL_BENCH_WARMUP=N runs N untimed transfers per direction
+ * before the timed ones (veth and tunstack alike), to see the steady state apart from warm-up.
+ * KERNEL_BENCH_STATS=1 prints the kernel's counters after each configuration (TAP drops,
+ * retransmissions, loss recoveries).
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from '../src/index.js';
@@ -28,15 +35,18 @@ import type { BenchRow } from './run.js';
 const MB = 1 << 20;
 const SIZE = Number(process.env.KERNEL_BENCH_MB ?? 64) * MB;
 const RUNS = Number(process.env.KERNEL_BENCH_RUNS ?? 3);
+const WARMUP = Number(process.env.KERNEL_BENCH_WARMUP ?? 0);
 const PORT = 9100;
 
 /** python3: `server send|recv PORT N` or `client send|recv HOST PORT N`; prints the seconds it timed (or nothing). */
 const PY = `
-import socket, sys, time
+import os, socket, sys, time
 role, mode = sys.argv[1], sys.argv[2]
 n = int(sys.argv[-1])
 buf = bytearray(1 << 20)
+cc = os.environ.get('KERNEL_BENCH_CC', '').encode()
 def run(c, timed):
+    if cc: c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc)
     t0 = time.time()
     if mode == 'send':
         left = n
@@ -199,6 +209,14 @@ export default async function bench(): Promise<BenchRow[]> {
     return [];
   }
   const rows: BenchRow[] = [];
+  // veth's figure depends on it: BBR paces, CUBIC does not (on one machine here, veth at MTU 1500 ran 3x faster under CUBIC).
+  let defaultCc = '?';
+  try {
+    defaultCc = readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim();
+  } catch {
+    // not Linux's procfs: leave it unknown
+  }
+  console.log(`kernel-tcp: congestion control ${process.env.KERNEL_BENCH_CC || `${defaultCc} (the host's default)`}${WARMUP > 0 ? `, ${WARMUP} warm-up transfer(s) per direction` : ''}`);
   for (const [mtu, family] of CONFIGS) {
     // The reference: two namespaces joined by a veth pair with the same MTU.
     const a = new Netns('tkb');
@@ -217,7 +235,12 @@ export default async function bench(): Promise<BenchRow[]> {
       const pulls: number[] = [];
       const pushes: number[] = [];
       // KERNEL_BENCH_VETH=0 skips the reference (profiling tunstack alone).
-      for (let r = 0; r < (process.env.KERNEL_BENCH_VETH === '0' ? 0 : RUNS); r++) {
+      const vethRuns = process.env.KERNEL_BENCH_VETH === '0' ? 0 : RUNS;
+      for (let w = 0; w < (vethRuns > 0 ? WARMUP : 0); w++) {
+        await vethOnce(a, b, bAddr, true);
+        await vethOnce(a, b, bAddr, false);
+      }
+      for (let r = 0; r < vethRuns; r++) {
         pulls.push(await vethOnce(a, b, bAddr, true));
         pushes.push(await vethOnce(a, b, bAddr, false));
       }
@@ -242,11 +265,17 @@ export default async function bench(): Promise<BenchRow[]> {
       ];
       for (const [name, run, ref] of cases) {
         if (CASES !== null && !CASES.some((c) => name.includes(c))) continue;
+        for (let w = 0; w < WARMUP; w++) await run();
         const times: number[] = [];
         for (let r = 0; r < RUNS; r++) times.push(await run());
         spread(`${name}, ${label}`, times);
         const value = gbps(median(times));
         rows.push({ name: `${name}, ${label}`, value, unit: 'Gbit/s', reference: ref, referenceName: 'kernel to kernel over veth', ratio: value / ref });
+      }
+      if (process.env.KERNEL_BENCH_STATS === '1') {
+        // The kernel's side of this configuration: TAP queue drops, retransmissions, recoveries.
+        const stats = spawnSync('ip', ['netns', 'exec', p.ns.name, 'sh', '-c', `ip -s link show dev ${p.dev}; nstat -az | grep -E '^Tcp(OutSegs|RetransSegs|ExtTCP(LostRetransmit|SackRecovery|Timeouts|FastRetrans|DSACKRecv)) '`]);
+        console.log(stats.stdout.toString());
       }
     } finally {
       p.cleanup();

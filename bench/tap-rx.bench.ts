@@ -16,6 +16,7 @@
  *   fastest the kernel sends when the receiver does nothing but ACK, all in one JS thread.
  *
  * TAP_RX_ONLY=1500,65520 picks MTUs; TAP_RX_RUNS (default 3) runs each, every figure printed.
+ * KERNEL_BENCH_CC=cubic (or bbr, reno) sets the kernel sender's congestion control, as in kernel-tcp.bench.ts.
  */
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -55,9 +56,11 @@ while time.time() < end:
 `;
 
 const SEND = `
-import socket, sys
+import os, socket, sys
 n = int(sys.argv[1])
 c = socket.create_connection(('${SADDR}', ${PORT}))
+cc = os.environ.get('KERNEL_BENCH_CC', '').encode()
+if cc: c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc)
 buf = bytearray(1 << 20); v = memoryview(buf); left = n
 while left > 0:
     k = c.send(v[:min(left, len(buf))]); left -= k
