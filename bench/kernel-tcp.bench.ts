@@ -8,8 +8,9 @@
  * - kernel pushes to tunstack: a kernel socket sends to a `stack.net` server;
  * - tunstack pulls from kernel / pushes to kernel: a `stack.net` client against a kernel server.
  *
- * The kernel side is a small python3 program (the same one for the veth reference); it times the
- * transfer itself where it ends the transfer, tunstack's side times it where it does. Each figure
+ * The kernel side is a small python3 program (the same one for the veth reference), one per
+ * namespace, started before anything is timed and given one transfer after another (see AGENT);
+ * it times the transfer itself where it ends the transfer, tunstack's side times it where it does. Each figure
  * is the median of KERNEL_BENCH_RUNS (default 3) transfers of KERNEL_BENCH_MB MiB (default 64);
  * every run's figure is printed (the spread). KERNEL_BENCH_ONLY=1500/4,65520/6 picks the
  * configurations (default 1500/4, 1500/6, 65520/4, 65520/6); KERNEL_BENCH_CASES=a,b only the
@@ -18,8 +19,9 @@
  * whole to the terminating stack, as the sandbox does) to see what splitting them costs.
  * KERNEL_BENCH_CC=cubic (or bbr, reno) sets the kernel sockets' congestion control (TCP_CONGESTION),
  * for veth and tunstack alike; unset, the namespace's default (net.ipv4.tcp_congestion_control,
- * inherited from the host) applies. KERNEL_BENCH_WARMUP=N runs N untimed transfers per direction
- * before the timed ones (veth and tunstack alike), to see the steady state apart from warm-up.
+ * inherited from the host) applies. KERNEL_BENCH_WARMUP=N (default 1) runs N untimed transfers
+ * per direction before the timed ones, veth and tunstack alike (0: the first transfer after the
+ * processes were started is timed too, with its page faults and JIT warm-up).
  * KERNEL_BENCH_STATS=1 prints the kernel's counters after each configuration (TAP drops,
  * retransmissions, loss recoveries).
  */
@@ -35,17 +37,22 @@ import type { BenchRow } from './run.js';
 const MB = 1 << 20;
 const SIZE = Number(process.env.KERNEL_BENCH_MB ?? 64) * MB;
 const RUNS = Number(process.env.KERNEL_BENCH_RUNS ?? 3);
-const WARMUP = Number(process.env.KERNEL_BENCH_WARMUP ?? 0);
+const WARMUP = Number(process.env.KERNEL_BENCH_WARMUP ?? 1);
 const PORT = 9100;
 
-/** python3: `server send|recv PORT N` or `client send|recv HOST PORT N`; prints the seconds it timed (or nothing). */
-const PY = `
+/**
+ * python3, one per namespace for a whole configuration (spawned before anything is timed: a fork
+ * write-protects this process's memory, and each page it touches afterwards faults once, which
+ * on one machine here cost 10-14 us per page and slowed the next transfer by a third). It reads
+ * commands from stdin, one at a time: `server send|recv HOST PORT N` (prints `ready` once
+ * listening) or `client send|recv HOST PORT N`; after each transfer it prints `done SECONDS`
+ * where it received (it times the transfer itself) or `done -`.
+ */
+const AGENT = `
 import os, socket, sys, time
-role, mode = sys.argv[1], sys.argv[2]
-n = int(sys.argv[-1])
 buf = bytearray(1 << 20)
 cc = os.environ.get('KERNEL_BENCH_CC', '').encode()
-def run(c, timed):
+def run(c, mode, n):
     if cc: c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc)
     t0 = time.time()
     if mode == 'send':
@@ -62,16 +69,87 @@ def run(c, timed):
             if k == 0: break
             got += k
         assert got == n, got
-    if timed: print(time.time() - t0, flush=True)
+    secs = time.time() - t0
     c.close()
-if role == 'server':
-    fam = socket.AF_INET6 if ':' in sys.argv[3] else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((sys.argv[3], int(sys.argv[4]))); s.listen(4); print('ready', flush=True)
-    c, _ = s.accept(); run(c, mode == 'recv')
-else:
-    c = socket.create_connection((sys.argv[3], int(sys.argv[4]))); run(c, mode == 'recv')
+    return secs if mode == 'recv' else None
+for line in sys.stdin:
+    role, mode, host, port, n = line.split()
+    if role == 'server':
+        fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, int(port))); s.listen(4); print('ready', flush=True)
+        c, _ = s.accept(); s.close()
+    else:
+        c = socket.create_connection((host, int(port)))
+    r = run(c, mode, int(n))
+    print('done', '-' if r is None else r, flush=True)
 `;
+
+/** The kernel's side in one namespace: an AGENT process taking one command at a time. */
+class Agent {
+  private readonly child: ReturnType<Netns['spawn']>;
+  private readonly lines: string[] = [];
+  private readonly waiters: Array<{ ok: (line: string) => void; fail: (e: Error) => void }> = [];
+  private exited: Error | null = null;
+
+  constructor(ns: Netns) {
+    this.child = ns.spawn('python3', ['-c', AGENT]);
+    let text = '';
+    this.child.stdout!.on('data', (b: Buffer) => {
+      text += b.toString();
+      for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n')) {
+        const line = text.slice(0, i);
+        text = text.slice(i + 1);
+        const w = this.waiters.shift();
+        if (w !== undefined) w.ok(line);
+        else this.lines.push(line);
+      }
+    });
+    this.child.stderr!.on('data', (b: Buffer) => process.stderr.write(b));
+    this.child.on('close', (code) => {
+      this.exited = new Error(`kernel-side python exited (${code})`);
+      for (const w of this.waiters.splice(0)) w.fail(this.exited);
+    });
+  }
+
+  command(role: 'server' | 'client', mode: 'send' | 'recv', host: string): void {
+    this.child.stdin!.write(`${role} ${mode} ${host} ${PORT} ${SIZE}\n`);
+  }
+
+  /** The next line it prints (within 120 s). */
+  next(): Promise<string> {
+    const line = this.lines.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.exited !== null) return Promise.reject(this.exited);
+    return new Promise((ok, fail) => {
+      const timer = setTimeout(() => fail(new Error('kernel-side python: no answer in 120 s')), 120_000);
+      this.waiters.push({
+        ok: (l) => {
+          clearTimeout(timer);
+          ok(l);
+        },
+        fail,
+      });
+    });
+  }
+
+  /** The seconds of the transfer it just did (NaN where it did not time it). */
+  async done(): Promise<number> {
+    const line = await this.next();
+    if (!line.startsWith('done ')) throw new Error(`kernel-side python: ${line}`);
+    return Number(line.slice(5));
+  }
+
+  async ready(): Promise<void> {
+    const line = await this.next();
+    if (line !== 'ready') throw new Error(`kernel-side python: ${line}`);
+  }
+
+  close(): void {
+    this.child.stdin!.end();
+    this.child.kill();
+  }
+}
 
 /** Write SIZE bytes to `s` with backpressure, then end it (what comes back is read and dropped). */
 function sendAll(s: Socket): void {
@@ -93,34 +171,17 @@ function gbps(seconds: number): number {
   return (SIZE * 8) / seconds / 1e9;
 }
 
-function spawnPy(ns: Netns, args: string[]): { child: ReturnType<Netns['spawn']>; out: () => string } {
-  const child = ns.spawn('python3', ['-c', PY, ...args]);
-  let text = '';
-  child.stdout!.on('data', (b: Buffer) => (text += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => process.stderr.write(b));
-  return { child, out: () => text };
-}
-
-async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** One kernel-to-kernel transfer over veth: the receiver's seconds. */
-async function vethOnce(a: Netns, b: Netns, bAddr: string, serverSends: boolean): Promise<number> {
-  const srv = spawnPy(b, ['server', serverSends ? 'send' : 'recv', bAddr, String(PORT), String(SIZE)]);
-  await until(() => srv.out().includes('ready'), 5000, 'veth server');
-  const cli = spawnPy(a, ['client', serverSends ? 'recv' : 'send', bAddr, String(PORT), String(SIZE)]);
-  await Promise.all([once(srv.child, 'close'), once(cli.child, 'close')]);
-  const text = serverSends ? cli.out() : srv.out().replace('ready', '');
-  return Number(text.trim());
+async function vethOnce(a: Agent, b: Agent, bAddr: string, serverSends: boolean): Promise<number> {
+  b.command('server', serverSends ? 'send' : 'recv', bAddr);
+  await b.ready();
+  a.command('client', serverSends ? 'recv' : 'send', bAddr);
+  const [server, client] = await Promise.all([b.done(), a.done()]);
+  return serverSends ? client : server;
 }
 
 /** tunstack's server: sends SIZE bytes (kernel pulls) or receives them (kernel pushes, timed here). */
-async function tunstackServer(p: Pair, host: string, send: boolean): Promise<number> {
+async function tunstackServer(p: Pair, agent: Agent, host: string, send: boolean): Promise<number> {
   const server = p.stack.net.createServer();
   const done = new Promise<number>((resolve, reject) => {
     server.once('connection', (s: Socket) => {
@@ -143,16 +204,16 @@ async function tunstackServer(p: Pair, host: string, send: boolean): Promise<num
   });
   server.listen(PORT, host);
   await once(server, 'listening');
-  const cli = spawnPy(p.ns, ['client', send ? 'recv' : 'send', host, String(PORT), String(SIZE)]);
-  const [mine] = await Promise.all([done, once(cli.child, 'close')]);
+  agent.command('client', send ? 'recv' : 'send', host);
+  const [mine, theirs] = await Promise.all([done, agent.done()]);
   server.close();
-  return send ? Number(cli.out().trim()) : mine;
+  return send ? theirs : mine;
 }
 
 /** tunstack's client against a kernel server: pulls SIZE bytes (timed here) or pushes them. */
-async function tunstackClient(p: Pair, host: string, pull: boolean): Promise<number> {
-  const srv = spawnPy(p.ns, ['server', pull ? 'send' : 'recv', host, String(PORT), String(SIZE)]);
-  await until(() => srv.out().includes('ready'), 5000, 'kernel server');
+async function tunstackClient(p: Pair, agent: Agent, host: string, pull: boolean): Promise<number> {
+  agent.command('server', pull ? 'send' : 'recv', host);
+  await agent.ready();
   const s = p.stack.net.connect({ host, port: PORT });
   const mine = new Promise<number>((resolve, reject) => {
     s.on('error', reject);
@@ -172,8 +233,8 @@ async function tunstackClient(p: Pair, host: string, pull: boolean): Promise<num
       }
     });
   });
-  const [t] = await Promise.all([mine, once(srv.child, 'close')]);
-  return pull ? t : Number(srv.out().replace('ready', '').trim());
+  const [t, theirs] = await Promise.all([mine, agent.done()]);
+  return pull ? t : theirs;
 }
 
 /** The median of the finite figures (seconds: the middle time is the middle rate). */
@@ -218,13 +279,13 @@ export default async function bench(): Promise<BenchRow[]> {
   }
   console.log(`kernel-tcp: congestion control ${process.env.KERNEL_BENCH_CC || `${defaultCc} (the host's default)`}${WARMUP > 0 ? `, ${WARMUP} warm-up transfer(s) per direction` : ''}`);
   for (const [mtu, family] of CONFIGS) {
-    // The reference: two namespaces joined by a veth pair with the same MTU.
+    // The reference: two namespaces joined by a veth pair with the same MTU; and tunstack's pair.
     const a = new Netns('tkb');
     const b = new Netns('tkb');
     const va = uniqueName('tkv');
     const vb = uniqueName('tkv');
-    let vethPull = NaN;
-    let vethPush = NaN;
+    const agents: Agent[] = [];
+    let p: Pair | null = null;
     try {
       spawnSync('ip', ['link', 'add', va, 'netns', a.name, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', vb, 'netns', b.name, 'mtu', String(mtu)]);
       a.ip('addr', 'add', family === 4 ? '198.19.0.1/24' : '2001:db8:9::1/64', 'dev', va, ...(family === 6 ? ['nodad'] : []));
@@ -232,36 +293,37 @@ export default async function bench(): Promise<BenchRow[]> {
       a.ip('link', 'set', va, 'up');
       b.ip('link', 'set', vb, 'up');
       const bAddr = family === 4 ? '198.19.0.2' : '2001:db8:9::2';
+      p = new Pair({ mtu, ipv6: family === 6, ...(process.env.KERNEL_BENCH_GSO === '1' ? { endpoint: { keepTcpGso: true } } : {}) });
+      const agentA = new Agent(a);
+      const agentB = new Agent(b);
+      const agentK = new Agent(p.ns);
+      agents.push(agentA, agentB, agentK);
+      // Every process of this configuration runs now: nothing forks this one until its end.
       const pulls: number[] = [];
       const pushes: number[] = [];
       // KERNEL_BENCH_VETH=0 skips the reference (profiling tunstack alone).
       const vethRuns = process.env.KERNEL_BENCH_VETH === '0' ? 0 : RUNS;
       for (let w = 0; w < (vethRuns > 0 ? WARMUP : 0); w++) {
-        await vethOnce(a, b, bAddr, true);
-        await vethOnce(a, b, bAddr, false);
+        await vethOnce(agentA, agentB, bAddr, true);
+        await vethOnce(agentA, agentB, bAddr, false);
       }
       for (let r = 0; r < vethRuns; r++) {
-        pulls.push(await vethOnce(a, b, bAddr, true));
-        pushes.push(await vethOnce(a, b, bAddr, false));
+        pulls.push(await vethOnce(agentA, agentB, bAddr, true));
+        pushes.push(await vethOnce(agentA, agentB, bAddr, false));
       }
       spread(`veth pull, MTU ${mtu}, IPv${family}`, pulls);
       spread(`veth push, MTU ${mtu}, IPv${family}`, pushes);
-      vethPull = gbps(median(pulls));
-      vethPush = gbps(median(pushes));
-    } finally {
-      a.remove();
-      b.remove();
-    }
-    const p = new Pair({ mtu, ipv6: family === 6, ...(process.env.KERNEL_BENCH_GSO === '1' ? { endpoint: { keepTcpGso: true } } : {}) });
-    try {
+      const vethPull = gbps(median(pulls));
+      const vethPush = gbps(median(pushes));
+      const pair = p;
       const stackAddr = family === 4 ? STACK4 : STACK6;
       const kernelAddr = family === 4 ? KERNEL4 : KERNEL6;
       const label = `MTU ${mtu}, IPv${family}`;
       const cases: Array<[string, () => Promise<number>, number]> = [
-        ['kernel pulls from tunstack', () => tunstackServer(p, stackAddr, true), vethPull],
-        ['kernel pushes to tunstack', () => tunstackServer(p, stackAddr, false), vethPush],
-        ['tunstack pulls from kernel', () => tunstackClient(p, kernelAddr, true), vethPull],
-        ['tunstack pushes to kernel', () => tunstackClient(p, kernelAddr, false), vethPush],
+        ['kernel pulls from tunstack', () => tunstackServer(pair, agentK, stackAddr, true), vethPull],
+        ['kernel pushes to tunstack', () => tunstackServer(pair, agentK, stackAddr, false), vethPush],
+        ['tunstack pulls from kernel', () => tunstackClient(pair, agentK, kernelAddr, true), vethPull],
+        ['tunstack pushes to kernel', () => tunstackClient(pair, agentK, kernelAddr, false), vethPush],
       ];
       for (const [name, run, ref] of cases) {
         if (CASES !== null && !CASES.some((c) => name.includes(c))) continue;
@@ -274,11 +336,14 @@ export default async function bench(): Promise<BenchRow[]> {
       }
       if (process.env.KERNEL_BENCH_STATS === '1') {
         // The kernel's side of this configuration: TAP queue drops, retransmissions, recoveries.
-        const stats = spawnSync('ip', ['netns', 'exec', p.ns.name, 'sh', '-c', `ip -s link show dev ${p.dev}; nstat -az | grep -E '^Tcp(OutSegs|RetransSegs|ExtTCP(LostRetransmit|SackRecovery|Timeouts|FastRetrans|DSACKRecv)) '`]);
+        const stats = spawnSync('ip', ['netns', 'exec', pair.ns.name, 'sh', '-c', `ip -s link show dev ${pair.dev}; nstat -az | grep -E '^Tcp(OutSegs|RetransSegs|ExtTCP(LostRetransmit|SackRecovery|Timeouts|FastRetrans|DSACKRecv)) '`]);
         console.log(stats.stdout.toString());
       }
     } finally {
-      p.cleanup();
+      for (const agent of agents) agent.close();
+      p?.cleanup();
+      a.remove();
+      b.remove();
     }
   }
   return rows;
