@@ -32,6 +32,7 @@ import { performance } from 'node:perf_hooks';
 import type { Socket } from '../src/index.js';
 import { interopSkipReason, Netns, uniqueName } from '../test/interop/helpers/netns.js';
 import { KERNEL4, KERNEL6, Pair, STACK4, STACK6 } from '../test/interop/helpers/pair.js';
+import { PyProcess } from './py-process.js';
 import type { BenchRow } from './run.js';
 
 const MB = 1 << 20;
@@ -41,9 +42,8 @@ const WARMUP = Number(process.env.KERNEL_BENCH_WARMUP ?? 1);
 const PORT = 9100;
 
 /**
- * python3, one per namespace for a whole configuration (spawned before anything is timed: a fork
- * write-protects this process's memory, and each page it touches afterwards faults once, which
- * on one machine here cost 10-14 us per page and slowed the next transfer by a third). It reads
+ * python3, one per namespace for a whole configuration, started before anything is timed (see
+ * PyProcess for why). It reads
  * commands from stdin, one at a time: `server send|recv HOST PORT N` (prints `ready` once
  * listening) or `client send|recv HOST PORT N`; after each transfer it prints `done SECONDS`
  * where it received (it times the transfer itself) or `done -`.
@@ -85,69 +85,23 @@ for line in sys.stdin:
     print('done', '-' if r is None else r, flush=True)
 `;
 
-/** The kernel's side in one namespace: an AGENT process taking one command at a time. */
-class Agent {
-  private readonly child: ReturnType<Netns['spawn']>;
-  private readonly lines: string[] = [];
-  private readonly waiters: Array<{ ok: (line: string) => void; fail: (e: Error) => void }> = [];
-  private exited: Error | null = null;
-
+/** The kernel's side in one namespace: an AGENT process taking one transfer at a time. */
+class Agent extends PyProcess {
   constructor(ns: Netns) {
-    this.child = ns.spawn('python3', ['-c', AGENT]);
-    let text = '';
-    this.child.stdout!.on('data', (b: Buffer) => {
-      text += b.toString();
-      for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n')) {
-        const line = text.slice(0, i);
-        text = text.slice(i + 1);
-        const w = this.waiters.shift();
-        if (w !== undefined) w.ok(line);
-        else this.lines.push(line);
-      }
-    });
-    this.child.stderr!.on('data', (b: Buffer) => process.stderr.write(b));
-    this.child.on('close', (code) => {
-      this.exited = new Error(`kernel-side python exited (${code})`);
-      for (const w of this.waiters.splice(0)) w.fail(this.exited);
-    });
+    super(ns, AGENT, 'kernel-side python');
   }
 
   command(role: 'server' | 'client', mode: 'send' | 'recv', host: string): void {
-    this.child.stdin!.write(`${role} ${mode} ${host} ${PORT} ${SIZE}\n`);
-  }
-
-  /** The next line it prints (within 120 s). */
-  next(): Promise<string> {
-    const line = this.lines.shift();
-    if (line !== undefined) return Promise.resolve(line);
-    if (this.exited !== null) return Promise.reject(this.exited);
-    return new Promise((ok, fail) => {
-      const timer = setTimeout(() => fail(new Error('kernel-side python: no answer in 120 s')), 120_000);
-      this.waiters.push({
-        ok: (l) => {
-          clearTimeout(timer);
-          ok(l);
-        },
-        fail,
-      });
-    });
+    this.send(`${role} ${mode} ${host} ${PORT} ${SIZE}`);
   }
 
   /** The seconds of the transfer it just did (NaN where it did not time it). */
   async done(): Promise<number> {
-    const line = await this.next();
-    if (!line.startsWith('done ')) throw new Error(`kernel-side python: ${line}`);
-    return Number(line.slice(5));
+    return Number(await this.expect('done'));
   }
 
   async ready(): Promise<void> {
-    const line = await this.next();
-    if (line !== 'ready') throw new Error(`kernel-side python: ${line}`);
-  }
-
-  close(): void {
-    this.child.stdin!.end();
-    this.child.kill();
+    await this.expect('ready');
   }
 }
 

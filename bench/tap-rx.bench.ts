@@ -26,6 +26,7 @@ import { HostTap } from '../src/host/index.js';
 import { requireNative } from '../src/host/native.js';
 import { checksum, pseudoHeaderSumV4 } from '../src/headers/checksum.js';
 import { interopSkipReason, Netns, uniqueName } from '../test/interop/helpers/netns.js';
+import { PyProcess } from './py-process.js';
 import type { BenchRow } from './run.js';
 
 const MB = 1 << 20;
@@ -56,10 +57,8 @@ while time.time() < end:
 `;
 
 /**
- * The ACK-only case's sender: one process for all its runs, a transfer per line on stdin, `done`
- * after each. Started once, before an untimed first transfer: a fork write-protects this process's
- * memory and every page it then touches faults once (10-14 us a page on one machine here), which
- * would be charged to the transfer right after it.
+ * The ACK-only case's sender: one process for all its runs (a PyProcess, see there why), a
+ * transfer per line on stdin, `done` after each; an untimed first transfer follows its start.
  */
 const SEND = `
 import os, socket, sys
@@ -77,42 +76,6 @@ for line in sys.stdin:
     c.close()
     print('done', flush=True)
 `;
-
-/** The running SEND process of a rig, and a promise per `done` line it prints. */
-interface Sender {
-  child: ReturnType<Netns['spawn']>;
-  next(): Promise<void>;
-}
-
-function startSender(r: Rig): Sender {
-  const child = r.ns.spawn('python3', ['-c', SEND, String(SIZE)]);
-  const waiting: Array<{ ok: () => void; fail: (e: Error) => void }> = [];
-  let banked = 0;
-  let text = '';
-  child.stdout!.on('data', (b: Buffer) => {
-    text += b.toString();
-    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n')) {
-      text = text.slice(i + 1);
-      const w = waiting.shift();
-      if (w !== undefined) w.ok();
-      else banked++;
-    }
-  });
-  child.stderr!.on('data', (b: Buffer) => process.stderr.write(b));
-  child.on('close', (code) => {
-    for (const w of waiting.splice(0)) w.fail(new Error(`ACK-only sender exited (${code})`));
-  });
-  return {
-    child,
-    next: () => {
-      if (banked > 0) {
-        banked--;
-        return Promise.resolve();
-      }
-      return new Promise<void>((ok, fail) => waiting.push({ ok, fail }));
-    },
-  };
-}
 
 function gbps(bytes: number, seconds: number): number {
   return (bytes * 8) / seconds / 1e9;
@@ -220,7 +183,7 @@ async function readOnce(r: Rig, mtu: number, work: Work): Promise<number> {
 }
 
 /** The minimal ACK-only receiver: Gbit/s from the first data byte to the FIN. */
-async function ackOnce(r: Rig, mtu: number, sender: Sender): Promise<number> {
+async function ackOnce(r: Rig, mtu: number, sender: PyProcess): Promise<number> {
   const hs = r.hs;
   const FRAME = hs + 14 + 20 + 20 + 8;
   const frames: Uint8Array[] = [];
@@ -332,9 +295,9 @@ async function ackOnce(r: Rig, mtu: number, sender: Sender): Promise<number> {
     }
     flush();
   });
-  sender.child.stdin!.write('go\n');
+  sender.send('go');
   const v = await done;
-  await sender.next();
+  await sender.expect('done');
   r.tap.stopBatches();
   if (got !== SIZE) throw new Error(`ACK-only receiver got ${got} of ${SIZE}`);
   return v;
@@ -354,14 +317,14 @@ export default async function bench(): Promise<BenchRow[]> {
   const mtus = (process.env.TAP_RX_ONLY ?? '1500,65520').split(',').map(Number);
   for (const mtu of mtus) {
     const r = rig(mtu);
-    let sender: Sender | undefined;
+    let sender: PyProcess | undefined;
     try {
       const cases: Array<[string, () => Promise<number>]> = [
         ['read only', () => readOnce(r, mtu, 'none')],
         ['read + copy into fresh memory', () => readOnce(r, mtu, 'copy')],
         ['read, handed over (pooled memory)', () => readOnce(r, mtu, 'handover')],
         ['read + copy into fresh memory + checksum', () => readOnce(r, mtu, 'copy+csum')],
-        ['kernel TCP to an ACK-only receiver', () => ackOnce(r, mtu, sender ??= startSender(r))],
+        ['kernel TCP to an ACK-only receiver', () => ackOnce(r, mtu, (sender ??= new PyProcess(r.ns, SEND, 'ACK-only sender', [String(SIZE)])))],
       ];
       for (const [name, run] of cases) {
         // The ACK-only case starts its sender first (a fork): an untimed transfer takes the faults.
@@ -372,10 +335,7 @@ export default async function bench(): Promise<BenchRow[]> {
         rows.push({ name: `${name}, MTU ${mtu}, IPv4`, value: median(xs), unit: 'Gbit/s' });
       }
     } finally {
-      if (sender !== undefined) {
-        sender.child.stdin!.end();
-        sender.child.kill();
-      }
+      sender?.close();
       teardown(r);
     }
   }
